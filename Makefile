@@ -1,0 +1,57 @@
+# Atrium's developer commands. Only Python 3.11 is needed on the machine: the rest is installed
+# into .venv on first use. `make run` serves the portal; `make test` runs the whole suite.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 8000
+
+# Developer commands run in dev mode (a generated SECRET_KEY under var/, loopback hosts);
+# production settings are exercised by the settings tests with DEBUG off.
+export DEBUG ?= true
+export PORTAL_BASE_URL ?= http://127.0.0.1:$(PORT)
+
+.PHONY: help install run test test-integration check format clean
+
+help:
+	@echo "make run     start web, Celery worker and beat on $(PORTAL_BASE_URL)"
+	@echo "make test    run the whole test suite"
+	@echo "make check   ruff, ruff format --check, mypy, makemigrations --check"
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "Atrium needs Python 3.11 on PATH (or PYTHON=/path/to/python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/python manage.py migrate --no-input
+	@echo
+	@echo "  Atrium is starting on $(PORTAL_BASE_URL)/  (Ctrl-C stops web, worker and beat)"
+	@echo
+	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) $(BIN)/honcho start -f Procfile
+
+test: install
+	DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
+
+test-integration: install
+	DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy portal catalog access devtenant tests
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,1 @@
+"""Roles mirror, access requests, approvals, grants and the audit log (built in later issues)."""

@@ -1,0 +1,35 @@
+"""The navigation bar: each section appears once the app that serves it has its URL."""
+
+from dataclasses import dataclass
+
+from django.urls import NoReverseMatch, reverse
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url: str
+    current: bool
+
+
+# In the order they stand in the bar; an entry whose URL name is not routed yet is left out,
+# so the bar never links to a page that does not exist.
+SECTIONS = [
+    ("Catalog", "catalog:entity_list"),
+    ("My access", "access:overview"),
+    ("Approvals", "access:approvals"),
+    ("Audit", "access:audit"),
+]
+
+
+def nav_items(*, path: str) -> list[NavItem]:
+    routed = []
+    for label, url_name in SECTIONS:
+        try:
+            routed.append((label, reverse(url_name)))
+        except NoReverseMatch:
+            continue
+    # The longest matching prefix is the current section: /access/approvals/ is Approvals,
+    # not My access.
+    current = max((url for _, url in routed if path.startswith(url)), key=len, default=None)
+    return [NavItem(label=label, url=url, current=url == current) for label, url in routed]

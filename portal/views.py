@@ -1,0 +1,36 @@
+"""The portal's own pages and probes."""
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+from portal.health import readiness
+
+
+@require_safe
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/home.html")
+
+
+@never_cache
+@require_safe
+def healthz(request: HttpRequest) -> JsonResponse:
+    """The process answers; nothing behind it is consulted."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_safe
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Ready to serve: every dependency answered. 503 names the ones that did not."""
+    results = readiness()
+    down = [result.name for result in results if not result.ok]
+    body = {
+        "status": "unavailable" if down else "ok",
+        "down": down,
+        "checks": {
+            result.name: "ok" if result.ok else f"down: {result.error}" for result in results
+        },
+    }
+    return JsonResponse(body, status=503 if down else 200)

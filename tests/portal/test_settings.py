@@ -1,0 +1,217 @@
+"""Settings load from the environment alone, with safe defaults and clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from portal.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG_VARIABLES = {
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "SECRET_KEY",
+    "DEBUG",
+    "PORTAL_BASE_URL",
+    "EMAIL_URL",
+    "BEHIND_TLS_PROXY",
+    "EXTRA_ALLOWED_HOSTS",
+}
+PRINT_SETTINGS = """
+import json
+from django.conf import settings as s
+print(json.dumps({
+    "DEBUG": s.DEBUG,
+    "SECRET_KEY": s.SECRET_KEY,
+    "DATABASE": {k: s.DATABASES["default"][k] for k in ("ENGINE", "NAME", "HOST", "PORT", "USER")},
+    "CACHE": s.CACHES["default"],
+    "BROKER": s.CELERY_BROKER_URL,
+    "BROKER_OPTIONS": s.CELERY_BROKER_TRANSPORT_OPTIONS,
+    "ALLOWED_HOSTS": s.ALLOWED_HOSTS,
+    "CSRF_TRUSTED_ORIGINS": s.CSRF_TRUSTED_ORIGINS,
+    "SESSION_COOKIE_SECURE": s.SESSION_COOKIE_SECURE,
+    "CSRF_COOKIE_SECURE": s.CSRF_COOKIE_SECURE,
+    "SESSION_COOKIE_HTTPONLY": s.SESSION_COOKIE_HTTPONLY,
+    "SECURE_SSL_REDIRECT": s.SECURE_SSL_REDIRECT,
+    "SECURE_HSTS_SECONDS": s.SECURE_HSTS_SECONDS,
+    "SECURE_PROXY_SSL_HEADER": s.SECURE_PROXY_SSL_HEADER,
+    "EMAIL_BACKEND": s.EMAIL_BACKEND,
+    "EMAIL_HOST": s.EMAIL_HOST,
+    "PORTAL_BASE_URL": s.PORTAL_BASE_URL,
+}))
+"""
+
+
+def load_settings(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+    """Import the settings in a fresh interpreter, as a process started with this env would."""
+    environment = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES}
+    environment.update(
+        DJANGO_SETTINGS_MODULE="portal.settings",
+        ATRIUM_VAR_DIR=str(tmp_path / "var"),
+        ATRIUM_ENV_FILE=str(tmp_path / "no.env"),
+        **variables,
+    )
+    return subprocess.run(
+        [sys.executable, "-c", PRINT_SETTINGS],
+        env=environment,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def settings_of(tmp_path: Path, **variables: str) -> dict[str, Any]:
+    loaded = load_settings(tmp_path, **variables)
+    assert loaded.returncode == 0, loaded.stderr
+    result: dict[str, Any] = json.loads(loaded.stdout)
+    return result
+
+
+def test_without_database_or_redis_dev_runs_on_sqlite_and_the_filesystem_broker(
+    tmp_path: Path,
+) -> None:
+    loaded = settings_of(tmp_path, DEBUG="true")
+
+    assert loaded["DATABASE"]["ENGINE"] == "django.db.backends.sqlite3"
+    assert loaded["DATABASE"]["NAME"] == str(tmp_path / "var" / "atrium.sqlite3")
+    assert loaded["BROKER"] == "filesystem://"
+    broker_folder = tmp_path / "var" / "broker" / "queue"
+    assert loaded["BROKER_OPTIONS"]["data_folder_in"] == str(broker_folder)
+    assert loaded["BROKER_OPTIONS"]["data_folder_out"] == str(broker_folder)
+    assert broker_folder.is_dir()
+    assert loaded["CACHE"]["BACKEND"].endswith("LocMemCache")
+    assert loaded["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend"
+
+
+def test_dev_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
+    first = settings_of(tmp_path, DEBUG="true")["SECRET_KEY"]
+    second = settings_of(tmp_path, DEBUG="true")["SECRET_KEY"]
+
+    assert len(first) >= 50
+    assert first == second
+    assert (tmp_path / "var" / "secret_key").read_text().strip() == first
+
+
+def test_database_and_redis_urls_are_used_when_set(tmp_path: Path) -> None:
+    loaded = settings_of(
+        tmp_path,
+        DEBUG="true",
+        DATABASE_URL="postgres://atrium:s3cret@db.internal:5433/atrium",
+        REDIS_URL="redis://cache.internal:6379/2",
+    )
+
+    assert loaded["DATABASE"] == {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "atrium",
+        "HOST": "db.internal",
+        "PORT": 5433,
+        "USER": "atrium",
+    }
+    assert loaded["BROKER"] == "redis://cache.internal:6379/2"
+    assert loaded["CACHE"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert loaded["CACHE"]["LOCATION"] == "redis://cache.internal:6379/2"
+
+
+def test_celery_broker_url_overrides_the_broker_but_not_the_cache(tmp_path: Path) -> None:
+    loaded = settings_of(
+        tmp_path,
+        DEBUG="true",
+        REDIS_URL="redis://cache.internal:6379/2",
+        CELERY_BROKER_URL="redis://queue.internal:6379/0",
+    )
+
+    assert loaded["BROKER"] == "redis://queue.internal:6379/0"
+    assert loaded["CACHE"]["LOCATION"] == "redis://cache.internal:6379/2"
+
+
+def test_missing_secret_key_with_debug_off_names_the_variable(tmp_path: Path) -> None:
+    loaded = load_settings(tmp_path)
+
+    assert loaded.returncode != 0
+    assert "ImproperlyConfigured" in loaded.stderr
+    assert "SECRET_KEY" in loaded.stderr
+    assert not (tmp_path / "var" / "secret_key").exists()
+
+
+def test_production_defaults_are_safe(tmp_path: Path) -> None:
+    loaded = settings_of(
+        tmp_path,
+        SECRET_KEY="x" * 50,
+        PORTAL_BASE_URL="https://atrium.example.com/",
+    )
+
+    assert loaded["DEBUG"] is False
+    assert loaded["ALLOWED_HOSTS"] == ["atrium.example.com"]
+    assert loaded["CSRF_TRUSTED_ORIGINS"] == ["https://atrium.example.com"]
+    assert loaded["PORTAL_BASE_URL"] == "https://atrium.example.com"
+    assert loaded["SESSION_COOKIE_SECURE"] is True
+    assert loaded["CSRF_COOKIE_SECURE"] is True
+    assert loaded["SESSION_COOKIE_HTTPONLY"] is True
+    # Without a proxy in front, the app cannot tell https requests apart: no HSTS yet.
+    assert loaded["SECURE_HSTS_SECONDS"] == 0
+
+
+def test_behind_a_tls_proxy_https_is_enforced_with_hsts(tmp_path: Path) -> None:
+    loaded = settings_of(
+        tmp_path,
+        SECRET_KEY="x" * 50,
+        PORTAL_BASE_URL="https://atrium.example.com",
+        BEHIND_TLS_PROXY="true",
+    )
+
+    assert loaded["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert loaded["SECURE_SSL_REDIRECT"] is True
+    assert loaded["SECURE_HSTS_SECONDS"] == 31_536_000
+
+
+def test_plain_http_base_url_is_refused_in_production(tmp_path: Path) -> None:
+    loaded = load_settings(
+        tmp_path, SECRET_KEY="x" * 50, PORTAL_BASE_URL="http://atrium.example.com"
+    )
+
+    assert loaded.returncode != 0
+    assert "PORTAL_BASE_URL must use https://" in loaded.stderr
+
+
+def test_plain_http_on_loopback_is_accepted_in_production(tmp_path: Path) -> None:
+    loaded = settings_of(tmp_path, SECRET_KEY="x" * 50, PORTAL_BASE_URL="http://127.0.0.1:8000")
+
+    assert loaded["ALLOWED_HOSTS"] == ["127.0.0.1"]
+    assert loaded["SESSION_COOKIE_SECURE"] is False
+
+
+def test_email_url_selects_smtp(tmp_path: Path) -> None:
+    loaded = settings_of(tmp_path, DEBUG="true", EMAIL_URL="smtp+tls://mailer:pw@smtp.internal:587")
+
+    assert loaded["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert loaded["EMAIL_HOST"] == "smtp.internal"
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("task_acks_late", True),
+        ("task_reject_on_worker_lost", True),
+        ("worker_prefetch_multiplier", 1),
+        ("task_serializer", "json"),
+        ("accept_content", ["json"]),
+    ],
+)
+def test_celery_is_configured_for_safe_redelivery(option: str, expected: object) -> None:
+    assert celery_app.conf[option] == expected
+
+
+def test_celery_has_time_limits_and_a_beat_schedule() -> None:
+    assert 0 < celery_app.conf.task_soft_time_limit < celery_app.conf.task_time_limit
+    assert "portal.tasks.worker_heartbeat_record_task" in {
+        entry["task"] for entry in celery_app.conf.beat_schedule.values()
+    }
