@@ -33,7 +33,7 @@ def _broker() -> None:
     with celery_app.connection_for_write() as broker:
         if broker.transport_cls == "filesystem":
             # The filesystem transport never "connects": its folder is what must be there.
-            folder = broker.transport_options["data_folder_in"]
+            folder = (broker.transport_options or {}).get("data_folder_in", "")
             if not os.access(folder, os.W_OK):
                 raise OSError(f"broker folder {folder} is not writable")
         broker.ensure_connection(max_retries=1, interval_start=0, timeout=3)

@@ -1,4 +1,4 @@
-"""A real Celery worker, started as `make run` starts it, executes a task and writes the database."""
+"""A real Celery worker, started as `make run` starts it, runs a task that writes the database."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -84,8 +84,11 @@ class Worker:
             self.process.wait()
 
 
+StartWorker = Callable[..., Worker]
+
+
 @pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[type[Worker]]:
+def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
     workers: list[Worker] = []
 
     def start(*, broker_url: str) -> Worker:
@@ -94,7 +97,7 @@ def start_worker(tmp_path: Path) -> Iterator[type[Worker]]:
         worker.wait_until_ready()
         return worker
 
-    yield start  # type: ignore[misc]
+    yield start
     for worker in workers:
         worker.stop()
 
@@ -118,7 +121,7 @@ def wait_for_heartbeat(worker: Worker, timeout: float = 30) -> WorkerHeartbeat:
     pytest.fail(f"the worker did not record its heartbeat within {timeout}s:\n{worker.output()}")
 
 
-def test_a_worker_on_redis_runs_a_task_that_writes_the_database(start_worker) -> None:  # type: ignore[no-untyped-def]
+def test_a_worker_on_redis_runs_a_task_that_writes_the_database(start_worker: StartWorker) -> None:
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:
         pytest.skip("set REDIS_URL to run the worker against Redis (CI does)")
@@ -132,7 +135,9 @@ def test_a_worker_on_redis_runs_a_task_that_writes_the_database(start_worker) ->
     assert "succeeded" in worker.output()
 
 
-def test_a_worker_on_the_filesystem_broker_needs_no_server(start_worker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_worker_on_the_filesystem_broker_needs_no_server(
+    start_worker: StartWorker, tmp_path: Path
+) -> None:
     worker = start_worker(broker_url="filesystem://")
     folder = str(tmp_path / "var" / "broker" / "queue")
 
