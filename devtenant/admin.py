@@ -1,0 +1,165 @@
+"""`/__admin/…`: seed, reset, inspect and break the devtenant from tests (loopback only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+
+from devtenant.limits import Fault
+from devtenant.oauth import MANAGEMENT_GRANT
+from devtenant.store import Client, ResourceServer, Tenant, add_role, add_user, assign
+
+admin = Blueprint("admin", __name__, url_prefix="/__admin")
+
+
+def tenant() -> Tenant:
+    found: Tenant = current_app.extensions["devtenant"]
+    return found
+
+
+def bad_request(message: str) -> tuple[Response, int]:
+    return jsonify({"error": message}), 400
+
+
+@admin.get("/state")
+def state() -> Response:
+    data = tenant().data
+    return jsonify(
+        {
+            "users": [u.as_auth0() for u in data.users.values()],
+            "roles": [r.as_auth0() for r in data.roles.values()],
+            "assignments": [{"user_id": a.user_id, "role_id": a.role_id} for a in data.assignments],
+            "clients": sorted(data.clients),
+            "kids": [key["kid"] for key in data.keys],
+        }
+    )
+
+
+@admin.post("/reset")
+def reset() -> Response:
+    """Forget users, roles and assignments (clients, APIs and keys stay), faults and limits."""
+    with tenant().change() as data:
+        data.users.clear()
+        data.roles.clear()
+        data.assignments.clear()
+    current_app.extensions["devtenant.faults"].clear()
+    current_app.extensions["devtenant.bucket"].configure(limit=150, per_seconds=60)
+    current_app.extensions["devtenant.requests"].clear()
+    current_app.extensions["devtenant.server"].sign_ins.clear()
+    return jsonify({"reset": True})
+
+
+@admin.post("/seed")
+def seed() -> Any:
+    """Add users, roles, assignments, clients and APIs from one JSON document."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return bad_request("send a JSON object")
+    try:
+        created = seed_tenant(tenant(), body)
+    except (KeyError, TypeError, ValueError) as error:
+        return bad_request(f"invalid seed: {error}")
+    return jsonify(created)
+
+
+def seed_tenant(target: Tenant, body: dict[str, Any]) -> dict[str, Any]:
+    created: dict[str, Any] = {"users": {}, "roles": {}}
+    with target.change() as data:
+        for api in body.get("apis", []):
+            data.apis[api["identifier"]] = ResourceServer(**api)
+        for client in body.get("clients", []):
+            client = dict(client)
+            grants = client.pop("client_grants", {})
+            if "management" in client:
+                grants[MANAGEMENT_GRANT] = client.pop("management")
+            data.clients[client["client_id"]] = Client(**client, client_grants=grants)
+        for role in body.get("roles", []):
+            existing = next((r for r in data.roles.values() if r.name == role["name"]), None)
+            made = existing or add_role(
+                data,
+                name=role["name"],
+                description=role.get("description", ""),
+                role_id=role.get("id"),
+                permissions=role.get("permissions"),
+            )
+            created["roles"][made.name] = made.id
+        for user in body.get("users", []):
+            wanted = user["email"].lower()
+            existing_user = next((u for u in data.users.values() if u.email == wanted), None)
+            person = existing_user or add_user(
+                data,
+                email=wanted,
+                name=user.get("name", wanted),
+                password=user["password"],
+                user_id=user.get("user_id"),
+            )
+            person.blocked = bool(user.get("blocked", person.blocked))
+            created["users"][person.email] = person.user_id
+            for role_name in user.get("roles", []):
+                role_id = created["roles"].get(role_name) or next(
+                    r.id for r in data.roles.values() if r.name == role_name
+                )
+                assign(data, user_id=person.user_id, role_id=role_id)
+    return created
+
+
+@admin.post("/faults")
+def fault_add() -> Any:
+    """{"method": "GET", "path": "/api/v2/roles/*", "status": 429, "delay": 0, "times": 1}"""
+    body = request.get_json(silent=True) or {}
+    try:
+        fault = Fault(
+            method=str(body.get("method", "*")).upper(),
+            path=str(body["path"]),
+            status=int(body["status"]) if body.get("status") else None,
+            delay=float(body.get("delay", 0)),
+            times=int(body["times"]) if body.get("times") else None,
+        )
+    except (KeyError, ValueError) as error:
+        return bad_request(f"invalid fault: {error}")
+    current_app.extensions["devtenant.faults"].add(fault)
+    return jsonify({"faults": len(current_app.extensions["devtenant.faults"].listing())})
+
+
+@admin.delete("/faults")
+def faults_clear() -> Response:
+    current_app.extensions["devtenant.faults"].clear()
+    return jsonify({"faults": 0})
+
+
+@admin.post("/ratelimit")
+def ratelimit() -> Any:
+    """{"limit": 10, "per_seconds": 60}: the Management API's token bucket."""
+    body = request.get_json(silent=True) or {}
+    try:
+        limit, per_seconds = int(body["limit"]), float(body.get("per_seconds", 60))
+    except (KeyError, ValueError) as error:
+        return bad_request(f"invalid limit: {error}")
+    current_app.extensions["devtenant.bucket"].configure(limit=limit, per_seconds=per_seconds)
+    return jsonify({"limit": limit, "per_seconds": per_seconds})
+
+
+@admin.get("/requests")
+def requests_log() -> Response:
+    """Every Management API request so far: method, path, query, status, X-Correlation-ID."""
+    return jsonify(current_app.extensions["devtenant.requests"])
+
+
+@admin.post("/keys/rotate")
+def keys_rotate() -> Response:
+    return jsonify({"kid": tenant().rotate_key()})
+
+
+@admin.post("/settings")
+def settings() -> Any:
+    """{"code_lifetime": seconds}: how long an authorization code may be exchanged."""
+    body = request.get_json(silent=True) or {}
+    server = current_app.extensions["devtenant.server"]
+    if "code_lifetime" in body:
+        server.code_lifetime = float(body["code_lifetime"])
+    return jsonify({"code_lifetime": server.code_lifetime})
+
+
+def install(app: Flask) -> None:
+    app.register_blueprint(admin)

@@ -1,0 +1,99 @@
+"""The demo tenant of SPEC's "Demo data": three people, the portal's applications and its roles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEMO_PASSWORD = "atrium-demo"
+PORTAL_CLIENT_ID = "atrium-portal"
+PORTAL_CLIENT_SECRET = "atrium-portal-dev-secret"
+AUTOMATION_CLIENT_ID = "atrium-automation"
+AUTOMATION_CLIENT_SECRET = "atrium-automation-dev-secret"
+PORTAL_AUDIENCE = "https://atrium.dev/api"
+PORTAL_API_SCOPES = [
+    "read:catalog",
+    "write:catalog",
+    "read:access",
+    "request:access",
+    "approve:access",
+    "read:audit",
+]
+MANAGEMENT_SCOPES = [
+    "read:users",
+    "update:users",
+    "read:roles",
+    "read:role_members",
+    "create:role_members",
+    "delete:role_members",
+]
+
+DEMO_PEOPLE = [
+    ("ada@example.com", "Ada Lovelace", "an engineer in team-checkout"),
+    ("grace@example.com", "Grace Hopper", "an owner in team-payments"),
+    ("linus@example.com", "Linus Torvalds", "a portal admin"),
+]
+
+
+def demo_tenant(*, portal_base_url: str) -> dict[str, Any]:
+    base = portal_base_url.rstrip("/")
+    everyone = [[PORTAL_AUDIENCE, s] for s in ("read:catalog", "read:access", "request:access")]
+    return {
+        "apis": [
+            {"identifier": PORTAL_AUDIENCE, "name": "Atrium API", "scopes": PORTAL_API_SCOPES},
+        ],
+        "clients": [
+            {
+                "client_id": PORTAL_CLIENT_ID,
+                "client_secret": PORTAL_CLIENT_SECRET,
+                "name": "Atrium",
+                "app_type": "regular_web",
+                "callbacks": [f"{base}/auth/callback/"],
+                "allowed_logout_urls": [f"{base}/"],
+                # The portal calls the Management API with its own credentials in dev.
+                "management": MANAGEMENT_SCOPES,
+            },
+            {
+                "client_id": AUTOMATION_CLIENT_ID,
+                "client_secret": AUTOMATION_CLIENT_SECRET,
+                "name": "Atrium automation",
+                "app_type": "non_interactive",
+                "grant_types": ["client_credentials"],
+                "client_grants": {PORTAL_AUDIENCE: ["read:catalog", "read:access", "read:audit"]},
+            },
+        ],
+        "roles": [
+            {
+                "name": "portal-admin",
+                "description": "Administers Atrium",
+                "permissions": [[PORTAL_AUDIENCE, s] for s in PORTAL_API_SCOPES],
+            },
+            {
+                "name": "engineer",
+                "description": "Every engineer",
+                "permissions": everyone,
+            },
+            {"name": "payments.viewer", "description": "Read access to the payments services"},
+            {"name": "payments.admin", "description": "Operate the payments services"},
+            {"name": "checkout.viewer", "description": "Read access to the checkout services"},
+        ],
+        "users": [
+            {
+                "email": "ada@example.com",
+                "name": "Ada Lovelace",
+                "password": DEMO_PASSWORD,
+                "roles": ["engineer", "checkout.viewer"],
+            },
+            {
+                "email": "grace@example.com",
+                "name": "Grace Hopper",
+                "password": DEMO_PASSWORD,
+                "roles": ["engineer", "payments.admin"],
+            },
+            {
+                "email": "linus@example.com",
+                "name": "Linus Torvalds",
+                "password": DEMO_PASSWORD,
+                "roles": ["engineer", "portal-admin"],
+            },
+        ],
+    }
