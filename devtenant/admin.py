@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from werkzeug.security import generate_password_hash
 
 from devtenant.limits import Fault
 from devtenant.oauth import MANAGEMENT_GRANT
@@ -65,6 +66,14 @@ def seed() -> Any:
 
 def seed_tenant(target: Tenant, body: dict[str, Any]) -> dict[str, Any]:
     created: dict[str, Any] = {"users": {}, "roles": {}}
+    # Hashing is slow on purpose; a seed of many users with one password hashes it once.
+    hashes: dict[str, str] = {}
+
+    def password_hash(password: str) -> str:
+        if password not in hashes:
+            hashes[password] = generate_password_hash(password)
+        return hashes[password]
+
     with target.change() as data:
         for api in body.get("apis", []):
             data.apis[api["identifier"]] = ResourceServer(**api)
@@ -91,7 +100,7 @@ def seed_tenant(target: Tenant, body: dict[str, Any]) -> dict[str, Any]:
                 data,
                 email=wanted,
                 name=user.get("name", wanted),
-                password=user["password"],
+                password_hash=password_hash(user["password"]),
                 user_id=user.get("user_id"),
             )
             person.blocked = bool(user.get("blocked", person.blocked))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from joserfc.jwk import KeySet, RSAKey
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
 MANAGEMENT_SCOPES = [
     "read:users",
@@ -259,13 +259,13 @@ class Tenant:
 
 
 def add_user(
-    data: TenantData, *, email: str, name: str, password: str, user_id: str | None = None
+    data: TenantData, *, email: str, name: str, password_hash: str, user_id: str | None = None
 ) -> User:
     user = User(
         user_id=user_id or "auth0|" + secrets.token_hex(12),
         email=email,
         name=name,
-        password_hash=generate_password_hash(password),
+        password_hash=password_hash,
     )
     data.users[user.user_id] = user
     return user
