@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.security import generate_password_hash
 
+from devtenant.forgery import FORGERIES
 from devtenant.limits import Fault
 from devtenant.oauth import MANAGEMENT_GRANT
 from devtenant.store import Client, ResourceServer, Tenant, add_role, add_user, assign
@@ -48,6 +49,7 @@ def reset() -> Response:
     current_app.extensions["devtenant.bucket"].configure(limit=150, per_seconds=60)
     current_app.extensions["devtenant.requests"].clear()
     current_app.extensions["devtenant.server"].sign_ins.clear()
+    current_app.extensions["devtenant.forge_next_id_token"].clear()
     return jsonify({"reset": True})
 
 
@@ -158,6 +160,16 @@ def requests_log() -> Response:
 @admin.post("/keys/rotate")
 def keys_rotate() -> Response:
     return jsonify({"kid": tenant().rotate_key()})
+
+
+@admin.post("/forge")
+def forge_next() -> Any:
+    """{"id_token": "expired"}: the next ID token issued is forged that way (see forgery.py)."""
+    how = (request.get_json(silent=True) or {}).get("id_token")
+    if how not in FORGERIES:
+        return bad_request(f"id_token must be one of {', '.join(FORGERIES)}")
+    current_app.extensions["devtenant.forge_next_id_token"].append(how)
+    return jsonify({"forge": how})
 
 
 @admin.post("/settings")

@@ -16,6 +16,7 @@ from joserfc.jws import extract_compact
 from werkzeug.wrappers import Response as BaseResponse
 
 from devtenant import admin, management, tokens
+from devtenant.forgery import forge
 from devtenant.oauth import SignedInUser, SignIn, auth0_token_error, create_server
 from devtenant.store import Tenant
 
@@ -31,6 +32,7 @@ def create_app(*, state_path: Path, issuer: str, roles_claim: str = DEFAULT_ROLE
     app.extensions["devtenant"] = tenant
     server = create_server(app, tenant, roles_claim=roles_claim)
     app.extensions["devtenant.server"] = server
+    app.extensions["devtenant.forge_next_id_token"] = []
     management.install(app)
     admin.install(app)
 
@@ -144,6 +146,12 @@ def create_app(*, state_path: Path, issuer: str, roles_claim: str = DEFAULT_ROLE
             status, body = auth0_token_error(response.status_code, response.get_json())
             response = jsonify(body)
             response.status_code = status
+        elif app.extensions["devtenant.forge_next_id_token"] and response.is_json:
+            # Set through /__admin/forge: the next ID token goes out broken, for tests.
+            how = app.extensions["devtenant.forge_next_id_token"].pop(0)
+            body = response.get_json()
+            body["id_token"] = forge(tenant, body["id_token"], how)
+            response = jsonify(body)
         response.headers["Cache-Control"] = "no-store"
         return response
 

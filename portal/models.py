@@ -1,6 +1,50 @@
-"""The portal's own records: when each Celery worker last proved it was running."""
+"""The portal's own records: people (keyed by their Auth0 `sub`) and worker heartbeats."""
 
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
+from django.utils import timezone
+
+
+class UserManager(BaseUserManager["User"]):
+    def create_user(self, sub: str, email: str = "", name: str = "", **extra: Any) -> User:
+        user = self.model(sub=sub, email=self.normalize_email(email), name=name, **extra)
+        # People sign in through Auth0 only; the portal never holds a password.
+        user.set_unusable_password()
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, sub: str, email: str = "", name: str = "", **extra: Any) -> User:
+        return self.create_user(sub, email, name, is_staff=True, is_superuser=True, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who signed in. `sub` is who they are; e-mail and name are refreshed each time."""
+
+    sub = models.CharField(max_length=255, unique=True)
+    email = models.EmailField(blank=True)
+    name = models.CharField(max_length=255, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects: ClassVar[UserManager] = UserManager()
+
+    USERNAME_FIELD = "sub"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = ["email"]
+
+    def __str__(self) -> str:
+        return self.name or self.email or self.sub
+
+    def get_full_name(self) -> str:
+        return self.name
+
+    def get_short_name(self) -> str:
+        return self.name.split(" ", 1)[0] if self.name else self.email
 
 
 class WorkerHeartbeat(models.Model):

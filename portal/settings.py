@@ -74,6 +74,64 @@ if DEBUG:
     ALLOWED_HOSTS += ["localhost", "127.0.0.1", "[::1]"]
 CSRF_TRUSTED_ORIGINS = [f"{_base.scheme}://{_base.netloc}"]
 
+# --- Auth0 ----------------------------------------------------------------------------------
+
+DEVTENANT_PORT = env.int("DEVTENANT_PORT", default=8400)
+
+
+def _issuer() -> str:
+    issuer_url = env.str("AUTH0_ISSUER_URL", default="")
+    domain = env.str("AUTH0_DOMAIN", default="")
+    if issuer_url:
+        parsed = urlsplit(issuer_url)
+        if parsed.scheme == "http" and not _is_loopback(parsed.hostname or ""):
+            raise ImproperlyConfigured(
+                f"AUTH0_ISSUER_URL {issuer_url!r} uses http://, which is accepted only for "
+                "loopback hosts; use https://."
+            )
+        if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+            raise ImproperlyConfigured(f"AUTH0_ISSUER_URL {issuer_url!r} is not an http(s) URL.")
+        # Used exactly as the provider's `iss`: Auth0's ends with a slash, others may not.
+        return issuer_url
+    if domain:
+        return f"https://{domain.strip().rstrip('/')}/"
+    if DEBUG:
+        return f"http://127.0.0.1:{DEVTENANT_PORT}/"
+    raise ImproperlyConfigured(
+        "Set AUTH0_DOMAIN (or AUTH0_ISSUER_URL): sign-in needs an Auth0 tenant when DEBUG is off."
+    )
+
+
+AUTH0_ISSUER = _issuer()
+USING_DEVTENANT = f"http://127.0.0.1:{DEVTENANT_PORT}/" == AUTH0_ISSUER
+
+
+def _required_unless_devtenant(name: str, devtenant_default: str) -> str:
+    value = env.str(name, default="")
+    if value:
+        return value
+    if USING_DEVTENANT:
+        return devtenant_default
+    raise ImproperlyConfigured(f"Set {name}: it is required with a real Auth0 tenant.")
+
+
+# The devtenant's demo applications (devtenant/demo.py) when no tenant is configured.
+AUTH0_CLIENT_ID = _required_unless_devtenant("AUTH0_CLIENT_ID", "atrium-portal")
+AUTH0_CLIENT_SECRET = _required_unless_devtenant("AUTH0_CLIENT_SECRET", "atrium-portal-dev-secret")
+AUTH0_AUDIENCE = env.str("AUTH0_AUDIENCE", default="https://atrium.dev/api")
+AUTH0_MGMT_CLIENT_ID = env.str("AUTH0_MGMT_CLIENT_ID", default="") or AUTH0_CLIENT_ID
+AUTH0_MGMT_CLIENT_SECRET = env.str("AUTH0_MGMT_CLIENT_SECRET", default="") or AUTH0_CLIENT_SECRET
+AUTH0_ROLES_CLAIM = env.str("AUTH0_ROLES_CLAIM", default="https://atrium.dev/roles")
+PORTAL_ADMIN_ROLE = env.str("PORTAL_ADMIN_ROLE", default="portal-admin")
+ROLE_SYNC_INTERVAL = env.int("ROLE_SYNC_INTERVAL", default=300)
+# Clock skew allowed when checking `exp`, `iat` and `nbf` of tokens, in seconds.
+AUTH0_LEEWAY = env.int("AUTH0_LEEWAY", default=60)
+AUTH0_HTTP_TIMEOUT = env.float("AUTH0_HTTP_TIMEOUT", default=10.0)
+
+AUTH_USER_MODEL = "portal.User"
+LOGIN_URL = "/auth/login/"
+LOGIN_REDIRECT_URL = "/"
+
 # --- Applications ---------------------------------------------------------------------------
 
 INSTALLED_APPS = [
@@ -100,6 +158,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every page needs a signed-in person unless its view says @login_not_required.
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

@@ -1,14 +1,39 @@
 """Root URL configuration."""
 
+from typing import Any
+from urllib.parse import urlencode
+
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import include, path
 
 from portal import views
+from portal.api import api
+
+
+@login_not_required
+def admin_sign_in(
+    request: HttpRequest, extra_context: dict[str, Any] | None = None
+) -> HttpResponse:
+    # The admin site signs people in through Auth0 like every other page.
+    return redirect(f"/auth/login/?{urlencode({'next': request.GET.get('next', '/admin/')})}")
+
+
+admin.site.login = admin_sign_in  # type: ignore[method-assign]
+
+api_patterns, api_app_name, api_namespace = api.urls
+for pattern in api_patterns:
+    # The API answers 401 itself (bearer or session) rather than redirecting to sign-in.
+    pattern.callback.login_required = False  # type: ignore[union-attr]
 
 urlpatterns = [
     path("", views.home, name="home"),
     # Also answered by HealthCheckMiddleware before host checks; routed here for reverse().
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("auth/", include("portal.auth.urls")),
+    path("api/", (api_patterns, api_app_name, api_namespace)),
     path("admin/", admin.site.urls),
 ]

@@ -12,6 +12,7 @@ from django.test import Client, RequestFactory
 from django.views import defaults
 
 from portal import views
+from portal.models import User
 
 
 def test_home_says_what_atrium_is(client: Client) -> None:
@@ -48,8 +49,10 @@ def test_navigation_lists_only_sections_that_exist(client: Client) -> None:
     assert "<a " not in nav.group(0)
 
 
+@pytest.mark.django_db
 def test_navigation_marks_the_current_section(client: Client, settings: object) -> None:
     settings.ROOT_URLCONF = "tests.portal.urls_with_sections"  # type: ignore[attr-defined]
+    client.force_login(User.objects.create_user("auth0|ada", "ada@example.com", "Ada"))
 
     page = client.get("/access/approvals/").content.decode()
 

@@ -1,0 +1,122 @@
+"""The JSON API: one NinjaAPI, by session or Auth0 bearer token, with Backstage's error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from portal.auth.bearer import BearerError, Principal, principal_from_token
+
+API_SCOPES = (
+    "read:catalog",
+    "write:catalog",
+    "read:access",
+    "request:access",
+    "approve:access",
+    "read:audit",
+)
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def _csrf_failure(request: HttpRequest) -> HttpResponse | None:
+    check = CsrfViewMiddleware(lambda _: HttpResponse())
+    check.process_request(request)
+    result: HttpResponse | None = check.process_view(request, lambda _: HttpResponse(), (), {})
+    return result
+
+
+def authenticate(request: HttpRequest) -> Principal | None:
+    """A bearer token when one is sent (and only then), else the browser's session."""
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise BearerError("send the token as: Authorization: Bearer <token>")
+        principal = principal_from_token(token.strip())
+    elif request.user.is_authenticated:
+        if request.method not in SAFE_METHODS and _csrf_failure(request) is not None:
+            raise HttpError(403, "CSRF check failed: send the X-CSRFToken header")
+        # A person in the browser may use the whole API; the policy decides what they may do.
+        principal = Principal(sub=request.user.sub, via="session", scopes=frozenset(API_SCOPES))
+    else:
+        return None
+    request.principal = principal  # type: ignore[attr-defined]
+    return principal
+
+
+api = NinjaAPI(
+    title="Atrium API",
+    version="1",
+    description="Atrium's catalog and access API. Authenticate with an Auth0 bearer token "
+    "or a browser session (writes then need the X-CSRFToken header).",
+    auth=authenticate,
+    urls_namespace="api",
+    docs_url=None,
+)
+
+
+def error_response(
+    request: HttpRequest,
+    status: int,
+    name: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> HttpResponse:
+    response = api.create_response(
+        request, {"error": {"name": name, "message": message}}, status=status
+    )
+    for header, value in (headers or {}).items():
+        response[header] = value
+    return response
+
+
+@api.exception_handler(BearerError)
+def _bearer_error(request: HttpRequest, error: BearerError) -> HttpResponse:
+    name = "AuthenticationError" if error.status == 401 else "NotAllowedError"
+    return error_response(
+        request,
+        error.status,
+        name,
+        error.description,
+        {"WWW-Authenticate": error.www_authenticate},
+    )
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request: HttpRequest, error: Exception) -> HttpResponse:
+    return error_response(
+        request,
+        401,
+        "AuthenticationError",
+        "sign in, or send an Auth0 access token as Authorization: Bearer <token>",
+        {"WWW-Authenticate": 'Bearer realm="atrium"'},
+    )
+
+
+@api.exception_handler(ValidationError)
+def _invalid(request: HttpRequest, error: ValidationError) -> HttpResponse:
+    details: list[dict[str, Any]] = error.errors
+    where = "; ".join(
+        f"{'.'.join(str(part) for part in item.get('loc', []))}: {item.get('msg')}"
+        for item in details
+    )
+    return error_response(request, 400, "InputError", where or "invalid input")
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, error: HttpError) -> HttpResponse:
+    names = {403: "NotAllowedError", 404: "NotFoundError", 409: "ConflictError"}
+    return error_response(request, error.status_code, names.get(error.status_code, "Error"),
+                          str(error))  # fmt: skip
+
+
+def principal_of(request: HttpRequest) -> Principal:
+    principal: Principal = request.principal  # type: ignore[attr-defined]
+    return principal
+
+
+api.add_router("/access/", "access.api.router")

@@ -1,0 +1,1 @@
+"""Signing people in and out through Auth0 (OIDC) and checking API bearer tokens."""

@@ -1,0 +1,188 @@
+"""Sign-in, the callback from Auth0, and sign-out."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+import requests
+from authlib.integrations.base_client.errors import MismatchingStateError, OAuthError
+from django.conf import settings
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import logout as auth_logout
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+from joserfc.errors import JoseError
+
+from access.services import role_memberships_record_from_token
+from portal.auth.oidc import id_token_claims_options, oidc_client
+from portal.auth.redirects import safe_next_path
+from portal.services import user_sign_in_record
+
+logger = logging.getLogger(__name__)
+
+NEXT_SESSION_KEY = "auth_next"
+ID_TOKEN_SESSION_KEY = "auth_id_token"
+
+# What the provider's `error` means to the person who was trying to sign in.
+PROVIDER_ERRORS = {
+    "access_denied": (
+        "Sign-in was cancelled",
+        "Auth0 did not let the sign-in through: it was cancelled, or a rule of your company's "
+        "tenant refused it.",
+    ),
+    "unauthorized": (
+        "Your account is blocked",
+        "Auth0 says your account may not sign in. Ask your identity team to unblock it.",
+    ),
+    "login_required": (
+        "Please sign in again",
+        "Your session at Auth0 has ended.",
+    ),
+}
+
+
+def callback_url() -> str:
+    return settings.PORTAL_BASE_URL + reverse("auth:callback")
+
+
+def sign_in_failed(
+    request: HttpRequest, *, title: str, detail: str, status: int, reason: str
+) -> HttpResponse:
+    logger.warning("sign-in failed: %s", reason)
+    next_path = request.session.get(NEXT_SESSION_KEY, "/")
+    retry = reverse("auth:login") + "?" + urlencode({"next": next_path})
+    context = {"title": title, "detail": detail, "retry_url": retry}
+    return render(request, "auth/sign_in_error.html", context, status=status)
+
+
+@login_not_required
+@never_cache
+@require_GET
+def login(request: HttpRequest) -> HttpResponse:
+    next_path = safe_next_path(request.GET.get("next"))
+    if request.user.is_authenticated:
+        return HttpResponseRedirect(next_path)
+    request.session[NEXT_SESSION_KEY] = next_path
+    try:
+        response: HttpResponse = oidc_client().authorize_redirect(request, callback_url())
+    except (requests.RequestException, ValueError) as error:
+        return sign_in_failed(
+            request,
+            title="Auth0 could not be reached",
+            detail="Atrium could not reach the sign-in service. Try again in a moment.",
+            status=503,
+            reason=f"discovery failed: {error}",
+        )
+    return response
+
+
+@login_not_required
+@never_cache
+@require_GET
+def callback(request: HttpRequest) -> HttpResponse:
+    provider_error = request.GET.get("error")
+    if provider_error:
+        title, detail = PROVIDER_ERRORS.get(
+            provider_error,
+            ("Sign-in failed", f"Auth0 answered {provider_error!r}."),
+        )
+        description = request.GET.get("error_description", "")
+        return sign_in_failed(
+            request,
+            title=title,
+            detail=detail,
+            status=403 if provider_error in {"access_denied", "unauthorized"} else 400,
+            reason=f"provider error {provider_error}: {description}",
+        )
+    try:
+        token = oidc_client().authorize_access_token(
+            request, claims_options=id_token_claims_options(), leeway=settings.AUTH0_LEEWAY
+        )
+    except MismatchingStateError:
+        return sign_in_failed(
+            request,
+            title="This sign-in link has already been used",
+            detail="The answer from Auth0 did not match a sign-in started in this browser "
+            "(it was used already, has expired, or was started elsewhere).",
+            status=400,
+            reason="state mismatch",
+        )
+    except OAuthError as error:
+        return sign_in_failed(
+            request,
+            title="Auth0 refused the sign-in",
+            detail="The sign-in code could not be exchanged for a session.",
+            status=400,
+            reason=f"token endpoint: {error.error} {error.description}",
+        )
+    except JoseError as error:
+        return sign_in_failed(
+            request,
+            title="The sign-in could not be verified",
+            detail="The identity token from Auth0 failed its checks, so Atrium did not trust it.",
+            status=400,
+            reason=f"ID token rejected: {error}",
+        )
+    except requests.RequestException as error:
+        return sign_in_failed(
+            request,
+            title="Auth0 could not be reached",
+            detail="Atrium could not finish the sign-in with Auth0. Try again in a moment.",
+            status=503,
+            reason=f"token exchange failed: {error}",
+        )
+    claims = token.get("userinfo") or {}
+    if not claims.get("sub"):
+        return sign_in_failed(
+            request,
+            title="The sign-in could not be verified",
+            detail="Auth0 did not send an identity token.",
+            status=400,
+            reason="no ID token",
+        )
+    next_path = safe_next_path(request.session.get(NEXT_SESSION_KEY))
+    user = user_sign_in_record(
+        sub=claims["sub"], email=claims.get("email", ""), name=claims.get("name", "")
+    )
+    roles = claims.get(settings.AUTH0_ROLES_CLAIM) or []
+    role_memberships_record_from_token(
+        user=user, role_names=roles if isinstance(roles, list) else []
+    )
+    # Django's login() gives the session a new key, so a planted session id is useless.
+    auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    request.session[ID_TOKEN_SESSION_KEY] = token.get("id_token", "")
+    return HttpResponseRedirect(next_path)
+
+
+@login_not_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def logout(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        if not request.user.is_authenticated:
+            return redirect("home")
+        return render(request, "auth/sign_out.html")
+    id_token = request.session.get(ID_TOKEN_SESSION_KEY, "")
+    auth_logout(request)
+    return HttpResponseRedirect(provider_logout_url(id_token=id_token))
+
+
+def provider_logout_url(*, id_token: str) -> str:
+    """Where the browser ends its session at the provider, then comes back to Atrium."""
+    return_to = settings.PORTAL_BASE_URL + "/"
+    try:
+        end_session = oidc_client().load_server_metadata().get("end_session_endpoint")
+    except (requests.RequestException, ValueError):
+        end_session = None
+    if end_session:
+        query = {"post_logout_redirect_uri": return_to, "client_id": settings.AUTH0_CLIENT_ID}
+        if id_token:
+            query["id_token_hint"] = id_token
+        return f"{end_session}?{urlencode(query)}"
+    query = {"client_id": settings.AUTH0_CLIENT_ID, "returnTo": return_to}
+    return f"{settings.AUTH0_ISSUER.rstrip('/')}/v2/logout?{urlencode(query)}"
