@@ -17,7 +17,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 
 COPY . .
 RUN pip install --no-deps -e . \
- && SECRET_KEY=collectstatic-only DEBUG=false python manage.py collectstatic --no-input \
+ && SECRET_KEY=build-only AUTH0_DOMAIN=build.invalid AUTH0_CLIENT_ID=build AUTH0_CLIENT_SECRET=build \
+    DEBUG=false python manage.py collectstatic --no-input \
  && chown -R atrium:atrium /app/var
 
 USER atrium

@@ -24,6 +24,20 @@ CONFIG_VARIABLES = {
     "EMAIL_URL",
     "BEHIND_TLS_PROXY",
     "EXTRA_ALLOWED_HOSTS",
+    "AUTH0_DOMAIN",
+    "AUTH0_ISSUER_URL",
+    "AUTH0_CLIENT_ID",
+    "AUTH0_CLIENT_SECRET",
+    "AUTH0_AUDIENCE",
+    "AUTH0_MGMT_CLIENT_ID",
+    "AUTH0_MGMT_CLIENT_SECRET",
+}
+# What a production deployment sets besides the variable under test.
+PRODUCTION = {
+    "SECRET_KEY": "x" * 50,
+    "AUTH0_DOMAIN": "acme.eu.auth0.com",
+    "AUTH0_CLIENT_ID": "portal-client",
+    "AUTH0_CLIENT_SECRET": "portal-secret",
 }
 PRINT_SETTINGS = """
 import json
@@ -46,6 +60,10 @@ print(json.dumps({
     "EMAIL_BACKEND": s.EMAIL_BACKEND,
     "EMAIL_HOST": s.EMAIL_HOST,
     "PORTAL_BASE_URL": s.PORTAL_BASE_URL,
+    "AUTH0_ISSUER": s.AUTH0_ISSUER,
+    "AUTH0_CLIENT_ID": s.AUTH0_CLIENT_ID,
+    "AUTH0_MGMT_CLIENT_ID": s.AUTH0_MGMT_CLIENT_ID,
+    "AUTH0_MGMT_CLIENT_SECRET": s.AUTH0_MGMT_CLIENT_SECRET,
 }))
 """
 
@@ -143,11 +161,7 @@ def test_missing_secret_key_with_debug_off_names_the_variable(tmp_path: Path) ->
 
 
 def test_production_defaults_are_safe(tmp_path: Path) -> None:
-    loaded = settings_of(
-        tmp_path,
-        SECRET_KEY="x" * 50,
-        PORTAL_BASE_URL="https://atrium.example.com/",
-    )
+    loaded = settings_of(tmp_path, **PRODUCTION, PORTAL_BASE_URL="https://atrium.example.com/")
 
     assert loaded["DEBUG"] is False
     assert loaded["ALLOWED_HOSTS"] == ["atrium.example.com"]
@@ -163,7 +177,7 @@ def test_production_defaults_are_safe(tmp_path: Path) -> None:
 def test_behind_a_tls_proxy_https_is_enforced_with_hsts(tmp_path: Path) -> None:
     loaded = settings_of(
         tmp_path,
-        SECRET_KEY="x" * 50,
+        **PRODUCTION,
         PORTAL_BASE_URL="https://atrium.example.com",
         BEHIND_TLS_PROXY="true",
     )
@@ -174,19 +188,55 @@ def test_behind_a_tls_proxy_https_is_enforced_with_hsts(tmp_path: Path) -> None:
 
 
 def test_plain_http_base_url_is_refused_in_production(tmp_path: Path) -> None:
-    loaded = load_settings(
-        tmp_path, SECRET_KEY="x" * 50, PORTAL_BASE_URL="http://atrium.example.com"
-    )
+    loaded = load_settings(tmp_path, **PRODUCTION, PORTAL_BASE_URL="http://atrium.example.com")
 
     assert loaded.returncode != 0
     assert "PORTAL_BASE_URL must use https://" in loaded.stderr
 
 
 def test_plain_http_on_loopback_is_accepted_in_production(tmp_path: Path) -> None:
-    loaded = settings_of(tmp_path, SECRET_KEY="x" * 50, PORTAL_BASE_URL="http://127.0.0.1:8000")
+    loaded = settings_of(tmp_path, **PRODUCTION, PORTAL_BASE_URL="http://127.0.0.1:8000")
 
     assert loaded["ALLOWED_HOSTS"] == ["127.0.0.1"]
     assert loaded["SESSION_COOKIE_SECURE"] is False
+
+
+def test_auth0_domain_gives_the_issuer_and_mgmt_defaults_to_the_web_app(tmp_path: Path) -> None:
+    loaded = settings_of(tmp_path, **PRODUCTION)
+
+    assert loaded["AUTH0_ISSUER"] == "https://acme.eu.auth0.com/"
+    assert loaded["AUTH0_MGMT_CLIENT_ID"] == "portal-client"
+    assert loaded["AUTH0_MGMT_CLIENT_SECRET"] == "portal-secret"
+
+
+def test_issuer_url_is_used_exactly_as_given(tmp_path: Path) -> None:
+    loaded = settings_of(tmp_path, **PRODUCTION, AUTH0_ISSUER_URL="https://login.example.com/oidc")
+
+    assert loaded["AUTH0_ISSUER"] == "https://login.example.com/oidc"
+
+
+def test_plain_http_issuer_is_refused_unless_loopback(tmp_path: Path) -> None:
+    refused = load_settings(tmp_path, **PRODUCTION, AUTH0_ISSUER_URL="http://login.example.com/")
+    loopback = settings_of(tmp_path, **PRODUCTION, AUTH0_ISSUER_URL="http://127.0.0.1:9000/")
+
+    assert refused.returncode != 0
+    assert "AUTH0_ISSUER_URL" in refused.stderr
+    assert loopback["AUTH0_ISSUER"] == "http://127.0.0.1:9000/"
+
+
+def test_production_without_a_tenant_names_the_missing_variable(tmp_path: Path) -> None:
+    no_domain = load_settings(tmp_path, SECRET_KEY="x" * 50)
+    no_client = load_settings(tmp_path, SECRET_KEY="x" * 50, AUTH0_DOMAIN="acme.eu.auth0.com")
+
+    assert "AUTH0_DOMAIN" in no_domain.stderr
+    assert "AUTH0_CLIENT_ID" in no_client.stderr
+
+
+def test_dev_without_a_tenant_uses_the_devtenant(tmp_path: Path) -> None:
+    loaded = settings_of(tmp_path, DEBUG="true")
+
+    assert loaded["AUTH0_ISSUER"] == "http://127.0.0.1:8400/"
+    assert loaded["AUTH0_CLIENT_ID"] == "atrium-portal"
 
 
 def test_email_url_selects_smtp(tmp_path: Path) -> None:
