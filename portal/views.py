@@ -6,13 +6,15 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from access.selectors import role_memberships_of
 from portal.health import readiness
 
 
 @login_not_required
 @require_safe
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "portal/home.html")
+    memberships = role_memberships_of(user=request.user) if request.user.is_authenticated else []
+    return render(request, "portal/home.html", {"memberships": memberships})
 
 
 @login_not_required

@@ -91,8 +91,11 @@ def signing_keys(kid: str | None) -> KeySet:
     try:
         jwks = cache.get(_jwks_cache_key()) or _fetch_jwks()
         known = {key.get("kid") for key in jwks.get("keys", [])}
-        if kid not in known and cache.add(
-            f"{_jwks_cache_key()}:refetch", True, JWKS_REFETCH_COOLDOWN
+        # Only a `kid` the issuer may have just published is worth asking for again.
+        if (
+            kid
+            and kid not in known
+            and cache.add(f"{_jwks_cache_key()}:refetch", True, JWKS_REFETCH_COOLDOWN)
         ):
             jwks = _fetch_jwks()
     except (requests.RequestException, ValueError, KeyError) as error:

@@ -1,0 +1,56 @@
+"""Signing in through a running devtenant, as a browser would, from Django's test client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
+from django.http import HttpResponse
+from django.test import Client
+
+from devtenant.demo import DEMO_PASSWORD
+
+
+@dataclass
+class SignInAttempt:
+    callback_path: str  # the portal's callback as Auth0 sent the browser to it
+    tenant_browser: requests.Session  # the browser's cookies at the tenant
+    response: HttpResponse | None = None
+
+
+def start_sign_in(client: Client, next_path: str = "/") -> str:
+    """The authorization URL the portal sends the browser to."""
+    start = client.get("/auth/login/?" + urlencode({"next": next_path}))
+    assert start.status_code == 302, start.content
+    location: str = start["Location"]
+    return location
+
+
+def answer_at_tenant(
+    authorize_url: str,
+    email: str,
+    password: str = DEMO_PASSWORD,
+    tenant_browser: requests.Session | None = None,
+) -> SignInAttempt:
+    browser = tenant_browser or requests.Session()
+    assert browser.get(authorize_url, timeout=10).status_code == 200
+    answer = browser.post(
+        authorize_url,
+        data={"email": email, "password": password, "action": "login"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == 302, answer.text
+    callback = urlsplit(answer.headers["Location"])
+    return SignInAttempt(callback_path=f"{callback.path}?{callback.query}", tenant_browser=browser)
+
+
+def sign_in(client: Client, email: str, next_path: str = "/") -> SignInAttempt:
+    attempt = answer_at_tenant(start_sign_in(client, next_path), email)
+    attempt.response = client.get(attempt.callback_path)
+    return attempt
+
+
+def query_of(url: str) -> dict[str, str]:
+    return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
