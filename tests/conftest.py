@@ -33,9 +33,10 @@ class DevTenant:
         self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}/"
         self.log = state_dir / "devtenant.log"
+        self.state_path = state_dir / "devtenant.json"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "devtenant", "--port", str(self.port),
-             "--state", str(state_dir / "devtenant.json")],
+             "--state", str(self.state_path)],
             cwd=ROOT, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 30

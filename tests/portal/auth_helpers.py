@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
-from django.http import HttpResponse
 from django.test import Client
 
 from devtenant.demo import DEMO_PASSWORD
@@ -16,7 +16,7 @@ from devtenant.demo import DEMO_PASSWORD
 class SignInAttempt:
     callback_path: str  # the portal's callback as Auth0 sent the browser to it
     tenant_browser: requests.Session  # the browser's cookies at the tenant
-    response: HttpResponse | None = None
+    response: Any = None  # the test client's response to the callback
 
 
 def start_sign_in(client: Client, next_path: str = "/") -> str:

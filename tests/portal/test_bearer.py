@@ -1,0 +1,193 @@
+"""API bearer tokens from the devtenant: machines and people accepted, forgeries refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+from django.test import Client
+
+from devtenant.demo import (
+    AUTOMATION_CLIENT_ID,
+    AUTOMATION_CLIENT_SECRET,
+    PORTAL_AUDIENCE,
+)
+from tests.conftest import DevTenant
+from tests.portal.auth_helpers import sign_in
+
+pytestmark = pytest.mark.django_db
+
+
+def machine_token(devtenant: DevTenant, audience: str = PORTAL_AUDIENCE, **extra: str) -> str:
+    response = requests.post(
+        devtenant.url("oauth/token"),
+        data={
+            "grant_type": "client_credentials",
+            "client_id": AUTOMATION_CLIENT_ID,
+            "client_secret": AUTOMATION_CLIENT_SECRET,
+            "audience": audience,
+            **extra,
+        },
+        timeout=10,
+    )
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token
+
+
+def forged_token(devtenant: DevTenant, token: str, how: str) -> str:
+    """The devtenant forges on request: the same code that forges ID tokens for sign-in tests."""
+    from devtenant.forgery import forge
+    from devtenant.store import Tenant
+
+    tenant = Tenant(devtenant.state_path, devtenant.issuer)
+    return forge(tenant, token, how)
+
+
+def me(client: Client, token: str) -> Any:
+    return client.get("/api/access/me", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+def test_a_machine_client_is_answered_as_client(client: Client, devtenant: DevTenant) -> None:
+    response = me(client, machine_token(devtenant))
+
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "sub": f"{AUTOMATION_CLIENT_ID}@clients",
+        "name": "",
+        "email": "",
+        "via": "bearer",
+        "clientId": AUTOMATION_CLIENT_ID,
+        "scopes": ["read:access", "read:audit", "read:catalog"],
+        "roles": [],
+    }
+
+
+def test_a_signed_in_person_is_answered_from_the_session(
+    client: Client, devtenant: DevTenant
+) -> None:
+    sign_in(client, "linus@example.com")
+
+    body = client.get("/api/access/me").json()
+
+    assert body["via"] == "session"
+    assert body["sub"].startswith("auth0|")
+    assert body["email"] == "linus@example.com"
+    assert body["clientId"] is None
+    assert {role["name"] for role in body["roles"]} == {"engineer", "portal-admin"}
+    assert body["roles"][0] == {"name": "engineer", "source": "sign_in", "expiresAt": None}
+
+
+def test_no_credentials_is_401(client: Client) -> None:
+    response = client.get("/api/access/me")
+
+    assert response.status_code == 401
+    assert response.json()["error"]["name"] == "AuthenticationError"
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    ("forgery", "reason"),
+    [
+        ("tampered", "signature does not verify"),
+        ("expired", "expired"),
+        ("wrong_aud", "aud"),
+        ("wrong_iss", "iss"),
+        ("alg_none", "only RS256"),
+        ("hs256", "only RS256"),
+    ],
+)
+def test_forged_tokens_are_refused_without_echoing_them(
+    client: Client, devtenant: DevTenant, forgery: str, reason: str
+) -> None:
+    token = forged_token(devtenant, machine_token(devtenant), forgery)
+
+    response = me(client, token)
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
+    body = response.json()
+    assert body["error"]["name"] == "AuthenticationError"
+    assert reason in body["error"]["message"]
+    assert token not in response.content.decode()
+
+
+def test_a_token_for_another_api_is_refused(client: Client, devtenant: DevTenant) -> None:
+    devtenant.admin(
+        "seed",
+        {
+            "apis": [{"identifier": "https://other.example/api", "name": "Other"}],
+            "clients": [
+                {
+                    "client_id": AUTOMATION_CLIENT_ID,
+                    "client_secret": AUTOMATION_CLIENT_SECRET,
+                    "name": "Atrium automation",
+                    "app_type": "non_interactive",
+                    "grant_types": ["client_credentials"],
+                    "client_grants": {"https://other.example/api": ["read:access"]},
+                }
+            ],
+        },
+    )
+
+    response = me(client, machine_token(devtenant, "https://other.example/api"))
+
+    assert response.status_code == 401
+    assert "aud" in response.json()["error"]["message"]
+
+
+def test_a_token_without_the_scope_is_403_insufficient_scope(
+    client: Client, devtenant: DevTenant
+) -> None:
+    response = me(client, machine_token(devtenant, scope="read:catalog"))
+
+    assert response.status_code == 403
+    assert response["WWW-Authenticate"].startswith('Bearer error="insufficient_scope"')
+    assert "read:access" in response.json()["error"]["message"]
+
+
+def test_a_malformed_authorization_header_is_401(client: Client) -> None:
+    for header in ("Basic dXNlcjpwYXNz", "Bearer", "Bearer not-a-jwt"):
+        response = client.get("/api/access/me", HTTP_AUTHORIZATION=header)
+        assert response.status_code == 401, header
+
+
+def test_a_bearer_token_wins_over_a_session(client: Client, devtenant: DevTenant) -> None:
+    sign_in(client, "linus@example.com")
+
+    response = me(client, forged_token(devtenant, machine_token(devtenant), "expired"))
+
+    assert response.status_code == 401
+
+
+def test_a_rotated_signing_key_is_accepted_without_a_restart(
+    client: Client, devtenant: DevTenant
+) -> None:
+    assert me(client, machine_token(devtenant)).status_code == 200
+    devtenant.admin("keys/rotate")
+
+    response = me(client, machine_token(devtenant))
+
+    assert response.status_code == 200
+
+
+def test_an_unknown_key_id_does_not_make_the_portal_hammer_the_issuer(
+    client: Client, devtenant: DevTenant
+) -> None:
+    assert me(client, machine_token(devtenant)).status_code == 200
+    devtenant.admin("keys/rotate")
+    assert me(client, machine_token(devtenant)).status_code == 200
+    devtenant.admin("keys/rotate")
+
+    # The keys were fetched again moments ago: within the cool-down the new key is unknown.
+    response = me(client, machine_token(devtenant))
+
+    assert response.status_code == 401
+    assert "signature" in response.json()["error"]["message"]
+
+
+def test_the_openapi_document_describes_the_api(client: Client) -> None:
+    document = client.get("/api/openapi.json").json()
+
+    assert "/api/access/me" in document["paths"]
