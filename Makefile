@@ -15,7 +15,7 @@ export PORTAL_BASE_URL ?= http://127.0.0.1:$(PORT)
 .PHONY: help install run test test-integration check format clean
 
 help:
-	@echo "make run     start web, Celery worker and beat on $(PORTAL_BASE_URL)"
+	@echo "make run     start web, Celery worker, beat and the devtenant on $(PORTAL_BASE_URL)"
 	@echo "make test    run the whole test suite"
 	@echo "make check   ruff, ruff format --check, mypy, makemigrations --check"
 
@@ -33,7 +33,10 @@ install: $(STAMP)
 run: install
 	$(BIN)/python manage.py migrate --no-input
 	@echo
-	@echo "  Atrium is starting on $(PORTAL_BASE_URL)/  (Ctrl-C stops web, worker and beat)"
+	@$(BIN)/python manage.py seed_demo
+	@echo
+	@echo "  Atrium is starting on $(PORTAL_BASE_URL)/"
+	@echo "  (Ctrl-C stops web, Celery worker, beat and the devtenant)"
 	@echo
 	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) $(BIN)/honcho start -f Procfile
 

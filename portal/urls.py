@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import include, path
@@ -17,7 +18,10 @@ from portal.api import api
 def admin_sign_in(
     request: HttpRequest, extra_context: dict[str, Any] | None = None
 ) -> HttpResponse:
-    # The admin site signs people in through Auth0 like every other page.
+    # The admin site signs people in through Auth0 like every other page. A person already
+    # signed in who lacks staff access is refused, not sent round the sign-in loop again.
+    if request.user.is_authenticated:
+        raise PermissionDenied("the admin site is for portal staff")
     return redirect(f"/auth/login/?{urlencode({'next': request.GET.get('next', '/admin/')})}")
 
 

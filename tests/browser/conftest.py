@@ -33,3 +33,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(os.path.dirname(__file__)):
             item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture
+def portal(live_server: Any, devtenant_process: Any, settings: Any) -> Any:
+    """Atrium served for the browser, signing in through the devtenant."""
+    settings.PORTAL_BASE_URL = live_server.url
+    settings.AUTH0_ISSUER = devtenant_process.issuer
+    devtenant_process.reset(portal_base_url=live_server.url)
+    return live_server

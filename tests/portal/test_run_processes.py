@@ -43,16 +43,20 @@ def test_web_worker_and_beat_start_without_a_database_or_broker_server(tmp_path:
         for key, value in os.environ.items()
         if key not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}
     }
+    devtenant_port = free_port()
     environment.update(
         DEBUG="true",
         ATRIUM_VAR_DIR=str(tmp_path / "var"),
         PORT=str(port),
+        DEVTENANT_PORT=str(devtenant_port),
+        PORTAL_BASE_URL=f"http://127.0.0.1:{port}",
         PATH=f"{BIN}{os.pathsep}{environment.get('PATH', '')}",
     )
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v0"],
-        cwd=ROOT, env=environment, check=True, timeout=120,
-    )  # fmt: skip
+    for command in (["migrate", "--no-input", "-v0"], ["seed_demo"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT, env=environment, check=True, timeout=120,
+        )  # fmt: skip
     log = tmp_path / "honcho.log"
     honcho = subprocess.Popen(
         [str(BIN / "honcho"), "start", "-f", "Procfile"],
@@ -78,6 +82,10 @@ def test_web_worker_and_beat_start_without_a_database_or_broker_server(tmp_path:
         output = log.read_text()
         assert "worker.1 started" in output
         assert "beat.1 started" in output
+        # The devtenant answers as the portal's issuer, with the demo people seeded.
+        sign_in = get(f"http://127.0.0.1:{port}/auth/login/")
+        assert sign_in[0] == 200
+        assert b"Log in to Atrium" in sign_in[1]
     finally:
         # One Ctrl-C stops everything.
         honcho.send_signal(signal.SIGINT)
