@@ -4,6 +4,7 @@ import re
 
 import pytest
 from django.contrib import messages
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import PermissionDenied
@@ -68,6 +69,7 @@ def test_navigation_marks_the_current_section(client: Client, settings: object) 
 
 def test_flash_messages_are_shown_with_their_level(rf: RequestFactory) -> None:
     request = rf.get("/")
+    request.user = AnonymousUser()
     SessionMiddleware(lambda r: HttpResponse()).process_request(request)
     MessageMiddleware(lambda r: HttpResponse()).process_request(request)
     messages.success(request, "Your request was sent to team-payments.")
