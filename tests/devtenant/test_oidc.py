@@ -306,3 +306,21 @@ def test_state_survives_a_restart(tmp_path: Path, tenant_app: Flask) -> None:
         "grace@example.com",
         "linus@example.com",
     }
+
+
+def test_the_rotate_key_command_adds_a_key_and_keeps_the_old_one(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    state = tmp_path / "tenant.json"
+    for _ in range(2):
+        subprocess.run(
+            [sys.executable, "-m", "devtenant", "rotate-key", "--state", str(state)],
+            check=True,
+            capture_output=True,
+        )
+
+    keys = json.loads(state.read_text())["keys"]
+    assert len(keys) == 3
+    assert len({key["kid"] for key in keys}) == 3

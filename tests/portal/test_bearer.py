@@ -13,8 +13,9 @@ from devtenant.demo import (
     AUTOMATION_CLIENT_SECRET,
     PORTAL_AUDIENCE,
 )
+from portal.auth.bearer import Principal
 from tests.conftest import DevTenant
-from tests.portal.auth_helpers import sign_in
+from tests.portal.auth_helpers import answer_at_tenant, query_of, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -191,3 +192,70 @@ def test_the_openapi_document_describes_the_api(client: Client) -> None:
     document = client.get("/api/openapi.json").json()
 
     assert "/api/access/me" in document["paths"]
+
+
+def person_token(devtenant: DevTenant, email: str) -> str:
+    """An access token for the portal's API, as a person's own tool would get one."""
+    import base64
+    import hashlib
+    import secrets
+    from urllib.parse import urlencode
+
+    from django.conf import settings
+
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+    callback = settings.PORTAL_BASE_URL + "/auth/callback/"
+    authorize = devtenant.url("authorize?") + urlencode(
+        {
+            "response_type": "code",
+            "client_id": settings.AUTH0_CLIENT_ID,
+            "redirect_uri": callback,
+            "scope": "openid read:access",
+            "audience": PORTAL_AUDIENCE,
+            "state": "s",
+            "code_challenge": challenge.decode(),
+            "code_challenge_method": "S256",
+        }
+    )
+    attempt = answer_at_tenant(authorize, email)
+    code = query_of(attempt.callback_path)["code"]
+    response = requests.post(
+        devtenant.url("oauth/token"),
+        data={
+            "grant_type": "authorization_code",
+            "client_id": settings.AUTH0_CLIENT_ID,
+            "client_secret": settings.AUTH0_CLIENT_SECRET,
+            "code": code,
+            "redirect_uri": callback,
+            "code_verifier": verifier,
+        },
+        timeout=10,
+    )
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token
+
+
+def test_a_persons_access_token_is_answered_as_that_person(
+    client: Client, devtenant: DevTenant
+) -> None:
+    sign_in(Client(), "grace@example.com")  # the mirror knows her roles from a sign-in
+
+    response = me(client, person_token(devtenant, "grace@example.com"))
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["via"] == "bearer"
+    assert body["clientId"] is None
+    assert body["email"] == "grace@example.com"
+    assert body["scopes"] == ["openid", "read:access"]
+    assert {role["name"] for role in body["roles"]} == {"engineer", "payments.admin"}
+
+
+def test_the_audit_actor_names_machines_as_clients() -> None:
+    machine = Principal(sub="automation@clients", via="bearer", client_id="automation")
+    person = Principal(sub="auth0|abc", via="bearer")
+
+    assert machine.actor == "client:automation"
+    assert person.actor == "auth0|abc"

@@ -1,0 +1,25 @@
+"""The portal's writes: people as Auth0 describes them."""
+
+import pytest
+
+from portal.services import user_sign_in_record
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_person_is_created_once_and_keeps_auth0s_current_name_and_email() -> None:
+    first = user_sign_in_record(sub="auth0|1", email="ada@example.com", name="Ada")
+
+    again = user_sign_in_record(sub="auth0|1", email="ada@newco.example", name="Ada L.")
+
+    assert again.pk == first.pk
+    assert (again.email, again.name) == ("ada@newco.example", "Ada L.")
+    assert not again.has_usable_password()
+
+
+def test_the_same_email_under_another_sub_is_another_person() -> None:
+    ada = user_sign_in_record(sub="auth0|1", email="ada@example.com", name="Ada")
+
+    other = user_sign_in_record(sub="google-oauth2|9", email="ada@example.com", name="Ada")
+
+    assert other.pk != ada.pk
