@@ -4,20 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from portal.scopes import API_SCOPES
+
 DEMO_PASSWORD = "atrium-demo"
 PORTAL_CLIENT_ID = "atrium-portal"
 PORTAL_CLIENT_SECRET = "atrium-portal-dev-secret"
 AUTOMATION_CLIENT_ID = "atrium-automation"
 AUTOMATION_CLIENT_SECRET = "atrium-automation-dev-secret"
 PORTAL_AUDIENCE = "https://atrium.dev/api"
-PORTAL_API_SCOPES = [
-    "read:catalog",
-    "write:catalog",
-    "read:access",
-    "request:access",
-    "approve:access",
-    "read:audit",
-]
+PORTAL_API_SCOPES = list(API_SCOPES)
 MANAGEMENT_SCOPES = [
     "read:users",
     "update:users",

@@ -10,15 +10,8 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from portal.auth.bearer import BearerError, Principal, principal_from_token
+from portal.scopes import API_SCOPES
 
-API_SCOPES = (
-    "read:catalog",
-    "write:catalog",
-    "read:access",
-    "request:access",
-    "approve:access",
-    "read:audit",
-)
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 

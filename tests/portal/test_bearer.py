@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import requests
 from django.test import Client
 
 from devtenant.demo import (
@@ -21,20 +20,13 @@ pytestmark = pytest.mark.django_db
 
 
 def machine_token(devtenant: DevTenant, audience: str = PORTAL_AUDIENCE, **extra: str) -> str:
-    response = requests.post(
-        devtenant.url("oauth/token"),
-        data={
-            "grant_type": "client_credentials",
-            "client_id": AUTOMATION_CLIENT_ID,
-            "client_secret": AUTOMATION_CLIENT_SECRET,
-            "audience": audience,
-            **extra,
-        },
-        timeout=10,
+    return devtenant.token(
+        grant_type="client_credentials",
+        client_id=AUTOMATION_CLIENT_ID,
+        client_secret=AUTOMATION_CLIENT_SECRET,
+        audience=audience,
+        **extra,
     )
-    response.raise_for_status()
-    token: str = response.json()["access_token"]
-    return token
 
 
 def forged_token(devtenant: DevTenant, token: str, how: str) -> str:
@@ -220,21 +212,14 @@ def person_token(devtenant: DevTenant, email: str) -> str:
     )
     attempt = answer_at_tenant(authorize, email)
     code = query_of(attempt.callback_path)["code"]
-    response = requests.post(
-        devtenant.url("oauth/token"),
-        data={
-            "grant_type": "authorization_code",
-            "client_id": settings.AUTH0_CLIENT_ID,
-            "client_secret": settings.AUTH0_CLIENT_SECRET,
-            "code": code,
-            "redirect_uri": callback,
-            "code_verifier": verifier,
-        },
-        timeout=10,
+    return devtenant.token(
+        grant_type="authorization_code",
+        client_id=settings.AUTH0_CLIENT_ID,
+        client_secret=settings.AUTH0_CLIENT_SECRET,
+        code=code,
+        redirect_uri=callback,
+        code_verifier=verifier,
     )
-    response.raise_for_status()
-    token: str = response.json()["access_token"]
-    return token
 
 
 def test_a_persons_access_token_is_answered_as_that_person(

@@ -80,16 +80,12 @@ def test_roles_no_longer_in_the_token_are_dropped(client: Client, devtenant: Dev
     tenant_state = requests.get(devtenant.url("__admin/state"), timeout=5).json()
     checkout = next(r["id"] for r in tenant_state["roles"] if r["name"] == "checkout.viewer")
     # An admin takes the role away in Auth0, through the Management API.
-    management = requests.post(
-        devtenant.url("oauth/token"),
-        data={
-            "grant_type": "client_credentials",
-            "client_id": settings.AUTH0_CLIENT_ID,
-            "client_secret": settings.AUTH0_CLIENT_SECRET,
-            "audience": devtenant.issuer + "api/v2/",
-        },
-        timeout=5,
-    ).json()["access_token"]
+    management = devtenant.token(
+        grant_type="client_credentials",
+        client_id=settings.AUTH0_CLIENT_ID,
+        client_secret=settings.AUTH0_CLIENT_SECRET,
+        audience=devtenant.issuer + "api/v2/",
+    )
     requests.delete(
         devtenant.url(f"api/v2/users/{ada.sub}/roles"),
         json={"roles": [checkout]},
