@@ -145,7 +145,7 @@ def callback(request: HttpRequest) -> HttpResponse:
             status=400,
             reason="no ID token",
         )
-    next_path = safe_next_path(request.session.get(NEXT_SESSION_KEY))
+    next_path = safe_next_path(request.session.pop(NEXT_SESSION_KEY, None))
     user = user_sign_in_record(
         sub=claims["sub"], email=claims.get("email", ""), name=claims.get("name", "")
     )
