@@ -176,6 +176,16 @@ def id_list(field: str) -> list[str]:
     return values
 
 
+def assign_all(pairs: list[tuple[str, str]]) -> None:
+    """Give each (user, role) pair, all or none: every id is checked before anything changes."""
+    for user_id, role_id in pairs:
+        user_or_404(user_id)
+        role_or_404(role_id)
+    with tenant().change() as data:
+        for user_id, role_id in pairs:
+            assign(data, user_id=user_id, role_id=role_id)
+
+
 def member(user: User) -> dict[str, str]:
     return {"user_id": user.user_id, "email": user.email, "name": user.name, "picture": ""}
 
@@ -239,12 +249,7 @@ def role_users(role_id: str) -> Any:
 @require_scope("update:roles", "create:role_members")
 def role_users_add(role_id: str) -> Any:
     role_or_404(role_id)
-    user_ids = id_list("users")
-    for user_id in user_ids:
-        user_or_404(user_id)
-    with tenant().change() as data:
-        for user_id in user_ids:
-            assign(data, user_id=user_id, role_id=role_id)
+    assign_all([(user_id, role_id) for user_id in id_list("users")])
     return Response(status=200)
 
 
@@ -284,12 +289,7 @@ def user_roles(user_id: str) -> Any:
 @require_scope("update:users", "create:role_members")
 def user_roles_add(user_id: str) -> Any:
     user_or_404(user_id)
-    role_ids = id_list("roles")
-    for role_id in role_ids:
-        role_or_404(role_id)
-    with tenant().change() as data:
-        for role_id in role_ids:
-            assign(data, user_id=user_id, role_id=role_id)
+    assign_all([(user_id, role_id) for role_id in id_list("roles")])
     return Response(status=204)
 
 
