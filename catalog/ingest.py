@@ -1,0 +1,226 @@
+"""Reading a location: its files, the Location entities they point to, placeholders, validation.
+
+Nothing here writes; `catalog.services` applies what a read produced.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import yaml
+
+from catalog.descriptors import DescriptorError, ValidEntity, validate_entity
+from catalog.yamlfiles import MAX_FILE_BYTES, DescriptorFileError, load_documents
+
+DESCRIPTOR_SUFFIXES = (".yaml", ".yml")
+MAX_FILES = 5_000
+URL_TIMEOUT = 10
+
+
+@dataclass(frozen=True)
+class Problem:
+    source: str
+    document: int | None
+    message: str
+    field: str = ""
+    # The entity the problem belongs to, when the document names one.
+    ref: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.document}" if self.document is not None else self.source
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class Emitted:
+    valid: ValidEntity
+    source: str
+    document: int
+
+
+@dataclass
+class ReadResult:
+    entities: list[Emitted] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    # Files that could not be read at all: their entities must not be treated as gone.
+    unreadable: set[str] = field(default_factory=set)
+
+
+class _Reader:
+    def __init__(self, root: str) -> None:
+        self.is_url = urlsplit(root).scheme in {"http", "https"}
+        self.root = root if self.is_url else str(Path(root).resolve())
+        self.result = ReadResult()
+        self.seen: set[str] = set()
+
+    # --- fetching -------------------------------------------------------------------------
+
+    def _inside_root(self, target: str) -> bool:
+        if self.is_url:
+            base = urlsplit(self.root)
+            other = urlsplit(target)
+            return (other.scheme, other.netloc) == (base.scheme, base.netloc)
+        root = Path(self.root)
+        root_dir = root if root.is_dir() else root.parent
+        return Path(target).resolve().is_relative_to(root_dir)
+
+    def _fetch(self, target: str) -> bytes:
+        if self.is_url:
+            response = requests.get(target, timeout=URL_TIMEOUT, stream=True)
+            if response.status_code == 404:
+                raise FileNotFoundError(target)
+            response.raise_for_status()
+            body = response.raw.read(MAX_FILE_BYTES + 1, decode_content=True)
+            return bytes(body)
+        with open(target, "rb") as handle:
+            return handle.read(MAX_FILE_BYTES + 1)
+
+    def _resolve(self, base: str, relative: str) -> str:
+        if self.is_url:
+            return urljoin(base, relative)
+        return str((Path(base).parent / relative).resolve())
+
+    # --- reading --------------------------------------------------------------------------
+
+    def read(self, target: str) -> None:
+        if not self.is_url and Path(target).is_dir():
+            files = sorted(
+                path
+                for path in Path(target).rglob("*")
+                if path.suffix in DESCRIPTOR_SUFFIXES and path.is_file()
+            )
+            for path in files[:MAX_FILES]:
+                self.read_file(str(path.resolve()))
+            return
+        self.read_file(target)
+
+    def read_file(self, source: str) -> None:
+        if source in self.seen:
+            return
+        self.seen.add(source)
+        if len(self.seen) > MAX_FILES:
+            self._problem(source, None, f"more than {MAX_FILES} files; the rest were not read")
+            return
+        try:
+            raw = self._fetch(source)
+            documents = load_documents(raw, source=source)
+        except DescriptorFileError as error:
+            self.result.unreadable.add(source)
+            self._problem(source, error.document, error.message)
+            return
+        except FileNotFoundError:
+            self.result.unreadable.add(source)
+            self._problem(source, None, "NotFoundError: no file at this location")
+            return
+        except (OSError, requests.RequestException) as error:
+            self.result.unreadable.add(source)
+            self._problem(source, None, f"could not be read: {error}")
+            return
+        for document in documents:
+            self._document(source, document.number, document.data)
+
+    def _document(self, source: str, number: int, data: Any) -> None:
+        ref = _ref_of(data)
+        try:
+            data = self._placeholders(source, data)
+            valid = validate_entity(data)
+        except DescriptorError as error:
+            self._problem(source, number, error.message, error.field, ref)
+            return
+        self.result.entities.append(Emitted(valid=valid, source=source, document=number))
+        if valid.kind == "Location":
+            spec = valid.entity.get("spec") or {}
+            targets = list(spec.get("targets") or [])
+            if spec.get("target"):
+                targets.insert(0, spec["target"])
+            for target in targets:
+                resolved = self._resolve(source, target)
+                if not self._inside_root(resolved):
+                    self._problem(
+                        source,
+                        number,
+                        f"the target {target!r} is outside the registered location {self.root}",
+                        "spec.targets",
+                        ref,
+                    )
+                    continue
+                self.read(resolved)
+
+    def _placeholders(self, source: str, value: Any) -> Any:
+        """Backstage's `$text`, `$json` and `$yaml`: the content of a file beside the descriptor."""
+        if isinstance(value, list):
+            return [self._placeholders(source, item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        keys = [key for key in value if isinstance(key, str) and key.startswith("$")]
+        if keys and keys[0] in {"$text", "$json", "$yaml"}:
+            if len(value) != 1:
+                raise DescriptorError(
+                    f"Placeholder {keys[0]} must be the only key of its object", keys[0]
+                )
+            return self._substitute(source, keys[0], value[keys[0]])
+        return {key: self._placeholders(source, item) for key, item in value.items()}
+
+    def _substitute(self, source: str, kind: str, relative: Any) -> Any:
+        if not isinstance(relative, str) or not relative:
+            raise DescriptorError(f"Placeholder {kind} must name a file", kind)
+        target = self._resolve(source, relative)
+        if not self._inside_root(target):
+            raise DescriptorError(
+                f"Placeholder {kind} refers to {relative!r}, outside the registered location",
+                kind,
+            )
+        try:
+            raw = self._fetch(target)
+        except (OSError, requests.RequestException) as error:
+            raise DescriptorError(
+                f"Placeholder {kind} could not read {relative!r}: {error}", kind
+            ) from error
+        if len(raw) > MAX_FILE_BYTES:
+            raise DescriptorError(f"Placeholder {kind} file {relative!r} is too large", kind)
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            if kind == "$json":
+                return json.loads(text)
+            if kind == "$yaml":
+                documents = load_documents(raw, source=target)
+                if len(documents) > 1:
+                    raise ValueError("it holds more than one YAML document")
+                return documents[0].data if documents else None
+        except (ValueError, DescriptorFileError, yaml.YAMLError) as error:
+            raise DescriptorError(
+                f"Placeholder {kind} failed to parse {relative!r}: {error}", kind
+            ) from error
+        return text
+
+    def _problem(
+        self,
+        source: str,
+        document: int | None,
+        message: str,
+        field_path: str = "",
+        ref: str | None = None,
+    ) -> None:
+        self.result.problems.append(Problem(source, document, message, field_path, ref))
+
+
+def _ref_of(data: Any) -> str | None:
+    """The entity a rejected document meant to be, so its problem can be shown on its page."""
+    if not isinstance(data, dict) or not isinstance(data.get("metadata"), dict):
+        return None
+    kind, metadata = data.get("kind"), data["metadata"]
+    name, namespace = metadata.get("name"), metadata.get("namespace") or "default"
+    if not all(isinstance(part, str) and part for part in (kind, name, namespace)):
+        return None
+    return f"{kind}:{namespace}/{name}".lower()
+
+
+def read_location(target: str) -> ReadResult:
+    reader = _Reader(target)
+    reader.read(reader.root)
+    return reader.result

@@ -1,0 +1,80 @@
+"""The catalog: registered locations, the entities they emit, and the relations between them."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class Location(models.Model):
+    """A descriptor file, folder or URL that was registered; refreshed to (re)read its entities."""
+
+    class Outcome(models.TextChoices):
+        NEVER = "never", "not refreshed yet"
+        OK = "ok", "refreshed"
+        PROBLEMS = "problems", "refreshed, with problems"
+        FAILED = "failed", "could not be read"
+
+    target = models.CharField(max_length=2048, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_refreshed_at = models.DateTimeField(null=True, blank=True)
+    last_outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.NEVER)
+    # `file:document: message` lines from the last refresh.
+    last_problems = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["target"]
+
+    def __str__(self) -> str:
+        return self.target
+
+
+class Entity(models.Model):
+    """The last good version of one entity, as its location emitted it."""
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # `kind:namespace/name`, lower-cased: how references find an entity, case-insensitively.
+    ref = models.CharField(max_length=300, unique=True)
+    kind = models.CharField(max_length=63)
+    namespace = models.CharField(max_length=63)
+    name = models.CharField(max_length=63)
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="entities")
+    source = models.CharField(max_length=2048, help_text="the file that holds the descriptor")
+    document = models.PositiveIntegerField(help_text="its position in that file, from 1")
+    descriptor = models.JSONField(help_text="the entity as Backstage's API returns it")
+    etag = models.CharField(max_length=64)
+    # Processing problems of the latest attempt; the descriptor above stays the last good one.
+    problems = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["ref"]
+        indexes = [models.Index(fields=["kind", "namespace", "name"])]
+
+    def __str__(self) -> str:
+        return self.ref
+
+
+class Relation(models.Model):
+    """`source_ref` —type→ `target_ref`, emitted while processing `origin`.
+
+    Both directions are stored, as Backstage stores them; the target need not exist.
+    """
+
+    origin = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="emitted_relations")
+    source_ref = models.CharField(max_length=300)
+    type = models.CharField(max_length=63)
+    target_ref = models.CharField(max_length=300)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["origin", "source_ref", "type", "target_ref"], name="relation_once"
+            )
+        ]
+        indexes = [models.Index(fields=["source_ref", "type"])]
+
+    def __str__(self) -> str:
+        return f"{self.source_ref} {self.type} {self.target_ref}"

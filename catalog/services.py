@@ -1,0 +1,177 @@
+"""Writes of the catalog: registering locations and applying what a refresh read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.db import transaction
+from django.utils import timezone
+
+from catalog.ingest import Emitted, Problem, read_location
+from catalog.models import Entity, Location, Relation
+
+
+@dataclass
+class RefreshReport:
+    location: Location
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def normalize_target(target: str) -> str:
+    """URLs as given; paths made absolute, so one file is one location however it is named."""
+    if urlsplit(target).scheme in {"http", "https"}:
+        return target
+    return str(Path(target).expanduser().resolve())
+
+
+def location_register(*, target: str) -> Location:
+    location, _ = Location.objects.get_or_create(target=normalize_target(target))
+    return location
+
+
+def _etag(entity: dict[str, Any]) -> str:
+    canonical = json.dumps(entity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:40]
+
+
+def _descriptor(emitted: Emitted, uid: str, etag: str) -> dict[str, Any]:
+    entity = emitted.valid.entity
+    descriptor = {
+        "apiVersion": entity["apiVersion"],
+        "kind": entity["kind"],
+        "metadata": {**entity["metadata"], "uid": uid, "etag": etag},
+    }
+    if "spec" in entity:
+        descriptor["spec"] = entity["spec"]
+    return descriptor
+
+
+@transaction.atomic
+def location_refresh(*, location: Location, dry_run: bool = False) -> RefreshReport:
+    """Read the location again and make the catalog match it, in one transaction.
+
+    An entity whose document is now invalid keeps its last good version, with the problem
+    beside it; an entity no longer emitted is removed, unless its file could not be read at
+    all; an entity another location already provides stays with that location. A dry run
+    does all of it and rolls back.
+    """
+    location = Location.objects.select_for_update().get(pk=location.pk)
+    result = read_location(location.target)
+    report = RefreshReport(location=location, problems=list(result.problems), dry_run=dry_run)
+
+    refs = [emitted.valid.ref.key for emitted in result.entities]
+    known = {entity.ref: entity for entity in Entity.objects.filter(ref__in=refs)}
+    accepted: dict[str, Emitted] = {}
+    for emitted in result.entities:
+        ref = emitted.valid.ref.key
+        first = accepted.get(ref)
+        holder = known.get(ref)
+        if first is not None:
+            message = f"ConflictError: {ref} is also defined at {first.source}:{first.document}"
+        elif holder is not None and holder.location_id != location.pk:
+            message = (
+                f"ConflictError: {ref} is already provided by the location {holder.location.target}"
+            )
+        else:
+            accepted[ref] = emitted
+            continue
+        report.problems.append(Problem(emitted.source, emitted.document, message, "", ref))
+
+    problems_by_ref: dict[str, list[str]] = {}
+    for problem in report.problems:
+        if problem.ref:
+            problems_by_ref.setdefault(problem.ref, []).append(str(problem))
+
+    current = {entity.ref: entity for entity in Entity.objects.filter(location=location)}
+    new_entities, changed = [], []
+    for ref, emitted in accepted.items():
+        existing = current.get(ref)
+        data = emitted.valid.entity
+        etag = _etag(data)
+        if existing is None:
+            entity = Entity(ref=ref, location=location)
+            new_entities.append(entity)
+            report.added.append(ref)
+        elif existing.etag != etag or existing.problems or existing.source != emitted.source:
+            entity = existing
+            changed.append(entity)
+            if existing.etag != etag:
+                report.updated.append(ref)
+            else:
+                report.unchanged += 1
+        else:
+            report.unchanged += 1
+            continue
+        entity.kind = data["kind"]
+        entity.namespace = data["metadata"]["namespace"]
+        entity.name = data["metadata"]["name"]
+        entity.source, entity.document = emitted.source, emitted.document
+        entity.etag = etag
+        entity.descriptor = _descriptor(emitted, str(entity.uid), etag)
+        entity.problems = []
+
+    # A rejected document keeps its entity's last good version and shows why it was rejected.
+    for ref, messages in problems_by_ref.items():
+        existing = current.get(ref)
+        if existing is not None and ref not in accepted:
+            existing.problems = messages
+            changed.append(existing)
+
+    gone = [
+        entity
+        for ref, entity in current.items()
+        if ref not in accepted
+        and ref not in problems_by_ref
+        and entity.source not in result.unreadable
+    ]
+    report.removed = sorted(entity.ref for entity in gone)
+    Entity.objects.filter(pk__in=[entity.pk for entity in gone]).delete()
+    Entity.objects.bulk_create(new_entities)
+    Entity.objects.bulk_update(
+        changed,
+        ["kind", "namespace", "name", "source", "document", "etag", "descriptor", "problems"],
+    )
+
+    touched = {entity.ref: entity for entity in [*new_entities, *changed] if entity.ref in accepted}
+    Relation.objects.filter(origin__in=list(touched.values())).delete()
+    Relation.objects.bulk_create(
+        [
+            Relation(
+                origin=touched[ref],
+                source_ref=relation.source.key,
+                type=relation.type,
+                target_ref=relation.target.key,
+            )
+            for ref, emitted in accepted.items()
+            if ref in touched
+            for relation in emitted.valid.relations
+        ],
+        ignore_conflicts=True,
+    )
+
+    location.last_refreshed_at = timezone.now()
+    if result.unreadable and not result.entities:
+        location.last_outcome = Location.Outcome.FAILED
+    elif report.problems:
+        location.last_outcome = Location.Outcome.PROBLEMS
+    else:
+        location.last_outcome = Location.Outcome.OK
+    location.last_problems = [str(problem) for problem in report.problems]
+    location.save(update_fields=["last_refreshed_at", "last_outcome", "last_problems"])
+    if dry_run:
+        transaction.set_rollback(True)
+    return report

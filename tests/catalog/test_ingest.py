@@ -1,0 +1,195 @@
+"""Ingesting locations: what is stored, what is kept, what is removed, and what is refused."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from catalog.models import Entity, Location, Relation
+from catalog.services import RefreshReport, location_refresh, location_register
+
+pytestmark = pytest.mark.django_db
+CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "backstage-examples"
+
+PAYMENTS = """\
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: payments-api
+  description: {description}
+spec:
+  type: service
+  lifecycle: production
+  owner: team-payments
+  providesApis: [payments]
+"""
+
+
+def refresh(target: Path | str) -> RefreshReport:
+    return location_refresh(location=location_register(target=str(target)))
+
+
+def test_backstages_examples_ingest_with_their_relations_and_errors(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        call_command("import_catalog", str(CONFORMANCE))
+
+    assert exited.value.code == 1
+    out, err = capsys.readouterr()
+    assert "22 added" in out
+    assert Entity.objects.count() == 22
+    assert not Entity.objects.filter(name__icontains="invalid").exists()
+    assert 'invalid-component.yaml:1: Policy check failed; caused by Error: "metadata.name"' in err
+    assert "all-apis.yaml: NotFoundError" in err
+    assert "team-a-group.yaml:5: ConflictError: user:default/guest is also defined at" in err
+    assert Relation.objects.filter(
+        source_ref="component:default/example-website",
+        type="providesApi",
+        target_ref="api:default/example-grpc-api",
+    ).exists()
+    assert Relation.objects.filter(
+        source_ref="api:default/example-grpc-api",
+        type="apiProvidedBy",
+        target_ref="component:default/example-website",
+    ).exists()
+    alternative = Entity.objects.get(ref="component:alternative/different-namespace")
+    assert alternative.descriptor["metadata"]["uid"] == str(alternative.uid)
+
+
+def test_dry_run_reports_and_changes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        call_command("import_catalog", str(CONFORMANCE), "--dry-run")
+
+    assert "22 added" in capsys.readouterr().out
+    assert Entity.objects.count() == 0
+    assert Location.objects.count() == 0
+
+
+def test_an_invalid_version_never_replaces_the_last_good_one(tmp_path: Path) -> None:
+    descriptor = tmp_path / "catalog-info.yaml"
+    descriptor.write_text(PAYMENTS.format(description="Takes payments"))
+    refresh(descriptor)
+    good = Entity.objects.get(ref="component:default/payments-api")
+
+    descriptor.write_text(PAYMENTS.format(description="Broken").replace("owner:", "ownr:"))
+    report = refresh(descriptor)
+
+    kept = Entity.objects.get(ref="component:default/payments-api")
+    assert kept.descriptor == good.descriptor
+    assert "/spec must have required property 'owner'" in kept.problems[0]
+    assert not report.ok
+
+    descriptor.write_text(PAYMENTS.format(description="Takes payments, again"))
+    refresh(descriptor)
+    fixed = Entity.objects.get(ref="component:default/payments-api")
+    assert fixed.problems == []
+    assert fixed.descriptor["metadata"]["description"] == "Takes payments, again"
+    assert fixed.uid == good.uid
+
+
+def test_an_entity_its_location_no_longer_emits_is_removed(tmp_path: Path) -> None:
+    descriptor = tmp_path / "catalog-info.yaml"
+    second = PAYMENTS.format(description="x").replace("payments-api", "ledger-api")
+    descriptor.write_text(PAYMENTS.format(description="x") + "---\n" + second)
+    refresh(descriptor)
+    assert Entity.objects.count() == 2
+
+    descriptor.write_text(PAYMENTS.format(description="x"))
+    report = refresh(descriptor)
+
+    assert report.removed == ["component:default/ledger-api"]
+    assert list(Entity.objects.values_list("ref", flat=True)) == ["component:default/payments-api"]
+    assert not Relation.objects.filter(source_ref="component:default/ledger-api").exists()
+
+
+def test_an_unreadable_file_loses_nothing(tmp_path: Path) -> None:
+    descriptor = tmp_path / "catalog-info.yaml"
+    descriptor.write_text(PAYMENTS.format(description="x"))
+    refresh(descriptor)
+
+    descriptor.write_text("kind: [unclosed\n")
+    report = refresh(descriptor)
+
+    assert Entity.objects.filter(ref="component:default/payments-api").exists()
+    assert "YAML error at line" in str(report.problems[0])
+    assert Location.objects.get().last_outcome == Location.Outcome.FAILED
+
+
+def test_the_same_entity_from_two_locations_stays_with_the_first(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "catalog-info.yaml").write_text(PAYMENTS.format(description="first"))
+    (tmp_path / "b" / "catalog-info.yaml").write_text(
+        PAYMENTS.format(description="second").replace("payments-api", "Payments-API")
+    )
+    refresh(tmp_path / "a")
+
+    report = refresh(tmp_path / "b")
+
+    entity = Entity.objects.get()
+    assert entity.descriptor["metadata"]["description"] == "first"
+    assert f"is already provided by the location {tmp_path / 'a'}" in str(report.problems[0])
+
+
+def test_locations_and_placeholders_read_files_beside_the_descriptor(tmp_path: Path) -> None:
+    (tmp_path / "apis").mkdir()
+    (tmp_path / "apis" / "openapi.yaml").write_text("openapi: 3.0.0\ninfo: {title: Payments}\n")
+    (tmp_path / "apis" / "payments.yaml").write_text(
+        "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {name: payments}\n"
+        "spec:\n  type: openapi\n  lifecycle: production\n  owner: team-payments\n"
+        "  definition:\n    $text: ./openapi.yaml\n"
+    )
+    (tmp_path / "catalog-info.yaml").write_text(
+        "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: root}\n"
+        "spec:\n  targets: [./apis/payments.yaml]\n"
+    )
+
+    refresh(tmp_path / "catalog-info.yaml")
+
+    api = Entity.objects.get(ref="api:default/payments")
+    assert api.descriptor["spec"]["definition"].startswith("openapi: 3.0.0")
+    assert Entity.objects.filter(ref="location:default/root").exists()
+
+
+def test_placeholders_may_not_reach_outside_the_location(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hunter2")
+    (tmp_path / "repo").mkdir()
+    descriptor = tmp_path / "repo" / "catalog-info.yaml"
+    descriptor.write_text(
+        PAYMENTS.format(description="x").replace(
+            "  description: x", "  description:\n    $text: ../secret.txt"
+        )
+    )
+
+    report = refresh(tmp_path / "repo")
+
+    assert not Entity.objects.exists()
+    assert "outside the registered location" in str(report.problems[0])
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_descriptor_at_a_url_is_ingested(tmp_path: Path, served: str) -> None:
+    (tmp_path / "catalog-info.yaml").write_text(PAYMENTS.format(description="over http"))
+
+    report = refresh(f"{served}/catalog-info.yaml")
+
+    assert report.added == ["component:default/payments-api"]
+    missing = refresh(f"{served}/nope.yaml")
+    assert "NotFoundError" in str(missing.problems[0])
