@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Role(models.Model):
@@ -18,6 +19,14 @@ class Role(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class RoleMembershipQuerySet(models.QuerySet["RoleMembership"]):
+    def active(self) -> RoleMembershipQuerySet:
+        """Memberships in force now: without an end, or ending in the future."""
+        return self.filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now())
+        )
 
 
 class RoleMembership(models.Model):
@@ -36,6 +45,8 @@ class RoleMembership(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RoleMembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [

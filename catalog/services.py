@@ -175,3 +175,11 @@ def location_refresh(*, location: Location, dry_run: bool = False) -> RefreshRep
     if dry_run:
         transaction.set_rollback(True)
     return report
+
+
+@transaction.atomic
+def location_delete(*, location: Location) -> list[str]:
+    """Forget a location and every entity it provided; the refs that went."""
+    refs = sorted(location.entities.values_list("ref", flat=True))
+    location.delete()
+    return refs

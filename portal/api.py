@@ -52,6 +52,10 @@ api = NinjaAPI(
 )
 
 
+def json_response(request: HttpRequest, body: Any, *, status: int = 200) -> HttpResponse:
+    return api.create_response(request, body, status=status)
+
+
 def error_response(
     request: HttpRequest,
     status: int,
@@ -113,3 +117,4 @@ def principal_of(request: HttpRequest) -> Principal:
 
 
 api.add_router("/access/", "access.api.router")
+api.add_router("/catalog/", "catalog.api.router")

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -173,16 +169,6 @@ def test_placeholders_may_not_reach_outside_the_location(tmp_path: Path) -> None
 
     assert not Entity.objects.exists()
     assert "outside the registered location" in str(report.problems[0])
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 def test_a_descriptor_at_a_url_is_ingested(tmp_path: Path, served: str) -> None:
