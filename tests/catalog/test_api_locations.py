@@ -49,8 +49,8 @@ def writer_token(devtenant: DevTenant, scopes: list[str]) -> str:
 
 def post_location(client: Client, body: dict[str, Any], token: str = "", **query: str) -> Any:
     path = "/api/catalog/locations" + ("?" + "&".join(f"{k}={v}" for k, v in query.items()))
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
-    return client.post(path, body, content_type="application/json", **headers)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return client.post(path, body, content_type="application/json", headers=headers)
 
 
 def test_a_machine_with_write_catalog_registers_previews_and_removes_a_location(
@@ -134,26 +134,26 @@ def test_only_portal_admins_register_from_the_browser_and_only_with_csrf(
 
 def test_validate_entity_answers_as_backstage_does(client: Client, devtenant: DevTenant) -> None:
     token = writer_token(devtenant, ["read:catalog"])
-    entity = {
+    entity: dict[str, Any] = {
         "apiVersion": "backstage.io/v1alpha1",
         "kind": "Component",
         "metadata": {"name": "payments-api"},
         "spec": {"type": "service", "lifecycle": "production", "owner": "team-payments"},
     }
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    auth = {"Authorization": f"Bearer {token}"}
 
     valid = client.post(
         "/api/catalog/validate-entity",
         {"entity": entity, "location": "url:x"},
         content_type="application/json",
-        **auth,
+        headers=auth,
     )
     entity["metadata"]["name"] = "payments api"
     invalid = client.post(
         "/api/catalog/validate-entity",
         {"entity": entity, "location": "url:x"},
         content_type="application/json",
-        **auth,
+        headers=auth,
     )
 
     assert valid.status_code == 200
