@@ -250,11 +250,17 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CATALOG_REFRESH_INTERVAL = env.int("CATALOG_REFRESH_INTERVAL", default=600)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "worker-heartbeat": {
         "task": "portal.tasks.worker_heartbeat_record_task",
         "schedule": timedelta(seconds=60),
         "options": {"expires": 55},
+    },
+    "catalog-refresh": {
+        "task": "catalog.tasks.catalog_locations_refresh_task",
+        "schedule": timedelta(seconds=CATALOG_REFRESH_INTERVAL),
+        "options": {"expires": CATALOG_REFRESH_INTERVAL},
     },
 }
 

@@ -1,0 +1,49 @@
+"""Celery tasks of the catalog: every location is read again on an interval."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.core.cache import cache
+
+from catalog.models import Location
+from catalog.services import location_refresh
+
+logger = logging.getLogger(__name__)
+
+# A refresh holding its lock longer than this is taken to have died with its worker.
+LOCK_SECONDS = 600
+
+
+@shared_task
+def catalog_locations_refresh_task() -> int:
+    """Beat's entry point: one refresh task per location, so one slow location delays none."""
+    location_ids = list(Location.objects.values_list("pk", flat=True))
+    for location_id in location_ids:
+        location_refresh_task.delay(location_id)
+    return len(location_ids)
+
+
+@shared_task
+def location_refresh_task(location_id: int) -> str:
+    lock = f"atrium:catalog:refresh:{location_id}"
+    # Two refreshes of one location never overlap; a lost worker's lock times out.
+    if not cache.add(lock, "held", LOCK_SECONDS):
+        return "skipped: a refresh of this location is already running"
+    try:
+        location = Location.objects.filter(pk=location_id).first()
+        if location is None:
+            return "skipped: the location was removed"
+        report = location_refresh(location=location)
+        logger.info(
+            "refreshed %s: %d added, %d updated, %d removed, %d problems",
+            location.target,
+            len(report.added),
+            len(report.updated),
+            len(report.removed),
+            len(report.problems),
+        )
+        return report.location.last_outcome
+    finally:
+        cache.delete(lock)
