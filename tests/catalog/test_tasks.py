@@ -36,7 +36,7 @@ def test_beat_refreshes_every_location(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(location_refresh_task, "delay", sent.append)
 
     queued = catalog_locations_refresh_task.apply().get()
-    outcome = location_refresh_task.apply(args=[location.pk]).get()
+    outcome = location_refresh_task.apply(args=(location.pk,)).get()
 
     assert queued == 1
     assert sent == [location.pk]
@@ -50,7 +50,7 @@ def test_a_refresh_already_running_is_not_started_twice(tmp_path: Path) -> None:
     location = location_register(target=str(tmp_path))
     cache.add(f"atrium:catalog:refresh:{location.pk}", "held", 60)
     try:
-        outcome = location_refresh_task.apply(args=[location.pk]).get()
+        outcome = location_refresh_task.apply(args=(location.pk,)).get()
     finally:
         cache.delete(f"atrium:catalog:refresh:{location.pk}")
 
