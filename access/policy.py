@@ -25,3 +25,23 @@ def may_register_locations(principal: Principal, user: User | None) -> bool:
     if principal.is_machine:
         return "write:catalog" in principal.scopes
     return "write:catalog" in principal.scopes and is_portal_admin(user)
+
+
+def may_see_restricted(
+    *,
+    user: User | None,
+    required_roles: list[str],
+    owner_ref: str,
+    held_roles: list[str],
+    group_refs: list[str],
+) -> bool:
+    """Links, annotations, spec details and definitions of an entity: for holders of a required
+    role, its owners and portal admins. An entity that requires no role is open to everyone.
+    """
+    if not required_roles:
+        return True
+    if set(required_roles) & set(held_roles):
+        return True
+    if owner_ref and owner_ref in group_refs:
+        return True
+    return is_portal_admin(user)

@@ -30,6 +30,17 @@ class Location(models.Model):
         return self.target
 
 
+class EntityQuerySet(models.QuerySet["Entity"]):
+    def accessible_with(self, role_names: list[str]) -> EntityQuerySet:
+        """Open entities, and restricted ones whose required roles include one of these."""
+        return self.filter(
+            models.Q(restricted=False) | models.Q(required_role_rows__role_name__in=role_names)
+        ).distinct()
+
+    def owned_by(self, group_refs: list[str]) -> EntityQuerySet:
+        return self.filter(owner_ref__in=group_refs)
+
+
 class Entity(models.Model):
     """The last good version of one entity, as its location emitted it."""
 
@@ -46,15 +57,60 @@ class Entity(models.Model):
     etag = models.CharField(max_length=64)
     # Processing problems of the latest attempt; the descriptor above stays the last good one.
     problems = models.JSONField(default=list, blank=True)
+    # Columns browsing filters and sorts on, copied from the descriptor at each refresh.
+    title = models.CharField(max_length=255, blank=True)
+    description = models.TextField(blank=True)
+    spec_type = models.CharField(max_length=100, blank=True)
+    lifecycle = models.CharField(max_length=100, blank=True)
+    owner_ref = models.CharField(max_length=300, blank=True)
+    system_ref = models.CharField(max_length=300, blank=True)
+    restricted = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = EntityQuerySet.as_manager()
+
     class Meta:
         ordering = ["ref"]
-        indexes = [models.Index(fields=["kind", "namespace", "name"])]
+        indexes = [
+            models.Index(fields=["kind", "namespace", "name"]),
+            models.Index(fields=["owner_ref"]),
+            models.Index(fields=["spec_type"]),
+        ]
 
     def __str__(self) -> str:
         return self.ref
+
+    @property
+    def display_name(self) -> str:
+        return self.title or self.name
+
+
+class EntityTag(models.Model):
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="tag_rows")
+    tag = models.CharField(max_length=63, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["entity", "tag"], name="tag_once")]
+
+    def __str__(self) -> str:
+        return self.tag
+
+
+class EntityRequiredRole(models.Model):
+    """An Auth0 role the entity declares in `atrium.dev/required-roles`."""
+
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="required_role_rows")
+    role_name = models.CharField(max_length=255, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["entity", "role_name"], name="required_role_once")
+        ]
+        ordering = ["role_name"]
+
+    def __str__(self) -> str:
+        return self.role_name
 
 
 class Relation(models.Model):

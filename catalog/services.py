@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 from django.db import transaction
 from django.utils import timezone
 
+from catalog.annotations import access_annotations
 from catalog.ingest import Emitted, Problem, read_location
-from catalog.models import Entity, Location, Relation
+from catalog.models import Entity, EntityRequiredRole, EntityTag, Location, Relation
 
 
 @dataclass
@@ -58,6 +59,37 @@ def _descriptor(emitted: Emitted, uid: str, etag: str) -> dict[str, Any]:
     if "spec" in entity:
         descriptor["spec"] = entity["spec"]
     return descriptor
+
+
+BROWSING_COLUMNS = [
+    "kind", "namespace", "name", "title", "description", "spec_type", "lifecycle",
+    "owner_ref", "system_ref", "restricted",
+]  # fmt: skip
+
+
+def _copy_browsing_columns(entity: Entity, emitted: Emitted) -> None:
+    data = emitted.valid.entity
+    metadata, spec = data["metadata"], data.get("spec") or {}
+    entity.kind, entity.namespace, entity.name = (
+        data["kind"],
+        metadata["namespace"],
+        metadata["name"],
+    )
+    entity.title = str(metadata.get("title") or "")[:255]
+    entity.description = str(metadata.get("description") or "")
+    entity.spec_type = str(spec.get("type") or "")[:100]
+    entity.lifecycle = str(spec.get("lifecycle") or "")[:100]
+    relations = emitted.valid.relations
+    entity.owner_ref = next((r.target.key for r in relations if r.type == "ownedBy"), "")
+    entity.system_ref = next(
+        (
+            r.target.key
+            for r in relations
+            if r.type == "partOf" and r.target.kind.lower() == "system"
+        ),
+        "",
+    )
+    entity.restricted = access_annotations(data).restricted
 
 
 @transaction.atomic
@@ -116,13 +148,11 @@ def location_refresh(*, location: Location, dry_run: bool = False) -> RefreshRep
         else:
             report.unchanged += 1
             continue
-        entity.kind = data["kind"]
-        entity.namespace = data["metadata"]["namespace"]
-        entity.name = data["metadata"]["name"]
         entity.source, entity.document = emitted.source, emitted.document
         entity.etag = etag
         entity.descriptor = _descriptor(emitted, str(entity.uid), etag)
-        entity.problems = []
+        entity.problems = list(access_annotations(data).problems)
+        _copy_browsing_columns(entity, emitted)
 
     # A rejected document keeps its entity's last good version and shows why it was rejected.
     for ref, messages in problems_by_ref.items():
@@ -141,13 +171,29 @@ def location_refresh(*, location: Location, dry_run: bool = False) -> RefreshRep
     report.removed = sorted(entity.ref for entity in gone)
     Entity.objects.filter(pk__in=[entity.pk for entity in gone]).delete()
     Entity.objects.bulk_create(new_entities)
-    Entity.objects.bulk_update(
-        changed,
-        ["kind", "namespace", "name", "source", "document", "etag", "descriptor", "problems"],
-    )
+    Entity.objects.bulk_update(changed, [*BROWSING_COLUMNS, "source", "document", "etag",
+                                         "descriptor", "problems"])  # fmt: skip
 
     touched = {entity.ref: entity for entity in [*new_entities, *changed] if entity.ref in accepted}
     Relation.objects.filter(origin__in=list(touched.values())).delete()
+    EntityTag.objects.filter(entity__in=list(touched.values())).delete()
+    EntityRequiredRole.objects.filter(entity__in=list(touched.values())).delete()
+    EntityTag.objects.bulk_create(
+        [
+            EntityTag(entity=touched[ref], tag=tag)
+            for ref, emitted in accepted.items()
+            if ref in touched
+            for tag in dict.fromkeys(emitted.valid.entity["metadata"].get("tags") or [])
+        ]
+    )
+    EntityRequiredRole.objects.bulk_create(
+        [
+            EntityRequiredRole(entity=touched[ref], role_name=role)
+            for ref, emitted in accepted.items()
+            if ref in touched
+            for role in access_annotations(emitted.valid.entity).required_roles
+        ]
+    )
     Relation.objects.bulk_create(
         [
             Relation(

@@ -144,6 +144,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "django_tables2",
+    "django_filters",
     "portal",
     "catalog",
     "access",

@@ -38,6 +38,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("auth/", include("portal.auth.urls")),
+    path("catalog/", include("catalog.urls")),
     path("api/", (api_patterns, api_app_name, api_namespace)),
     path("admin/", admin.site.urls),
 ]

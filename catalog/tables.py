@@ -1,0 +1,57 @@
+"""The catalog table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_tables2 as tables
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from catalog.models import Entity
+
+
+def entity_url(entity: Entity) -> str:
+    return reverse(
+        "catalog:entity_detail",
+        kwargs={"namespace": entity.namespace, "kind": entity.kind.lower(), "name": entity.name},
+    )
+
+
+class EntityTable(tables.Table):
+    name = tables.Column(accessor="name", verbose_name="Name")
+    kind = tables.Column()
+    spec_type = tables.Column(verbose_name="Type")
+    owner_ref = tables.Column(verbose_name="Owner")
+    lifecycle = tables.Column()
+    description = tables.Column(orderable=False)
+    tags = tables.Column(empty_values=(), orderable=False)
+    roles = tables.Column(empty_values=(), orderable=False, verbose_name="Required roles")
+
+    class Meta:
+        model = Entity
+        fields = ("name", "kind", "spec_type", "owner_ref", "lifecycle", "description")
+        template_name = "components/table.html"
+        attrs = {"class": "table"}
+        empty_text = "No entity matches."
+
+    def render_name(self, record: Entity) -> str:
+        return format_html('<a href="{}">{}</a>', entity_url(record), record.display_name)
+
+    def render_owner_ref(self, value: str) -> str:
+        return value.split(":", 1)[-1].removeprefix("default/")
+
+    def render_description(self, value: str) -> str:
+        return value if len(value) <= 90 else value[:89] + "…"
+
+    def render_tags(self, record: Entity) -> Any:
+        return format_html_join(
+            " ", '<span class="tag">{}</span>', ((row.tag,) for row in record.tag_rows.all())
+        )
+
+    def render_roles(self, record: Entity) -> Any:
+        return format_html_join(
+            " ",
+            '<code class="role">{}</code>',
+            ((row.role_name,) for row in record.required_role_rows.all()),
+        )

@@ -1,0 +1,129 @@
+"""Browsing the catalog: the list with filters, facets and search, and one entity's page."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
+from django_tables2 import RequestConfig
+
+from access.policy import may_see_restricted
+from access.selectors import role_names_held
+from catalog.annotations import access_annotations
+from catalog.filters import EntityFilter
+from catalog.models import Entity
+from catalog.selectors import entity_by_ref, entity_facets, entity_relations, person_group_refs
+from catalog.tables import EntityTable
+
+PAGE_SIZE = 25
+FACET_LABELS = {
+    "kind": "Kind",
+    "type": "Type",
+    "lifecycle": "Lifecycle",
+    "owner": "Owner",
+    "namespace": "Namespace",
+    "tag": "Tag",
+}
+
+
+def ref_url(ref: str) -> str:
+    kind, _, rest = ref.partition(":")
+    namespace, _, name = rest.partition("/")
+    return reverse(
+        "catalog:entity_detail", kwargs={"namespace": namespace, "kind": kind, "name": name}
+    )
+
+
+def _facet_links(request: HttpRequest, facets: dict[str, Any]) -> list[dict[str, Any]]:
+    groups = []
+    for name, values in facets.items():
+        links = []
+        for facet in values:
+            params = request.GET.copy()
+            params.pop("page", None)
+            active = params.get(name, "").lower() == facet.value.lower()
+            if active:
+                params.pop(name)
+            else:
+                params[name] = facet.value
+            links.append(
+                {
+                    "value": facet.value,
+                    "count": facet.count,
+                    "active": active,
+                    "href": f"{request.path}?{params.urlencode()}",
+                }
+            )
+        if links:
+            groups.append({"name": name, "label": FACET_LABELS[name], "links": links})
+    return groups
+
+
+@require_GET
+def entity_list(request: HttpRequest) -> HttpResponse:
+    filterset = EntityFilter(request.GET, queryset=Entity.objects.all(), request=request)
+    entities = filterset.qs
+    table = EntityTable(entities.prefetch_related("tag_rows", "required_role_rows"))
+    RequestConfig(request, paginate={"per_page": PAGE_SIZE}).configure(table)
+    context = {
+        "filter": filterset,
+        "table": table,
+        "facets": _facet_links(request, entity_facets(entities=entities)),
+        "facet_params": list(FACET_LABELS),
+    }
+    partial = request.htmx and not request.htmx.boosted  # type: ignore[attr-defined]
+    template = "catalog/entity_list.html" + ("#results" if partial else "")
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@require_GET
+def entity_detail(request: HttpRequest, namespace: str, kind: str, name: str) -> HttpResponse:
+    entity = entity_by_ref(ref=f"{kind}:{namespace}/{name}")
+    if entity is None:
+        raise Http404(f"No entity {kind}:{namespace}/{name} in the catalog")
+    held = role_names_held(user=request.user)  # type: ignore[arg-type]
+    groups = person_group_refs(user=request.user)  # type: ignore[arg-type]
+    required = [row.role_name for row in entity.required_role_rows.all()]
+    may_see = may_see_restricted(
+        user=request.user,  # type: ignore[arg-type]
+        required_roles=required,
+        owner_ref=entity.owner_ref,
+        held_roles=held,
+        group_refs=groups,
+    )
+    descriptor = entity.descriptor
+    spec = descriptor.get("spec") or {}
+    annotations = access_annotations(descriptor)
+    roles = [
+        {
+            "name": role,
+            "held": role in held,
+            "request_url": "/access/requests/new/?"
+            + urlencode({"entity": entity.ref, "role": role}),
+        }
+        for role in required
+    ]
+    relations = {
+        relation_type: [{"ref": r.target_ref, "url": ref_url(r.target_ref)} for r in rows]
+        for relation_type, rows in entity_relations(entity=entity).items()
+    }
+    context = {
+        "entity": entity,
+        "metadata": descriptor["metadata"],
+        "spec": spec,
+        "may_see": may_see,
+        "roles": roles,
+        "annotations": annotations,
+        "relations": relations,
+        "owner_url": ref_url(entity.owner_ref) if entity.owner_ref else "",
+        "system_url": ref_url(entity.system_ref) if entity.system_ref else "",
+        "definition": spec.get("definition") if entity.kind.lower() == "api" else None,
+    }
+    return render(request, "catalog/entity_detail.html", context)

@@ -1,0 +1,182 @@
+"""Browsing the catalog: the list, its filters, facets and search, and the entity page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from access.models import Role, RoleMembership
+from catalog.services import location_refresh, location_register
+from portal.models import User
+
+pytestmark = pytest.mark.django_db
+CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "backstage-examples"
+
+PAYMENTS = """\
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: {name: team-payments}
+spec: {type: team, children: []}
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata: {name: grace}
+spec:
+  profile: {email: grace@example.com}
+  memberOf: [team-payments]
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: payments-api
+  title: Payments API
+  description: Takes card payments
+  tags: [java, payments]
+  links: [{url: "https://runbooks.example.com/payments", title: Runbook}]
+  annotations:
+    atrium.dev/required-roles: payments.viewer, payments.admin
+    atrium.dev/max-access-duration: P30D
+spec:
+  type: service
+  lifecycle: production
+  owner: team-payments
+  providesApis: [payments]
+---
+apiVersion: backstage.io/v1alpha1
+kind: API
+metadata: {name: payments, description: The payments API}
+spec:
+  type: openapi
+  lifecycle: production
+  owner: team-payments
+  definition: "openapi: 3.0.0"
+"""
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> None:
+    (tmp_path / "payments.yaml").write_text(PAYMENTS)
+    for target in (CONFORMANCE, tmp_path / "payments.yaml"):
+        location_refresh(location=location_register(target=str(target)))
+
+
+def person(email: str, *roles: str) -> User:
+    user = User.objects.create_user(f"auth0|{email}", email, email.split("@")[0].title())
+    for name in roles:
+        role, _ = Role.objects.get_or_create(name=name)
+        RoleMembership.objects.create(user=user, role=role, source="sign_in")
+    return user
+
+
+def browse(user: User, path: str, **headers: Any) -> Any:
+    client = Client()
+    client.force_login(user)
+    return client.get(path, **headers)
+
+
+def test_the_catalog_lists_entities_with_facets(catalog: None) -> None:
+    page = browse(person("ada@example.com"), "/catalog/").content.decode()
+
+    assert "<h1>Catalog</h1>" in page
+    assert 'href="/catalog/default/component/payments-api/">Payments API</a>' in page
+    assert '<code class="role">payments.viewer</code>' in page
+    assert 'Component <span class="count">' in page
+    assert "26 entities" in page
+
+
+def test_typing_pay_finds_the_payments_api(catalog: None) -> None:
+    page = browse(person("ada@example.com"), "/catalog/?q=pay").content.decode()
+
+    assert "Payments API" in page
+    assert "artist-lookup" not in page
+
+
+def test_htmx_gets_only_the_results_fragment(catalog: None) -> None:
+    response = browse(person("ada@example.com"), "/catalog/?kind=api", HTTP_HX_REQUEST="true")
+
+    fragment = response.content.decode()
+    assert fragment.lstrip().startswith('<div id="results"')
+    assert "<html" not in fragment
+    assert "petstore" in fragment and "artist-lookup" not in fragment
+    assert "HX-Request" in response["Vary"]
+
+
+def test_filters_combine_and_facets_count_what_is_shown(catalog: None) -> None:
+    page = browse(person("ada@example.com"), "/catalog/?kind=component&tag=java").content.decode()
+
+    assert "Payments API" in page and "artist-lookup" in page
+    assert "petstore" not in page
+    assert 'href="/catalog/?kind=component&amp;tag=java&amp;lifecycle=production"' in page
+
+
+def test_owned_by_my_groups_uses_the_catalog_user_with_my_email(catalog: None) -> None:
+    page = browse(person("grace@example.com"), "/catalog/?mine=true").content.decode()
+
+    assert "Payments API" in page and ">payments<" in page
+    assert "artist-lookup" not in page
+
+
+def test_i_have_access_keeps_open_entities_and_those_whose_role_i_hold(catalog: None) -> None:
+    without = browse(person("ada@example.com"), "/catalog/?access=true").content.decode()
+    holder = browse(person("bob@example.com", "payments.viewer"), "/catalog/?access=true")
+
+    assert "Payments API" not in without and "artist-lookup" in without
+    assert "Payments API" in holder.content.decode()
+
+
+def test_list_pages_run_a_fixed_number_of_queries(
+    catalog: None, django_assert_max_num_queries: Any
+) -> None:
+    client = Client()
+    client.force_login(person("ada@example.com"))
+    with django_assert_max_num_queries(16):
+        client.get("/catalog/?q=a&access=true")
+
+
+def test_the_entity_page_shows_about_relations_and_the_roles_i_hold(catalog: None) -> None:
+    page = browse(
+        person("bob@example.com", "payments.viewer"), "/catalog/default/component/payments-api/"
+    ).content.decode()
+
+    assert "Takes card payments" in page
+    assert 'href="/catalog/default/group/team-payments/">group:default/team-payments</a>' in page
+    assert 'href="/catalog/default/api/payments/">api:default/payments</a>' in page
+    assert '<code>payments.viewer</code>\n            <span class="held">You hold this role' in page
+    assert (
+        "/access/requests/new/?entity=component%3Adefault%2Fpayments-api&amp;role=payments.admin"
+        in page
+    )
+    assert "https://runbooks.example.com/payments" in page
+
+
+def test_a_restricted_entity_hides_its_details_from_people_without_access(catalog: None) -> None:
+    outsider = browse(person("ada@example.com"), "/catalog/default/component/payments-api/")
+    owner = browse(person("grace@example.com"), "/catalog/default/component/payments-api/")
+    admin = browse(
+        person("linus@example.com", "portal-admin"), "/catalog/default/component/payments-api/"
+    )
+
+    page = outsider.content.decode()
+    assert "Payments API" in page and "Takes card payments" in page
+    assert "payments.viewer" in page
+    assert "runbooks.example.com" not in page
+    assert "atrium.dev/max-access-duration" not in page
+    assert "Restricted" in page
+    assert "runbooks.example.com" in owner.content.decode()
+    assert "runbooks.example.com" in admin.content.decode()
+
+
+def test_an_api_shows_its_definition(catalog: None) -> None:
+    page = browse(person("ada@example.com"), "/catalog/default/api/petstore/").content.decode()
+
+    assert "<h2>Definition</h2>" in page
+    assert "openapi" in page
+
+
+def test_an_unknown_entity_is_404(catalog: None) -> None:
+    response = browse(person("ada@example.com"), "/catalog/default/component/nope/")
+
+    assert response.status_code == 404
