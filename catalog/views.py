@@ -75,6 +75,7 @@ def entity_list(request: HttpRequest) -> HttpResponse:
         "table": table,
         "facets": _facet_links(request, entity_facets(entities=entities)),
         "facet_params": list(FACET_LABELS),
+        "boost_results": True,
     }
     partial = request.htmx and not request.htmx.boosted  # type: ignore[attr-defined]
     template = "catalog/entity_list.html" + ("#results" if partial else "")

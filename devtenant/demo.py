@@ -70,6 +70,7 @@ def demo_tenant(*, portal_base_url: str) -> dict[str, Any]:
             {"name": "payments.viewer", "description": "Read access to the payments services"},
             {"name": "payments.admin", "description": "Operate the payments services"},
             {"name": "checkout.viewer", "description": "Read access to the checkout services"},
+            {"name": "platform.operator", "description": "Operate the platform services"},
         ],
         "users": [
             {

@@ -1,4 +1,4 @@
-"""`python manage.py seed_demo`: the demo tenant of SPEC's "Demo data" in the devtenant."""
+"""`python manage.py seed_demo`: SPEC's "Demo data": the demo catalog and the devtenant's people."""
 
 from __future__ import annotations
 
@@ -7,15 +7,23 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from catalog.services import location_refresh, location_register
 from devtenant.admin import seed_tenant
 from devtenant.demo import DEMO_PASSWORD, DEMO_PEOPLE, demo_tenant
 from devtenant.store import Tenant
 
+DEMO_CATALOG = settings.BASE_DIR / "demo" / "catalog" / "catalog-info.yaml"
+
 
 class Command(BaseCommand):
-    help = "Writes the demo people, roles and applications into the devtenant's state file."
+    help = "Registers the demo catalog and writes the demo people, roles and applications."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        report = location_refresh(location=location_register(target=str(DEMO_CATALOG)))
+        total = report.location.entities.count()
+        self.stdout.write(f"Demo catalog: {total} entities from {DEMO_CATALOG}.")
+        for problem in report.problems:
+            self.stderr.write(str(problem))
         if not settings.USING_DEVTENANT:
             self.stdout.write(
                 f"Auth0 is configured ({settings.AUTH0_ISSUER}): the demo tenant is for the "
