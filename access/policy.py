@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from django.conf import settings
 
 from access.models import RoleMembership
@@ -27,21 +30,34 @@ def may_register_locations(principal: Principal, user: User | None) -> bool:
     return "write:catalog" in principal.scopes and is_portal_admin(user)
 
 
-def may_see_restricted(
-    *,
-    user: User | None,
-    required_roles: list[str],
-    owner_ref: str,
-    held_roles: list[str],
-    group_refs: list[str],
-) -> bool:
-    """Links, annotations, spec details and definitions of an entity: for holders of a required
-    role, its owners and portal admins. An entity that requires no role is open to everyone.
-    """
-    if not required_roles:
-        return True
-    if set(required_roles) & set(held_roles):
-        return True
-    if owner_ref and owner_ref in group_refs:
-        return True
-    return is_portal_admin(user)
+@dataclass(frozen=True)
+class Viewer:
+    """What the policy needs to know of whoever is looking, gathered once per request."""
+
+    held_roles: frozenset[str] = frozenset()
+    group_refs: frozenset[str] = frozenset()
+    is_admin: bool = False
+
+    def may_see_restricted(self, *, required_roles: Iterable[str], owner_ref: str) -> bool:
+        """Links, annotations, spec details and definitions of an entity: for holders of a
+        required role, its owners and portal admins. An entity that requires no role is open.
+        """
+        required = set(required_roles)
+        if not required or required & self.held_roles or self.is_admin:
+            return True
+        return bool(owner_ref) and owner_ref in self.group_refs
+
+
+def viewer_for(user: User | None) -> Viewer:
+    """A person's roles, groups and admin standing; a machine client (None) has none of them."""
+    from access.selectors import role_names_held
+    from catalog.selectors import person_group_refs
+
+    if user is None or not user.is_authenticated:
+        return Viewer()
+    held = frozenset(role_names_held(user=user))
+    return Viewer(
+        held_roles=held,
+        group_refs=frozenset(person_group_refs(user=user)),
+        is_admin=settings.PORTAL_ADMIN_ROLE in held,
+    )

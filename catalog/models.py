@@ -134,3 +134,23 @@ class Relation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_ref} {self.type} {self.target_ref}"
+
+
+class SearchRow(models.Model):
+    """One flattened `key=value` of an entity, lower-cased, as Backstage's search table holds them.
+
+    `kind=component`, `metadata.tags=java`, `spec.owner=team-a`,
+    `relations.ownedby=group:default/team-a`: the API's `filter=` finds entities through these.
+    """
+
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="search_rows")
+    key = models.CharField(max_length=200)
+    # A key present with a null value differs from an empty string, as in Backstage.
+    value = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    original_value = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+
+    class Meta:
+        indexes = [models.Index(fields=["key", "value"])]
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"

@@ -14,7 +14,15 @@ from django.utils import timezone
 
 from catalog.annotations import access_annotations
 from catalog.ingest import Emitted, Problem, read_location
-from catalog.models import Entity, EntityRequiredRole, EntityTag, Location, Relation
+from catalog.models import (
+    Entity,
+    EntityRequiredRole,
+    EntityTag,
+    Location,
+    Relation,
+    SearchRow,
+)
+from catalog.search import search_rows
 
 
 @dataclass
@@ -177,6 +185,19 @@ def location_refresh(*, location: Location, dry_run: bool = False) -> RefreshRep
     touched = {entity.ref: entity for entity in [*new_entities, *changed] if entity.ref in accepted}
     Relation.objects.filter(origin__in=list(touched.values())).delete()
     EntityTag.objects.filter(entity__in=list(touched.values())).delete()
+    SearchRow.objects.filter(entity__in=list(touched.values())).delete()
+    SearchRow.objects.bulk_create(
+        [
+            SearchRow(entity=touched[ref], key=key, value=value, original_value=original)
+            for ref, emitted in accepted.items()
+            if ref in touched
+            for key, value, original in search_rows(
+                touched[ref].descriptor,
+                [(r.type, r.target.key) for r in emitted.valid.relations if r.source.key == ref],
+            )
+        ],
+        batch_size=5000,
+    )
     EntityRequiredRole.objects.filter(entity__in=list(touched.values())).delete()
     EntityTag.objects.bulk_create(
         [

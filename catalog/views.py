@@ -12,12 +12,11 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 from django_tables2 import RequestConfig
 
-from access.policy import may_see_restricted
-from access.selectors import role_names_held
+from access.policy import viewer_for
 from catalog.annotations import access_annotations
 from catalog.filters import EntityFilter
 from catalog.models import Entity
-from catalog.selectors import entity_by_ref, entity_facets, entity_relations, person_group_refs
+from catalog.selectors import entity_by_ref, entity_facets, entity_relations
 from catalog.tables import EntityTable
 
 PAGE_SIZE = 25
@@ -89,23 +88,16 @@ def entity_detail(request: HttpRequest, namespace: str, kind: str, name: str) ->
     entity = entity_by_ref(ref=f"{kind}:{namespace}/{name}")
     if entity is None:
         raise Http404(f"No entity {kind}:{namespace}/{name} in the catalog")
-    held = role_names_held(user=request.user)  # type: ignore[arg-type]
-    groups = person_group_refs(user=request.user)  # type: ignore[arg-type]
+    viewer = viewer_for(request.user)  # type: ignore[arg-type]
     required = [row.role_name for row in entity.required_role_rows.all()]
-    may_see = may_see_restricted(
-        user=request.user,  # type: ignore[arg-type]
-        required_roles=required,
-        owner_ref=entity.owner_ref,
-        held_roles=held,
-        group_refs=groups,
-    )
+    may_see = viewer.may_see_restricted(required_roles=required, owner_ref=entity.owner_ref)
     descriptor = entity.descriptor
     spec = descriptor.get("spec") or {}
     annotations = access_annotations(descriptor)
     roles = [
         {
             "name": role,
-            "held": role in held,
+            "held": role in viewer.held_roles,
             "request_url": "/access/requests/new/?"
             + urlencode({"entity": entity.ref, "role": role}),
         }

@@ -1,0 +1,92 @@
+"""Backstage's entity filters: flattened `key=value` rows, and the `filter=` syntax over them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.db.models import Q
+
+MAX_VALUE_LENGTH = 200
+
+
+def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, str | None]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flatten(f"{prefix}.{key}" if prefix else str(key), item)
+    elif isinstance(value, list):
+        for item in value:
+            # Arrays of scalars are searchable by value; arrays of objects by their fields.
+            yield from _flatten(prefix, item)
+    elif value is None:
+        yield prefix, None
+    elif isinstance(value, bool):
+        yield prefix, "true" if value else "false"
+    else:
+        yield prefix, str(value)
+
+
+SearchPair = tuple[str, str | None, str | None]
+
+
+def search_rows(descriptor: dict[str, Any], relations: list[tuple[str, str]]) -> set[SearchPair]:
+    """(key, value, original value) an entity is found by: key and value lower-cased, values
+    longer than 200 characters skipped, as Backstage's search table does."""
+    rows: set[SearchPair] = set()
+    for key, value in _flatten("", descriptor):
+        key = key.lower()
+        if len(key) > MAX_VALUE_LENGTH:
+            continue
+        if value is not None and len(value) > MAX_VALUE_LENGTH:
+            continue
+        rows.add((key, value.lower() if value is not None else None, value))
+    for relation_type, target in relations:
+        rows.add((f"relations.{relation_type.lower()}", target.lower(), target))
+    return rows
+
+
+class FilterError(ValueError):
+    pass
+
+
+def parse_filters(raw_filters: list[str]) -> list[list[tuple[str, list[str] | None]]]:
+    """`filter=kind=component,spec.type=service` (AND) repeated (OR); `key` alone means exists.
+
+    Each AND term is (key, accepted values) with values OR'ed, as Backstage allows
+    `kind=component,kind=api` to mean either kind.
+    """
+    alternatives = []
+    for raw in raw_filters:
+        terms: dict[str, list[str] | None] = {}
+        for part in raw.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            key, sep, value = part.partition("=")
+            key = key.strip().lower()
+            if not key:
+                raise FilterError(f"Invalid filter {raw!r}: a filter needs a key")
+            if not sep:
+                terms.setdefault(key, None)
+                continue
+            existing = terms.get(key)
+            terms[key] = [*(existing or []), value.strip().lower()]
+        if terms:
+            alternatives.append(list(terms.items()))
+    return alternatives
+
+
+def filters_q(alternatives: list[list[tuple[str, list[str] | None]]]) -> Q:
+    """A Q for Entity matching any alternative, every term of it."""
+    from catalog.models import SearchRow
+
+    combined = Q()
+    for terms in alternatives:
+        matched = Q()
+        for key, values in terms:
+            rows = SearchRow.objects.filter(key=key)
+            if values is not None:
+                rows = rows.filter(value__in=values)
+            matched &= Q(pk__in=rows.values("entity_id"))
+        combined |= matched
+    return combined
