@@ -17,7 +17,7 @@ router = Router(tags=["access"])
 class RoleHeld(Schema):
     name: str
     source: str
-    expiresAt: datetime | None  # noqa: N815 - the API speaks camelCase, like Backstage's
+    expiresAt: datetime | None
 
 
 class Me(Schema):
@@ -25,7 +25,7 @@ class Me(Schema):
     name: str
     email: str
     via: str
-    clientId: str | None  # noqa: N815
+    clientId: str | None
     scopes: list[str]
     roles: list[RoleHeld]
 

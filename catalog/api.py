@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
-from ninja import Router, Schema
+from ninja import Query, Router, Schema
 from ninja.errors import HttpError
 
-from access.policy import may_register_locations
+from access.policy import Viewer, may_register_locations, viewer_for
 from catalog.descriptors import DescriptorError, validate_entity
-from catalog.models import Location
+from catalog.models import Entity, Location, SearchRow
+from catalog.refs import EntityRefError, parse_entity_ref
+from catalog.search import FilterError, filters_q, parse_filters
+from catalog.serializers import entities_json
 from catalog.services import (
     location_delete,
     location_refresh,
@@ -71,7 +77,7 @@ def location_detail(request: HttpRequest, location_id: int) -> dict[str, str]:
 def locations_add(
     request: HttpRequest,
     payload: LocationInput,
-    dryRun: bool = False,  # noqa: N803
+    dryRun: bool = False,
 ) -> HttpResponse:
     _require_registrar(request)
     if payload.type != "url":
@@ -118,4 +124,237 @@ def entity_validate(request: HttpRequest, payload: ValidateInput) -> HttpRespons
     except DescriptorError as error:
         errors = [{"name": "InputError", "message": error.message}]
         return json_response(request, {"errors": errors}, status=400)
+    return HttpResponse(status=200)
+
+
+# --- Entities ----------------------------------------------------------------------------------
+
+ORDER_COLUMNS = {
+    "metadata.name": "name",
+    "metadata.namespace": "namespace",
+    "metadata.title": "title",
+    "kind": "kind",
+    "spec.type": "spec_type",
+    "spec.lifecycle": "lifecycle",
+    "spec.owner": "owner_ref",
+}
+DEFAULT_PAGE = 20
+MAX_PAGE = 500
+
+
+def _viewer(request: HttpRequest) -> Viewer:
+    principal = principal_of(request)
+    principal.require_scope("read:catalog")
+    return viewer_for(_person(request))
+
+
+def _split(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _query(
+    filters: list[str], term: str = "", order: list[tuple[str, str]] | None = None
+) -> QuerySet[Entity]:
+    try:
+        alternatives = parse_filters(filters)
+    except FilterError as error:
+        raise HttpError(400, str(error)) from error
+    entities = Entity.objects.all()
+    if alternatives:
+        entities = entities.filter(filters_q(alternatives))
+    for word in term.split()[:8]:
+        entities = entities.filter(
+            Q(name__icontains=word) | Q(title__icontains=word) | Q(description__icontains=word)
+        )
+    ordering = []
+    for field_name, direction in order or [("metadata.name", "asc")]:
+        column = ORDER_COLUMNS.get(field_name)
+        if column is None:
+            known = ", ".join(ORDER_COLUMNS)
+            raise HttpError(400, f"cannot order by {field_name!r}; one of {known}")
+        ordering.append(f"-{column}" if direction == "desc" else column)
+    return entities.order_by(*ordering, "pk").prefetch_related("required_role_rows")
+
+
+def _limit(raw: int | None, default: int) -> int:
+    if raw is None:
+        return default
+    if not 0 < raw <= MAX_PAGE:
+        raise HttpError(400, f"limit must be between 1 and {MAX_PAGE}")
+    return raw
+
+
+@router.get("/entities", summary="Entities, filtered as Backstage filters them")
+def entities_list(
+    request: HttpRequest,
+    filter: list[str] = Query([]),
+    fields: list[str] = Query([]),
+    limit: int | None = None,
+    offset: int = 0,
+    order: list[str] = Query([]),
+) -> HttpResponse:
+    viewer = _viewer(request)
+    ordering = []
+    for raw in order:
+        direction, _, field_name = raw.partition(":")
+        if direction not in {"asc", "desc"} or not field_name:
+            raise HttpError(400, f"order must look like asc:metadata.name, not {raw!r}")
+        ordering.append((field_name, direction))
+    entities = _query(filter, order=ordering)
+    if offset < 0:
+        raise HttpError(400, "offset must not be negative")
+    page = entities[offset : offset + _limit(limit, MAX_PAGE)] if limit or offset else entities
+    return json_response(request, entities_json(page, viewer=viewer, fields=_split(fields)))
+
+
+@router.get("/entities/by-name/{kind}/{namespace}/{name}", summary="One entity by its name")
+def entity_by_name(request: HttpRequest, kind: str, namespace: str, name: str) -> HttpResponse:
+    viewer = _viewer(request)
+    entity = Entity.objects.filter(ref=f"{kind}:{namespace}/{name}".lower()).first()
+    if entity is None:
+        raise HttpError(
+            404, f"No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
+        )
+    (body,) = entities_json([entity], viewer=viewer)
+    return json_response(request, body)
+
+
+class ByRefsInput(Schema):
+    entityRefs: list[str]
+    fields: list[str] = []
+
+
+@router.post(
+    "/entities/by-refs", summary="Entities by reference, in the order asked, null if absent"
+)
+def entities_by_refs(request: HttpRequest, payload: ByRefsInput) -> HttpResponse:
+    viewer = _viewer(request)
+    keys = []
+    for raw in payload.entityRefs:
+        try:
+            keys.append(parse_entity_ref(raw).key)
+        except EntityRefError as error:
+            raise HttpError(400, str(error)) from error
+    found = {
+        entity.ref: entity
+        for entity in Entity.objects.filter(ref__in=keys).prefetch_related("required_role_rows")
+    }
+    bodies = dict(
+        zip(
+            found,
+            entities_json(found.values(), viewer=viewer, fields=_split(payload.fields)),
+            strict=True,
+        )
+    )
+    return json_response(request, {"items": [bodies.get(key) for key in keys]})
+
+
+def _encode_cursor(state: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(state, dict) or not isinstance(state.get("offset"), int):
+            raise ValueError(cursor)
+    except ValueError as error:
+        raise HttpError(400, "the cursor is not one this API gave out") from error
+    return state
+
+
+def _by_query(request: HttpRequest, params: dict[str, Any]) -> HttpResponse:
+    viewer = _viewer(request)
+    limit = _limit(params.get("limit"), DEFAULT_PAGE)
+    if params.get("cursor"):
+        state = _decode_cursor(params["cursor"])
+    else:
+        ordering = []
+        for raw in params.get("orderField") or []:
+            field_name, _, direction = raw.partition(",")
+            ordering.append((field_name, direction or "asc"))
+        state = {
+            "filter": params.get("filter") or [],
+            "term": params.get("fullTextFilterTerm") or "",
+            "order": ordering,
+            "offset": 0,
+        }
+    entities = _query(state["filter"], state["term"], [tuple(o) for o in state["order"]])
+    total = entities.count()
+    offset = state["offset"]
+    page = entities[offset : offset + limit]
+    page_info: dict[str, str] = {}
+    if offset + limit < total:
+        page_info["nextCursor"] = _encode_cursor({**state, "offset": offset + limit})
+    if offset > 0:
+        page_info["prevCursor"] = _encode_cursor({**state, "offset": max(offset - limit, 0)})
+    items = entities_json(page, viewer=viewer, fields=_split(params.get("fields") or []))
+    return json_response(request, {"items": items, "totalItems": total, "pageInfo": page_info})
+
+
+@router.get("/entities/by-query", summary="A page of entities, with a cursor to the next")
+def entities_by_query(
+    request: HttpRequest,
+    filter: list[str] = Query([]),
+    fields: list[str] = Query([]),
+    limit: int | None = None,
+    orderField: list[str] = Query([]),
+    fullTextFilterTerm: str = "",
+    cursor: str = "",
+) -> HttpResponse:
+    params = {"filter": filter, "fields": fields, "limit": limit, "orderField": orderField,
+              "fullTextFilterTerm": fullTextFilterTerm, "cursor": cursor}  # fmt: skip
+    return _by_query(request, params)
+
+
+class ByQueryInput(Schema):
+    filter: list[str] = []
+    fields: list[str] = []
+    limit: int | None = None
+    orderField: list[str] = []
+    fullTextFilterTerm: str = ""
+    cursor: str = ""
+
+
+@router.post("/entities/by-query", summary="The same query, with its parameters in the body")
+def entities_by_query_post(request: HttpRequest, payload: ByQueryInput) -> HttpResponse:
+    return _by_query(request, payload.dict())
+
+
+@router.get("/entity-facets", summary="Counts of each value of the fields asked for")
+def entity_facets_api(
+    request: HttpRequest,
+    facet: list[str] = Query([]),
+    filter: list[str] = Query([]),
+) -> HttpResponse:
+    principal_of(request).require_scope("read:catalog")
+    entities = _query(filter).order_by().values("pk")
+    facets: dict[str, list[dict[str, Any]]] = {}
+    for name in facet:
+        rows = (
+            SearchRow.objects.filter(key=name.lower(), entity__in=entities)
+            .exclude(value=None)
+            .values("value")
+            .annotate(count=Count("entity", distinct=True), original=Max("original_value"))
+            .order_by("-count", "value")
+        )
+        facets[name] = [{"value": row["original"], "count": row["count"]} for row in rows]
+    return json_response(request, {"facets": facets})
+
+
+class RefreshInput(Schema):
+    entityRef: str
+
+
+@router.post("/refresh", summary="Read an entity's location again now")
+def entity_refresh(request: HttpRequest, payload: RefreshInput) -> HttpResponse:
+    principal_of(request).require_scope("write:catalog")
+    try:
+        key = parse_entity_ref(payload.entityRef).key
+    except EntityRefError as error:
+        raise HttpError(400, str(error)) from error
+    entity = Entity.objects.select_related("location").filter(ref=key).first()
+    if entity is None:
+        raise HttpError(404, f"No entity {payload.entityRef} in the catalog")
+    location_refresh(location=entity.location)
     return HttpResponse(status=200)

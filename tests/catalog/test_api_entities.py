@@ -1,0 +1,212 @@
+"""Reading the catalog through the API, in Backstage's shapes and with Backstage's filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from access.models import Role, RoleMembership
+from catalog.models import Entity
+from catalog.services import location_refresh, location_register
+from portal.management.commands.seed_demo import DEMO_CATALOG
+from portal.models import User
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def catalog() -> None:
+    location_refresh(location=location_register(target=str(DEMO_CATALOG)))
+
+
+def signed_in(email: str, *roles: str) -> Client:
+    user = User.objects.create_user(f"auth0|{email}", email, email)
+    for name in roles:
+        role, _ = Role.objects.get_or_create(name=name)
+        RoleMembership.objects.create(user=user, role=role, source="sign_in")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def names(items: list[dict[str, Any]]) -> list[str]:
+    return [item["metadata"]["name"] for item in items]
+
+
+def test_entities_come_back_in_backstages_shape_with_relations(catalog: None) -> None:
+    client = signed_in("grace@example.com")
+
+    body = client.get("/api/catalog/entities/by-name/component/default/payments-api").json()
+
+    assert body["apiVersion"] == "backstage.io/v1alpha1"
+    assert body["kind"] == "Component"
+    assert body["metadata"]["uid"] == str(Entity.objects.get(name="payments-api").uid)
+    assert body["metadata"]["etag"]
+    assert body["spec"]["owner"] == "team-payments"
+    assert {
+        "type": "ownedBy",
+        "targetRef": "group:default/team-payments",
+        "target": {"kind": "group", "namespace": "default", "name": "team-payments"},
+    } in body["relations"]
+
+
+def test_by_name_answers_404_in_backstages_error_shape(catalog: None) -> None:
+    response = signed_in("ada@example.com").get(
+        "/api/catalog/entities/by-name/component/default/nope"
+    )
+
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {
+            "name": "NotFoundError",
+            "message": "No entity named 'nope' found, with kind 'component' in namespace 'default'",
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (["kind=resource"], ["checkout-db", "kafka-cluster", "payments-db", "warehouse-bucket"]),
+        (["kind=Component,spec.lifecycle=experimental"], ["log-pipeline", "payouts-service"]),
+        (["kind=api,kind=resource,spec.owner=team-payments"], ["payments", "payments-db"]),
+        (["kind=domain", "kind=system,metadata.name=identity"],
+         ["commerce", "identity", "platform"]),
+        (["metadata.tags=pci"], ["payments-api"]),
+        (["relations.ownedby=group:default/team-data,kind=resource"], ["kafka-cluster",
+                                                                        "warehouse-bucket"]),
+        (["kind=group,spec.parent"], ["team-checkout", "team-data", "team-payments",
+                                      "team-platform"]),
+    ],
+)  # fmt: skip
+def test_filters_work_as_backstages(catalog: None, filters: list[str], expected: list[str]) -> None:
+    client = signed_in("linus@example.com", "portal-admin")
+    query = "&".join(f"filter={f}" for f in filters)
+
+    items = client.get(f"/api/catalog/entities?{query}&fields=metadata.name").json()
+
+    assert sorted(names(items)) == expected
+    assert all(set(item) == {"metadata"} for item in items)
+
+
+def test_by_query_pages_with_cursors_and_totals(catalog: None) -> None:
+    client = signed_in("ada@example.com")
+    seen: list[str] = []
+    url = (
+        "/api/catalog/entities/by-query?filter=kind=component&limit=4&orderField=metadata.name,asc"
+    )
+
+    first = client.get(url).json()
+    seen += names(first["items"])
+    page = first
+    while "nextCursor" in page["pageInfo"]:
+        page = client.get(
+            f"/api/catalog/entities/by-query?cursor={page['pageInfo']['nextCursor']}&limit=4"
+        ).json()
+        seen += names(page["items"])
+
+    assert first["totalItems"] == 10
+    assert seen == sorted(seen) and len(seen) == len(set(seen)) == 10
+    assert "prevCursor" in page["pageInfo"]
+
+
+def test_by_query_full_text_and_descending_order(catalog: None) -> None:
+    body = (
+        signed_in("ada@example.com")
+        .get(
+            "/api/catalog/entities/by-query?fullTextFilterTerm=pay&orderField=metadata.name,desc"
+            "&filter=kind=component"
+        )
+        .json()
+    )
+
+    assert names(body["items"]) == [
+        "payouts-service", "payments-worker", "payments-api", "ledger-service",
+    ]  # fmt: skip
+
+
+def test_by_refs_keeps_the_order_asked_and_answers_null_for_the_missing(catalog: None) -> None:
+    response = signed_in("ada@example.com").post(
+        "/api/catalog/entities/by-refs",
+        {"entityRefs": ["api:default/events", "component:default/nope", "Group:default/ACME"]},
+        content_type="application/json",
+    )
+
+    items = response.json()["items"]
+    assert [item and item["metadata"]["name"] for item in items] == ["events", None, "acme"]
+
+
+def test_facets_count_values_among_the_filtered(catalog: None) -> None:
+    body = (
+        signed_in("ada@example.com")
+        .get(
+            "/api/catalog/entity-facets?facet=kind&facet=spec.lifecycle&filter=spec.owner=team-payments"
+        )
+        .json()
+    )
+
+    kinds = {facet["value"]: facet["count"] for facet in body["facets"]["kind"]}
+    assert kinds == {"Component": 4, "System": 1, "API": 1, "Resource": 1}
+    assert {"value": "experimental", "count": 1} in body["facets"]["spec.lifecycle"]
+
+
+def test_restricted_details_are_withheld_from_those_without_access(catalog: None) -> None:
+    path = "/api/catalog/entities/by-name/component/default/payments-api"
+
+    outsider = signed_in("ada@example.com").get(path).json()
+    holder = signed_in("bob@example.com", "payments.viewer").get(path).json()
+    owner = signed_in("grace@example.com").get(path).json()
+
+    assert outsider["metadata"]["title"] == "Payments API"
+    assert outsider["metadata"]["annotations"] == {
+        "atrium.dev/required-roles": "payments.viewer, payments.admin"
+    }
+    assert "links" not in outsider["metadata"]
+    assert outsider["spec"] == {"owner": "team-payments"}
+    assert {r["type"] for r in outsider["relations"]} == {"ownedBy"}
+    assert holder["metadata"]["links"] and owner["metadata"]["links"]
+    assert holder["spec"]["dependsOn"] == ["resource:payments-db", "resource:kafka-cluster"]
+
+
+def test_a_bad_filter_or_order_is_a_clear_400(catalog: None) -> None:
+    client = signed_in("ada@example.com")
+
+    bad_order = client.get("/api/catalog/entities?order=sideways:metadata.name")
+    bad_field = client.get("/api/catalog/entities/by-query?orderField=spec.colour,asc")
+    bad_cursor = client.get("/api/catalog/entities/by-query?cursor=nonsense")
+
+    assert bad_order.status_code == bad_field.status_code == bad_cursor.status_code == 400
+    assert "order must look like asc:metadata.name" in bad_order.json()["error"]["message"]
+    assert "cannot order by 'spec.colour'" in bad_field.json()["error"]["message"]
+
+
+def test_refresh_reads_the_location_again(catalog: None, tmp_path: Any) -> None:
+    descriptor = tmp_path / "catalog-info.yaml"
+    descriptor.write_text(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: x, description: a}\n"
+        "spec: {type: service, lifecycle: production, owner: team-a}\n"
+    )
+    location_refresh(location=location_register(target=str(descriptor)))
+    descriptor.write_text(descriptor.read_text().replace("description: a", "description: b"))
+
+    response = signed_in("ada@example.com").post(
+        "/api/catalog/refresh",
+        {"entityRef": "component:default/x"},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 200
+    assert Entity.objects.get(name="x").description == "b"
+
+
+def test_the_list_api_runs_a_fixed_number_of_queries(
+    catalog: None, django_assert_max_num_queries: Any
+) -> None:
+    client = signed_in("ada@example.com")
+
+    with django_assert_max_num_queries(12):
+        client.get(
+            "/api/catalog/entities/by-query?limit=50&filter=kind=component,spec.type=service"
+        )
