@@ -30,6 +30,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# Backstage's own catalog client, for the test that reads Atrium's API with it.
+CLIENT_DIR := tests/backstage_client
+$(CLIENT_DIR)/node_modules/.installed: $(CLIENT_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "make test needs Node.js and npm for Backstage's client"; exit 1; }
+	cd $(CLIENT_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 run: install
 	$(BIN)/python manage.py migrate --no-input
 	@echo
@@ -40,7 +47,7 @@ run: install
 	@echo
 	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
-test: install
+test: install $(CLIENT_DIR)/node_modules/.installed
 	DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
 
 test-integration: install
@@ -57,4 +64,4 @@ format: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage $(CLIENT_DIR)/node_modules
