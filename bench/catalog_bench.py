@@ -1,0 +1,219 @@
+"""Catalog benchmark: ingest N generated entities, then time the pages and API people use.
+
+Run by hand, on PostgreSQL (a database of its own, created if missing):
+
+    DEBUG=true .venv/bin/python bench/catalog_bench.py --entities 100000
+
+It prints the ingest rate and the 50th/95th percentile of each request, and the number of
+SQL queries each request makes at this size (compare with `--entities 100`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/atrium_bench")
+os.environ.setdefault("DEBUG", "true")
+
+KINDS_SHARE = {  # of every 100 entities
+    "Component": 58,
+    "API": 15,
+    "Resource": 16,
+    "System": 3,
+    "User": 6,
+    "Group": 1,
+    "Domain": 1,
+}
+WORDS = [
+    "payments",
+    "ledger",
+    "checkout",
+    "cart",
+    "search",
+    "catalog",
+    "identity",
+    "billing",
+    "invoice",
+    "shipping",
+    "stock",
+    "pricing",
+    "orders",
+    "events",
+    "metrics",
+    "logs",
+    "reports",
+    "fraud",
+    "risk",
+    "notify",
+    "email",
+    "mobile",
+    "web",
+    "gateway",
+]
+LIFECYCLES = ["production", "experimental", "deprecated"]
+ROLES = ["payments.viewer", "payments.admin", "checkout.viewer", "data.reader", "ops.admin"]
+
+
+def ensure_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    admin_url = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone()
+        if not exists:
+            connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def generate(target: Path, total: int, seed: int = 7) -> int:
+    """Multi-document files of realistic descriptors, with relations and required roles."""
+    rng = random.Random(seed)
+    counts = {kind: max(1, total * share // 100) for kind, share in KINDS_SHARE.items()}
+    counts["Component"] += total - sum(counts.values())
+    groups = [f"team-{i}" for i in range(counts["Group"])]
+    systems = [f"system-{i}" for i in range(counts["System"])]
+    domains = [f"domain-{i}" for i in range(counts["Domain"])]
+    apis = [f"api-{i}" for i in range(counts["API"])]
+    resources = [f"resource-{i}" for i in range(counts["Resource"])]
+    documents: list[str] = []
+
+    def describe() -> str:
+        return " ".join(rng.sample(WORDS, 4))
+
+    def annotations() -> str:
+        if rng.random() < 0.2:
+            roles = ", ".join(rng.sample(ROLES, rng.randint(1, 2)))
+            return f"\n  annotations:\n    atrium.dev/required-roles: {roles}"
+        return ""
+
+    for i, name in enumerate(domains):
+        documents.append(
+            f"kind: Domain\nmetadata:\n  name: {name}\n  description: {describe()}\n"
+            f"spec:\n  owner: {groups[i % len(groups)]}\n"
+        )
+    for name in systems:
+        documents.append(
+            f"kind: System\nmetadata:\n  name: {name}\n  description: {describe()}\n"
+            f"spec:\n  owner: {rng.choice(groups)}\n  domain: {rng.choice(domains)}\n"
+        )
+    for name in groups:
+        documents.append(
+            f"kind: Group\nmetadata:\n  name: {name}\nspec:\n  type: team\n  children: []\n"
+        )
+    for i in range(counts["User"]):
+        documents.append(
+            f"kind: User\nmetadata:\n  name: user-{i}\nspec:\n"
+            f"  profile:\n    email: user-{i}@example.com\n  memberOf: [{rng.choice(groups)}]\n"
+        )
+    for name in apis:
+        documents.append(
+            f"kind: API\nmetadata:\n  name: {name}\n  description: {describe()}\n"
+            f"  tags: [{rng.choice(WORDS)}]{annotations()}\nspec:\n  type: openapi\n"
+            f"  lifecycle: {rng.choice(LIFECYCLES)}\n  owner: {rng.choice(groups)}\n"
+            f"  system: {rng.choice(systems)}\n  definition: 'openapi: 3.0.0'\n"
+        )
+    for name in resources:
+        documents.append(
+            f"kind: Resource\nmetadata:\n  name: {name}\n  description: {describe()}"
+            f"{annotations()}\nspec:\n  type: database\n  owner: {rng.choice(groups)}\n"
+            f"  system: {rng.choice(systems)}\n"
+        )
+    for i in range(counts["Component"]):
+        documents.append(
+            f"kind: Component\nmetadata:\n  name: component-{i}-{rng.choice(WORDS)}\n"
+            f"  description: {describe()}\n  tags: [{rng.choice(WORDS)}, {rng.choice(WORDS)}]"
+            f"{annotations()}\nspec:\n  type: service\n  lifecycle: {rng.choice(LIFECYCLES)}\n"
+            f"  owner: {rng.choice(groups)}\n  system: {rng.choice(systems)}\n"
+            f"  providesApis: [{rng.choice(apis)}]\n  consumesApis: [{rng.choice(apis)}]\n"
+            f"  dependsOn: [resource:{rng.choice(resources)}]\n"
+        )
+    per_file = 1000
+    for start in range(0, len(documents), per_file):
+        chunk = documents[start : start + per_file]
+        text = "---\n".join("apiVersion: backstage.io/v1alpha1\n" + doc for doc in chunk)
+        (target / f"entities-{start // per_file:04}.yaml").write_text(text)
+    return len(documents)
+
+
+def percentile(samples: list[float], share: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entities", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=60, help="timed requests per case")
+    args = parser.parse_args()
+
+    ensure_database(os.environ["DATABASE_URL"])
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from catalog.models import Location
+    from catalog.services import location_refresh, location_register
+    from portal.models import User
+
+    call_command("migrate", verbosity=0)
+    Location.objects.all().delete()
+    folder = Path(tempfile.mkdtemp(prefix="atrium-bench-"))
+    written = generate(folder, args.entities)
+
+    started = time.perf_counter()
+    report = location_refresh(location=location_register(target=str(folder)))
+    elapsed = time.perf_counter() - started
+    print(f"ingest: {written:,} entities in {elapsed:.1f} s = {written / elapsed:,.0f} entities/s")
+    if report.problems:
+        print(f"  {len(report.problems)} problems, first: {report.problems[0]}")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+    user, _ = User.objects.get_or_create(
+        sub="bench|reader", defaults={"email": "user-1@example.com"}
+    )
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(user)
+    cases = {
+        "first page": "/catalog/",
+        "filtered page": "/catalog/?kind=component&lifecycle=production&tag=payments",
+        "search": "/catalog/?q=ledger",
+        "API by-query page": "/api/catalog/entities/by-query?filter=kind=component&limit=20",
+        "API facets": "/api/catalog/entity-facets?facet=kind&facet=spec.lifecycle",
+    }
+    print(f"{'request':<22} {'p50 ms':>8} {'p95 ms':>8} {'queries':>8}")
+    for label, path in cases.items():
+        for _ in range(5):  # warm up
+            client.get(path)
+        samples = []
+        for _ in range(args.repeat):
+            began = time.perf_counter()
+            response = client.get(path)
+            samples.append((time.perf_counter() - began) * 1000)
+            assert response.status_code == 200, (path, response.status_code)
+        with CaptureQueriesContext(connection) as queries:
+            client.get(path)
+        print(
+            f"{label:<22} {statistics.median(samples):8.1f} {percentile(samples, 0.95):8.1f} "
+            f"{len(queries.captured_queries):8d}"
+        )
+
+
+if __name__ == "__main__":
+    main()
