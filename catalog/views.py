@@ -5,18 +5,23 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 from django_tables2 import RequestConfig
 
-from access.policy import viewer_for
+from access.policy import is_portal_admin, viewer_for
 from catalog.annotations import access_annotations
 from catalog.filters import EntityFilter
-from catalog.models import Entity
+from catalog.forms import LocationForm
+from catalog.models import Entity, Location
 from catalog.selectors import entity_by_ref, entity_facets, entity_relations
+from catalog.services import location_refresh, location_register
 from catalog.tables import EntityTable
 
 PAGE_SIZE = 25
@@ -75,6 +80,7 @@ def entity_list(request: HttpRequest) -> HttpResponse:
         "facets": _facet_links(request, entity_facets(entities=entities)),
         "facet_params": list(FACET_LABELS),
         "boost_results": True,
+        "can_register": is_portal_admin(request.user),  # type: ignore[arg-type]
     }
     partial = request.htmx and not request.htmx.boosted  # type: ignore[attr-defined]
     template = "catalog/entity_list.html" + ("#results" if partial else "")
@@ -120,3 +126,30 @@ def entity_detail(request: HttpRequest, namespace: str, kind: str, name: str) ->
         "definition": spec.get("definition") if entity.kind.lower() == "api" else None,
     }
     return render(request, "catalog/entity_detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def location_register_page(request: HttpRequest) -> HttpResponse:
+    """Portal admins register a descriptor URL, after a preview of what it holds."""
+    if not is_portal_admin(request.user):  # type: ignore[arg-type]
+        raise PermissionDenied("registering locations is for portal admins")
+    form = LocationForm(request.POST or None)
+    preview = None
+    if request.method == "POST" and form.is_valid():
+        target = form.cleaned_data["target"]
+        with transaction.atomic():
+            existed = Location.objects.filter(target=target).exists()
+            report = location_refresh(location=location_register(target=target))
+            entities = list(report.location.entities.order_by("kind", "name"))
+            if request.POST.get("action") != "register" or existed:
+                transaction.set_rollback(True)
+        if request.POST.get("action") == "register" and not existed:
+            messages.success(
+                request, f"Registered {target}: {len(entities)} entities, "
+                f"{len(report.problems)} problems."
+            )  # fmt: skip
+            return redirect("catalog:location_register")
+        preview = {"entities": entities, "problems": report.problems, "exists": existed}
+    locations = Location.objects.order_by("target")
+    context = {"form": form, "preview": preview, "locations": locations}
+    return render(request, "catalog/location_register.html", context)

@@ -1,0 +1,76 @@
+"""Portal admins register a location from a page, after a preview; others may not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from access.models import Role, RoleMembership
+from catalog.models import Entity, Location
+from portal.models import User
+
+pytestmark = pytest.mark.django_db
+DESCRIPTOR = """\
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: payments-api}
+spec: {type: service, lifecycle: production, owner: team-payments}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: broken one}
+spec: {type: service, lifecycle: production, owner: team-payments}
+"""
+
+
+def client_for(email: str, *roles: str) -> Client:
+    user = User.objects.create_user(f"auth0|{email}", email, email)
+    for name in roles:
+        role, _ = Role.objects.get_or_create(name=name)
+        RoleMembership.objects.create(user=user, role=role, source="sign_in")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_an_admin_previews_then_registers_and_sees_the_outcome(served: str, tmp_path: Path) -> None:
+    (tmp_path / "catalog-info.yaml").write_text(DESCRIPTOR)
+    admin = client_for("linus@example.com", "portal-admin")
+    target = f"{served}/catalog-info.yaml"
+
+    preview = admin.post("/catalog/locations/", {"target": target, "action": "preview"})
+
+    page = preview.content.decode()
+    assert "1 entity would be in the catalog, with 1 problem." in page
+    assert "default/payments-api" in page
+    assert "&quot;metadata.name&quot; is not valid" in page
+    assert not Location.objects.exists() and not Entity.objects.exists()
+
+    registered = admin.post(
+        "/catalog/locations/", {"target": target, "action": "register"}, follow=True
+    )
+
+    page = registered.content.decode()
+    assert f"Registered {target}: 1 entities, 1 problems." in page
+    assert "refreshed, with problems" in page
+    assert Entity.objects.filter(name="payments-api").exists()
+
+
+def test_a_non_url_target_is_refused_with_a_message() -> None:
+    admin = client_for("linus@example.com", "portal-admin")
+
+    response = admin.post(
+        "/catalog/locations/", {"target": "file:///etc/passwd", "action": "preview"}
+    )
+
+    assert response.status_code == 200
+    assert "Enter a valid URL." in response.content.decode()
+    assert not Location.objects.exists()
+
+
+def test_people_who_are_not_admins_may_not_register() -> None:
+    response = client_for("ada@example.com").get("/catalog/locations/")
+
+    assert response.status_code == 403
