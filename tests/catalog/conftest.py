@@ -1,4 +1,4 @@
-"""Serving descriptor files over real HTTP on loopback, as a Git host would."""
+"""Catalog test helpers: descriptor files served over loopback HTTP, and signed-in people."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from django.test import Client
+
+from access.models import Role, RoleMembership
+from portal.models import User
 
 
 @pytest.fixture
@@ -19,3 +23,14 @@ def served(tmp_path: Path) -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+def signed_in(email: str, *roles: str) -> Client:
+    """A browser session of a person who holds these roles in the mirror."""
+    user = User.objects.create_user(f"auth0|{email}", email, email.split("@")[0].title())
+    for name in roles:
+        role, _ = Role.objects.get_or_create(name=name)
+        RoleMembership.objects.create(user=user, role=role, source="sign_in")
+    client = Client()
+    client.force_login(user)
+    return client

@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.test import Client
 
-from access.models import Role, RoleMembership
 from catalog.models import Entity
 from catalog.services import location_refresh, location_register
 from portal.management.commands.seed_demo import DEMO_CATALOG
-from portal.models import User
+from tests.catalog.conftest import signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -19,16 +17,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def catalog() -> None:
     location_refresh(location=location_register(target=str(DEMO_CATALOG)))
-
-
-def signed_in(email: str, *roles: str) -> Client:
-    user = User.objects.create_user(f"auth0|{email}", email, email)
-    for name in roles:
-        role, _ = Role.objects.get_or_create(name=name)
-        RoleMembership.objects.create(user=user, role=role, source="sign_in")
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def names(items: list[dict[str, Any]]) -> list[str]:

@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from django.test import Client
 
-from access.models import Role, RoleMembership
 from catalog.models import Entity, Location
-from portal.models import User
+from tests.catalog.conftest import signed_in
 
 pytestmark = pytest.mark.django_db
 DESCRIPTOR = """\
@@ -25,19 +23,9 @@ spec: {type: service, lifecycle: production, owner: team-payments}
 """
 
 
-def client_for(email: str, *roles: str) -> Client:
-    user = User.objects.create_user(f"auth0|{email}", email, email)
-    for name in roles:
-        role, _ = Role.objects.get_or_create(name=name)
-        RoleMembership.objects.create(user=user, role=role, source="sign_in")
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_an_admin_previews_then_registers_and_sees_the_outcome(served: str, tmp_path: Path) -> None:
     (tmp_path / "catalog-info.yaml").write_text(DESCRIPTOR)
-    admin = client_for("linus@example.com", "portal-admin")
+    admin = signed_in("linus@example.com", "portal-admin")
     target = f"{served}/catalog-info.yaml"
 
     preview = admin.post("/catalog/locations/", {"target": target, "action": "preview"})
@@ -59,7 +47,7 @@ def test_an_admin_previews_then_registers_and_sees_the_outcome(served: str, tmp_
 
 
 def test_a_non_url_target_is_refused_with_a_message() -> None:
-    admin = client_for("linus@example.com", "portal-admin")
+    admin = signed_in("linus@example.com", "portal-admin")
 
     response = admin.post(
         "/catalog/locations/", {"target": "file:///etc/passwd", "action": "preview"}
@@ -71,6 +59,6 @@ def test_a_non_url_target_is_refused_with_a_message() -> None:
 
 
 def test_people_who_are_not_admins_may_not_register() -> None:
-    response = client_for("ada@example.com").get("/catalog/locations/")
+    response = signed_in("ada@example.com").get("/catalog/locations/")
 
     assert response.status_code == 403

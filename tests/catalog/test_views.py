@@ -6,11 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import Client
 
-from access.models import Role, RoleMembership
 from catalog.services import location_refresh, location_register
-from portal.models import User
+from tests.catalog.conftest import signed_in
 
 pytestmark = pytest.mark.django_db
 CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "backstage-examples"
@@ -63,22 +61,8 @@ def catalog(tmp_path: Path) -> None:
         location_refresh(location=location_register(target=str(target)))
 
 
-def person(email: str, *roles: str) -> User:
-    user = User.objects.create_user(f"auth0|{email}", email, email.split("@")[0].title())
-    for name in roles:
-        role, _ = Role.objects.get_or_create(name=name)
-        RoleMembership.objects.create(user=user, role=role, source="sign_in")
-    return user
-
-
-def browse(user: User, path: str, **headers: Any) -> Any:
-    client = Client()
-    client.force_login(user)
-    return client.get(path, **headers)
-
-
 def test_the_catalog_lists_entities_with_facets(catalog: None) -> None:
-    page = browse(person("ada@example.com"), "/catalog/").content.decode()
+    page = signed_in("ada@example.com").get("/catalog/").content.decode()
 
     assert "<h1>Catalog</h1>" in page
     assert 'href="/catalog/default/component/payments-api/">Payments API</a>' in page
@@ -88,14 +72,14 @@ def test_the_catalog_lists_entities_with_facets(catalog: None) -> None:
 
 
 def test_typing_pay_finds_the_payments_api(catalog: None) -> None:
-    page = browse(person("ada@example.com"), "/catalog/?q=pay").content.decode()
+    page = signed_in("ada@example.com").get("/catalog/?q=pay").content.decode()
 
     assert "Payments API" in page
     assert "artist-lookup" not in page
 
 
 def test_htmx_gets_only_the_results_fragment(catalog: None) -> None:
-    response = browse(person("ada@example.com"), "/catalog/?kind=api", HTTP_HX_REQUEST="true")
+    response = signed_in("ada@example.com").get("/catalog/?kind=api", HTTP_HX_REQUEST="true")
 
     fragment = response.content.decode()
     assert fragment.lstrip().startswith('<div id="results"')
@@ -105,7 +89,7 @@ def test_htmx_gets_only_the_results_fragment(catalog: None) -> None:
 
 
 def test_filters_combine_and_facets_count_what_is_shown(catalog: None) -> None:
-    page = browse(person("ada@example.com"), "/catalog/?kind=component&tag=java").content.decode()
+    page = signed_in("ada@example.com").get("/catalog/?kind=component&tag=java").content.decode()
 
     assert "Payments API" in page and "artist-lookup" in page
     assert "petstore" not in page
@@ -113,15 +97,15 @@ def test_filters_combine_and_facets_count_what_is_shown(catalog: None) -> None:
 
 
 def test_owned_by_my_groups_uses_the_catalog_user_with_my_email(catalog: None) -> None:
-    page = browse(person("grace@example.com"), "/catalog/?mine=true").content.decode()
+    page = signed_in("grace@example.com").get("/catalog/?mine=true").content.decode()
 
     assert "Payments API" in page and ">payments<" in page
     assert "artist-lookup" not in page
 
 
 def test_i_have_access_keeps_open_entities_and_those_whose_role_i_hold(catalog: None) -> None:
-    without = browse(person("ada@example.com"), "/catalog/?access=true").content.decode()
-    holder = browse(person("bob@example.com", "payments.viewer"), "/catalog/?access=true")
+    without = signed_in("ada@example.com").get("/catalog/?access=true").content.decode()
+    holder = signed_in("bob@example.com", "payments.viewer").get("/catalog/?access=true")
 
     assert "Payments API" not in without and "artist-lookup" in without
     assert "Payments API" in holder.content.decode()
@@ -130,16 +114,17 @@ def test_i_have_access_keeps_open_entities_and_those_whose_role_i_hold(catalog: 
 def test_list_pages_run_a_fixed_number_of_queries(
     catalog: None, django_assert_max_num_queries: Any
 ) -> None:
-    client = Client()
-    client.force_login(person("ada@example.com"))
+    client = signed_in("ada@example.com")
     with django_assert_max_num_queries(16):
         client.get("/catalog/?q=a&access=true")
 
 
 def test_the_entity_page_shows_about_relations_and_the_roles_i_hold(catalog: None) -> None:
-    page = browse(
-        person("bob@example.com", "payments.viewer"), "/catalog/default/component/payments-api/"
-    ).content.decode()
+    page = (
+        signed_in("bob@example.com", "payments.viewer")
+        .get("/catalog/default/component/payments-api/")
+        .content.decode()
+    )
 
     assert "Takes card payments" in page
     assert 'href="/catalog/default/group/team-payments/">group:default/team-payments</a>' in page
@@ -153,10 +138,10 @@ def test_the_entity_page_shows_about_relations_and_the_roles_i_hold(catalog: Non
 
 
 def test_a_restricted_entity_hides_its_details_from_people_without_access(catalog: None) -> None:
-    outsider = browse(person("ada@example.com"), "/catalog/default/component/payments-api/")
-    owner = browse(person("grace@example.com"), "/catalog/default/component/payments-api/")
-    admin = browse(
-        person("linus@example.com", "portal-admin"), "/catalog/default/component/payments-api/"
+    outsider = signed_in("ada@example.com").get("/catalog/default/component/payments-api/")
+    owner = signed_in("grace@example.com").get("/catalog/default/component/payments-api/")
+    admin = signed_in("linus@example.com", "portal-admin").get(
+        "/catalog/default/component/payments-api/"
     )
 
     page = outsider.content.decode()
@@ -170,13 +155,13 @@ def test_a_restricted_entity_hides_its_details_from_people_without_access(catalo
 
 
 def test_an_api_shows_its_definition(catalog: None) -> None:
-    page = browse(person("ada@example.com"), "/catalog/default/api/petstore/").content.decode()
+    page = signed_in("ada@example.com").get("/catalog/default/api/petstore/").content.decode()
 
     assert "<h2>Definition</h2>" in page
     assert "openapi" in page
 
 
 def test_an_unknown_entity_is_404(catalog: None) -> None:
-    response = browse(person("ada@example.com"), "/catalog/default/component/nope/")
+    response = signed_in("ada@example.com").get("/catalog/default/component/nope/")
 
     assert response.status_code == 404
