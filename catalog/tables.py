@@ -8,6 +8,7 @@ import django_tables2 as tables
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from access.policy import Viewer
 from catalog.models import Entity
 
 
@@ -35,6 +36,20 @@ class EntityTable(tables.Table):
         attrs = {"class": "table"}
         empty_text = "No entity matches."
 
+    def __init__(self, *args: Any, viewer: Viewer, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.viewer = viewer
+
+    def _may_see(self, record: Entity) -> bool:
+        required = [row.role_name for row in record.required_role_rows.all()]
+        return self.viewer.may_see_restricted(required_roles=required, owner_ref=record.owner_ref)
+
+    def render_spec_type(self, record: Entity, value: str) -> str:
+        return value if self._may_see(record) else "—"
+
+    def render_lifecycle(self, record: Entity, value: str) -> str:
+        return value if self._may_see(record) else "—"
+
     def render_name(self, record: Entity) -> str:
         return format_html('<a href="{}">{}</a>', entity_url(record), record.display_name)
 
@@ -45,6 +60,8 @@ class EntityTable(tables.Table):
         return value if len(value) <= 90 else value[:89] + "…"
 
     def render_tags(self, record: Entity) -> Any:
+        if not self._may_see(record):
+            return "—"
         return format_html_join(
             " ", '<span class="tag">{}</span>', ((row.tag,) for row in record.tag_rows.all())
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -68,11 +69,30 @@ def _facet_links(request: HttpRequest, facets: dict[str, Any]) -> list[dict[str,
     return groups
 
 
+def _duration_text(duration: timedelta | None) -> str:
+    if duration is None:
+        return ""
+    days, seconds = duration.days, duration.seconds
+    parts = []
+    if days:
+        parts.append(f"{days} day{'s' if days != 1 else ''}")
+    if seconds // 3600:
+        hours = seconds // 3600
+        parts.append(f"{hours} hour{'s' if hours != 1 else ''}")
+    if seconds % 3600 // 60:
+        minutes = seconds % 3600 // 60
+        parts.append(f"{minutes} minute{'s' if minutes != 1 else ''}")
+    return ", ".join(parts) or f"{duration.total_seconds():.0f} seconds"
+
+
 @require_GET
 def entity_list(request: HttpRequest) -> HttpResponse:
     filterset = EntityFilter(request.GET, queryset=Entity.objects.all(), request=request)
     entities = filterset.qs
-    table = EntityTable(entities.prefetch_related("tag_rows", "required_role_rows"))
+    table = EntityTable(
+        entities.prefetch_related("tag_rows", "required_role_rows"),
+        viewer=viewer_for(request.user),  # type: ignore[arg-type]
+    )
     RequestConfig(request, paginate={"per_page": PAGE_SIZE}).configure(table)
     context = {
         "filter": filterset,
@@ -112,6 +132,8 @@ def entity_detail(request: HttpRequest, namespace: str, kind: str, name: str) ->
     relations = {
         relation_type: [{"ref": r.target_ref, "url": ref_url(r.target_ref)} for r in rows]
         for relation_type, rows in entity_relations(entity=entity).items()
+        # Who depends on what is a detail too; ownership is for everyone.
+        if may_see or relation_type == "ownedBy"
     }
     context = {
         "entity": entity,
@@ -124,6 +146,7 @@ def entity_detail(request: HttpRequest, namespace: str, kind: str, name: str) ->
         "owner_url": ref_url(entity.owner_ref) if entity.owner_ref else "",
         "system_url": ref_url(entity.system_ref) if entity.system_ref else "",
         "definition": spec.get("definition") if entity.kind.lower() == "api" else None,
+        "max_duration": _duration_text(annotations.max_access_duration),
     }
     return render(request, "catalog/entity_detail.html", context)
 

@@ -103,6 +103,14 @@ def test_owned_by_my_groups_uses_the_catalog_user_with_my_email(catalog: None) -
     assert "artist-lookup" not in page
 
 
+def test_the_list_withholds_details_of_restricted_rows(catalog: None) -> None:
+    outsider = signed_in("ada@example.com").get("/catalog/?q=payments-api").content.decode()
+    holder = signed_in("bob@example.com", "payments.admin").get("/catalog/?q=payments-api")
+
+    assert "Payments API" in outsider and '<span class="tag">java</span>' not in outsider
+    assert '<span class="tag">java</span>' in holder.content.decode()
+
+
 def test_i_have_access_keeps_open_entities_and_those_whose_role_i_hold(catalog: None) -> None:
     without = signed_in("ada@example.com").get("/catalog/?access=true").content.decode()
     holder = signed_in("bob@example.com", "payments.viewer").get("/catalog/?access=true")
@@ -147,9 +155,13 @@ def test_a_restricted_entity_hides_its_details_from_people_without_access(catalo
     page = outsider.content.decode()
     assert "Payments API" in page and "Takes card payments" in page
     assert "payments.viewer" in page
+    assert "group:default/team-payments" in page
     assert "runbooks.example.com" not in page
     assert "atrium.dev/max-access-duration" not in page
+    assert "api:default/payments" not in page, "what it provides is a detail"
+    assert '<span class="tag">java</span>' not in page
     assert "Restricted" in page
+    assert "Access is granted for at most 30 days." in page
     assert "runbooks.example.com" in owner.content.decode()
     assert "runbooks.example.com" in admin.content.decode()
 
