@@ -6,7 +6,6 @@ import base64
 import json
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Schema
@@ -20,8 +19,8 @@ from catalog.search import FilterError, filters_q, parse_filters
 from catalog.serializers import entities_json
 from catalog.services import (
     location_delete,
+    location_import,
     location_refresh,
-    location_register,
     normalize_target,
 )
 from portal.api import json_response, principal_of
@@ -92,17 +91,14 @@ def locations_add(
     exists = Location.objects.filter(target=target).exists()
     if exists and not dryRun:
         raise HttpError(409, f"Location url:{target} already exists")
-    with transaction.atomic():
-        location = location_register(target=target)
-        report = location_refresh(location=location)
-        body: dict[str, Any] = {
-            "location": location_json(location),
-            "entities": [entity.descriptor for entity in location.entities.all()],
-            "problems": [str(problem) for problem in report.problems],
-        }
-        if dryRun:
-            body["exists"] = exists
-            transaction.set_rollback(True)
+    report = location_import(target=target, dry_run=dryRun)
+    body: dict[str, Any] = {
+        "location": location_json(report.location),
+        "entities": [entity.descriptor for entity in report.entities],
+        "problems": [str(problem) for problem in report.problems],
+    }
+    if dryRun:
+        body["exists"] = exists
     return json_response(request, body, status=201)
 
 

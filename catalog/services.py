@@ -33,7 +33,8 @@ class RefreshReport:
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     problems: list[Problem] = field(default_factory=list)
-    dry_run: bool = False
+    # The location's entities as they stood after the refresh (kept after a dry run's rollback).
+    entities: list[Entity] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -101,20 +102,22 @@ def _copy_browsing_columns(entity: Entity, emitted: Emitted) -> None:
 
 
 @transaction.atomic
-def location_refresh(*, location: Location, dry_run: bool = False) -> RefreshReport:
+def location_refresh(*, location: Location) -> RefreshReport:
     """Read the location again and make the catalog match it, in one transaction.
 
     An entity whose document is now invalid keeps its last good version, with the problem
     beside it; an entity no longer emitted is removed, unless its file could not be read at
-    all; an entity another location already provides stays with that location. A dry run
-    does all of it and rolls back.
+    all; an entity another location already provides stays with that location.
     """
     location = Location.objects.select_for_update().get(pk=location.pk)
     result = read_location(location.target)
-    report = RefreshReport(location=location, problems=list(result.problems), dry_run=dry_run)
+    report = RefreshReport(location=location, problems=list(result.problems))
 
     refs = [emitted.valid.ref.key for emitted in result.entities]
-    known = {entity.ref: entity for entity in Entity.objects.filter(ref__in=refs)}
+    known = {
+        entity.ref: entity
+        for entity in Entity.objects.filter(ref__in=refs).select_related("location")
+    }
     accepted: dict[str, Emitted] = {}
     for emitted in result.entities:
         ref = emitted.valid.ref.key
@@ -239,8 +242,16 @@ def location_refresh(*, location: Location, dry_run: bool = False) -> RefreshRep
         location.last_outcome = Location.Outcome.OK
     location.last_problems = [str(problem) for problem in report.problems]
     location.save(update_fields=["last_refreshed_at", "last_outcome", "last_problems"])
-    if dry_run:
-        transaction.set_rollback(True)
+    report.entities = list(location.entities.all())
+    return report
+
+
+def location_import(*, target: str, dry_run: bool = False) -> RefreshReport:
+    """Register the target if it is new and read it; a dry run rolls all of that back."""
+    with transaction.atomic():
+        report = location_refresh(location=location_register(target=target))
+        if dry_run:
+            transaction.set_rollback(True)
     return report
 
 

@@ -8,7 +8,6 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -22,7 +21,7 @@ from catalog.filters import EntityFilter
 from catalog.forms import LocationForm
 from catalog.models import Entity, Location
 from catalog.selectors import entity_by_ref, entity_facets, entity_relations
-from catalog.services import location_refresh, location_register
+from catalog.services import location_import
 from catalog.tables import EntityTable
 
 PAGE_SIZE = 25
@@ -160,13 +159,11 @@ def location_register_page(request: HttpRequest) -> HttpResponse:
     preview = None
     if request.method == "POST" and form.is_valid():
         target = form.cleaned_data["target"]
-        with transaction.atomic():
-            existed = Location.objects.filter(target=target).exists()
-            report = location_refresh(location=location_register(target=target))
-            entities = list(report.location.entities.order_by("kind", "name"))
-            if request.POST.get("action") != "register" or existed:
-                transaction.set_rollback(True)
-        if request.POST.get("action") == "register" and not existed:
+        existed = Location.objects.filter(target=target).exists()
+        register = request.POST.get("action") == "register" and not existed
+        report = location_import(target=target, dry_run=not register)
+        entities = report.entities
+        if register:
             messages.success(
                 request, f"Registered {target}: {len(entities)} entities, "
                 f"{len(report.problems)} problems."

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
-from catalog.services import location_refresh, location_register
+from catalog.services import location_import
 
 
 class Command(BaseCommand):
@@ -25,9 +25,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         dry_run: bool = options["dry_run"]
         problems = []
+        # One transaction for every target, so a dry run also shows conflicts between them.
         with transaction.atomic():
             for target in options["targets"]:
-                report = location_refresh(location=location_register(target=target))
+                report = location_import(target=target)
                 suffix = " (dry run: nothing was changed)" if dry_run else ""
                 self.stdout.write(
                     f"{report.location.target}: {len(report.added)} added, "

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from catalog.services import location_refresh, location_register
+from catalog.services import location_import
 from devtenant.admin import seed_tenant
 from devtenant.demo import DEMO_PASSWORD, DEMO_PEOPLE, demo_tenant
 from devtenant.store import Tenant
@@ -19,8 +19,8 @@ class Command(BaseCommand):
     help = "Registers the demo catalog and writes the demo people, roles and applications."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        report = location_refresh(location=location_register(target=str(DEMO_CATALOG)))
-        total = report.location.entities.count()
+        report = location_import(target=str(DEMO_CATALOG))
+        total = len(report.entities)
         self.stdout.write(f"Demo catalog: {total} entities from {DEMO_CATALOG}.")
         for problem in report.problems:
             self.stderr.write(str(problem))
