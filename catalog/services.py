@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from django.db import transaction
 from django.utils import timezone
 
-from catalog.annotations import access_annotations
+from catalog.annotations import AccessAnnotations, access_annotations
 from catalog.ingest import Emitted, Problem, read_location
 from catalog.models import (
     Entity,
@@ -76,7 +76,7 @@ BROWSING_COLUMNS = [
 ]  # fmt: skip
 
 
-def _copy_browsing_columns(entity: Entity, emitted: Emitted) -> None:
+def _copy_browsing_columns(entity: Entity, emitted: Emitted, access: AccessAnnotations) -> None:
     data = emitted.valid.entity
     metadata, spec = data["metadata"], data.get("spec") or {}
     entity.kind, entity.namespace, entity.name = (
@@ -98,7 +98,7 @@ def _copy_browsing_columns(entity: Entity, emitted: Emitted) -> None:
         ),
         "",
     )
-    entity.restricted = access_annotations(data).restricted
+    entity.restricted = access.restricted
 
 
 @transaction.atomic
@@ -140,6 +140,8 @@ def location_refresh(*, location: Location) -> RefreshReport:
             problems_by_ref.setdefault(problem.ref, []).append(str(problem))
 
     current = {entity.ref: entity for entity in Entity.objects.filter(location=location)}
+    # Atrium's annotations, read once per entity for problems, columns and required roles.
+    access = {ref: access_annotations(emitted.valid.entity) for ref, emitted in accepted.items()}
     new_entities, changed = [], []
     for ref, emitted in accepted.items():
         existing = current.get(ref)
@@ -149,7 +151,11 @@ def location_refresh(*, location: Location) -> RefreshReport:
             entity = Entity(ref=ref, location=location)
             new_entities.append(entity)
             report.added.append(ref)
-        elif existing.etag != etag or existing.problems or existing.source != emitted.source:
+        elif (
+            existing.etag != etag
+            or existing.problems != list(access[ref].problems)
+            or existing.source != emitted.source
+        ):
             entity = existing
             changed.append(entity)
             if existing.etag != etag:
@@ -162,8 +168,8 @@ def location_refresh(*, location: Location) -> RefreshReport:
         entity.source, entity.document = emitted.source, emitted.document
         entity.etag = etag
         entity.descriptor = _descriptor(emitted, str(entity.uid), etag)
-        entity.problems = list(access_annotations(data).problems)
-        _copy_browsing_columns(entity, emitted)
+        entity.problems = list(access[ref].problems)
+        _copy_browsing_columns(entity, emitted, access[ref])
 
     # A rejected document keeps its entity's last good version and shows why it was rejected.
     for ref, messages in problems_by_ref.items():
@@ -215,7 +221,7 @@ def location_refresh(*, location: Location) -> RefreshReport:
             EntityRequiredRole(entity=touched[ref], role_name=role)
             for ref, emitted in accepted.items()
             if ref in touched
-            for role in access_annotations(emitted.valid.entity).required_roles
+            for role in access[ref].required_roles
         ]
     )
     Relation.objects.bulk_create(

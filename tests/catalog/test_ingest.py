@@ -179,3 +179,25 @@ def test_a_descriptor_at_a_url_is_ingested(tmp_path: Path, served: str) -> None:
     assert report.added == ["component:default/payments-api"]
     missing = refresh(f"{served}/nope.yaml")
     assert "NotFoundError" in str(missing.problems[0])
+
+
+def test_an_annotation_problem_shows_on_the_entity_and_a_second_read_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    descriptor = tmp_path / "catalog-info.yaml"
+    descriptor.write_text(
+        PAYMENTS.format(description="x").replace(
+            "  description: x",
+            "  description: x\n  annotations:\n    atrium.dev/max-access-duration: a month",
+        )
+    )
+    refresh(descriptor)
+
+    again = refresh(descriptor)
+
+    entity = Entity.objects.get(ref="component:default/payments-api")
+    assert entity.problems == [
+        "atrium.dev/max-access-duration: 'a month' is not an ISO 8601 duration such as P30D or "
+        "PT12H; the portal's default applies"
+    ]
+    assert (again.added, again.updated, again.unchanged) == ([], [], 1)
