@@ -6,7 +6,7 @@ import base64
 import json
 from typing import Any
 
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Max, QuerySet
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Schema
 from ninja.errors import HttpError
@@ -158,10 +158,7 @@ def _query(
     entities = Entity.objects.all()
     if alternatives:
         entities = entities.filter(filters_q(alternatives))
-    for word in term.split()[:8]:
-        entities = entities.filter(
-            Q(name__icontains=word) | Q(title__icontains=word) | Q(description__icontains=word)
-        )
+    entities = entities.matching(term)
     ordering = []
     for field_name, direction in order or [("metadata.name", "asc")]:
         column = ORDER_COLUMNS.get(field_name)

@@ -7,7 +7,7 @@ from django import forms
 from django.db.models import Q, QuerySet
 
 from access.selectors import role_names_held
-from catalog.models import Entity
+from catalog.models import Entity, EntityQuerySet
 from catalog.selectors import person_group_refs
 
 
@@ -30,13 +30,8 @@ class EntityFilter(django_filters.FilterSet):
         model = Entity
         fields: list[str] = []
 
-    def search(self, queryset: QuerySet[Entity], name: str, value: str) -> QuerySet[Entity]:
-        words = value.split()[:8]
-        for word in words:
-            queryset = queryset.filter(
-                Q(name__icontains=word) | Q(title__icontains=word) | Q(description__icontains=word)
-            )
-        return queryset
+    def search(self, queryset: EntityQuerySet, name: str, value: str) -> EntityQuerySet:
+        return queryset.matching(value)
 
     def owned_by_my_groups(
         self, queryset: QuerySet[Entity], name: str, value: bool

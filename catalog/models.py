@@ -31,6 +31,17 @@ class Location(models.Model):
 
 
 class EntityQuerySet(models.QuerySet["Entity"]):
+    def matching(self, term: str) -> EntityQuerySet:
+        """Entities whose name, title or description holds every word of the term."""
+        entities = self
+        for word in term.split()[:8]:
+            entities = entities.filter(
+                models.Q(name__icontains=word)
+                | models.Q(title__icontains=word)
+                | models.Q(description__icontains=word)
+            )
+        return entities
+
     def accessible_with(self, role_names: list[str]) -> EntityQuerySet:
         """Open entities, and restricted ones whose required roles include one of these."""
         return self.filter(
