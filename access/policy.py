@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db.models import Q
 
 from access.models import RoleMembership
 from portal.auth.bearer import Principal
@@ -46,6 +47,19 @@ class Viewer:
         if not required or required & self.held_roles or self.is_admin:
             return True
         return bool(owner_ref) and owner_ref in self.group_refs
+
+    def may_see_restricted_q(self) -> Q:
+        """The same rule as a filter on catalog entities, for lists of them."""
+        from catalog.models import EntityRequiredRole
+
+        if self.is_admin:
+            return Q()
+        holds_a_required_role = EntityRequiredRole.objects.filter(
+            role_name__in=self.held_roles
+        ).values("entity_id")
+        return (
+            Q(restricted=False) | Q(pk__in=holds_a_required_role) | Q(owner_ref__in=self.group_refs)
+        )
 
 
 def viewer_for(user: User | None) -> Viewer:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
-from access.selectors import role_names_held
+from access.policy import Viewer
 from catalog.models import Entity, EntityQuerySet
-from catalog.selectors import person_group_refs
 
 
 class EntityFilter(django_filters.FilterSet):
@@ -33,19 +34,20 @@ class EntityFilter(django_filters.FilterSet):
     def search(self, queryset: EntityQuerySet, name: str, value: str) -> EntityQuerySet:
         return queryset.matching(value)
 
+    def __init__(self, *args: Any, viewer: Viewer, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.viewer = viewer
+
     def owned_by_my_groups(
         self, queryset: QuerySet[Entity], name: str, value: bool
     ) -> QuerySet[Entity]:
         if not value:
             return queryset
-        return queryset.filter(owner_ref__in=person_group_refs(user=self.request.user))
+        return queryset.filter(owner_ref__in=self.viewer.group_refs)
 
     def with_my_access(
         self, queryset: QuerySet[Entity], name: str, value: bool
     ) -> QuerySet[Entity]:
         if not value:
             return queryset
-        held = role_names_held(user=self.request.user)
-        return queryset.filter(
-            Q(restricted=False) | Q(pk__in=Entity.objects.accessible_with(held).values("pk"))
-        )
+        return queryset.filter(self.viewer.may_see_restricted_q())

@@ -42,15 +42,6 @@ class EntityQuerySet(models.QuerySet["Entity"]):
             )
         return entities
 
-    def accessible_with(self, role_names: list[str]) -> EntityQuerySet:
-        """Open entities, and restricted ones whose required roles include one of these."""
-        return self.filter(
-            models.Q(restricted=False) | models.Q(required_role_rows__role_name__in=role_names)
-        ).distinct()
-
-    def owned_by(self, group_refs: list[str]) -> EntityQuerySet:
-        return self.filter(owner_ref__in=group_refs)
-
 
 class Entity(models.Model):
     """The last good version of one entity, as its location emitted it."""

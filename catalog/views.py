@@ -86,12 +86,13 @@ def _duration_text(duration: timedelta | None) -> str:
 
 @require_GET
 def entity_list(request: HttpRequest) -> HttpResponse:
-    filterset = EntityFilter(request.GET, queryset=Entity.objects.all(), request=request)
-    entities = filterset.qs
-    table = EntityTable(
-        entities.prefetch_related("tag_rows", "required_role_rows"),
-        viewer=viewer_for(request.user),  # type: ignore[arg-type]
+    # Who is looking is gathered once: the filters, the table and the page all use it.
+    viewer = viewer_for(request.user)  # type: ignore[arg-type]
+    filterset = EntityFilter(
+        request.GET, queryset=Entity.objects.all(), request=request, viewer=viewer
     )
+    entities = filterset.qs
+    table = EntityTable(entities.prefetch_related("tag_rows", "required_role_rows"), viewer=viewer)
     RequestConfig(request, paginate={"per_page": PAGE_SIZE}).configure(table)
     context = {
         "filter": filterset,
@@ -99,7 +100,7 @@ def entity_list(request: HttpRequest) -> HttpResponse:
         "facets": _facet_links(request, entity_facets(entities=entities)),
         "facet_params": list(FACET_LABELS),
         "boost_results": True,
-        "can_register": is_portal_admin(request.user),  # type: ignore[arg-type]
+        "can_register": viewer.is_admin,
     }
     partial = request.htmx and not request.htmx.boosted  # type: ignore[attr-defined]
     template = "catalog/entity_list.html" + ("#results" if partial else "")

@@ -119,6 +119,14 @@ def test_i_have_access_keeps_open_entities_and_those_whose_role_i_hold(catalog: 
     assert "Payments API" in holder.content.decode()
 
 
+def test_i_have_access_counts_owners_and_admins_as_the_entity_page_does(catalog: None) -> None:
+    owner = signed_in("grace@example.com").get("/catalog/?access=true").content.decode()
+    admin = signed_in("linus@example.com", "portal-admin").get("/catalog/?access=true")
+
+    assert "Payments API" in owner
+    assert "Payments API" in admin.content.decode()
+
+
 def test_list_pages_run_a_fixed_number_of_queries(
     catalog: None, django_assert_max_num_queries: Any
 ) -> None:
