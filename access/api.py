@@ -8,8 +8,7 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 
 from access.selectors import role_memberships_of
-from portal.api import principal_of
-from portal.models import User
+from portal.api import person_of, principal_of
 
 router = Router(tags=["access"])
 
@@ -34,7 +33,7 @@ class Me(Schema):
 def me(request: HttpRequest) -> Me:
     principal = principal_of(request)
     principal.require_scope("read:access")
-    person = User.objects.filter(sub=principal.sub).first()
+    person = person_of(request)
     memberships = role_memberships_of(user=person) if person else []
     return Me(
         sub=principal.sub,

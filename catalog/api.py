@@ -23,8 +23,7 @@ from catalog.services import (
     location_refresh,
     normalize_target,
 )
-from portal.api import json_response, principal_of
-from portal.models import User
+from portal.api import json_response, person_of, principal_of
 
 router = Router(tags=["catalog"])
 
@@ -43,17 +42,10 @@ def location_json(location: Location) -> dict[str, str]:
     return {"id": str(location.pk), "type": "url", "target": location.target}
 
 
-def _person(request: HttpRequest) -> User | None:
-    principal = principal_of(request)
-    if principal.is_machine:
-        return None
-    return User.objects.filter(sub=principal.sub).first()
-
-
 def _require_registrar(request: HttpRequest) -> None:
     principal = principal_of(request)
     principal.require_scope("write:catalog")
-    if not may_register_locations(principal, _person(request)):
+    if not may_register_locations(principal, person_of(request)):
         raise HttpError(403, "registering locations is for portal admins")
 
 
@@ -141,7 +133,7 @@ MAX_PAGE = 500
 def _viewer(request: HttpRequest) -> Viewer:
     principal = principal_of(request)
     principal.require_scope("read:catalog")
-    return viewer_for(_person(request))
+    return viewer_for(person_of(request))
 
 
 def _split(values: list[str]) -> list[str]:

@@ -28,6 +28,16 @@ class EntityRef:
     def __str__(self) -> str:
         return self.key
 
+    @property
+    def url(self) -> str:
+        """The entity's page: /catalog/<namespace>/<kind>/<name>/."""
+        from django.urls import reverse
+
+        return reverse(
+            "catalog:entity_detail",
+            kwargs={"namespace": self.namespace, "kind": self.kind.lower(), "name": self.name},
+        )
+
 
 def parse_entity_ref(
     ref: object, *, default_kind: str | None = None, default_namespace: str = DEFAULT_NAMESPACE

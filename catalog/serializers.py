@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import asdict
 from typing import Any
 
 from access.policy import Viewer
 from catalog.annotations import REQUIRED_ROLES
 from catalog.models import Entity, Relation
-
-
-def _target(ref: str) -> dict[str, str]:
-    kind, _, rest = ref.partition(":")
-    namespace, _, name = rest.partition("/")
-    return {"kind": kind, "namespace": namespace, "name": name}
+from catalog.refs import parse_entity_ref
 
 
 def _restricted_view(descriptor: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +58,7 @@ def entities_json(
         if row not in seen:
             seen.add(row)
             relations[row[0]].append(
-                {"type": row[1], "targetRef": row[2], "target": _target(row[2])}
+                {"type": row[1], "targetRef": row[2], "target": asdict(parse_entity_ref(row[2]))}
             )
     result = []
     for entity in entities:

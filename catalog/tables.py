@@ -5,18 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import django_tables2 as tables
-from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from access.policy import Viewer
 from catalog.models import Entity
-
-
-def entity_url(entity: Entity) -> str:
-    return reverse(
-        "catalog:entity_detail",
-        kwargs={"namespace": entity.namespace, "kind": entity.kind.lower(), "name": entity.name},
-    )
+from catalog.refs import EntityRef
 
 
 class EntityTable(tables.Table):
@@ -51,7 +44,8 @@ class EntityTable(tables.Table):
         return value if self._may_see(record) else "—"
 
     def render_name(self, record: Entity) -> str:
-        return format_html('<a href="{}">{}</a>', entity_url(record), record.display_name)
+        url = EntityRef(record.kind, record.namespace, record.name).url
+        return format_html('<a href="{}">{}</a>', url, record.display_name)
 
     def render_owner_ref(self, value: str) -> str:
         return value.split(":", 1)[-1].removeprefix("default/")

@@ -10,7 +10,6 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 from django_tables2 import RequestConfig
@@ -20,6 +19,7 @@ from catalog.annotations import access_annotations
 from catalog.filters import EntityFilter
 from catalog.forms import LocationForm
 from catalog.models import Entity, Location
+from catalog.refs import parse_entity_ref
 from catalog.selectors import entity_by_ref, entity_facets, entity_relations
 from catalog.services import location_import
 from catalog.tables import EntityTable
@@ -36,11 +36,7 @@ FACET_LABELS = {
 
 
 def ref_url(ref: str) -> str:
-    kind, _, rest = ref.partition(":")
-    namespace, _, name = rest.partition("/")
-    return reverse(
-        "catalog:entity_detail", kwargs={"namespace": namespace, "kind": kind, "name": name}
-    )
+    return parse_entity_ref(ref).url
 
 
 def _facet_links(request: HttpRequest, facets: dict[str, Any]) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from portal.auth.bearer import BearerError, Principal, principal_from_token
+from portal.models import User
 from portal.scopes import API_SCOPES
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -114,6 +115,17 @@ def _http_error(request: HttpRequest, error: HttpError) -> HttpResponse:
 def principal_of(request: HttpRequest) -> Principal:
     principal: Principal = request.principal  # type: ignore[attr-defined]
     return principal
+
+
+def person_of(request: HttpRequest) -> User | None:
+    """The person calling, if a person is: the session's user, or a bearer token's `sub`."""
+    principal = principal_of(request)
+    if principal.is_machine:
+        return None
+    if principal.via == "session":
+        user: User = request.user  # type: ignore[assignment]
+        return user
+    return User.objects.filter(sub=principal.sub).first()
 
 
 api.add_router("/access/", "access.api.router")
