@@ -83,7 +83,3 @@ def entity_relations(*, entity: Entity) -> dict[str, list[Relation]]:
         if relation.target_ref not in {r.target_ref for r in grouped[relation.type]}:
             grouped[relation.type].append(relation)
     return dict(grouped)
-
-
-def existing_refs(*, refs: list[str]) -> set[str]:
-    return set(Entity.objects.filter(ref__in=refs).values_list("ref", flat=True))

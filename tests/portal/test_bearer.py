@@ -188,15 +188,13 @@ def test_the_openapi_document_describes_the_api(client: Client) -> None:
 
 def person_token(devtenant: DevTenant, email: str) -> str:
     """An access token for the portal's API, as a person's own tool would get one."""
-    import base64
-    import hashlib
-    import secrets
     from urllib.parse import urlencode
 
     from django.conf import settings
 
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+    from tests.devtenant.conftest import pkce_pair
+
+    verifier, challenge = pkce_pair()
     callback = settings.PORTAL_BASE_URL + "/auth/callback/"
     authorize = devtenant.url("authorize?") + urlencode(
         {
@@ -206,7 +204,7 @@ def person_token(devtenant: DevTenant, email: str) -> str:
             "scope": "openid read:access",
             "audience": PORTAL_AUDIENCE,
             "state": "s",
-            "code_challenge": challenge.decode(),
+            "code_challenge": challenge,
             "code_challenge_method": "S256",
         }
     )
