@@ -168,7 +168,7 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext
 
     from catalog.models import Location
-    from catalog.services import location_refresh, location_register
+    from catalog.services import location_import
     from portal.models import User
 
     call_command("migrate", verbosity=0)
@@ -177,7 +177,7 @@ def main() -> None:
     written = generate(folder, args.entities)
 
     started = time.perf_counter()
-    report = location_refresh(location=location_register(target=str(folder)))
+    report = location_import(target=str(folder))
     elapsed = time.perf_counter() - started
     print(f"ingest: {written:,} entities in {elapsed:.1f} s = {written / elapsed:,.0f} entities/s")
     if report.problems:

@@ -83,7 +83,7 @@ def locations_add(
     exists = Location.objects.filter(target=target).exists()
     if exists and not dryRun:
         raise HttpError(409, f"Location url:{target} already exists")
-    report = location_import(target=target, dry_run=dryRun)
+    report = location_import(target=target, dry_run=dryRun, with_entities=True)
     body: dict[str, Any] = {
         "location": location_json(report.location),
         "entities": [entity.descriptor for entity in report.entities],

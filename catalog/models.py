@@ -145,7 +145,12 @@ class SearchRow(models.Model):
     `relations.ownedby=group:default/team-a`: the API's `filter=` finds entities through these.
     """
 
-    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="search_rows")
+    # Derived rows, about 25 per entity, written with COPY and removed with their entity by
+    # Django's cascade: without the database's foreign-key check, which costs more than the
+    # insert itself at a million rows.
+    entity = models.ForeignKey(
+        Entity, on_delete=models.CASCADE, related_name="search_rows", db_constraint=False
+    )
     key = models.CharField(max_length=200)
     # A key present with a null value differs from an empty string, as in Backstage.
     value = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001

@@ -158,7 +158,7 @@ def location_register_page(request: HttpRequest) -> HttpResponse:
         target = form.cleaned_data["target"]
         existed = Location.objects.filter(target=target).exists()
         register = request.POST.get("action") == "register" and not existed
-        report = location_import(target=target, dry_run=not register)
+        report = location_import(target=target, dry_run=not register, with_entities=True)
         entities = report.entities
         if register:
             messages.success(

@@ -89,6 +89,8 @@ def load_documents(text: str | bytes, *, source: str) -> list[Document]:
             source, f"the file is {len(raw):,} bytes; descriptor files may be at most "
             f"{MAX_FILE_BYTES:,} bytes"
         )  # fmt: skip
+    # Aliases need anchors (`&name`): a file without `&` cannot expand, and skips the count.
+    may_expand = b"&" in raw
     loader = SafeLoader(raw)
     documents: list[Document] = []
     number = 0
@@ -102,7 +104,7 @@ def load_documents(text: str | bytes, *, source: str) -> list[Document]:
             node = loader.get_node()
             if node is None:
                 continue
-            if _expanded_size(node, {}, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
+            if may_expand and _expanded_size(node, {}, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
                 raise DescriptorFileError(
                     source,
                     f"the document expands to more than {MAX_EXPANDED_NODES:,} values through "

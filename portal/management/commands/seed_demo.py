@@ -20,7 +20,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         report = location_import(target=str(DEMO_CATALOG))
-        total = len(report.entities)
+        total = report.total
         self.stdout.write(f"Demo catalog: {total} entities from {DEMO_CATALOG}.")
         for problem in report.problems:
             self.stderr.write(str(problem))
