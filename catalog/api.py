@@ -16,6 +16,7 @@ from catalog.descriptors import DescriptorError, validate_entity
 from catalog.models import Entity, Location, SearchRow
 from catalog.refs import EntityRefError, parse_entity_ref
 from catalog.search import FilterError, filters_q, parse_filters
+from catalog.selectors import catalog_facets
 from catalog.serializers import entities_json
 from catalog.services import (
     location_delete,
@@ -306,6 +307,22 @@ def entities_by_query_post(request: HttpRequest, payload: ByQueryInput) -> HttpR
     return _by_query(request, payload.dict())
 
 
+# API facet keys that the catalog page's facets count too (`catalog.selectors.FACET_FIELDS`).
+SUMMARIZED_FACETS = {
+    "kind": "kind",
+    "metadata.namespace": "namespace",
+    "spec.type": "type",
+    "spec.lifecycle": "lifecycle",
+    "metadata.tags": "tag",
+}
+
+# What everyone may see of a restricted entity (SPEC): facets count it only for these.
+PUBLIC_KEYS = {
+    "apiversion", "kind", "metadata.name", "metadata.namespace", "metadata.title",
+    "metadata.description", "metadata.uid", "metadata.etag", "spec.owner", "relations.ownedby",
+}  # fmt: skip
+
+
 @router.get("/entity-facets", summary="Counts of each value of the fields asked for")
 def entity_facets_api(
     request: HttpRequest,
@@ -313,17 +330,29 @@ def entity_facets_api(
     filter: list[str] = Query([]),
 ) -> HttpResponse:
     principal_of(request).require_scope("read:catalog")
+    summarized = not filter and any(name.lower() in SUMMARIZED_FACETS for name in facet)
+    whole = catalog_facets(limit=None) if summarized else None
     entities = _query(filter).order_by().values("pk")
     facets: dict[str, list[dict[str, Any]]] = {}
     for name in facet:
-        rows = (
-            SearchRow.objects.filter(key=name.lower(), entity__in=entities)
-            .exclude(value=None)
+        if whole is not None and name.lower() in SUMMARIZED_FACETS:
+            # The whole catalog's counts of these keys were made when it last changed.
+            values = whole.groups[SUMMARIZED_FACETS[name.lower()]]
+            facets[name] = [{"value": value.value, "count": value.count} for value in values]
+            continue
+        rows = SearchRow.objects.filter(key=name.lower())
+        if filter:
+            rows = rows.filter(entity__in=entities)
+        if name.lower() not in PUBLIC_KEYS:
+            # What restricted entities hold beyond these keys is theirs: not counted.
+            rows = rows.filter(entity__restricted=False)
+        counted = (
+            rows.exclude(value=None)
             .values("value")
             .annotate(count=Count("entity", distinct=True), original=Max("original_value"))
             .order_by("-count", "value")
         )
-        facets[name] = [{"value": row["original"], "count": row["count"]} for row in rows]
+        facets[name] = [{"value": row["original"], "count": row["count"]} for row in counted]
     return json_response(request, {"facets": facets})
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from access.policy import Viewer
 from catalog.models import Entity, EntityQuerySet
@@ -15,11 +15,11 @@ from catalog.models import Entity, EntityQuerySet
 class EntityFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
     kind = django_filters.CharFilter(field_name="kind", lookup_expr="iexact")
-    type = django_filters.CharFilter(field_name="spec_type", lookup_expr="iexact")
+    type = django_filters.CharFilter(method="detail", field_name="spec_type__iexact")
     owner = django_filters.CharFilter(field_name="owner_ref", lookup_expr="iexact")
-    lifecycle = django_filters.CharFilter(field_name="lifecycle", lookup_expr="iexact")
+    lifecycle = django_filters.CharFilter(method="detail", field_name="lifecycle__iexact")
     namespace = django_filters.CharFilter(field_name="namespace", lookup_expr="iexact")
-    tag = django_filters.CharFilter(field_name="tag_rows__tag", lookup_expr="exact")
+    tag = django_filters.CharFilter(method="detail", field_name="tag_rows__tag")
     mine = django_filters.BooleanFilter(
         method="owned_by_my_groups", label="Owned by my groups", widget=forms.CheckboxInput
     )
@@ -37,6 +37,11 @@ class EntityFilter(django_filters.FilterSet):
     def __init__(self, *args: Any, viewer: Viewer, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.viewer = viewer
+
+    def detail(self, queryset: QuerySet[Entity], name: str, value: str) -> QuerySet[Entity]:
+        """Type, lifecycle and tags are details of a restricted entity: filtering on them must
+        not show who may not see them which restricted entities have them."""
+        return queryset.filter(Q(**{name: value}) & self.viewer.may_see_restricted_q())
 
     def owned_by_my_groups(
         self, queryset: QuerySet[Entity], name: str, value: bool

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
-from django.db import models
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db import connections, models
+from django.db.models.functions import Upper
 
 
 class Location(models.Model):
@@ -32,15 +35,33 @@ class Location(models.Model):
 
 class EntityQuerySet(models.QuerySet["Entity"]):
     def matching(self, term: str) -> EntityQuerySet:
-        """Entities whose name, title or description holds every word of the term."""
+        """Entities that hold every word of the term: in the name, anywhere in it ("pay" finds
+        `payments-api`), or at the start of a word of the title, description or tags.
+
+        PostgreSQL answers from two GIN indexes (full text over `search_text`, trigrams of
+        the name; created in migration 0003); elsewhere a substring search stands in.
+        """
         entities = self
+        postgres = connections[self.db].vendor == "postgresql"
         for word in term.split()[:8]:
-            entities = entities.filter(
-                models.Q(name__icontains=word)
-                | models.Q(title__icontains=word)
-                | models.Q(description__icontains=word)
+            in_name = models.Q(name__icontains=word)
+            if not postgres:
+                entities = entities.filter(in_name | models.Q(search_text__icontains=word))
+                continue
+            # Each part of the word as a prefix: `payments-api` → 'payments':* & 'api':*.
+            parts = [part.lower() for part in re.findall(r"\w+", word)]
+            if not parts:
+                entities = entities.filter(in_name)
+                continue
+            query = SearchQuery(
+                " & ".join(f"'{part}':*" for part in parts), search_type="raw", config="simple"
             )
+            entities = entities.alias(fulltext=FULLTEXT).filter(in_name | models.Q(fulltext=query))
         return entities
+
+
+# The expression migration 0003 builds the full-text index on; queries must use the same one.
+FULLTEXT = SearchVector("search_text", config="simple")
 
 
 class Entity(models.Model):
@@ -67,6 +88,8 @@ class Entity(models.Model):
     owner_ref = models.CharField(max_length=300, blank=True)
     system_ref = models.CharField(max_length=300, blank=True)
     restricted = models.BooleanField(default=False)
+    # Name, title, description and tags: what the search box looks in.
+    search_text = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -77,7 +100,14 @@ class Entity(models.Model):
         indexes = [
             models.Index(fields=["kind", "namespace", "name"]),
             models.Index(fields=["owner_ref"]),
-            models.Index(fields=["spec_type"]),
+            # The browsing filters compare case-insensitively: UPPER(column) = UPPER(value).
+            models.Index(Upper("kind"), name="entity_kind_ci"),
+            models.Index(Upper("spec_type"), name="entity_type_ci"),
+            models.Index(Upper("lifecycle"), name="entity_lifecycle_ci"),
+            models.Index(Upper("owner_ref"), name="entity_owner_ci"),
+            models.Index(Upper("namespace"), name="entity_namespace_ci"),
+            # The API's default order, metadata.name then the key, read in index order.
+            models.Index(fields=["name", "id"], name="entity_name_order"),
         ]
 
     def __str__(self) -> str:
@@ -161,3 +191,22 @@ class SearchRow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}={self.value}"
+
+
+class FacetCount(models.Model):
+    """How many entities of the whole catalog have each value of a browsing facet.
+
+    Rebuilt when a refresh changes the catalog, so that the unfiltered catalog page, the one
+    most opened, does not count every entity on every view. Type, lifecycle and tags are
+    details of restricted entities and are counted for unrestricted ones only.
+    """
+
+    facet = models.CharField(max_length=20)
+    value = models.CharField(max_length=300)
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["facet", "value"], name="facet_value_once")]
+
+    def __str__(self) -> str:
+        return f"{self.facet}={self.value}: {self.count}"

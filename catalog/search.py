@@ -76,6 +76,10 @@ def parse_filters(raw_filters: list[str]) -> list[list[tuple[str, list[str] | No
     return alternatives
 
 
+# Keys every entity has, held in indexed columns of its own row: found without the search rows.
+COLUMN_KEYS = {"kind": "kind", "metadata.name": "name", "metadata.namespace": "namespace"}
+
+
 def filters_q(alternatives: list[list[tuple[str, list[str] | None]]]) -> Q:
     """A Q for Entity matching any alternative, every term of it."""
     from catalog.models import SearchRow
@@ -84,6 +88,13 @@ def filters_q(alternatives: list[list[tuple[str, list[str] | None]]]) -> Q:
     for terms in alternatives:
         matched = Q()
         for key, values in terms:
+            if key in COLUMN_KEYS and values is not None:
+                column = COLUMN_KEYS[key]
+                either = Q()
+                for value in values:
+                    either |= Q(**{f"{column}__iexact": value})
+                matched &= either
+                continue
             rows = SearchRow.objects.filter(key=key)
             if values is not None:
                 rows = rows.filter(value__in=values)

@@ -19,11 +19,16 @@ from catalog.models import (
     Entity,
     EntityRequiredRole,
     EntityTag,
+    FacetCount,
     Location,
     Relation,
     SearchRow,
 )
 from catalog.search import search_rows
+from catalog.selectors import entity_facets
+
+# Any number both processes agree on: refreshes take it in turn to rewrite the facet counts.
+FACET_COUNTS_LOCK = 0x617472  # "atr"
 
 
 @dataclass
@@ -78,7 +83,7 @@ def _descriptor(emitted: Emitted, uid: str, etag: str) -> dict[str, Any]:
 
 BROWSING_COLUMNS = [
     "kind", "namespace", "name", "title", "description", "spec_type", "lifecycle",
-    "owner_ref", "system_ref", "restricted",
+    "owner_ref", "system_ref", "restricted", "search_text",
 ]  # fmt: skip
 
 
@@ -105,6 +110,8 @@ def _copy_browsing_columns(entity: Entity, emitted: Emitted, access: AccessAnnot
         "",
     )
     entity.restricted = access.restricted
+    tags = [str(tag) for tag in metadata.get("tags") or []]
+    entity.search_text = " ".join([entity.name, entity.title, entity.description, *tags])
 
 
 _ENTITY_COLUMN: dict[type[models.Model], str] = {
@@ -308,6 +315,9 @@ def location_refresh(*, location: Location) -> RefreshReport:
         ),
     )
 
+    if report.added or report.updated or report.removed:
+        facet_counts_rebuild()
+
     location.last_refreshed_at = timezone.now()
     if result.unreadable and not result.entities:
         location.last_outcome = Location.Outcome.FAILED
@@ -342,4 +352,22 @@ def location_delete(*, location: Location) -> list[str]:
     """Forget a location and every entity it provided; the refs that went."""
     refs = sorted(location.entities.values_list("ref", flat=True))
     location.delete()
+    facet_counts_rebuild()
     return refs
+
+
+@transaction.atomic
+def facet_counts_rebuild() -> None:
+    """Count the whole catalog's facets again, for the unfiltered catalog page."""
+    connection = connections[router.db_for_write(FacetCount)]
+    if connection.vendor == "postgresql":
+        # Two refreshes committing together would each delete only the rows they can see.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FACET_COUNTS_LOCK])
+    FacetCount.objects.all().delete()
+    facets = entity_facets(entities=Entity.objects.all(), limit=None)
+    FacetCount.objects.bulk_create(
+        FacetCount(facet=name, value=value.value, count=value.count)
+        for name, values in facets.groups.items()
+        for value in values
+    )

@@ -8,9 +8,11 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
+from django.utils.functional import cached_property
 from django.views.decorators.http import require_GET, require_http_methods
 from django_tables2 import RequestConfig
 
@@ -20,7 +22,7 @@ from catalog.filters import EntityFilter
 from catalog.forms import LocationForm
 from catalog.models import Entity, Location
 from catalog.refs import parse_entity_ref
-from catalog.selectors import entity_by_ref, entity_facets, entity_relations
+from catalog.selectors import catalog_facets, entity_by_ref, entity_facets, entity_relations
 from catalog.services import location_import
 from catalog.tables import EntityTable
 
@@ -33,6 +35,18 @@ FACET_LABELS = {
     "namespace": "Namespace",
     "tag": "Tag",
 }
+
+
+class CountedPaginator(Paginator):
+    """A paginator told how many entities there are (the facets counted them already)."""
+
+    def __init__(self, object_list: Any, per_page: int, *, count: int, **kwargs: Any) -> None:
+        super().__init__(object_list, per_page, **kwargs)
+        self._known_count = count
+
+    @cached_property
+    def count(self) -> int:
+        return self._known_count
 
 
 def ref_url(ref: str) -> str:
@@ -88,12 +102,18 @@ def entity_list(request: HttpRequest) -> HttpResponse:
         request.GET, queryset=Entity.objects.all(), request=request, viewer=viewer
     )
     entities = filterset.qs
+    filtered = not filterset.is_valid() or any(
+        value not in (None, "", False) for value in filterset.form.cleaned_data.values()
+    )
+    # The whole catalog's counts were made when it last changed; a filtered view counts now.
+    facets = entity_facets(entities=entities) if filtered else catalog_facets()
     table = EntityTable(entities.prefetch_related("tag_rows", "required_role_rows"), viewer=viewer)
-    RequestConfig(request, paginate={"per_page": PAGE_SIZE}).configure(table)
+    paginate = {"per_page": PAGE_SIZE, "paginator_class": CountedPaginator, "count": facets.total}
+    RequestConfig(request, paginate=paginate).configure(table)
     context = {
         "filter": filterset,
         "table": table,
-        "facets": _facet_links(request, entity_facets(entities=entities)),
+        "facets": _facet_links(request, facets.groups),
         "facet_params": list(FACET_LABELS),
         "boost_results": True,
         "can_register": viewer.is_admin,

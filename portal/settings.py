@@ -142,6 +142,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # Full-text search and its indexes on PostgreSQL; inert on SQLite.
+    "django.contrib.postgres",
     "django_htmx",
     "template_partials",
     "django_tables2",
