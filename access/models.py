@@ -13,6 +13,8 @@ class Role(models.Model):
     name = models.CharField(max_length=255, unique=True)
     auth0_id = models.CharField(max_length=64, blank=True)
     description = models.TextField(blank=True)
+    # Set when a sync no longer finds the role in Auth0: entities declaring it are flagged.
+    gone_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -34,7 +36,7 @@ class RoleMembership(models.Model):
 
     class Source(models.TextChoices):
         SIGN_IN = "sign_in", "seen in a sign-in token"
-        AUTH0 = "auth0", "imported from Auth0"
+        AUTH0 = "auth0", "granted outside the portal"
         PORTAL_GRANT = "portal_grant", "granted by the portal"
 
     user = models.ForeignKey(
@@ -56,3 +58,57 @@ class RoleMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} holds {self.role} ({self.get_source_display()})"
+
+
+class RoleSyncRun(models.Model):
+    """One mirroring of Auth0's roles: when, how it ended, what it changed, what it cost."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "running"
+        OK = "ok", "applied"
+        DRY_RUN = "dry_run", "dry run: nothing applied"
+        FAILED = "failed", "failed: nothing applied"
+        BLOCKED = "blocked", "stopped by the breaker: nothing applied"
+
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RUNNING)
+    forced = models.BooleanField(default=False)
+    roles = models.PositiveIntegerField(default=0)
+    added = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    api_calls = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"role sync {self.started_at:%Y-%m-%d %H:%M:%S}: {self.get_outcome_display()}"
+
+
+class AuditEvent(models.Model):
+    """Who did what, through what, to what and when. Append-only: rows are only ever added."""
+
+    class Via(models.TextChoices):
+        WEB = "web", "web"
+        API = "api", "API"
+        TASK = "task", "task"
+        SYNC = "sync", "sync"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    # A person's `sub`, `client:<id>` for a machine, `system` for the portal's own jobs.
+    actor = models.CharField(max_length=255)
+    via = models.CharField(max_length=10, choices=Via.choices)
+    action = models.CharField(max_length=60, db_index=True)
+    target = models.CharField(max_length=500, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    correlation_id = models.CharField(max_length=64, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.core.cache import cache
+from django.core.mail import send_mail
 from django.db import transaction
+from django.utils import timezone
 
-from access.models import Role, RoleMembership
+from access.auth0 import Auth0Error, Directory, DirectoryRole, DirectoryUser
+from access.models import AuditEvent, Role, RoleMembership, RoleSyncRun
 from portal.models import User
 
 
@@ -36,3 +44,231 @@ def role_memberships_record_from_token(*, user: User, role_names: Iterable[str])
         role__name__in=names
     ).delete()
     return names
+
+
+# --- mirroring Auth0's roles -----------------------------------------------------------------
+
+SYNC_LOCK_KEY = "atrium:role-sync:lock"
+SYSTEM_ACTOR = "system"
+
+
+class SyncBusy(Exception):
+    """Another sync holds the lock."""
+
+
+@dataclass
+class SyncReport:
+    run: RoleSyncRun
+    roles: int = 0
+    added: list[tuple[str, str]] = field(default_factory=list)  # (user sub, role name)
+    removed: list[tuple[str, str]] = field(default_factory=list)
+    gone_roles: list[str] = field(default_factory=list)
+    api_calls: int = 0
+    seconds: float = 0.0
+
+    @property
+    def outcome(self) -> str:
+        return self.run.outcome
+
+
+def _breaker_trips(*, removals: int, memberships: int) -> bool:
+    """More than the allowed share of all memberships, and at least the minimum count."""
+    share = settings.ROLE_SYNC_BREAKER_SHARE
+    return removals >= settings.ROLE_SYNC_BREAKER_MINIMUM and removals > share * memberships
+
+
+def roles_sync(
+    *, dry_run: bool = False, force: bool = False, directory: Directory | None = None
+) -> SyncReport:
+    """Make the portal's mirror of who holds which Auth0 role match Auth0.
+
+    Reads every role and its members first; a read that fails after its retries changes
+    nothing. A run that would remove more than the breaker allows applies nothing unless
+    forced. The difference is applied in one transaction with bulk writes, each change with
+    an audit record. Portal grants keep their end (they never become standing); one that Auth0
+    no longer has ends as "removed in Auth0".
+    """
+    token = uuid.uuid4().hex
+    if not cache.add(SYNC_LOCK_KEY, token, timeout=settings.ROLE_SYNC_LOCK_SECONDS):
+        raise SyncBusy("another role sync is running; this one did not start")
+    started = time.monotonic()
+    run = RoleSyncRun.objects.create(forced=force)
+    report = SyncReport(run=run)
+    owned = directory is None
+    directory = directory or Directory()
+    try:
+        try:
+            roles = directory.roles()
+            members = {role.id: directory.role_members(role.id) for role in roles}
+        except Auth0Error as error:
+            _finish(report, directory, started, RoleSyncRun.Outcome.FAILED, str(error))
+            return report
+        _plan_and_apply(report, roles, members, dry_run=dry_run, force=force)
+        if report.run.outcome == RoleSyncRun.Outcome.RUNNING:
+            outcome = RoleSyncRun.Outcome.DRY_RUN if dry_run else RoleSyncRun.Outcome.OK
+            _finish(report, directory, started, outcome, "")
+        else:
+            _finish(report, directory, started, report.run.outcome, report.run.message)
+        return report
+    finally:
+        if owned:
+            directory.__exit__()
+        if cache.get(SYNC_LOCK_KEY) == token:
+            cache.delete(SYNC_LOCK_KEY)
+
+
+def _finish(
+    report: SyncReport, directory: Directory, started: float, outcome: str, message: str
+) -> None:
+    report.api_calls = directory.calls + directory.token_calls
+    report.seconds = time.monotonic() - started
+    run = report.run
+    run.outcome, run.message = outcome, message
+    run.finished_at = timezone.now()
+    run.roles, run.added, run.removed = report.roles, len(report.added), len(report.removed)
+    run.api_calls = report.api_calls
+    run.save()
+
+
+def _plan_and_apply(
+    report: SyncReport,
+    roles: list[DirectoryRole],
+    members: dict[str, list[DirectoryUser]],
+    *,
+    dry_run: bool,
+    force: bool,
+) -> None:
+    report.roles = len(roles)
+    wanted = {(user.user_id, role.name) for role in roles for user in members[role.id]}
+    people = {user.user_id: user for role in roles for user in members[role.id]}
+    # Every membership, ended or not: a portal grant past its end but still in Auth0 is the
+    # expiry job's to remove, never something to import as a standing membership.
+    current = {
+        (m.user.sub, m.role.name): m for m in RoleMembership.objects.select_related("user", "role")
+    }
+    report.added = sorted(pair for pair in wanted if pair not in current)
+    report.removed = sorted(pair for pair in current if pair not in wanted)
+    known_names = {role.name for role in roles}
+    report.gone_roles = sorted(
+        Role.objects.filter(gone_at__isnull=True)
+        .exclude(name__in=known_names)
+        .values_list("name", flat=True)
+    )
+    if not force and _breaker_trips(removals=len(report.removed), memberships=len(current)):
+        report.run.outcome = RoleSyncRun.Outcome.BLOCKED
+        report.run.message = (
+            f"the sync would remove {len(report.removed)} of {len(current)} memberships, more "
+            f"than the breaker allows ({settings.ROLE_SYNC_BREAKER_SHARE:.0%}, at least "
+            f"{settings.ROLE_SYNC_BREAKER_MINIMUM}); nothing was applied. If Auth0 is right, "
+            "run `python manage.py sync_roles --force`."
+        )
+        _tell_admins_of_blocked_sync(report)
+        return
+    if dry_run:
+        return
+    _apply(report, roles, people, current)
+
+
+@transaction.atomic
+def _apply(
+    report: SyncReport,
+    roles: list[DirectoryRole],
+    people: dict[str, DirectoryUser],
+    current: dict[tuple[str, str], RoleMembership],
+) -> None:
+    now = timezone.now()
+    correlation = f"sync-{report.run.pk}"
+    # Roles: new ones created, descriptions and ids kept up to date, vanished ones marked gone.
+    by_name = {role.name: role for role in Role.objects.all()}
+    Role.objects.bulk_create(
+        [Role(name=r.name, auth0_id=r.id, description=r.description) for r in roles
+         if r.name not in by_name]
+    )  # fmt: skip
+    changed_roles = []
+    for r in roles:
+        role = by_name.get(r.name)
+        if role and (role.auth0_id, role.description, role.gone_at) != (r.id, r.description, None):
+            role.auth0_id, role.description, role.gone_at = r.id, r.description, None
+            changed_roles.append(role)
+    Role.objects.bulk_update(changed_roles, ["auth0_id", "description", "gone_at"])
+    Role.objects.filter(name__in=report.gone_roles).update(gone_at=now)
+    by_name = {role.name: role for role in Role.objects.all()}
+
+    # People Auth0 names who never signed in yet get an account, so they can be found.
+    subs = {sub for sub, _ in report.added}
+    known_users = {u.sub: u for u in User.objects.filter(sub__in=subs)}
+    User.objects.bulk_create(
+        [User(sub=sub, email=people[sub].email, name=people[sub].name) for sub in subs
+         if sub not in known_users],
+        ignore_conflicts=True,
+    )  # fmt: skip
+    users = {u.sub: u for u in User.objects.filter(sub__in=subs)}
+
+    RoleMembership.objects.bulk_create(
+        [RoleMembership(user=users[sub], role=by_name[name], source=RoleMembership.Source.AUTH0)
+         for sub, name in report.added],
+        ignore_conflicts=True,
+    )  # fmt: skip
+    RoleMembership.objects.filter(pk__in=[current[pair].pk for pair in report.removed]).delete()
+
+    events = [
+        AuditEvent(actor=SYSTEM_ACTOR, via=AuditEvent.Via.SYNC, action="role.imported",
+                   target=f"{name} → {sub}", correlation_id=correlation,
+                   detail={"role": name, "user": sub, "source": "granted outside the portal"})
+        for sub, name in report.added
+    ]  # fmt: skip
+    for sub, name in report.removed:
+        membership = current[(sub, name)]
+        ended_grant = membership.source == RoleMembership.Source.PORTAL_GRANT
+        events.append(
+            AuditEvent(
+                actor=SYSTEM_ACTOR,
+                via=AuditEvent.Via.SYNC,
+                action="grant.ended" if ended_grant else "role.removed",
+                target=f"{name} → {sub}",
+                correlation_id=correlation,
+                detail={
+                    "role": name,
+                    "user": sub,
+                    "reason": "removed in Auth0",
+                    "source": membership.source,
+                },
+            )  # fmt: skip
+        )
+    events += [
+        AuditEvent(actor=SYSTEM_ACTOR, via=AuditEvent.Via.SYNC, action="role.gone",
+                   target=name, correlation_id=correlation, detail={"reason": "deleted in Auth0"})
+        for name in report.gone_roles
+    ]  # fmt: skip
+    AuditEvent.objects.bulk_create(events)
+
+
+def _tell_admins_of_blocked_sync(report: SyncReport) -> None:
+    admins = User.objects.filter(
+        role_memberships__role__name=settings.PORTAL_ADMIN_ROLE, is_active=True
+    ).exclude(email="")
+    recipients = sorted(set(admins.values_list("email", flat=True)))
+    AuditEvent.objects.create(
+        actor=SYSTEM_ACTOR, via=AuditEvent.Via.SYNC, action="sync.blocked",
+        target="roles mirror", correlation_id=f"sync-{report.run.pk}",
+        detail={"removals": len(report.removed), "message": report.run.message},
+    )  # fmt: skip
+    if recipients:
+        send_mail(
+            subject="[Atrium] The roles sync was stopped by its breaker",
+            message=f"{report.run.message}\n\nSync history: {settings.PORTAL_BASE_URL}/access/\n",
+            from_email=None,
+            recipient_list=recipients,
+            fail_silently=True,
+        )
+
+
+def roles_mirror_age() -> float | None:
+    """Seconds since the last sync that applied (or found nothing to apply); None if never."""
+    last = (
+        RoleSyncRun.objects.filter(outcome=RoleSyncRun.Outcome.OK)
+        .order_by("-finished_at")
+        .values_list("finished_at", flat=True)
+        .first()
+    )
+    return None if last is None else (timezone.now() - last).total_seconds()

@@ -117,7 +117,8 @@ def seed_tenant(target: Tenant, body: dict[str, Any]) -> dict[str, Any]:
 
 @admin.post("/faults")
 def fault_add() -> Any:
-    """{"method": "GET", "path": "/api/v2/roles/*", "status": 429, "delay": 0, "times": 1}"""
+    """{"method": "GET", "path": "/api/v2/roles/*", "status": 429, "delay": 0, "times": 1,
+    "after": 0}"""
     body = request.get_json(silent=True) or {}
     try:
         fault = Fault(
@@ -126,6 +127,7 @@ def fault_add() -> Any:
             status=int(body["status"]) if body.get("status") else None,
             delay=float(body.get("delay", 0)),
             times=int(body["times"]) if body.get("times") else None,
+            after=int(body.get("after", 0)),
         )
     except (KeyError, ValueError) as error:
         return bad_request(f"invalid fault: {error}")

@@ -58,6 +58,7 @@ class Fault:
     status: int | None = None
     delay: float = 0.0
     times: int | None = None  # None: until cleared
+    after: int = 0  # let this many matching requests through first ("the third page fails")
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in {"*", method}) and fnmatch.fnmatchcase(path, self.path)
@@ -80,6 +81,9 @@ class Faults:
         with self._lock:
             for fault in self._faults:
                 if fault.matches(method, path):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     if fault.times is not None:
                         fault.times -= 1
                         if fault.times <= 0:

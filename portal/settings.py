@@ -124,6 +124,12 @@ AUTH0_MGMT_CLIENT_SECRET = env.str("AUTH0_MGMT_CLIENT_SECRET", default="") or AU
 AUTH0_ROLES_CLAIM = env.str("AUTH0_ROLES_CLAIM", default="https://atrium.dev/roles")
 PORTAL_ADMIN_ROLE = env.str("PORTAL_ADMIN_ROLE", default="portal-admin")
 ROLE_SYNC_INTERVAL = env.int("ROLE_SYNC_INTERVAL", default=300)
+# A sync that would remove more than this share of all memberships (and at least the minimum)
+# applies nothing until forced: an Auth0 answering wrongly must not empty the mirror.
+ROLE_SYNC_BREAKER_SHARE = env.float("ROLE_SYNC_BREAKER_SHARE", default=0.10)
+ROLE_SYNC_BREAKER_MINIMUM = env.int("ROLE_SYNC_BREAKER_MINIMUM", default=25)
+# The sync's lock ends by itself after this long, should a worker die holding it.
+ROLE_SYNC_LOCK_SECONDS = env.int("ROLE_SYNC_LOCK_SECONDS", default=900)
 # Clock skew allowed when checking `exp`, `iat` and `nbf` of tokens, in seconds.
 AUTH0_LEEWAY = env.int("AUTH0_LEEWAY", default=60)
 AUTH0_HTTP_TIMEOUT = env.float("AUTH0_HTTP_TIMEOUT", default=10.0)
@@ -260,6 +266,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "portal.tasks.worker_heartbeat_record_task",
         "schedule": timedelta(seconds=60),
         "options": {"expires": 55},
+    },
+    "roles-sync": {
+        "task": "access.tasks.roles_sync_task",
+        "schedule": timedelta(seconds=ROLE_SYNC_INTERVAL),
+        "options": {"expires": ROLE_SYNC_INTERVAL},
     },
     "catalog-refresh": {
         "task": "catalog.tasks.catalog_locations_refresh_task",

@@ -75,7 +75,11 @@ def test_web_worker_and_beat_start_without_a_database_or_broker_server(tmp_path:
                 pass
             time.sleep(0.5)
         assert status == 200, f"/readyz did not answer 200 within 60s:\n{log.read_text()}"
-        assert json.loads(body)["checks"] == {"database": "ok", "broker": "ok"}
+        assert json.loads(body)["checks"] == {
+            "database": "ok",
+            "broker": "ok",
+            "roles mirror": "ok",
+        }
         home_status, home = get(f"http://127.0.0.1:{port}/")
         assert home_status == 200
         assert b"developer portal" in home
