@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from access.models import RoleMembership
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from access.models import Role, RoleMembership
 from portal.models import User
 
 
@@ -16,4 +19,22 @@ def role_names_held(*, user: User) -> list[str]:
         return []
     return sorted(
         RoleMembership.objects.active().filter(user=user).values_list("role__name", flat=True)
+    )
+
+
+def roles_with_member_counts() -> QuerySet[Role]:
+    """Every mirrored role with `member_count`: the memberships in force now."""
+    now = timezone.now()
+    in_force = Q(memberships__expires_at__isnull=True) | Q(memberships__expires_at__gt=now)
+    return Role.objects.annotate(member_count=Count("memberships", filter=in_force)).order_by(
+        "name"
+    )
+
+
+def role_members(*, role: Role) -> list[RoleMembership]:
+    return list(
+        RoleMembership.objects.active()
+        .filter(role=role)
+        .select_related("user")
+        .order_by("user__email")
     )
