@@ -74,6 +74,9 @@ class Directory:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self._http.close()
 
     # --- reads ---------------------------------------------------------------------------------

@@ -101,18 +101,14 @@ def roles_sync(
             roles = directory.roles()
             members = {role.id: directory.role_members(role.id) for role in roles}
         except Auth0Error as error:
-            _finish(report, directory, started, RoleSyncRun.Outcome.FAILED, str(error))
-            return report
-        _plan_and_apply(report, roles, members, dry_run=dry_run, force=force)
-        if report.run.outcome == RoleSyncRun.Outcome.RUNNING:
-            outcome = RoleSyncRun.Outcome.DRY_RUN if dry_run else RoleSyncRun.Outcome.OK
-            _finish(report, directory, started, outcome, "")
+            outcome, message = RoleSyncRun.Outcome.FAILED, str(error)
         else:
-            _finish(report, directory, started, report.run.outcome, report.run.message)
+            outcome, message = _plan_and_apply(report, roles, members, dry_run=dry_run, force=force)
+        _finish(report, directory, started, outcome, message)
         return report
     finally:
         if owned:
-            directory.__exit__()
+            directory.close()
         if cache.get(SYNC_LOCK_KEY) == token:
             cache.delete(SYNC_LOCK_KEY)
 
@@ -137,7 +133,8 @@ def _plan_and_apply(
     *,
     dry_run: bool,
     force: bool,
-) -> None:
+) -> tuple[RoleSyncRun.Outcome, str]:
+    """Work out the difference and apply it; the run's outcome and, if it stopped, why."""
     report.roles = len(roles)
     wanted = {(user.user_id, role.name) for role in roles for user in members[role.id]}
     people = {user.user_id: user for role in roles for user in members[role.id]}
@@ -155,18 +152,18 @@ def _plan_and_apply(
         .values_list("name", flat=True)
     )
     if not force and _breaker_trips(removals=len(report.removed), memberships=len(current)):
-        report.run.outcome = RoleSyncRun.Outcome.BLOCKED
-        report.run.message = (
+        message = (
             f"the sync would remove {len(report.removed)} of {len(current)} memberships, more "
             f"than the breaker allows ({settings.ROLE_SYNC_BREAKER_SHARE:.0%}, at least "
             f"{settings.ROLE_SYNC_BREAKER_MINIMUM}); nothing was applied. If Auth0 is right, "
             "run `python manage.py sync_roles --force`."
         )
-        _tell_admins_of_blocked_sync(report)
-        return
+        _tell_admins_of_blocked_sync(report, message)
+        return RoleSyncRun.Outcome.BLOCKED, message
     if dry_run:
-        return
+        return RoleSyncRun.Outcome.DRY_RUN, ""
     _apply(report, roles, people, current)
+    return RoleSyncRun.Outcome.OK, ""
 
 
 @transaction.atomic
@@ -243,7 +240,7 @@ def _apply(
     AuditEvent.objects.bulk_create(events)
 
 
-def _tell_admins_of_blocked_sync(report: SyncReport) -> None:
+def _tell_admins_of_blocked_sync(report: SyncReport, message: str) -> None:
     admins = User.objects.filter(
         role_memberships__role__name=settings.PORTAL_ADMIN_ROLE, is_active=True
     ).exclude(email="")
@@ -251,12 +248,12 @@ def _tell_admins_of_blocked_sync(report: SyncReport) -> None:
     AuditEvent.objects.create(
         actor=SYSTEM_ACTOR, via=AuditEvent.Via.SYNC, action="sync.blocked",
         target="roles mirror", correlation_id=f"sync-{report.run.pk}",
-        detail={"removals": len(report.removed), "message": report.run.message},
+        detail={"removals": len(report.removed), "message": message},
     )  # fmt: skip
     if recipients:
         send_mail(
             subject="[Atrium] The roles sync was stopped by its breaker",
-            message=f"{report.run.message}\n\nSync history: {settings.PORTAL_BASE_URL}/access/\n",
+            message=f"{message}\n\nSync history: {settings.PORTAL_BASE_URL}/access/\n",
             from_email=None,
             recipient_list=recipients,
             fail_silently=True,
