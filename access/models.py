@@ -23,12 +23,17 @@ class Role(models.Model):
         return self.name
 
 
+def in_force(through: str = "") -> models.Q:
+    """Memberships in force now: without an end, or ending in the future. `through` reaches
+    them from another model (`"memberships__"` from a Role)."""
+    return models.Q(**{f"{through}expires_at__isnull": True}) | models.Q(
+        **{f"{through}expires_at__gt": timezone.now()}
+    )
+
+
 class RoleMembershipQuerySet(models.QuerySet["RoleMembership"]):
     def active(self) -> RoleMembershipQuerySet:
-        """Memberships in force now: without an end, or ending in the future."""
-        return self.filter(
-            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now())
-        )
+        return self.filter(in_force())
 
 
 class RoleMembership(models.Model):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
-from django.utils import timezone
+from django.db.models import Count, QuerySet
 
-from access.models import Role, RoleMembership
+from access.models import Role, RoleMembership, in_force
 from portal.models import User
 
 
@@ -24,11 +23,8 @@ def role_names_held(*, user: User) -> list[str]:
 
 def roles_with_member_counts() -> QuerySet[Role]:
     """Every mirrored role with `member_count`: the memberships in force now."""
-    now = timezone.now()
-    in_force = Q(memberships__expires_at__isnull=True) | Q(memberships__expires_at__gt=now)
-    return Role.objects.annotate(member_count=Count("memberships", filter=in_force)).order_by(
-        "name"
-    )
+    counted = Count("memberships", filter=in_force("memberships__"))
+    return Role.objects.annotate(member_count=counted).order_by("name")
 
 
 def role_members(*, role: Role) -> list[RoleMembership]:

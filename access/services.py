@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from access.auth0 import Auth0Error, Directory, DirectoryRole, DirectoryUser
-from access.models import AuditEvent, Role, RoleMembership, RoleSyncRun
+from access.models import AuditEvent, Role, RoleMembership, RoleSyncRun, in_force
 from portal.models import User
 
 
@@ -241,8 +241,11 @@ def _apply(
 
 
 def _tell_admins_of_blocked_sync(report: SyncReport, message: str) -> None:
+    # Admins as the policy counts them: holding the role now (one join, both conditions on it).
     admins = User.objects.filter(
-        role_memberships__role__name=settings.PORTAL_ADMIN_ROLE, is_active=True
+        in_force("role_memberships__"),
+        role_memberships__role__name=settings.PORTAL_ADMIN_ROLE,
+        is_active=True,
     ).exclude(email="")
     recipients = sorted(set(admins.values_list("email", flat=True)))
     AuditEvent.objects.create(
@@ -253,7 +256,7 @@ def _tell_admins_of_blocked_sync(report: SyncReport, message: str) -> None:
     if recipients:
         send_mail(
             subject="[Atrium] The roles sync was stopped by its breaker",
-            message=f"{message}\n\nSync history: {settings.PORTAL_BASE_URL}/access/\n",
+            message=f"{message}\n\n{settings.PORTAL_BASE_URL}\n",
             from_email=None,
             recipient_list=recipients,
             fail_silently=True,
