@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connections
@@ -78,11 +79,25 @@ def entity_facets(*, entities: QuerySet[Entity], limit: int | None = FACET_LIMIT
         f"SELECT 'tag', t.tag, COUNT(*) FROM {tags} t JOIN e ON e.id = t.entity_id "
         "WHERE NOT e.restricted GROUP BY t.tag"
     )
-    counted: dict[str, list[FacetValue]] = {name: [] for name in [*FACET_FIELDS, "tag"]}
     with connections[entities.db].cursor() as cursor:
         names = ", ".join(["id", *columns, "restricted"])  # as values() selects them
         cursor.execute(f"WITH e ({names}) AS ({chosen_sql}) " + " UNION ALL ".join(parts), params)
-        for name, value, count in cursor.fetchall():
+        return _ranked(cursor.fetchall(), limit=limit)
+
+
+def catalog_facets(*, limit: int | None = FACET_LIMIT) -> Facets:
+    """The facets of the whole catalog, from the counts its last change left."""
+    rows = list(FacetCount.objects.values_list("facet", "value", "count"))
+    if not rows:  # an empty catalog, or one not changed since the counts were introduced
+        return entity_facets(entities=Entity.objects.all(), limit=limit)
+    return _ranked(rows, limit=limit)
+
+
+def _ranked(rows: Iterable[tuple[str, str, int]], *, limit: int | None) -> Facets:
+    """(facet, value, count) rows as Facets: most common first, `limit` values per facet."""
+    counted: dict[str, list[FacetValue]] = {name: [] for name in [*FACET_FIELDS, "tag"]}
+    for name, value, count in rows:
+        if name in counted:
             counted[name].append(FacetValue(value, count))
     groups = {
         name: sorted(values, key=lambda facet: (-facet.count, facet.value))[:limit]
@@ -90,19 +105,6 @@ def entity_facets(*, entities: QuerySet[Entity], limit: int | None = FACET_LIMIT
     }
     # Every entity has one kind: the kinds' counts add up to the number of entities.
     return Facets(groups=groups, total=sum(value.count for value in counted["kind"]))
-
-
-def catalog_facets(*, limit: int | None = FACET_LIMIT) -> Facets:
-    """The facets of the whole catalog, from the counts its last change left."""
-    groups: dict[str, list[FacetValue]] = {name: [] for name in [*FACET_FIELDS, "tag"]}
-    rows = list(FacetCount.objects.order_by("facet", "-count", "value"))
-    if not rows:  # an empty catalog, or one not changed since the counts were introduced
-        return entity_facets(entities=Entity.objects.all(), limit=limit)
-    for row in rows:
-        if row.facet in groups:
-            groups[row.facet].append(FacetValue(row.value, row.count))
-    total = sum(value.count for value in groups["kind"])
-    return Facets(groups={name: values[:limit] for name, values in groups.items()}, total=total)
 
 
 def entity_by_ref(*, ref: str) -> Entity | None:
