@@ -22,23 +22,22 @@ FACET_FIELDS = {
 FACET_LIMIT = 20
 
 
-def person_group_refs(*, user: User) -> list[str]:
-    """The groups a person belongs to: catalog Users with their e-mail, and what they are in.
+def person_refs(*, user: User) -> tuple[list[str], list[str]]:
+    """The catalog Users that are this person, and the groups they belong to.
 
-    As Backstage's e-mail sign-in resolver matches a person to a User entity.
+    As Backstage's e-mail sign-in resolver matches a person to a User entity: by e-mail.
     """
     if not user.is_authenticated or not user.email:
-        return []
-    user_refs = Entity.objects.filter(
-        kind__iexact="user", descriptor__spec__profile__email__iexact=user.email
-    ).values_list("ref", flat=True)
-    return sorted(
-        set(
-            Relation.objects.filter(source_ref__in=user_refs, type="memberOf").values_list(
-                "target_ref", flat=True
-            )
-        )
+        return [], []
+    user_refs = sorted(
+        Entity.objects.filter(
+            kind__iexact="user", descriptor__spec__profile__email__iexact=user.email
+        ).values_list("ref", flat=True)
     )
+    if not user_refs:
+        return [], []
+    groups = Relation.objects.filter(source_ref__in=user_refs, type="memberOf")
+    return user_refs, sorted(set(groups.values_list("target_ref", flat=True)))
 
 
 @dataclass(frozen=True)

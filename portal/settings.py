@@ -135,6 +135,8 @@ AUTH0_LEEWAY = env.int("AUTH0_LEEWAY", default=60)
 AUTH0_HTTP_TIMEOUT = env.float("AUTH0_HTTP_TIMEOUT", default=10.0)
 
 AUTH_USER_MODEL = "portal.User"
+# Who may do what is the access policy's to say, for `has_perm` too; nobody has a password.
+AUTHENTICATION_BACKENDS = ["access.backends.PolicyBackend"]
 LOGIN_URL = "/auth/login/"
 LOGIN_REDIRECT_URL = "/"
 

@@ -154,7 +154,7 @@ def callback(request: HttpRequest) -> HttpResponse:
         user=user, role_names=roles if isinstance(roles, list) else []
     )
     # Django's login() gives the session a new key, so a planted session id is useless.
-    auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    auth_login(request, user, backend="access.backends.PolicyBackend")
     request.session[ID_TOKEN_SESSION_KEY] = token.get("id_token", "")
     return HttpResponseRedirect(next_path)
 

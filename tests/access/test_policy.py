@@ -1,0 +1,131 @@
+"""The policy's answers: the same through `user.has_perm`, and read once per request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from access.policy import ADMINISTER_PORTAL, REQUEST_ACCESS, SEE_RESTRICTED, Viewer, viewer_for
+from catalog.models import Entity
+from catalog.services import location_refresh, location_register
+from portal.models import User
+from tests.catalog.conftest import signed_in
+
+pytestmark = pytest.mark.django_db
+
+PEOPLE = """\
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: {name: team-payments}
+spec: {type: team, children: []}
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata: {name: grace}
+spec: {profile: {email: grace@example.com}, memberOf: [team-payments]}
+"""
+
+
+def restricted_components(count: int, *, start: int = 0) -> str:
+    """Components that need ledger.viewer; the odd ones owned by team-payments."""
+    roles = "{atrium.dev/required-roles: ledger.viewer}"
+    return "---\n".join(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\n"
+        f"metadata: {{name: ledger-{i}, annotations: {roles}}}\n"
+        f"spec: {{type: service, lifecycle: production, owner: {OWNERS[i % 2]}}}\n"
+        for i in range(start, start + count)
+    )
+
+
+OWNERS = ["team-ops", "team-payments"]
+
+
+def load(tmp_path: Path, name: str, text: str) -> None:
+    (tmp_path / name).write_text(text)
+    location_refresh(location=location_register(target=str(tmp_path / name)))
+
+
+def test_has_perm_gives_the_policys_answers(tmp_path: Path) -> None:
+    load(tmp_path, "people.yaml", PEOPLE)
+    load(tmp_path, "ledger.yaml", restricted_components(2))
+    signed_in("ada@example.com", "ledger.viewer")
+    signed_in("grace@example.com")
+    signed_in("bob@example.com", "engineer")
+    signed_in("linus@example.com", "portal-admin")
+    ada, grace, bob, linus = (
+        User.objects.get(email=f"{who}@example.com") for who in ("ada", "grace", "bob", "linus")
+    )
+    ops_owned = Entity.objects.get(name="ledger-0")  # owner team-ops
+    payments_owned = Entity.objects.get(name="ledger-1")  # owner team-payments
+
+    assert ada.has_perm(SEE_RESTRICTED, ops_owned)  # holds the required role
+    assert grace.has_perm(SEE_RESTRICTED, payments_owned)  # her group owns it
+    assert not grace.has_perm(SEE_RESTRICTED, ops_owned)
+    assert not bob.has_perm(SEE_RESTRICTED, ops_owned)
+    assert linus.has_perm(SEE_RESTRICTED, ops_owned) and linus.has_perm(ADMINISTER_PORTAL)
+    assert bob.has_perm(REQUEST_ACCESS, ops_owned)  # a role he lacks
+    assert not ada.has_perm(REQUEST_ACCESS, ops_owned)  # she holds the only one it needs
+    assert not bob.has_perm(ADMINISTER_PORTAL) and not bob.has_perm("access.change_role")
+    assert linus.has_perm("access.view_rolemembership")  # admins have the Django admin
+
+
+def test_nobody_decides_their_own_request_whatever_they_hold() -> None:
+    payments = frozenset({"group:default/team-payments"})
+    admin_who_asked = Viewer(sub="auth0|linus", group_refs=payments, is_admin=True)
+    owner = Viewer(sub="auth0|grace", group_refs=payments)
+    named = Viewer(sub="auth0|ada", user_refs=frozenset({"user:default/ada"}))
+    admin = Viewer(sub="auth0|root", is_admin=True)
+    deciders = ["group:default/team-payments", "user:default/ada"]
+
+    def decides(viewer: Viewer, *, others: bool = True, declared: bool = True) -> bool:
+        return viewer.may_decide(
+            requester_sub="auth0|linus",
+            deciders=deciders,
+            others_can_decide=others,
+            role_still_declared=declared,
+        )
+
+    assert not decides(admin_who_asked) and not decides(admin_who_asked, others=False)
+    assert decides(owner) and decides(named)
+    assert not decides(admin) and decides(admin, others=False)  # admins stand in for no one else
+    assert not decides(owner, declared=False)
+    blocked = owner.may_decide(
+        requester_sub="auth0|linus",
+        deciders=deciders,
+        others_can_decide=True,
+        role_still_declared=True,
+        blocked=True,
+    )
+    assert not blocked  # malformed approval annotations: nobody decides
+
+
+def test_a_persons_roles_and_groups_are_read_once_per_request(tmp_path: Path) -> None:
+    load(tmp_path, "people.yaml", PEOPLE)
+    grace = signed_in("grace@example.com", "engineer")
+    person = User.objects.get(email="grace@example.com")
+
+    with CaptureQueriesContext(connection) as asked:
+        first = viewer_for(person)
+        again = viewer_for(person)
+
+    assert first is again and first.group_refs == {"group:default/team-payments"}
+    assert len(asked.captured_queries) == 3  # roles; the catalog User; its groups
+    assert grace.get("/catalog/").status_code == 200
+
+
+def test_a_page_of_50_restricted_entities_costs_what_a_page_of_5_does(tmp_path: Path) -> None:
+    load(tmp_path, "people.yaml", PEOPLE)
+    grace = signed_in("grace@example.com", "engineer")
+    load(tmp_path, "few.yaml", restricted_components(5))
+
+    with CaptureQueriesContext(connection) as few:
+        small = grace.get("/catalog/?kind=component&per_page=50").content.decode()
+    load(tmp_path, "many.yaml", restricted_components(45, start=5))
+    with CaptureQueriesContext(connection) as many:
+        large = grace.get("/catalog/?kind=component&per_page=50").content.decode()
+
+    assert small.count("ledger-") < large.count("ledger-")
+    assert len(many.captured_queries) == len(few.captured_queries)
