@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from django.conf import settings
@@ -113,7 +114,7 @@ class Directory:
             params = {"take": PAGE_SIZE, "from": body["next"]}
 
     def user_roles(self, user_id: str) -> list[DirectoryRole]:
-        body = self._json("GET", f"users/{user_id}/roles", params={"per_page": PAGE_SIZE})
+        body = self._json("GET", f"users/{_segment(user_id)}/roles", params={"per_page": PAGE_SIZE})
         items = body.get("roles", []) if isinstance(body, dict) else body
         return [DirectoryRole(r["id"], r["name"], r.get("description") or "") for r in items]
 
@@ -122,7 +123,7 @@ class Directory:
     def assign(self, user_id: str, role_ids: list[str], *, correlation_id: str) -> None:
         self._request(
             "POST",
-            f"users/{user_id}/roles",
+            f"users/{_segment(user_id)}/roles",
             json={"roles": role_ids},
             correlation_id=correlation_id,
         )
@@ -130,7 +131,7 @@ class Directory:
     def unassign(self, user_id: str, role_ids: list[str], *, correlation_id: str) -> None:
         self._request(
             "DELETE",
-            f"users/{user_id}/roles",
+            f"users/{_segment(user_id)}/roles",
             json={"roles": role_ids},
             correlation_id=correlation_id,
         )
@@ -248,6 +249,11 @@ class Directory:
 
     def _back_off(self, attempt: int) -> None:
         self._pause(min(0.25 * 2**attempt, 8) + random.uniform(0, 0.1))
+
+
+def _segment(value: str) -> str:
+    """A path segment as Auth0 documents it: `auth0|123` is sent as `auth0%7C123`."""
+    return quote(value, safe="")
 
 
 def _message(response: httpx.Response) -> str:

@@ -91,6 +91,12 @@ class RoleSyncRun(models.Model):
     def __str__(self) -> str:
         return f"role sync {self.started_at:%Y-%m-%d %H:%M:%S}: {self.get_outcome_display()}"
 
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
 
 class AuditEvent(models.Model):
     """Who did what, through what, to what and when. Append-only: rows are only ever added."""

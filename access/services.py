@@ -208,36 +208,58 @@ def _apply(
     )  # fmt: skip
     RoleMembership.objects.filter(pk__in=[current[pair].pk for pair in report.removed]).delete()
 
-    events = [
-        AuditEvent(actor=SYSTEM_ACTOR, via=AuditEvent.Via.SYNC, action="role.imported",
-                   target=f"{name} → {sub}", correlation_id=correlation,
-                   detail={"role": name, "user": sub, "source": "granted outside the portal"})
-        for sub, name in report.added
-    ]  # fmt: skip
-    for sub, name in report.removed:
-        membership = current[(sub, name)]
-        ended_grant = membership.source == RoleMembership.Source.PORTAL_GRANT
-        events.append(
-            AuditEvent(
-                actor=SYSTEM_ACTOR,
-                via=AuditEvent.Via.SYNC,
-                action="grant.ended" if ended_grant else "role.removed",
-                target=f"{name} → {sub}",
-                correlation_id=correlation,
-                detail={
-                    "role": name,
-                    "user": sub,
-                    "reason": "removed in Auth0",
-                    "source": membership.source,
-                },
-            )  # fmt: skip
-        )
+    events = _membership_events(
+        added=report.added,
+        removed=[current[pair] for pair in report.removed],
+        actor=SYSTEM_ACTOR,
+        via=AuditEvent.Via.SYNC,
+        correlation_id=correlation,
+    )
     events += [
         AuditEvent(actor=SYSTEM_ACTOR, via=AuditEvent.Via.SYNC, action="role.gone",
                    target=name, correlation_id=correlation, detail={"reason": "deleted in Auth0"})
         for name in report.gone_roles
     ]  # fmt: skip
     AuditEvent.objects.bulk_create(events)
+
+
+def _membership_events(
+    *,
+    added: Iterable[tuple[str, str]],
+    removed: Iterable[RoleMembership],
+    actor: str,
+    via: str,
+    correlation_id: str,
+    ip: str | None = None,
+    user_agent: str = "",
+) -> list[AuditEvent]:
+    """The audit records of memberships found in Auth0 and of memberships Auth0 no longer has:
+    a portal grant so ended is "grant.ended", anything else "role.removed"."""
+    where = {"actor": actor, "via": via, "correlation_id": correlation_id, "ip": ip,
+             "user_agent": user_agent}  # fmt: skip
+    events = [
+        AuditEvent(action="role.imported", target=f"{name} → {sub}",
+                   detail={"role": name, "user": sub, "source": "granted outside the portal"},
+                   **where)
+        for sub, name in added
+    ]  # fmt: skip
+    for membership in removed:
+        sub, name = membership.user.sub, membership.role.name
+        ended_grant = membership.source == RoleMembership.Source.PORTAL_GRANT
+        events.append(
+            AuditEvent(
+                action="grant.ended" if ended_grant else "role.removed",
+                target=f"{name} → {sub}",
+                detail={
+                    "role": name,
+                    "user": sub,
+                    "reason": "removed in Auth0",
+                    "source": membership.source,
+                },
+                **where,
+            )  # fmt: skip
+        )
+    return events
 
 
 def _tell_admins_of_blocked_sync(report: SyncReport, message: str) -> None:
@@ -263,12 +285,68 @@ def _tell_admins_of_blocked_sync(report: SyncReport, message: str) -> None:
         )
 
 
-def roles_mirror_age() -> float | None:
-    """Seconds since the last sync that applied (or found nothing to apply); None if never."""
-    last = (
-        RoleSyncRun.objects.filter(outcome=RoleSyncRun.Outcome.OK)
-        .order_by("-finished_at")
-        .values_list("finished_at", flat=True)
-        .first()
+@dataclass(frozen=True)
+class RefreshOutcome:
+    added: list[str]
+    removed: list[str]
+
+
+@transaction.atomic
+def role_memberships_refresh_from_auth0(
+    *,
+    user: User,
+    directory: Directory | None = None,
+    via: str = AuditEvent.Via.WEB,
+    ip: str | None = None,
+    user_agent: str = "",
+) -> RefreshOutcome:
+    """Make one person's memberships match what Auth0 says they hold now.
+
+    Raises Auth0Error, changing nothing, when Auth0 cannot be asked. Roles Auth0 has that the
+    portal did not are imported as granted outside the portal; memberships Auth0 no longer has
+    are removed (a portal grant so ended is recorded as "removed in Auth0"). Portal grants Auth0
+    still has keep their end.
+    """
+    owned = directory is None
+    directory = directory or Directory()
+    try:
+        in_auth0 = directory.user_roles(user.sub)
+    finally:
+        if owned:
+            directory.close()
+    wanted = {role.name: role for role in in_auth0}
+    # The row lock keeps a concurrent refresh or sync from adding the same rows twice.
+    current = {
+        m.role.name: m
+        for m in RoleMembership.objects.select_for_update(of=("self",))
+        .filter(user=user)
+        .select_related("user", "role")
+    }
+    added = sorted(name for name in wanted if name not in current)
+    removed = [current[name] for name in sorted(current) if name not in wanted]
+
+    known = {role.name: role for role in Role.objects.filter(name__in=wanted)}
+    Role.objects.bulk_create(
+        [Role(name=r.name, auth0_id=r.id, description=r.description)
+         for r in in_auth0 if r.name not in known],
+        ignore_conflicts=True,
+    )  # fmt: skip
+    roles = {role.name: role for role in Role.objects.filter(name__in=added)}
+    RoleMembership.objects.bulk_create(
+        [RoleMembership(user=user, role=roles[name], source=RoleMembership.Source.AUTH0)
+         for name in added],
+        ignore_conflicts=True,
+    )  # fmt: skip
+    RoleMembership.objects.filter(pk__in=[m.pk for m in removed]).delete()
+    AuditEvent.objects.bulk_create(
+        _membership_events(
+            added=[(user.sub, name) for name in added],
+            removed=removed,
+            actor=user.sub,
+            via=via,
+            correlation_id=f"refresh-{uuid.uuid4().hex[:12]}",
+            ip=ip,
+            user_agent=user_agent,
+        )
     )
-    return None if last is None else (timezone.now() - last).total_seconds()
+    return RefreshOutcome(added=added, removed=[m.role.name for m in removed])

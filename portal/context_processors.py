@@ -1,9 +1,20 @@
 """Template context every page shares."""
 
+from typing import Any
+
 from django.http import HttpRequest
 
-from portal.navigation import NavItem, nav_items
+from portal.navigation import nav_items
 
 
-def portal(request: HttpRequest) -> dict[str, list[NavItem]]:
-    return {"nav_items": nav_items(path=request.path)}
+def portal(request: HttpRequest) -> dict[str, Any]:
+    from access.policy import viewer_for
+    from access.selectors import blocked_sync
+
+    # The viewer is the one the page's view asked for already (kept for the request).
+    is_admin = viewer_for(getattr(request, "user", None)).is_admin
+    return {
+        "nav_items": nav_items(path=request.path, is_admin=is_admin),
+        # Admins see, on every page, that the roles sync is stopped until someone looks.
+        "blocked_sync": blocked_sync() if is_admin else None,
+    }

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.utils import timezone
 
 from portal.celery import app as celery_app
 
@@ -51,18 +50,11 @@ class StaleMirror(Exception):
 
 
 def _roles_mirror() -> None:
-    from access.models import RoleSyncRun
-    from access.services import roles_mirror_age
+    from access.selectors import mirror_state
 
-    limit = 3 * settings.ROLE_SYNC_INTERVAL
-    age = roles_mirror_age()
-    if age is not None and age > limit:
-        raise StaleMirror(f"the roles mirror was last synced {age:.0f} s ago")
-    if age is None:
-        # Never synced: stale once syncs have been failing for three intervals.
-        first = RoleSyncRun.objects.order_by("started_at").values_list("started_at").first()
-        if first and (timezone.now() - first[0]).total_seconds() > limit:
-            raise StaleMirror("the roles mirror has never been synced successfully")
+    state = mirror_state()
+    if state.stale:
+        raise StaleMirror(state.stale_reason)
 
 
 def _checks() -> dict[str, Callable[[], None]]:

@@ -13,18 +13,21 @@ class NavItem:
 
 
 # In the order they stand in the bar; an entry whose URL name is not routed yet is left out,
-# so the bar never links to a page that does not exist.
+# so the bar never links to a page that does not exist. The last ones are for portal admins.
 SECTIONS = [
     ("Catalog", "catalog:entity_list"),
     ("My access", "access:overview"),
     ("Approvals", "access:approvals"),
+]
+ADMIN_SECTIONS = [
+    ("Roles", "access:roles"),
     ("Audit", "access:audit"),
 ]
 
 
-def nav_items(*, path: str) -> list[NavItem]:
+def nav_items(*, path: str, is_admin: bool = False) -> list[NavItem]:
     routed = []
-    for label, url_name in SECTIONS:
+    for label, url_name in SECTIONS + (ADMIN_SECTIONS if is_admin else []):
         try:
             routed.append((label, reverse(url_name)))
         except NoReverseMatch:

@@ -9,7 +9,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import requests
 from django.test import Client
 
-from devtenant.demo import DEMO_PASSWORD
+from devtenant.demo import (
+    AUTOMATION_CLIENT_ID,
+    AUTOMATION_CLIENT_SECRET,
+    DEMO_PASSWORD,
+    PORTAL_AUDIENCE,
+)
+from tests.conftest import DevTenant
 
 
 @dataclass
@@ -54,3 +60,14 @@ def sign_in(client: Client, email: str, next_path: str = "/") -> SignInAttempt:
 
 def query_of(url: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
+
+
+def machine_token(devtenant: DevTenant, audience: str = PORTAL_AUDIENCE, **extra: str) -> str:
+    """An access token of the demo's automation client (client credentials)."""
+    return devtenant.token(
+        grant_type="client_credentials",
+        client_id=AUTOMATION_CLIENT_ID,
+        client_secret=AUTOMATION_CLIENT_SECRET,
+        audience=audience,
+        **extra,
+    )

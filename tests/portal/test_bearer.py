@@ -14,19 +14,9 @@ from devtenant.demo import (
 )
 from portal.auth.bearer import Principal
 from tests.conftest import DevTenant
-from tests.portal.auth_helpers import answer_at_tenant, query_of, sign_in
+from tests.portal.auth_helpers import answer_at_tenant, machine_token, query_of, sign_in
 
 pytestmark = pytest.mark.django_db
-
-
-def machine_token(devtenant: DevTenant, audience: str = PORTAL_AUDIENCE, **extra: str) -> str:
-    return devtenant.token(
-        grant_type="client_credentials",
-        client_id=AUTOMATION_CLIENT_ID,
-        client_secret=AUTOMATION_CLIENT_SECRET,
-        audience=audience,
-        **extra,
-    )
 
 
 def forged_token(devtenant: DevTenant, token: str, how: str) -> str:

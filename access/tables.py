@@ -1,0 +1,56 @@
+"""The tables of the access pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_tables2 as tables
+from django.urls import reverse
+from django.utils.html import format_html
+
+from access.models import Role, RoleMembership
+
+
+class RoleTable(tables.Table):
+    name = tables.Column()
+    description = tables.Column(orderable=False)
+    member_count = tables.Column(verbose_name="Members")
+    declared_by = tables.Column(verbose_name="Declared by entities")
+
+    noun = "roles"
+
+    class Meta:
+        model = Role
+        fields = ("name", "description")
+        template_name = "components/table.html"
+        attrs = {"class": "table"}
+        empty_text = "No role is mirrored yet: the first sync fills this list."
+
+    def render_name(self, record: Role) -> Any:
+        url = reverse("access:role_detail", args=[record.name])
+        gone = (
+            format_html(' <span class="tag warn">deleted in Auth0</span>') if record.gone_at else ""
+        )
+        return format_html('<a href="{}"><code>{}</code></a>{}', url, record.name, gone)
+
+
+class MemberTable(tables.Table):
+    name = tables.Column(accessor="user__name", verbose_name="Person")
+    email = tables.Column(accessor="user__email", verbose_name="E-mail")
+    sub = tables.Column(accessor="user__sub", verbose_name="Auth0 user")
+    source = tables.Column(verbose_name="Since how")
+    expires_at = tables.Column(verbose_name="Ends", default="—")
+    created_at = tables.Column(verbose_name="Held since")
+
+    noun = "members"
+
+    class Meta:
+        model = RoleMembership
+        fields = ()
+        sequence = ("name", "email", "sub", "source", "expires_at", "created_at")
+        template_name = "components/table.html"
+        attrs = {"class": "table"}
+        empty_text = "Nobody holds this role."
+
+    def render_name(self, record: RoleMembership) -> str:
+        return record.user.name or "—"
