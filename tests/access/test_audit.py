@@ -21,8 +21,8 @@ pytestmark = pytest.mark.django_db
 def test_the_audit_table_refuses_update_and_delete(statement: str) -> None:
     event = AuditEvent.objects.create(actor="auth0|ada", via="web", action="request.created")
 
-    with pytest.raises(DatabaseError, match="the audit log is append-only"):
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(statement, [event.pk])
+    refused = pytest.raises(DatabaseError, match="the audit log is append-only")
+    with refused, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement, [event.pk])
 
     assert AuditEvent.objects.get(pk=event.pk).actor == "auth0|ada"
