@@ -69,6 +69,7 @@ class Directory:
         self.waited = 0.0
         self._remaining: int | None = None
         self._reset_at = 0.0
+        self._limit = 1
         self._http = httpx.Client(timeout=timeout or settings.AUTH0_HTTP_TIMEOUT)
 
     def __enter__(self) -> Directory:
@@ -228,6 +229,7 @@ class Directory:
         try:
             self._remaining = int(response.headers["x-ratelimit-remaining"])
             self._reset_at = float(response.headers["x-ratelimit-reset"])
+            self._limit = max(1, int(response.headers.get("x-ratelimit-limit", 1)))
         except (KeyError, ValueError):
             self._remaining = None
 
@@ -237,9 +239,12 @@ class Directory:
             self.sleep(seconds)
 
     def _wait_for_budget(self) -> None:
-        """With the bucket empty, wait for it to refill instead of spending a call on a 429."""
+        """With the bucket empty, wait for the next request's worth instead of spending a call on
+        a 429. `x-ratelimit-reset` is when the whole bucket is full again, in whole seconds;
+        waiting for all of it would idle through most of the refill, so wait for one share."""
         if self._remaining is not None and self._remaining <= 0:
-            self._pause(self._reset_at - time.time() + random.uniform(0.05, 0.25))
+            one_request = (self._reset_at - time.time()) / self._limit
+            self._pause(one_request + random.uniform(0.01, 0.05))
             self._remaining = None
 
     def _wait_for_reset(self, attempt: int) -> None:
