@@ -123,3 +123,102 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"
+
+
+class AccessRequestQuerySet(models.QuerySet["AccessRequest"]):
+    def open(self) -> AccessRequestQuerySet:
+        return self.filter(state__in=AccessRequest.OPEN_STATES)
+
+
+class AccessRequest(models.Model):
+    """A person asks for a role an entity requires; once approved it becomes a grant.
+
+    The state only moves forward: pending → approved → provisioning → active → expired or
+    revoked; pending → denied, cancelled or lapsed; provisioning → failed (admins may retry).
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "waiting for a decision"
+        APPROVED = "approved", "approved, to be granted"
+        PROVISIONING = "provisioning", "being granted in Auth0"
+        ACTIVE = "active", "granted"
+        EXPIRED = "expired", "ended on time"
+        REVOKED = "revoked", "revoked"
+        DENIED = "denied", "denied"
+        CANCELLED = "cancelled", "cancelled"
+        LAPSED = "lapsed", "lapsed without a decision"
+        FAILED = "failed", "granting failed"
+
+    # Asking again while one of these stands shows the standing one.
+    OPEN_STATES = (State.PENDING, State.APPROVED, State.PROVISIONING)
+    # A grant exists (or is being made) from approval on.
+    GRANT_STATES = (
+        State.APPROVED, State.PROVISIONING, State.ACTIVE, State.EXPIRED, State.REVOKED,
+        State.FAILED,
+    )  # fmt: skip
+
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="access_requests"
+    )
+    entity_ref = models.CharField(max_length=500)
+    role_name = models.CharField(max_length=255)
+    reason = models.TextField()
+    duration = models.DurationField()
+    approvals_required = models.PositiveSmallIntegerField(default=1)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Every change of state touches it: the reconciler finds grants stuck since then.
+    updated_at = models.DateTimeField(auto_now=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    starts_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    # Why provisioning failed, or who revoked it and why.
+    note = models.TextField(blank=True)
+    provision_attempts = models.PositiveSmallIntegerField(default=0)
+
+    objects = AccessRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["requester", "role_name"],
+                condition=models.Q(state__in=["pending", "approved", "provisioning"]),
+                name="one_open_request_per_person_and_role",
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "expires_at"], name="request_state_expiry")]
+
+    def __str__(self) -> str:
+        return f"request {self.pk}: {self.role_name} for {self.requester} ({self.state})"
+
+    @property
+    def correlation_id(self) -> str:
+        return f"grant-{self.pk}"
+
+
+class Decision(models.Model):
+    """One approver's approval or denial of a request."""
+
+    class Outcome(models.TextChoices):
+        APPROVED = "approved", "approved"
+        DENIED = "denied", "denied"
+
+    request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="decisions")
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions"
+    )
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    comment = models.TextField(blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "approver"], name="one_decision_each"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.approver} {self.outcome} request {self.request_id}"

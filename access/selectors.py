@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from access.models import Role, RoleMembership, RoleSyncRun, in_force
+from access.models import AccessRequest, Role, RoleMembership, RoleSyncRun, in_force
 from portal.models import User
+
+if TYPE_CHECKING:
+    from access.policy import Viewer
 
 
 def role_memberships_of(*, user: User) -> list[RoleMembership]:
@@ -115,3 +120,126 @@ def blocked_sync() -> RoleSyncRun | None:
 
 def sync_history(*, limit: int = 20) -> list[RoleSyncRun]:
     return list(RoleSyncRun.objects.order_by("-started_at")[:limit])
+
+
+# --- access requests -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionScope:
+    """Who decides requests on one entity: the refs named (approvers, else the owner), the
+    e-mails of the catalog Users those are or hold, and whether decisions are blocked."""
+
+    deciders: tuple[str, ...]
+    decider_emails: frozenset[str]
+    declared_roles: frozenset[str]
+    blocked: bool
+
+    def others_than(self, email: str) -> bool:
+        return bool(self.decider_emails - {email.lower()})
+
+
+def decision_scopes(*, entity_refs: Iterable[str]) -> dict[str, DecisionScope]:
+    """The decision scope of each entity, in a fixed number of queries however many."""
+    from catalog.annotations import access_annotations
+    from catalog.models import Entity, Relation
+
+    entities = list(
+        Entity.objects.filter(ref__in=set(entity_refs)).prefetch_related("required_role_rows")
+    )
+    named: dict[str, tuple[str, ...]] = {}
+    blocked: dict[str, bool] = {}
+    for entity in entities:
+        annotations = access_annotations(entity.descriptor)
+        refs = tuple(str(ref).lower() for ref in annotations.approvers)
+        named[entity.ref] = refs or ((entity.owner_ref,) if entity.owner_ref else ())
+        blocked[entity.ref] = annotations.decisions_blocked
+    all_named = {ref for refs in named.values() for ref in refs}
+    members: dict[str, set[str]] = {ref: {ref} for ref in all_named}
+    for source, target in Relation.objects.filter(
+        type="memberOf", target_ref__in=all_named
+    ).values_list("source_ref", "target_ref"):
+        members[target].add(source)
+    user_refs = {ref for refs in members.values() for ref in refs}
+    emails = {
+        ref: (email or "").lower()
+        for ref, email in Entity.objects.filter(ref__in=user_refs, kind__iexact="user").values_list(
+            "ref", "descriptor__spec__profile__email"
+        )
+    }
+    return {
+        entity.ref: DecisionScope(
+            deciders=named[entity.ref],
+            decider_emails=frozenset(
+                emails[user]
+                for ref in named[entity.ref]
+                for user in members.get(ref, ())
+                if emails.get(user)
+            ),
+            declared_roles=frozenset(row.role_name for row in entity.required_role_rows.all()),
+            blocked=blocked[entity.ref],
+        )  # fmt: skip
+        for entity in entities
+    }
+
+
+def may_decide(*, viewer: Viewer, request: AccessRequest, scope: DecisionScope | None) -> bool:
+    """The policy's answer for this request, given its entity's decision scope."""
+    if scope is None:  # the entity left the catalog: nobody decides on it
+        return False
+    return viewer.may_decide(
+        requester_sub=request.requester.sub,
+        deciders=scope.deciders,
+        others_can_decide=scope.others_than(request.requester.email),
+        role_still_declared=request.role_name in scope.declared_roles,
+        blocked=scope.blocked,
+    )
+
+
+@dataclass(frozen=True)
+class DecisionRight:
+    scope: DecisionScope | None
+    may_decide: bool
+
+
+def request_deciders_for(*, request: AccessRequest, person: User) -> DecisionRight:
+    from access.policy import viewer_for
+
+    scope = decision_scopes(entity_refs=[request.entity_ref]).get(request.entity_ref)
+    viewer = viewer_for(person)
+    return DecisionRight(scope, may_decide(viewer=viewer, request=request, scope=scope))
+
+
+def requests_to_decide(*, viewer: Viewer) -> list[AccessRequest]:
+    """Pending requests this person may decide, oldest first."""
+    pending = list(
+        AccessRequest.objects.filter(state=AccessRequest.State.PENDING)
+        .exclude(requester__sub=viewer.sub)
+        .select_related("requester")
+        .prefetch_related("decisions__approver")
+        .order_by("created_at", "pk")
+    )
+    scopes = decision_scopes(entity_refs={r.entity_ref for r in pending})
+    return [
+        r for r in pending
+        if may_decide(viewer=viewer, request=r, scope=scopes.get(r.entity_ref))
+        and not any(d.approver.sub == viewer.sub for d in r.decisions.all())
+    ]  # fmt: skip
+
+
+def requests_of(*, user: User) -> list[AccessRequest]:
+    return list(
+        AccessRequest.objects.filter(requester=user)
+        .prefetch_related("decisions__approver")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def portal_admin_emails() -> list[str]:
+    """Where mail for the portal's admins goes: holders of the admin role now."""
+    admins = User.objects.filter(
+        in_force("role_memberships__"),
+        role_memberships__role__name=settings.PORTAL_ADMIN_ROLE,
+        is_active=True,
+    ).exclude(email="")
+    return sorted(set(admins.values_list("email", flat=True)))

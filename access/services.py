@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from access.auth0 import Auth0Error, Directory, DirectoryRole, DirectoryUser
-from access.models import AuditEvent, Role, RoleMembership, RoleSyncRun, in_force
+from access.models import (
+    AccessRequest,
+    AuditEvent,
+    Decision,
+    Role,
+    RoleMembership,
+    RoleSyncRun,
+    in_force,
+)
 from portal.models import User
+
+if TYPE_CHECKING:
+    from catalog.models import Entity
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -350,3 +366,372 @@ def role_memberships_refresh_from_auth0(
         )
     )
     return RefreshOutcome(added=added, removed=[m.role.name for m in removed])
+
+
+# --- access requests and grants --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused a change, through what, from where: what the audit log records of it."""
+
+    name: str  # a person's `sub`, `client:<id>` for a machine, `system` for the portal's jobs
+    via: str = AuditEvent.Via.WEB
+    ip: str | None = None
+    user_agent: str = ""
+
+    def record(self, action: str, target: str, correlation_id: str = "", **detail: Any) -> None:
+        AuditEvent.objects.create(
+            actor=self.name, via=self.via, action=action, target=target[:500],
+            correlation_id=correlation_id, detail=detail, ip=self.ip,
+            user_agent=self.user_agent[:500],
+        )  # fmt: skip
+
+
+SYSTEM = Actor(SYSTEM_ACTOR, via=AuditEvent.Via.TASK)
+
+
+class RequestRefused(Exception):
+    """The request cannot be made or changed as asked; the message says why, to the person."""
+
+
+class AlreadyDecided(Exception):
+    """Someone decided first (or the request moved on); the message says who and how."""
+
+
+class NotAllowed(Exception):
+    """The person may not do this; the message says why."""
+
+
+def _request_target(request: AccessRequest) -> str:
+    return f"{request.role_name} on {request.entity_ref} for {request.requester.sub}"
+
+
+def _after_commit(task_name: str, request: AccessRequest, actor: Actor, *args: Any) -> None:
+    """Queue a task once the transaction commits, carrying who caused it in its headers."""
+    from access import tasks
+
+    task = getattr(tasks, task_name)
+    headers = {"atrium_actor": actor.name, "atrium_via": actor.via}
+    transaction.on_commit(lambda: task.apply_async(args=(request.pk, *args), headers=headers))
+
+
+def access_request_create(
+    *,
+    requester: User,
+    entity: Entity,
+    role: str,
+    reason: str,
+    duration: timedelta | None,
+    actor: Actor,
+) -> tuple[AccessRequest, bool]:
+    """Ask for a role the entity requires; (the request, whether it is new).
+
+    Asking again while a request for the same role is open gives back the open one.
+    """
+    from access.policy import viewer_for
+    from catalog.annotations import access_annotations
+
+    required = [row.role_name for row in entity.required_role_rows.all()]
+    viewer = viewer_for(requester)
+    if role not in required:
+        needs = ", ".join(required) or "no role"
+        raise RequestRefused(f"{entity.ref} does not require {role!r}; it requires {needs}")
+    if role in viewer.held_roles:
+        raise RequestRefused(f"You hold {role} already.")
+    if not reason.strip():
+        raise RequestRefused("Say why you need this role: the reason is required.")
+    longest = access_request_longest(entity=entity)
+    duration = duration or min(settings.ACCESS_DEFAULT_DURATION, longest)
+    if duration <= timedelta(0) or duration > longest:
+        raise RequestRefused(
+            f"The duration must be longer than zero and at most {humanize_duration(longest)}."
+        )
+    annotations = access_annotations(entity.descriptor)
+    open_request = AccessRequest.objects.open().filter(requester=requester, role_name=role)
+    with transaction.atomic():
+        existing = open_request.first()
+        if existing:
+            return existing, False
+        try:
+            with transaction.atomic():
+                request = AccessRequest.objects.create(
+                    requester=requester, entity_ref=entity.ref, role_name=role,
+                    reason=reason.strip(), duration=duration,
+                    approvals_required=annotations.approvals_required,
+                )  # fmt: skip
+        except IntegrityError:  # the same person asked twice at once: one request stands
+            return open_request.get(), False
+        actor.record("request.created", _request_target(request), request.correlation_id,
+                     reason=request.reason, duration=duration_iso(duration))  # fmt: skip
+        _after_commit("notify_task", request, actor, "requested")
+    return request, True
+
+
+def access_request_longest(*, entity: Entity) -> timedelta:
+    """The longest grant a request on this entity may ask for."""
+    from catalog.annotations import access_annotations
+
+    declared = access_annotations(entity.descriptor).max_access_duration
+    return declared or settings.ACCESS_MAX_DURATION
+
+
+def access_request_decide(
+    *, request_id: int, approver: User, outcome: str, comment: str, actor: Actor
+) -> AccessRequest:
+    """Approve or deny. The row is locked and state and eligibility are checked again under the
+    lock, so of two decisions at the same moment one wins and the other is told who decided.
+    """
+    from access.selectors import request_deciders_for
+
+    with transaction.atomic():
+        request = (
+            AccessRequest.objects.select_for_update(of=("self",))
+            .select_related("requester")
+            .get(pk=request_id)
+        )
+        if request.state != AccessRequest.State.PENDING:
+            raise AlreadyDecided(already_decided_message(request))
+        if request.decisions.filter(approver=approver).exists():
+            raise AlreadyDecided("You decided this request already.")
+        if not request_deciders_for(request=request, person=approver).may_decide:
+            raise NotAllowed("You may not decide this request.")
+        Decision.objects.create(
+            request=request, approver=approver, outcome=outcome, comment=comment.strip()
+        )
+        verb = "approved" if outcome == Decision.Outcome.APPROVED else "denied"
+        actor.record(f"request.{verb}", _request_target(request), request.correlation_id,
+                     comment=comment.strip())  # fmt: skip
+        now = timezone.now()
+        if outcome == Decision.Outcome.DENIED:
+            request.state, request.decided_at = AccessRequest.State.DENIED, now
+            _after_commit("notify_task", request, actor, "denied")
+        elif request.decisions.filter(outcome=Decision.Outcome.APPROVED).count() >= (
+            request.approvals_required
+        ):
+            request.state, request.decided_at = AccessRequest.State.APPROVED, now
+            _after_commit("notify_task", request, actor, "approved")
+            _after_commit("provision_grant_task", request, actor)
+        request.save()
+    return request
+
+
+def already_decided_message(request: AccessRequest) -> str:
+    last = request.decisions.select_related("approver").last()
+    if last is not None:
+        return f"This request was already {last.outcome} by {last.approver}."
+    return f"This request is {request.get_state_display()} already."
+
+
+def access_request_cancel(*, request_id: int, person: User, actor: Actor) -> AccessRequest:
+    """The requester withdraws a request nobody decided yet."""
+    with transaction.atomic():
+        request = (
+            AccessRequest.objects.select_for_update(of=("self",))
+            .select_related("requester")
+            .get(pk=request_id)
+        )
+        if request.requester_id != person.pk:
+            raise NotAllowed("Only the person who asked may cancel a request.")
+        if request.state != AccessRequest.State.PENDING:
+            raise AlreadyDecided(already_decided_message(request))
+        request.state, request.decided_at = AccessRequest.State.CANCELLED, timezone.now()
+        request.save()
+        actor.record("request.cancelled", _request_target(request), request.correlation_id)
+    return request
+
+
+def _role_id(name: str, directory: Directory) -> str:
+    role = Role.objects.filter(name=name).exclude(auth0_id="").first()
+    if role is not None:
+        return role.auth0_id
+    for found in directory.roles():
+        if found.name == name:
+            Role.objects.update_or_create(name=name, defaults={"auth0_id": found.id})
+            return found.id
+    raise Auth0Error(f"Auth0 has no role named {name!r}")
+
+
+def grant_provision(*, request_id: int, actor: Actor, directory: Directory | None = None) -> str:
+    """Carry an approved request into Auth0 and make it an active grant; the resulting state.
+
+    Idempotent: a grant already active (or ended) is left alone, and assigning a role Auth0
+    already gives is harmless, so a retry, a redelivered message or the reconciler can run
+    it again. An Auth0Error leaves the grant in provisioning for the retry.
+    """
+    with transaction.atomic():
+        request = AccessRequest.objects.select_for_update(of=("self",)).get(pk=request_id)
+        if request.state not in (AccessRequest.State.APPROVED, AccessRequest.State.PROVISIONING):
+            return request.state
+        request.state = AccessRequest.State.PROVISIONING
+        request.provision_attempts += 1
+        request.save()
+    owned = directory is None
+    directory = directory or Directory()
+    try:
+        requester = User.objects.get(pk=request.requester_id)
+        role_id = _role_id(request.role_name, directory)
+        directory.assign(requester.sub, [role_id], correlation_id=request.correlation_id)
+    finally:
+        if owned:
+            directory.close()
+    with transaction.atomic():
+        request = (
+            AccessRequest.objects.select_for_update(of=("self",))
+            .select_related("requester")
+            .get(pk=request_id)
+        )
+        if request.state != AccessRequest.State.PROVISIONING:
+            return request.state
+        now = timezone.now()
+        request.state, request.starts_at = AccessRequest.State.ACTIVE, now
+        request.expires_at = now + request.duration
+        request.note = ""
+        request.save()
+        role, _ = Role.objects.get_or_create(name=request.role_name)
+        RoleMembership.objects.update_or_create(
+            user=request.requester, role=role,
+            defaults={"source": RoleMembership.Source.PORTAL_GRANT,
+                      "expires_at": request.expires_at},
+        )  # fmt: skip
+        actor.record("grant.activated", _request_target(request), request.correlation_id,
+                     expires_at=request.expires_at.isoformat())  # fmt: skip
+        _after_commit("notify_task", request, actor, "active")
+    return request.state
+
+
+def grant_fail(*, request_id: int, message: str, actor: Actor) -> None:
+    """Provisioning gave up after its retries: the grant is failed, for an admin to retry."""
+    with transaction.atomic():
+        request = (
+            AccessRequest.objects.select_for_update(of=("self",))
+            .select_related("requester")
+            .get(pk=request_id)
+        )
+        if request.state != AccessRequest.State.PROVISIONING:
+            return
+        request.state, request.note = AccessRequest.State.FAILED, message
+        request.save()
+        actor.record("grant.failed", _request_target(request), request.correlation_id,
+                     error=message)  # fmt: skip
+
+
+def grant_retry(*, request_id: int, actor: Actor) -> None:
+    """An admin sends a failed grant round again."""
+    with transaction.atomic():
+        request = AccessRequest.objects.select_for_update(of=("self",)).get(pk=request_id)
+        if request.state != AccessRequest.State.FAILED:
+            raise AlreadyDecided(f"This grant is {request.get_state_display()}, not failed.")
+        request.state = AccessRequest.State.APPROVED
+        request.save()
+        actor.record("grant.retried", f"request {request.pk}", request.correlation_id)
+        _after_commit("provision_grant_task", request, actor)
+
+
+def grant_end(
+    *, request_id: int, actor: Actor, revoke: bool = False, directory: Directory | None = None
+) -> bool:
+    """End an active grant in Auth0 and in the portal: on time (expired) or early (revoked).
+
+    Auth0 first: if it cannot be told, the grant stays active and the next run tries again,
+    so nobody keeps a role the portal shows as ended.
+    """
+    request = AccessRequest.objects.select_related("requester").get(pk=request_id)
+    if request.state != AccessRequest.State.ACTIVE:
+        return False
+    owned = directory is None
+    directory = directory or Directory()
+    try:
+        role_id = _role_id(request.role_name, directory)
+        directory.unassign(request.requester.sub, [role_id], correlation_id=request.correlation_id)
+    finally:
+        if owned:
+            directory.close()
+    with transaction.atomic():
+        request = (
+            AccessRequest.objects.select_for_update(of=("self",))
+            .select_related("requester")
+            .get(pk=request_id)
+        )
+        if request.state != AccessRequest.State.ACTIVE:
+            return False
+        request.state = AccessRequest.State.REVOKED if revoke else AccessRequest.State.EXPIRED
+        request.ended_at = timezone.now()
+        request.save()
+        RoleMembership.objects.filter(
+            user=request.requester, role__name=request.role_name,
+            source=RoleMembership.Source.PORTAL_GRANT,
+        ).delete()  # fmt: skip
+        action = "grant.revoked" if revoke else "grant.expired"
+        actor.record(action, _request_target(request), request.correlation_id)
+        _after_commit("notify_task", request, actor, "revoked" if revoke else "expired")
+    return True
+
+
+def grants_expire(*, actor: Actor = SYSTEM, directory: Directory | None = None) -> list[int]:
+    """End every grant whose time is up; the ids ended. One that Auth0 refuses is left active
+    for the next run, and the rest go on."""
+    due = AccessRequest.objects.filter(
+        state=AccessRequest.State.ACTIVE, expires_at__lte=timezone.now()
+    ).values_list("pk", flat=True)
+    ended = []
+    for request_id in list(due):
+        try:
+            if grant_end(request_id=request_id, actor=actor, directory=directory):
+                ended.append(request_id)
+        except Auth0Error as error:
+            logger.warning("grant %s could not be ended in Auth0: %s", request_id, error)
+    return ended
+
+
+def requests_lapse(*, actor: Actor = SYSTEM) -> int:
+    """Pending requests nobody decided within ACCESS_REQUEST_LAPSE lapse."""
+    cutoff = timezone.now() - settings.ACCESS_REQUEST_LAPSE
+    lapsed = 0
+    for request_id in AccessRequest.objects.filter(
+        state=AccessRequest.State.PENDING, created_at__lt=cutoff
+    ).values_list("pk", flat=True):
+        with transaction.atomic():
+            request = (
+                AccessRequest.objects.select_for_update(of=("self",))
+                .select_related("requester")
+                .get(pk=request_id)
+            )
+            if request.state != AccessRequest.State.PENDING:
+                continue
+            request.state, request.decided_at = AccessRequest.State.LAPSED, timezone.now()
+            request.save()
+            actor.record("request.lapsed", _request_target(request), request.correlation_id)
+            _after_commit("notify_task", request, actor, "lapsed")
+            lapsed += 1
+    return lapsed
+
+
+def grants_stuck() -> list[int]:
+    """Grants left approved or provisioning longer than ACCESS_RECONCILE_AFTER: a worker died
+    or a message was lost. The reconciler queues them again."""
+    cutoff = timezone.now() - settings.ACCESS_RECONCILE_AFTER
+    return list(
+        AccessRequest.objects.filter(
+            state__in=[AccessRequest.State.APPROVED, AccessRequest.State.PROVISIONING],
+            updated_at__lt=cutoff,
+        ).values_list("pk", flat=True)
+    )
+
+
+def duration_iso(duration: timedelta) -> str:
+    """ISO 8601 as people write it: P7D, PT8H, P1DT12H."""
+    days, seconds = duration.days, duration.seconds
+    hours, minutes = seconds // 3600, seconds % 3600 // 60
+    time = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
+    if not days and not time:
+        return "PT0S"
+    return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "")
+
+
+def humanize_duration(duration: timedelta) -> str:
+    days, hours = duration.days, duration.seconds // 3600
+    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
+    if hours:
+        parts.append(f"{hours} hour{'s' if hours != 1 else ''}")
+    return ", ".join(parts) or f"{int(duration.total_seconds() // 60)} minutes"

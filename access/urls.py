@@ -11,4 +11,12 @@ urlpatterns = [
     path("refresh/", views.refresh_my_roles, name="refresh_my_roles"),
     path("roles/", views.roles, name="roles"),
     path("roles/<str:name>/", views.role_detail, name="role_detail"),
+    path("requests/new/", views.request_new, name="request_new"),
+    path("requests/<int:request_id>/", views.request_detail, name="request_detail"),
+    path("requests/<int:request_id>/cancel/", views.request_cancel, name="request_cancel"),
+    path("requests/<int:request_id>/retry/", views.request_retry, name="request_retry"),
+    path("requests/<int:request_id>/revoke/", views.request_revoke, name="request_revoke"),
+    path("approvals/", views.approvals, name="approvals"),
+    path("approvals/bulk/", views.approvals_bulk, name="approvals_bulk"),
+    path("approvals/<int:request_id>/", views.approval_decide, name="approval_decide"),
 ]

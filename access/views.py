@@ -2,28 +2,50 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_tables2 import RequestConfig
 
 from access.auth0 import Auth0Error
-from access.models import AuditEvent, Role
+from access.forms import AccessRequestForm
+from access.models import AccessRequest, AuditEvent, Decision, Role
 from access.policy import viewer_for, viewer_forget
 from access.selectors import (
+    decision_scopes,
     entities_declaring,
+    may_decide,
     mirror_state,
+    requests_of,
+    requests_to_decide,
     role_members,
     role_memberships_of,
     roles_page,
     sync_history,
 )
-from access.services import role_memberships_refresh_from_auth0
+from access.services import (
+    Actor,
+    AlreadyDecided,
+    NotAllowed,
+    RequestRefused,
+    access_request_cancel,
+    access_request_create,
+    access_request_decide,
+    access_request_longest,
+    grant_end,
+    grant_retry,
+    humanize_duration,
+    role_memberships_refresh_from_auth0,
+)
 from access.tables import MemberTable, RoleTable
 from catalog.refs import parse_entity_ref
+from catalog.selectors import entity_by_ref
 from portal.models import User
 
 MEMBERS_PER_PAGE = 50
@@ -41,7 +63,11 @@ def _require_admin(request: HttpRequest) -> None:
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
     """My roles, where each came from and when it ends."""
-    context = {"memberships": role_memberships_of(user=_person(request))}
+    person = _person(request)
+    context = {
+        "memberships": role_memberships_of(user=person),
+        "requests": requests_of(user=person),
+    }
     return render(request, "access/overview.html", context)
 
 
@@ -99,3 +125,245 @@ def role_detail(request: HttpRequest, name: str) -> HttpResponse:
     ]
     context = {"role": role, "table": table, "declaring": declaring}
     return render(request, "access/role_detail.html", context)
+
+
+# --- access requests -------------------------------------------------------------------------
+
+
+def actor_of(request: HttpRequest) -> Actor:
+    """The person behind a page's write, as the audit log records them."""
+    return Actor(
+        _person(request).sub,
+        via=AuditEvent.Via.WEB,
+        ip=request.META.get("REMOTE_ADDR"),
+        user_agent=request.headers.get("User-Agent", ""),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def request_new(request: HttpRequest) -> HttpResponse:
+    """Ask for one of the roles an entity requires and the person lacks."""
+    person = _person(request)
+    ref = request.GET.get("entity") or request.POST.get("entity") or ""
+    entity = entity_by_ref(ref=ref) if ref else None
+    if entity is None:
+        raise Http404(f"No entity {ref!r} in the catalog to ask access to")
+    viewer = viewer_for(person)
+    required = [row.role_name for row in entity.required_role_rows.all()]
+    lacking = [role for role in required if viewer.may_request(role=role, required_roles=required)]
+    open_requests = {
+        r.role_name: r
+        for r in AccessRequest.objects.open().filter(requester=person, role_name__in=required)
+    }
+    wanted = request.GET.get("role") or request.POST.get("role") or ""
+    if wanted in open_requests:
+        messages.info(request, f"You asked for {wanted} already; this is that request.")
+        return redirect("access:request_detail", open_requests[wanted].pk)
+    longest = access_request_longest(entity=entity)
+    form = AccessRequestForm(
+        request.POST or None,
+        initial={"role": wanted},
+        roles=[role for role in lacking if role not in open_requests],
+        longest=longest,
+        default=min(settings.ACCESS_DEFAULT_DURATION, longest),
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            access_request, created = access_request_create(
+                requester=person, entity=entity, role=form.cleaned_data["role"],
+                reason=form.cleaned_data["reason"], duration=form.cleaned_data["duration"],
+                actor=actor_of(request),
+            )  # fmt: skip
+        except RequestRefused as refused:
+            form.add_error(None, str(refused))
+        else:
+            if created:
+                messages.success(request, "Your request was sent to the people who decide it.")
+            return redirect("access:request_detail", access_request.pk)
+    scope = decision_scopes(entity_refs=[entity.ref]).get(entity.ref)
+    context = {
+        "entity": entity,
+        "form": form,
+        "held": [role for role in required if role in viewer.held_roles],
+        "open_requests": list(open_requests.values()),
+        "deciders": scope.deciders if scope else (),
+        "blocked": scope.blocked if scope else False,
+        "longest": humanize_duration(longest),
+    }
+    return render(request, "access/request_new.html", context)
+
+
+def _visible_request(request: HttpRequest, request_id: int) -> tuple[AccessRequest, bool]:
+    """The request, if this person asked, may decide it or administers; (it, may decide)."""
+    access_request = get_object_or_404(
+        AccessRequest.objects.select_related("requester").prefetch_related("decisions__approver"),
+        pk=request_id,
+    )
+    person = _person(request)
+    viewer = viewer_for(person)
+    scope = decision_scopes(entity_refs=[access_request.entity_ref]).get(access_request.entity_ref)
+    deciding = may_decide(viewer=viewer, request=access_request, scope=scope)
+    is_decider = bool(scope) and viewer.is_decider(deciders=scope.deciders)  # type: ignore[union-attr]
+    if access_request.requester_id != person.pk and not (deciding or is_decider or viewer.is_admin):
+        raise Http404("No such request")
+    return access_request, deciding
+
+
+@require_GET
+def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
+    """A request's timeline: asked, decided, granted, ended — from the audit log."""
+    access_request, deciding = _visible_request(request, request_id)
+    viewer = viewer_for(_person(request))
+    timeline = AuditEvent.objects.filter(correlation_id=access_request.correlation_id).order_by(
+        "at", "id"
+    )
+    context = {
+        "access_request": access_request,
+        "entity_url": parse_entity_ref(access_request.entity_ref).url,
+        "timeline": timeline,
+        "may_decide": deciding and access_request.state == AccessRequest.State.PENDING,
+        "may_cancel": access_request.requester_id == _person(request).pk
+        and access_request.state == AccessRequest.State.PENDING,
+        "may_retry": viewer.is_admin and access_request.state == AccessRequest.State.FAILED,
+        "may_revoke": (deciding or viewer.is_admin or _decides_entity(viewer, access_request))
+        and access_request.state == AccessRequest.State.ACTIVE,
+    }
+    return render(request, "access/request_detail.html", context)
+
+
+def _decides_entity(viewer: Any, access_request: AccessRequest) -> bool:
+    scope = decision_scopes(entity_refs=[access_request.entity_ref]).get(access_request.entity_ref)
+    return bool(scope) and viewer.is_decider(deciders=scope.deciders)  # type: ignore[union-attr]
+
+
+@require_POST
+def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
+    try:
+        access_request_cancel(
+            request_id=request_id, person=_person(request), actor=actor_of(request)
+        )
+    except (NotAllowed, AlreadyDecided) as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Your request was cancelled.")
+    return redirect("access:request_detail", request_id)
+
+
+@require_POST
+def request_retry(request: HttpRequest, request_id: int) -> HttpResponse:
+    _require_admin(request)
+    try:
+        grant_retry(request_id=request_id, actor=actor_of(request))
+    except AlreadyDecided as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "The grant is being carried into Auth0 again.")
+    return redirect("access:request_detail", request_id)
+
+
+@require_POST
+def request_revoke(request: HttpRequest, request_id: int) -> HttpResponse:
+    """Owners and admins end a grant early."""
+    access_request, _ = _visible_request(request, request_id)
+    viewer = viewer_for(_person(request))
+    if not (viewer.is_admin or _decides_entity(viewer, access_request)):
+        raise PermissionDenied("only the entity's owners and portal admins revoke its grants")
+    try:
+        ended = grant_end(request_id=request_id, actor=actor_of(request), revoke=True)
+    except Auth0Error as error:
+        messages.error(request, f"Auth0 could not remove the role, so the grant stands: {error}")
+    else:
+        if ended:
+            messages.success(request, "The grant was revoked and the role removed in Auth0.")
+        else:
+            messages.error(request, "This grant is not active.")
+    return redirect("access:request_detail", request_id)
+
+
+@require_GET
+def approvals(request: HttpRequest) -> HttpResponse:
+    """Pending requests I may decide, oldest first; or, on the history tab, what I decided."""
+    person = _person(request)
+    viewer = viewer_for(person)
+    if request.GET.get("tab") == "history":
+        decided = (
+            Decision.objects.filter(approver=person)
+            .select_related("request__requester")
+            .order_by("-at")[:200]
+        )
+        return render(request, "access/approvals.html", {"tab": "history", "decided": decided})
+    pending = requests_to_decide(viewer=viewer)
+    filters = {key: request.GET.get(key, "").strip() for key in ("role", "entity", "requester")}
+    roles = sorted({r.role_name for r in pending})
+    entities = sorted({r.entity_ref for r in pending})
+    shown = [
+        r for r in pending
+        if (not filters["role"] or r.role_name == filters["role"])
+        and (not filters["entity"] or r.entity_ref == filters["entity"])
+        and (not filters["requester"] or filters["requester"].lower()
+             in f"{r.requester.email} {r.requester.name}".lower())
+    ]  # fmt: skip
+    context = {
+        "tab": "pending", "pending": shown, "waiting": len(pending), "filters": filters,
+        "roles": roles, "entities": entities, "now": timezone.now(),
+    }  # fmt: skip
+    return render(request, "access/approvals.html", context)
+
+
+def _decide(request: HttpRequest, request_id: int, outcome: str, comment: str) -> str | None:
+    """Decide one request; None when it went through, else what went wrong."""
+    try:
+        access_request_decide(
+            request_id=request_id, approver=_person(request), outcome=outcome,
+            comment=comment, actor=actor_of(request),
+        )  # fmt: skip
+    except (AlreadyDecided, NotAllowed) as error:
+        return str(error)
+    except AccessRequest.DoesNotExist:
+        return "No such request."
+    return None
+
+
+@require_POST
+def approval_decide(request: HttpRequest, request_id: int) -> HttpResponse:
+    """Approve or deny one request; htmx swaps its row for the outcome."""
+    outcome = request.POST.get("outcome", "")
+    if outcome not in Decision.Outcome.values:
+        return HttpResponse("Choose approve or deny.", status=400)
+    # The row's own comment box, or a plain form's `comment`.
+    comment = (request.POST.get(f"comment-{request_id}") or request.POST.get("comment", ""))[:2000]
+    problem = _decide(request, request_id, outcome, comment)
+    if request.htmx:  # type: ignore[attr-defined]
+        access_request = AccessRequest.objects.select_related("requester").get(pk=request_id)
+        context = {"r": access_request, "problem": problem, "outcome": outcome}
+        status = 409 if problem and "already" in problem else 200
+        response = render(request, "access/approvals.html#decided-row", context, status=status)
+        response["HX-Trigger"] = "approvals-changed"
+        return response
+    if problem:
+        messages.error(request, problem)
+    else:
+        messages.success(request, f"Request {request_id} {outcome}.")
+    return redirect("access:approvals")
+
+
+@require_POST
+def approvals_bulk(request: HttpRequest) -> HttpResponse:
+    """Decide every selected request the same way."""
+    outcome = request.POST.get("outcome", "")
+    if outcome not in Decision.Outcome.values:
+        messages.error(request, "Choose approve or deny.")
+        return redirect("access:approvals")
+    ids = [int(value) for value in request.POST.getlist("selected") if value.isdigit()]
+    comment = request.POST.get("comment", "")[:2000]
+    problems = [
+        f"#{request_id}: {problem}"
+        for request_id in ids
+        if (problem := _decide(request, request_id, outcome, comment))
+    ]
+    done = len(ids) - len(problems)
+    if done:
+        messages.success(request, f"{done} request{'s' if done != 1 else ''} {outcome}.")
+    for problem in problems:
+        messages.error(request, problem)
+    return redirect("access:approvals")

@@ -9,12 +9,14 @@ from portal.navigation import nav_items
 
 def portal(request: HttpRequest) -> dict[str, Any]:
     from access.policy import viewer_for
-    from access.selectors import blocked_sync
+    from access.selectors import blocked_sync, requests_to_decide
 
     # The viewer is the one the page's view asked for already (kept for the request).
-    is_admin = viewer_for(getattr(request, "user", None)).is_admin
+    viewer = viewer_for(getattr(request, "user", None))
+    is_admin = viewer.is_admin
+    waiting = len(requests_to_decide(viewer=viewer)) if viewer.sub else 0
     return {
-        "nav_items": nav_items(path=request.path, is_admin=is_admin),
+        "nav_items": nav_items(path=request.path, is_admin=is_admin, counts={"Approvals": waiting}),
         # Admins see, on every page, that the roles sync is stopped until someone looks.
         "blocked_sync": blocked_sync() if is_admin else None,
     }

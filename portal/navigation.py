@@ -10,6 +10,7 @@ class NavItem:
     label: str
     url: str
     current: bool
+    count: int = 0
 
 
 # In the order they stand in the bar; an entry whose URL name is not routed yet is left out,
@@ -25,7 +26,9 @@ ADMIN_SECTIONS = [
 ]
 
 
-def nav_items(*, path: str, is_admin: bool = False) -> list[NavItem]:
+def nav_items(
+    *, path: str, is_admin: bool = False, counts: dict[str, int] | None = None
+) -> list[NavItem]:
     routed = []
     for label, url_name in SECTIONS + (ADMIN_SECTIONS if is_admin else []):
         try:
@@ -35,4 +38,8 @@ def nav_items(*, path: str, is_admin: bool = False) -> list[NavItem]:
     # The longest matching prefix is the current section: /access/approvals/ is Approvals,
     # not My access.
     current = max((url for _, url in routed if path.startswith(url)), key=len, default=None)
-    return [NavItem(label=label, url=url, current=url == current) for label, url in routed]
+    counts = counts or {}
+    return [
+        NavItem(label=label, url=url, current=url == current, count=counts.get(label, 0))
+        for label, url in routed
+    ]

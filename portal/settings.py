@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.dateparse import parse_duration
 
 django_stubs_ext.monkeypatch()
 
@@ -130,6 +131,26 @@ ROLE_SYNC_BREAKER_SHARE = env.float("ROLE_SYNC_BREAKER_SHARE", default=0.10)
 ROLE_SYNC_BREAKER_MINIMUM = env.int("ROLE_SYNC_BREAKER_MINIMUM", default=25)
 # The sync's lock ends by itself after this long, should a worker die holding it.
 ROLE_SYNC_LOCK_SECONDS = env.int("ROLE_SYNC_LOCK_SECONDS", default=900)
+# Access requests: the duration offered and the longest allowed when an entity does not say
+# (`atrium.dev/max-access-duration`), ISO 8601; how long a request may wait for a decision;
+# how long before a grant ends its holder is reminded; a stuck grant is picked up again after.
+
+
+def _duration(name: str, default: str) -> timedelta:
+    raw = env.str(name, default=default)
+    value = parse_duration(raw)
+    if value is None or value <= timedelta(0):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a positive ISO 8601 duration (P7D)")
+    return value
+
+
+ACCESS_DEFAULT_DURATION = _duration("ACCESS_DEFAULT_DURATION", "P7D")
+ACCESS_MAX_DURATION = _duration("ACCESS_MAX_DURATION", "P90D")
+ACCESS_REQUEST_LAPSE = _duration("ACCESS_REQUEST_LAPSE", "P7D")
+ACCESS_REMINDER_BEFORE = _duration("ACCESS_REMINDER_BEFORE", "P3D")
+ACCESS_RECONCILE_AFTER = timedelta(seconds=env.int("ACCESS_RECONCILE_AFTER", default=120))
+# An optional Slack incoming webhook told of the same events as the mail.
+SLACK_WEBHOOK_URL = env.str("SLACK_WEBHOOK_URL", default="")
 # Clock skew allowed when checking `exp`, `iat` and `nbf` of tokens, in seconds.
 AUTH0_LEEWAY = env.int("AUTH0_LEEWAY", default=60)
 AUTH0_HTTP_TIMEOUT = env.float("AUTH0_HTTP_TIMEOUT", default=10.0)
@@ -278,6 +299,28 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "catalog.tasks.catalog_locations_refresh_task",
         "schedule": timedelta(seconds=CATALOG_REFRESH_INTERVAL),
         "options": {"expires": CATALOG_REFRESH_INTERVAL},
+    },
+    # Grants: ended on time, their holders reminded, stuck ones picked up again; requests
+    # nobody decided lapse.
+    "grants-expire": {
+        "task": "access.tasks.expire_grants_task",
+        "schedule": timedelta(seconds=60),
+        "options": {"expires": 55},
+    },
+    "grants-remind": {
+        "task": "access.tasks.remind_grants_task",
+        "schedule": timedelta(minutes=15),
+        "options": {"expires": 600},
+    },
+    "grants-reconcile": {
+        "task": "access.tasks.reconcile_grants_task",
+        "schedule": ACCESS_RECONCILE_AFTER,
+        "options": {"expires": ACCESS_RECONCILE_AFTER.total_seconds()},
+    },
+    "requests-lapse": {
+        "task": "access.tasks.lapse_requests_task",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 3000},
     },
 }
 

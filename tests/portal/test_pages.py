@@ -47,8 +47,12 @@ def test_navigation_lists_only_sections_that_exist(client: Client) -> None:
 
     nav = re.search(r'<nav class="sections".*?</nav>', page, re.S)
     assert nav is not None
-    # Approvals are not routed yet; Roles and Audit are for portal admins only.
-    assert re.findall(r"<a [^>]*>([^<]+)</a>", nav.group(0)) == ["Catalog", "My access"]
+    # Roles and Audit are for portal admins only.
+    assert re.findall(r"<a [^>]*>([^<]+)</a>", nav.group(0)) == [
+        "Catalog",
+        "My access",
+        "Approvals",
+    ]
 
 
 @pytest.mark.django_db

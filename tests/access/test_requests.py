@@ -1,0 +1,304 @@
+"""Asking for access, deciding, and the grant carried into the devtenant and ended on time."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from django.core import mail
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from access.auth0 import Auth0Error, Directory
+from access.models import AccessRequest, AuditEvent, RoleMembership
+from access.services import (
+    Actor,
+    AlreadyDecided,
+    access_request_decide,
+    grant_fail,
+    grant_provision,
+)
+from access.tasks import reconcile_grants_task
+from catalog.services import location_refresh, location_register
+from portal.celery import app as celery_app
+from portal.models import User
+from tests.access.test_roles_sync import tenant_ids
+from tests.catalog.conftest import signed_in
+from tests.catalog.test_views import PAYMENTS
+from tests.conftest import DevTenant
+
+pytestmark = pytest.mark.django_db
+
+# Another owner of the payments services, so two people can decide at once.
+ALAN = """\
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata: {name: alan}
+spec:
+  profile: {email: alan@example.com}
+  memberOf: [team-payments]
+"""
+ENTITY = "component:default/payments-api"
+
+
+@pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    """Tasks run in-process when queued, so a test sees their whole effect (the worker test
+    runs them in a real worker)."""
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def payments(tmp_path: Path) -> None:
+    (tmp_path / "payments.yaml").write_text(PAYMENTS + "---\n" + ALAN)
+    location_refresh(location=location_register(target=str(tmp_path / "payments.yaml")))
+
+
+def person_of_tenant(devtenant: DevTenant, email: str) -> tuple[User, Client]:
+    users, _ = tenant_ids(devtenant)
+    user = User.objects.create_user(users[email], email, email.split("@")[0].title())
+    client = Client()
+    client.force_login(user)
+    return user, client
+
+
+def tenant_roles_of(devtenant: DevTenant, email: str) -> set[str]:
+    state = requests.get(devtenant.url("__admin/state"), timeout=10).json()
+    user_id = next(u["user_id"] for u in state["users"] if u["email"] == email)
+    names = {r["id"]: r["name"] for r in state["roles"]}
+    return {names[a["role_id"]] for a in state.get("assignments", []) if a["user_id"] == user_id}
+
+
+def ask(client: Client, role: str = "payments.viewer", **extra: str) -> Any:
+    form = {"entity": ENTITY, "role": role, "reason": "On call for payments", "duration": "P7D"}
+    return client.post("/access/requests/new/", {**form, **extra}, follow=True)
+
+
+def audit_trail(request: AccessRequest) -> list[tuple[str, str, str]]:
+    return list(
+        AuditEvent.objects.filter(correlation_id=request.correlation_id)
+        .order_by("at", "id")
+        .values_list("action", "actor", "via")
+    )
+
+
+def test_ask_approve_grant_expire(
+    devtenant: DevTenant, payments: None, eager_tasks: None, django_capture_on_commit_callbacks: Any
+) -> None:
+    ada, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    grace, as_grace = person_of_tenant(devtenant, "grace@example.com")
+
+    form = as_ada.get(f"/access/requests/new/?entity={ENTITY}&role=payments.viewer").content
+    assert b"Decided by <code>group:default/team-payments</code>" in form
+    with django_capture_on_commit_callbacks(execute=True):
+        asked = ask(as_ada)
+    assert b"Your request was sent" in asked.content
+    request = AccessRequest.objects.get()
+    assert request.state == "pending" and request.duration == timedelta(days=7)
+    assert [m.to for m in mail.outbox] == [["alan@example.com", "grace@example.com"]]
+    assert "Ada asks for payments.viewer" in mail.outbox[0].subject
+
+    dashboard = as_grace.get("/access/approvals/").content.decode()
+    assert "On call for payments" in dashboard
+    assert '<span class="count" aria-label="1 waiting">1</span>' in dashboard
+    with django_capture_on_commit_callbacks(execute=True):
+        decided = as_grace.post(
+            f"/access/approvals/{request.pk}/",
+            {"outcome": "approved", f"comment-{request.pk}": "ok for a week"},
+            HTTP_HX_REQUEST="true",
+        )
+    assert decided.status_code == 200
+    assert "You approved the request #" in decided.content.decode()
+
+    request.refresh_from_db()
+    assert request.state == "active"
+    assert request.expires_at == request.starts_at + timedelta(days=7)  # type: ignore[operator]
+    assert "payments.viewer" in tenant_roles_of(devtenant, "ada@example.com")
+    held = RoleMembership.objects.get(user=ada, role__name="payments.viewer")
+    assert (held.source, held.expires_at) == ("portal_grant", request.expires_at)
+    page = as_ada.get("/catalog/default/component/payments-api/").content.decode()
+    assert "https://runbooks.example.com/payments" in page  # the restricted details
+
+    AccessRequest.objects.filter(pk=request.pk).update(expires_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("expire_grants", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    request.refresh_from_db()
+    assert request.state == "expired"
+    assert "payments.viewer" not in tenant_roles_of(devtenant, "ada@example.com")
+    assert not RoleMembership.objects.filter(user=ada, role__name="payments.viewer").exists()
+    assert audit_trail(request) == [
+        ("request.created", ada.sub, "web"),
+        ("request.approved", grace.sub, "web"),
+        ("grant.activated", grace.sub, "task"),  # the worker names who set it going
+        ("grant.expired", "system", "task"),
+    ]
+    assert [m.subject for m in mail.outbox][1:] == [
+        "[Atrium] Your request for payments.viewer was approved",
+        "[Atrium] You now hold payments.viewer",
+        "[Atrium] Your access to payments.viewer has ended",
+    ]
+
+
+def test_asking_again_shows_the_open_request_and_bad_input_says_why(
+    devtenant: DevTenant, payments: None
+) -> None:
+    _, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    ask(as_ada)
+
+    again = as_ada.get(f"/access/requests/new/?entity={ENTITY}&role=payments.viewer", follow=True)
+    no_reason = ask(as_ada, role="payments.admin", reason=" ")
+    too_long = ask(as_ada, role="payments.admin", duration="P90D")
+
+    assert b"You asked for payments.viewer already" in again.content
+    assert AccessRequest.objects.count() == 1
+    assert b"the reason is required" in no_reason.content
+    assert b"Select a valid choice. P90D" in too_long.content  # the entity allows 30 days
+
+
+def test_nobody_approves_their_own_request_nor_one_they_do_not_own(
+    devtenant: DevTenant, payments: None
+) -> None:
+    ada, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    ask(as_ada)
+    request = AccessRequest.objects.get()
+    signed_in("bob@example.com", "portal-admin")  # an admin, but the owners can decide
+    bob = User.objects.get(email="bob@example.com")
+    own = as_ada.post(f"/access/approvals/{request.pk}/", {"outcome": "approved"}, follow=True)
+
+    assert b"You may not decide this request." in own.content
+    assert "Nothing is waiting for you." in as_ada.get("/access/approvals/").content.decode()
+    with pytest.raises(Exception, match="You may not decide this request"):
+        access_request_decide(request_id=request.pk, approver=bob, outcome="approved",
+                              comment="", actor=Actor(bob.sub))  # fmt: skip
+    request.refresh_from_db()
+    assert request.state == "pending" and not request.decisions.exists()
+
+
+def test_a_second_decision_is_told_who_decided_first(
+    devtenant: DevTenant, payments: None, eager_tasks: None
+) -> None:
+    _, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    _, as_grace = person_of_tenant(devtenant, "grace@example.com")
+    ask(as_ada)
+    request = AccessRequest.objects.get()
+    as_grace.post(f"/access/approvals/{request.pk}/", {"outcome": "denied"})
+
+    twice = as_grace.post(
+        f"/access/approvals/{request.pk}/", {"outcome": "approved"}, HTTP_HX_REQUEST="true"
+    )
+
+    assert twice.status_code == 409
+    assert "This request was already denied by Grace" in twice.content.decode()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks are PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_two_approvals_at_the_same_moment_make_one_grant(
+    devtenant: DevTenant, payments: None, eager_tasks: None
+) -> None:
+    ada, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    grace, _ = person_of_tenant(devtenant, "grace@example.com")
+    alan = User.objects.create_user("auth0|alan", "alan@example.com", "Alan")
+    ask(as_ada)
+    request = AccessRequest.objects.get()
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def approve(person: User) -> None:
+        barrier.wait()
+        try:
+            access_request_decide(request_id=request.pk, approver=person, outcome="approved",
+                                  comment="", actor=Actor(person.sub))  # fmt: skip
+            outcomes.append("approved")
+        except AlreadyDecided as conflict:
+            outcomes.append(str(conflict))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=approve, args=(p,)) for p in (grace, alan)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes)[0].startswith("This request was already approved by ")
+    assert sorted(outcomes)[1] == "approved"
+    assert AuditEvent.objects.filter(action="request.approved").count() == 1
+    request.refresh_from_db()
+    assert request.state == "active" and request.decisions.count() == 1
+    log = requests.get(devtenant.url("__admin/requests"), timeout=10).json()
+    assigns = [r for r in log if r["method"] == "POST" and r["path"].endswith("/roles")]
+    assert len(assigns) == 1
+
+
+def test_auth0_failing_during_provisioning_ends_active_or_failed_never_lost(
+    devtenant: DevTenant, payments: None, django_capture_on_commit_callbacks: Any
+) -> None:
+    ada, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    linus, as_linus = person_of_tenant(devtenant, "linus@example.com")
+    RoleMembership.objects.create(user=linus, role_id=_role("portal-admin"), source="auth0")
+    ask(as_ada)
+    request = AccessRequest.objects.get()
+    AccessRequest.objects.filter(pk=request.pk).update(state="approved")
+    path = "/api/v2/users/*/roles"
+    devtenant.admin("faults", {"method": "POST", "path": path, "status": 429, "times": 1})
+    devtenant.admin("faults", {"method": "POST", "path": path, "status": 500, "times": 1})
+
+    # A 429 and then a 500: the directory client's own retries carry it through.
+    assert grant_provision(request_id=request.pk, actor=Actor("system")) == "active"
+
+    ask(as_ada, role="payments.admin")
+    failing = AccessRequest.objects.get(role_name="payments.admin")
+    AccessRequest.objects.filter(pk=failing.pk).update(state="approved")
+    devtenant.admin("faults", {"method": "POST", "path": path, "status": 500})
+    with pytest.raises(Auth0Error), Directory(retries=1, sleep=lambda s: None) as directory:
+        grant_provision(request_id=failing.pk, actor=Actor("system"), directory=directory)
+    grant_fail(request_id=failing.pk, message="Auth0 answered 500", actor=Actor("system"))
+    page = as_linus.get(f"/access/requests/{failing.pk}/").content.decode()
+    assert "granting failed" in page and "Retry the grant" in page
+
+    requests.delete(devtenant.url("__admin/faults"), timeout=10)
+    celery_app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            as_linus.post(f"/access/requests/{failing.pk}/retry/")
+    finally:
+        celery_app.conf.task_always_eager = False
+    failing.refresh_from_db()
+    assert failing.state == "active"
+    assert "payments.admin" in tenant_roles_of(devtenant, "ada@example.com")
+
+
+def test_the_reconciler_finishes_a_grant_a_dead_worker_left_once(
+    devtenant: DevTenant, payments: None, eager_tasks: None, settings: Any
+) -> None:
+    _, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    ask(as_ada)
+    request = AccessRequest.objects.get()
+    # As a worker leaves it when it dies after taking the grant into provisioning.
+    AccessRequest.objects.filter(pk=request.pk).update(
+        state="provisioning", updated_at=timezone.now() - timedelta(minutes=10)
+    )
+
+    assert reconcile_grants_task() == [request.pk]
+    assert reconcile_grants_task() == []
+
+    request.refresh_from_db()
+    assert request.state == "active"
+    log = requests.get(devtenant.url("__admin/requests"), timeout=10).json()
+    assert len([r for r in log if r["method"] == "POST" and r["path"].endswith("/roles")]) == 1
+
+
+def _role(name: str) -> int:
+    from access.models import Role
+
+    return Role.objects.get_or_create(name=name)[0].pk
