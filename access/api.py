@@ -1,16 +1,35 @@
-"""The access API: who am I, the mirrored roles and their members; requests come later."""
+"""The access API: who am I, the mirrored roles and their members, access requests and grants."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from django.db.models import QuerySet
 from django.http import HttpRequest
-from ninja import Router, Schema
+from django.utils.dateparse import parse_duration
+from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 
-from access.models import Role
-from access.policy import is_portal_admin
-from access.selectors import role_members, role_memberships_of, roles_with_member_counts
+from access.models import AccessRequest, AuditEvent, Decision, Role
+from access.policy import is_portal_admin, viewer_for
+from access.selectors import (
+    decision_scopes,
+    requests_to_decide,
+    role_members,
+    role_memberships_of,
+    roles_with_member_counts,
+)
+from access.services import (
+    Actor,
+    AlreadyDecided,
+    NotAllowed,
+    RequestRefused,
+    access_request_cancel,
+    access_request_create,
+    access_request_decide,
+    duration_iso,
+)
+from catalog.selectors import entity_by_ref
 from portal.api import person_of, principal_of
 
 router = Router(tags=["access"])
@@ -108,3 +127,229 @@ def role_members_list(request: HttpRequest, name: str) -> MemberList:
             for m in role_members(role=role)
         ]  # fmt: skip
     )
+
+
+# --- access requests -------------------------------------------------------------------------
+
+
+class PersonOut(Schema):
+    sub: str
+    email: str
+
+
+class DecisionOut(Schema):
+    by: str
+    outcome: str
+    comment: str
+    at: datetime
+
+
+class GrantOut(Schema):
+    state: str
+    startsAt: datetime | None
+    expiresAt: datetime | None
+
+
+class RequestOut(Schema):
+    id: int
+    state: str
+    requester: PersonOut
+    entityRef: str
+    role: str
+    reason: str
+    duration: str
+    createdAt: datetime
+    decisions: list[DecisionOut]
+    grant: GrantOut | None
+
+
+class RequestList(Schema):
+    items: list[RequestOut]
+
+
+class RequestIn(Schema):
+    entityRef: str
+    role: str
+    reason: str
+    duration: str | None = None
+
+
+class DecisionIn(Schema):
+    comment: str = ""
+
+
+def request_out(access_request: AccessRequest) -> RequestOut:
+    granted = access_request.state in AccessRequest.GRANT_STATES
+    return RequestOut(
+        id=access_request.pk,
+        state=access_request.state,
+        requester=PersonOut(sub=access_request.requester.sub, email=access_request.requester.email),
+        entityRef=access_request.entity_ref,
+        role=access_request.role_name,
+        reason=access_request.reason,
+        duration=duration_iso(access_request.duration),
+        createdAt=access_request.created_at,
+        decisions=[
+            DecisionOut(by=d.approver.sub, outcome=d.outcome, comment=d.comment, at=d.at)
+            for d in access_request.decisions.all()
+        ],
+        grant=GrantOut(state=access_request.state, startsAt=access_request.starts_at,
+                       expiresAt=access_request.expires_at) if granted else None,
+    )  # fmt: skip
+
+
+def _api_actor(request: HttpRequest) -> Actor:
+    return Actor(
+        principal_of(request).actor,
+        via=AuditEvent.Via.API,
+        ip=request.META.get("REMOTE_ADDR"),
+        user_agent=request.headers.get("User-Agent", ""),
+    )
+
+
+def _requests() -> QuerySet[AccessRequest]:
+    return AccessRequest.objects.select_related("requester").prefetch_related("decisions__approver")
+
+
+def _readable(request: HttpRequest, access_request: AccessRequest) -> bool:
+    """Machines with read:access and admins read every request; people their own and those
+    on entities they decide."""
+    principal = principal_of(request)
+    if principal.is_machine:
+        return True
+    person = person_of(request)
+    viewer = viewer_for(person)
+    if viewer.is_admin or (person and access_request.requester_id == person.pk):
+        return True
+    scope = decision_scopes(entity_refs=[access_request.entity_ref]).get(access_request.entity_ref)
+    return bool(scope) and viewer.is_decider(deciders=scope.deciders)  # type: ignore[union-attr]
+
+
+@router.get("/requests", response=RequestList, summary="Access requests the caller may see")
+def requests_list(request: HttpRequest, state: str | None = None) -> RequestList:
+    principal_of(request).require_scope("read:access")
+    items = _requests().order_by("-created_at", "-pk")
+    if state:
+        items = items.filter(state=state)
+    person = person_of(request)
+    if not principal_of(request).is_machine and not viewer_for(person).is_admin:
+        mine = items.filter(requester=person) if person else items.none()
+        to_decide = [r.pk for r in requests_to_decide(viewer=viewer_for(person))]
+        items = (mine | items.filter(pk__in=to_decide)).distinct()
+    return RequestList(items=[request_out(r) for r in items[:500]])
+
+
+@router.post("/requests", response={201: RequestOut, 200: RequestOut}, summary="Ask for a role")
+def requests_create(request: HttpRequest, body: RequestIn) -> Status[RequestOut]:
+    principal = principal_of(request)
+    principal.require_scope("request:access")
+    person = person_of(request)
+    if person is None:
+        raise HttpError(403, "people request access for themselves; a machine client cannot")
+    entity = entity_by_ref(ref=body.entityRef)
+    if entity is None:
+        raise HttpError(404, f"No entity {body.entityRef!r} in the catalog")
+    duration = None
+    if body.duration:
+        duration = parse_duration(body.duration)
+        if duration is None:
+            raise HttpError(400, f"duration: {body.duration!r} is not an ISO 8601 duration")
+    try:
+        access_request, created = access_request_create(
+            requester=person, entity=entity, role=body.role, reason=body.reason,
+            duration=duration, actor=_api_actor(request),
+        )  # fmt: skip
+    except RequestRefused as refused:
+        raise HttpError(400, str(refused)) from refused
+    # 201 for a new request; 200 with the open one when the person had asked already.
+    return Status(201 if created else 200, request_out(_requests().get(pk=access_request.pk)))
+
+
+def _get(request: HttpRequest, request_id: int) -> AccessRequest:
+    access_request = _requests().filter(pk=request_id).first()
+    if access_request is None or not _readable(request, access_request):
+        raise HttpError(404, f"No access request {request_id}")
+    return access_request
+
+
+@router.get("/requests/{request_id}", response=RequestOut, summary="One access request")
+def requests_get(request: HttpRequest, request_id: int) -> RequestOut:
+    principal_of(request).require_scope("read:access")
+    return request_out(_get(request, request_id))
+
+
+def _decide(request: HttpRequest, request_id: int, outcome: str, body: DecisionIn) -> RequestOut:
+    principal_of(request).require_scope("approve:access")
+    access_request = _get(request, request_id)
+    person = person_of(request)
+    if person is None:
+        raise HttpError(403, "decisions are made by people who may decide them")
+    try:
+        access_request_decide(request_id=access_request.pk, approver=person, outcome=outcome,
+                              comment=body.comment, actor=_api_actor(request))  # fmt: skip
+    except AlreadyDecided as conflict:
+        raise HttpError(409, str(conflict)) from conflict
+    except NotAllowed as refused:
+        raise HttpError(403, str(refused)) from refused
+    return request_out(_requests().get(pk=request_id))
+
+
+@router.post("/requests/{request_id}/approve", response=RequestOut, summary="Approve")
+def requests_approve(request: HttpRequest, request_id: int, body: DecisionIn) -> RequestOut:
+    return _decide(request, request_id, Decision.Outcome.APPROVED, body)
+
+
+@router.post("/requests/{request_id}/deny", response=RequestOut, summary="Deny")
+def requests_deny(request: HttpRequest, request_id: int, body: DecisionIn) -> RequestOut:
+    return _decide(request, request_id, Decision.Outcome.DENIED, body)
+
+
+@router.post("/requests/{request_id}/cancel", response=RequestOut, summary="Withdraw my request")
+def requests_cancel(request: HttpRequest, request_id: int) -> RequestOut:
+    principal_of(request).require_scope("request:access")
+    access_request = _get(request, request_id)
+    person = person_of(request)
+    if person is None:
+        raise HttpError(403, "only the person who asked may cancel a request")
+    try:
+        access_request_cancel(request_id=access_request.pk, person=person,
+                              actor=_api_actor(request))  # fmt: skip
+    except AlreadyDecided as conflict:
+        raise HttpError(409, str(conflict)) from conflict
+    except NotAllowed as refused:
+        raise HttpError(403, str(refused)) from refused
+    return request_out(_requests().get(pk=request_id))
+
+
+class GrantListItem(Schema):
+    requestId: int
+    sub: str
+    email: str
+    role: str
+    entityRef: str
+    state: str
+    startsAt: datetime | None
+    expiresAt: datetime | None
+
+
+class GrantList(Schema):
+    items: list[GrantListItem]
+
+
+@router.get("/grants", response=GrantList, summary="Grants the portal made, active first")
+def grants_list(request: HttpRequest, state: str | None = None) -> GrantList:
+    principal_of(request).require_scope("read:access")
+    grants = _requests().filter(state__in=AccessRequest.GRANT_STATES).order_by("expires_at")
+    if state:
+        grants = grants.filter(state=state)
+    person = person_of(request)
+    if not principal_of(request).is_machine and not viewer_for(person).is_admin:
+        grants = grants.filter(requester=person) if person else grants.none()
+    return GrantList(
+        items=[
+            GrantListItem(requestId=g.pk, sub=g.requester.sub, email=g.requester.email,
+                          role=g.role_name, entityRef=g.entity_ref, state=g.state,
+                          startsAt=g.starts_at, expiresAt=g.expires_at)
+            for g in grants[:1000]
+        ]
+    )  # fmt: skip
