@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
+from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -352,4 +354,81 @@ def grants_list(request: HttpRequest, state: str | None = None) -> GrantList:
                           startsAt=g.starts_at, expiresAt=g.expires_at)
             for g in grants[:1000]
         ]
+    )  # fmt: skip
+
+
+# --- the audit log ---------------------------------------------------------------------------
+
+audit_router = Router(tags=["audit"])
+
+
+class AuditEventOut(Schema):
+    id: int
+    at: datetime
+    actor: str
+    via: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+    correlationId: str
+    ip: str | None
+    userAgent: str
+
+
+class AuditPageInfo(Schema):
+    nextCursor: str | None
+
+
+class AuditEventList(Schema):
+    items: list[AuditEventOut]
+    pageInfo: AuditPageInfo
+
+
+def _cursor(event_id: int) -> str:
+    return base64.urlsafe_b64encode(f"before:{event_id}".encode()).decode()
+
+
+def _before(cursor: str) -> int:
+    try:
+        prefix, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if prefix != "before":
+            raise ValueError(prefix)
+        return int(value)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise HttpError(400, f"cursor: {cursor!r} is not a cursor this API gave out") from error
+
+
+@audit_router.get("/events", response=AuditEventList, summary="The audit log, newest first")
+def audit_events(
+    request: HttpRequest,
+    cursor: str | None = None,
+    limit: int = 100,
+    actor: str | None = None,
+    action: str | None = None,
+) -> AuditEventList:
+    """Cursor-paged: pass `pageInfo.nextCursor` back as `cursor` for the next (older) page."""
+    principal = principal_of(request)
+    principal.require_scope("read:audit")
+    if not principal.is_machine and not is_portal_admin(person_of(request)):
+        raise HttpError(403, "the audit log is for portal admins and automation with read:audit")
+    if not 1 <= limit <= 1000:
+        raise HttpError(400, "limit: must be between 1 and 1000")
+    events = AuditEvent.objects.order_by("-id")
+    if cursor:
+        events = events.filter(id__lt=_before(cursor))
+    if actor:
+        events = events.filter(actor=actor)
+    if action:
+        events = events.filter(action=action)
+    page = list(events[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    return AuditEventList(
+        items=[
+            AuditEventOut(id=e.pk, at=e.at, actor=e.actor, via=e.via, action=e.action,
+                          target=e.target, detail=e.detail, correlationId=e.correlation_id,
+                          ip=e.ip, userAgent=e.user_agent)
+            for e in page
+        ],
+        pageInfo=AuditPageInfo(nextCursor=_cursor(page[-1].pk) if more else None),
     )  # fmt: skip

@@ -8,7 +8,7 @@ import django_tables2 as tables
 from django.urls import reverse
 from django.utils.html import format_html
 
-from access.models import Role, RoleMembership
+from access.models import AuditEvent, Role, RoleMembership
 
 
 class RoleTable(tables.Table):
@@ -54,3 +54,23 @@ class MemberTable(tables.Table):
 
     def render_name(self, record: RoleMembership) -> str:
         return record.user.name or "—"
+
+
+class AuditTable(tables.Table):
+    at = tables.DateTimeColumn(format="Y-m-d H:i:s", verbose_name="When")
+    actor = tables.Column()
+    via = tables.Column(verbose_name="Through")
+    action = tables.Column()
+    target = tables.Column(verbose_name="On", orderable=False)
+    correlation_id = tables.Column(verbose_name="Correlation", orderable=False)
+    ip = tables.Column(verbose_name="IP", orderable=False, default="—")
+
+    noun = "records"
+
+    class Meta:
+        model = AuditEvent
+        fields = ()
+        sequence = ("at", "actor", "via", "action", "target", "correlation_id", "ip")
+        template_name = "components/table.html"
+        attrs = {"class": "table"}
+        empty_text = "No audit record matches."

@@ -17,6 +17,7 @@ urlpatterns = [
     path("requests/<int:request_id>/retry/", views.request_retry, name="request_retry"),
     path("requests/<int:request_id>/revoke/", views.request_revoke, name="request_revoke"),
     path("approvals/", views.approvals, name="approvals"),
+    path("audit/", views.audit, name="audit"),
     path("approvals/bulk/", views.approvals_bulk, name="approvals_bulk"),
     path("approvals/<int:request_id>/", views.approval_decide, name="approval_decide"),
 ]

@@ -129,4 +129,5 @@ def person_of(request: HttpRequest) -> User | None:
 
 
 api.add_router("/access/", "access.api.router")
+api.add_router("/audit/", "access.api.audit_router")
 api.add_router("/catalog/", "catalog.api.router")

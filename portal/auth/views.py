@@ -18,7 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 from joserfc.errors import JoseError
 
-from access.services import role_memberships_record_from_token
+from access.services import Actor, role_memberships_record_from_token
 from portal.auth.oidc import id_token_claims_options, oidc_client
 from portal.auth.redirects import safe_next_path
 from portal.services import user_sign_in_record
@@ -150,12 +150,13 @@ def callback(request: HttpRequest) -> HttpResponse:
         sub=claims["sub"], email=claims.get("email", ""), name=claims.get("name", "")
     )
     roles = claims.get(settings.AUTH0_ROLES_CLAIM) or []
-    role_memberships_record_from_token(
+    held = role_memberships_record_from_token(
         user=user, role_names=roles if isinstance(roles, list) else []
     )
     # Django's login() gives the session a new key, so a planted session id is useless.
     auth_login(request, user, backend="access.backends.PolicyBackend")
     request.session[ID_TOKEN_SESSION_KEY] = token.get("id_token", "")
+    web_actor(request, user.sub).record("auth.signed_in", user.sub, roles=held)
     return HttpResponseRedirect(next_path)
 
 
@@ -168,8 +169,16 @@ def logout(request: HttpRequest) -> HttpResponse:
             return redirect("home")
         return render(request, "auth/sign_out.html")
     id_token = request.session.get(ID_TOKEN_SESSION_KEY, "")
+    if request.user.is_authenticated:
+        sub = request.user.sub
+        web_actor(request, sub).record("auth.signed_out", sub)
     auth_logout(request)
     return HttpResponseRedirect(provider_logout_url(id_token=id_token))
+
+
+def web_actor(request: HttpRequest, sub: str) -> Actor:
+    return Actor(sub, via="web", ip=request.META.get("REMOTE_ADDR"),
+                 user_agent=request.headers.get("User-Agent", ""))  # fmt: skip
 
 
 def provider_logout_url(*, id_token: str) -> str:

@@ -88,11 +88,11 @@ def test_machines_read_requests_and_grants_but_do_not_ask(
 ) -> None:
     _, as_ada = person_of_tenant(devtenant, "ada@example.com")
     as_ada.post("/api/access/requests", ASK, content_type="application/json")
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {machine_token(devtenant)}"}
+    auth = {"Authorization": f"Bearer {machine_token(devtenant)}"}
 
-    listed = client.get("/api/access/requests", **auth).json()
-    grants = client.get("/api/access/grants", **auth).json()
-    asked = client.post("/api/access/requests", ASK, content_type="application/json", **auth)
+    listed = client.get("/api/access/requests", headers=auth).json()
+    grants = client.get("/api/access/grants", headers=auth).json()
+    asked = client.post("/api/access/requests", ASK, content_type="application/json", headers=auth)
 
     assert [item["role"] for item in listed["items"]] == ["payments.viewer"]
     assert grants == {"items": []}

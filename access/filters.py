@@ -1,0 +1,35 @@
+"""The audit log's filters: who, what, which role or entity, and when."""
+
+from __future__ import annotations
+
+import django_filters
+from django import forms
+from django.db.models import Q, QuerySet
+
+from access.models import AuditEvent
+
+WHEN = forms.DateTimeInput(attrs={"type": "datetime-local"})
+
+
+class AuditFilter(django_filters.FilterSet):
+    actor = django_filters.CharFilter(field_name="actor", lookup_expr="iexact", label="Actor")
+    action = django_filters.CharFilter(field_name="action", lookup_expr="istartswith",
+                                       label="Action")  # fmt: skip
+    role = django_filters.CharFilter(method="about_role", label="Role")
+    entity = django_filters.CharFilter(field_name="target", lookup_expr="icontains",
+                                       label="Entity")  # fmt: skip
+    since = django_filters.DateTimeFilter(
+        field_name="at", lookup_expr="gte", label="From", widget=WHEN
+    )
+    until = django_filters.DateTimeFilter(
+        field_name="at", lookup_expr="lt", label="Until", widget=WHEN
+    )
+
+    class Meta:
+        model = AuditEvent
+        fields: list[str] = []
+
+    def about_role(
+        self, queryset: QuerySet[AuditEvent], name: str, value: str
+    ) -> QuerySet[AuditEvent]:
+        return queryset.filter(Q(detail__role=value) | Q(target__startswith=f"{value} "))
