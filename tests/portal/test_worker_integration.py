@@ -38,7 +38,9 @@ test_database_url.__test__ = False  # type: ignore[attr-defined]
 
 
 class Worker:
-    def __init__(self, *, broker_url: str, var_dir: Path, log: Path) -> None:
+    def __init__(
+        self, *, broker_url: str, var_dir: Path, log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.name = f"itest-{uuid.uuid4().hex[:8]}@localhost"
         # A queue of its own, so no other worker on the same broker can take the message.
         self.queue = f"itest-{uuid.uuid4().hex}"
@@ -48,6 +50,7 @@ class Worker:
             "DATABASE_URL": test_database_url(),
             "CELERY_BROKER_URL": broker_url,
             "ATRIUM_VAR_DIR": str(var_dir),
+            **(env or {}),
         }
         self.log = log
         self.process = subprocess.Popen(
@@ -91,8 +94,9 @@ StartWorker = Callable[..., Worker]
 def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
     workers: list[Worker] = []
 
-    def start(*, broker_url: str) -> Worker:
-        worker = Worker(broker_url=broker_url, var_dir=tmp_path / "var", log=tmp_path / "w.log")
+    def start(*, broker_url: str, env: dict[str, str] | None = None) -> Worker:
+        log = tmp_path / f"worker-{len(workers)}.log"
+        worker = Worker(broker_url=broker_url, var_dir=tmp_path / "var", log=log, env=env)
         workers.append(worker)
         worker.wait_until_ready()
         return worker

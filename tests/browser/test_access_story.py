@@ -1,0 +1,118 @@
+"""The whole story in Chromium, with a real Celery worker and the devtenant: Ada asks for
+payments.viewer, Grace approves, the worker grants it in Auth0, Ada sees the details, and
+the grant ends on time."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, expect
+
+from access.models import AccessRequest, AuditEvent
+from catalog.services import location_refresh, location_register
+from portal.celery import app as celery_app
+from portal.management.commands.seed_demo import DEMO_CATALOG
+from tests.browser.test_catalog import sign_in
+from tests.portal.test_worker_integration import StartWorker, Worker, start_worker  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PAYMENTS_API = "/catalog/default/component/payments-api/"
+
+
+@pytest.fixture
+def worker(start_worker: StartWorker, portal: Any, settings: Any) -> Iterator[Worker]:  # noqa: F811
+    """A worker as `make run` starts one, on a queue of its own that the portal's access
+    tasks are routed to for this test."""
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        pytest.skip("set REDIS_URL to run the worker against Redis (CI does)")
+    # The worker talks to the same devtenant as the portal, with the same credentials.
+    env = {
+        "AUTH0_ISSUER_URL": settings.AUTH0_ISSUER,
+        "AUTH0_CLIENT_ID": settings.AUTH0_CLIENT_ID,
+        "AUTH0_CLIENT_SECRET": settings.AUTH0_CLIENT_SECRET,
+        "AUTH0_AUDIENCE": settings.AUTH0_AUDIENCE,
+        "PORTAL_BASE_URL": portal.url,
+    }
+    started = start_worker(broker_url=redis_url, env=env)
+    celery_app.conf.task_routes = {"access.tasks.*": {"queue": started.queue}}
+    celery_app.amqp.flush_routes()
+    celery_app.amqp.__dict__.pop("router", None)
+    yield started
+    celery_app.conf.task_routes = None
+    celery_app.amqp.flush_routes()
+    celery_app.amqp.__dict__.pop("router", None)
+
+
+def wait_for(state: str, worker: Worker, timeout: float = 60) -> AccessRequest:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        request = AccessRequest.objects.get()
+        if request.state == state:
+            return request
+        time.sleep(0.3)
+    pytest.fail(f"the request stayed {request.state}, not {state}:\n{worker.output()}")
+
+
+def tenant_roles(issuer: str, email: str) -> set[str]:
+    state = requests.get(f"{issuer}__admin/state", timeout=10).json()
+    user_id = next(u["user_id"] for u in state["users"] if u["email"] == email)
+    names = {r["id"]: r["name"] for r in state["roles"]}
+    return {names[a["role_id"]] for a in state["assignments"] if a["user_id"] == user_id}
+
+
+def test_ada_asks_grace_approves_the_worker_grants_and_the_grant_ends(
+    page: Page, browser: Browser, portal: Any, worker: Worker, settings: Any
+) -> None:
+    location_refresh(location=location_register(target=str(DEMO_CATALOG)))
+
+    # Ada finds the payments API and asks for payments.viewer.
+    sign_in(page, portal.url, "ada@example.com")
+    page.get_by_label("Search").fill("pay")
+    page.locator("#results").get_by_role("link", name="Payments API", exact=True).click()
+    expect(page.get_by_role("region", name="Restricted details")).to_be_visible()
+    page.locator('a[href*="role=payments.viewer"]').click()
+    expect(page.get_by_text("Decided by group:default/team-payments")).to_be_visible()
+    page.get_by_label("Why do you need it?").fill("On call for payments this week")
+    page.get_by_label("For how long").select_option(label="7 days")
+    page.get_by_role("button", name="Send request").click()
+    expect(page.get_by_text("Your request was sent")).to_be_visible()
+    expect(page.get_by_text("waiting for a decision")).to_be_visible()
+
+    # Ada cannot approve it herself: nothing waits on her dashboard.
+    page.goto(f"{portal.url}/access/approvals/")
+    expect(page.get_by_text("Nothing is waiting for you.")).to_be_visible()
+
+    # Grace sees it waiting, with a count in the bar, and approves it inline.
+    grace = browser.new_context().new_page()
+    sign_in(grace, portal.url, "grace@example.com")
+    expect(grace.get_by_role("navigation", name="Sections")).to_contain_text("Approvals 1")
+    grace.get_by_role("link", name="Approvals").click()
+    row = grace.locator("tr", has_text="On call for payments this week")
+    expect(row).to_contain_text("payments.viewer")
+    row.get_by_role("button", name="Approve").click()
+    expect(grace.get_by_role("status")).to_contain_text("You approved the request")
+
+    # The worker carries it into Auth0 (the devtenant) and the grant is active.
+    granted = wait_for("active", worker)
+    assert "payments.viewer" in tenant_roles(settings.AUTH0_ISSUER, "ada@example.com")
+    page.goto(f"{portal.url}{PAYMENTS_API}")
+    expect(page.get_by_role("link", name="Runbook")).to_be_visible()
+    actions = AuditEvent.objects.filter(correlation_id=granted.correlation_id)
+    activated = actions.get(action="grant.activated")
+    assert (activated.actor, activated.via) == (granted.decisions.get().approver.sub, "task")
+
+    # Time is up: the expiry job, run by the worker, ends it in Auth0 and in the portal.
+    AccessRequest.objects.filter(pk=granted.pk).update(expires_at=granted.starts_at)
+    celery_app.send_task("access.tasks.expire_grants_task", queue=worker.queue)
+    wait_for("expired", worker)
+    assert "payments.viewer" not in tenant_roles(settings.AUTH0_ISSUER, "ada@example.com")
+    page.goto(f"{portal.url}{PAYMENTS_API}")
+    expect(page.get_by_role("link", name="Runbook")).to_have_count(0)
+    page.goto(f"{portal.url}/access/")
+    expect(page.get_by_role("region", name="My requests")).to_contain_text("ended on time")
