@@ -15,7 +15,7 @@ from access.policy import Viewer, may_register_locations, viewer_for
 from catalog.descriptors import DescriptorError, validate_entity
 from catalog.models import Entity, Location, SearchRow
 from catalog.refs import EntityRefError, parse_entity_ref
-from catalog.search import FilterError, filters_q, parse_filters
+from catalog.search import PUBLIC_KEYS, FilterError, filters_q, parse_filters
 from catalog.selectors import catalog_facets
 from catalog.serializers import entities_json
 from catalog.services import (
@@ -142,7 +142,11 @@ def _split(values: list[str]) -> list[str]:
 
 
 def _query(
-    filters: list[str], term: str = "", order: list[tuple[str, str]] | None = None
+    filters: list[str],
+    term: str = "",
+    order: list[tuple[str, str]] | None = None,
+    *,
+    viewer: Viewer,
 ) -> QuerySet[Entity]:
     try:
         alternatives = parse_filters(filters)
@@ -150,7 +154,7 @@ def _query(
         raise HttpError(400, str(error)) from error
     entities = Entity.objects.all()
     if alternatives:
-        entities = entities.filter(filters_q(alternatives))
+        entities = entities.filter(filters_q(alternatives, details_q=viewer.may_see_restricted_q()))
     entities = entities.matching(term)
     ordering = []
     for field_name, direction in order or [("metadata.name", "asc")]:
@@ -186,7 +190,7 @@ def entities_list(
         if direction not in {"asc", "desc"} or not field_name:
             raise HttpError(400, f"order must look like asc:metadata.name, not {raw!r}")
         ordering.append((field_name, direction))
-    entities = _query(filter, order=ordering)
+    entities = _query(filter, order=ordering, viewer=viewer)
     if offset < 0:
         raise HttpError(400, "offset must not be negative")
     page = entities[offset : offset + _limit(limit, MAX_PAGE)] if limit or offset else entities
@@ -265,7 +269,9 @@ def _by_query(request: HttpRequest, params: dict[str, Any]) -> HttpResponse:
             "order": ordering,
             "offset": 0,
         }
-    entities = _query(state["filter"], state["term"], [tuple(o) for o in state["order"]])
+    entities = _query(
+        state["filter"], state["term"], [tuple(o) for o in state["order"]], viewer=viewer
+    )
     total = entities.count()
     offset = state["offset"]
     page = entities[offset : offset + limit]
@@ -316,12 +322,6 @@ SUMMARIZED_FACETS = {
     "metadata.tags": "tag",
 }
 
-# What everyone may see of a restricted entity (SPEC): facets count it only for these.
-PUBLIC_KEYS = {
-    "apiversion", "kind", "metadata.name", "metadata.namespace", "metadata.title",
-    "metadata.description", "metadata.uid", "metadata.etag", "spec.owner", "relations.ownedby",
-}  # fmt: skip
-
 
 @router.get("/entity-facets", summary="Counts of each value of the fields asked for")
 def entity_facets_api(
@@ -330,9 +330,11 @@ def entity_facets_api(
     filter: list[str] = Query([]),
 ) -> HttpResponse:
     principal_of(request).require_scope("read:catalog")
+    # Filters on details match what the caller may see: only they need to know who it is.
+    viewer = _viewer(request) if filter else Viewer()
     summarized = not filter and any(name.lower() in SUMMARIZED_FACETS for name in facet)
     whole = catalog_facets(limit=None) if summarized else None
-    entities = _query(filter).order_by().values("pk")
+    entities = _query(filter, viewer=viewer).order_by().values("pk")
     facets: dict[str, list[dict[str, Any]]] = {}
     for name in facet:
         if whole is not None and name.lower() in SUMMARIZED_FACETS:
@@ -344,7 +346,7 @@ def entity_facets_api(
         if filter:
             rows = rows.filter(entity__in=entities)
         if name.lower() not in PUBLIC_KEYS:
-            # What restricted entities hold beyond these keys is theirs: not counted.
+            # What restricted entities hold beyond the public keys is theirs: not counted.
             rows = rows.filter(entity__restricted=False)
         counted = (
             rows.exclude(value=None)

@@ -19,7 +19,7 @@ class EntityFilter(django_filters.FilterSet):
     owner = django_filters.CharFilter(field_name="owner_ref", lookup_expr="iexact")
     lifecycle = django_filters.CharFilter(method="detail", field_name="lifecycle__iexact")
     namespace = django_filters.CharFilter(field_name="namespace", lookup_expr="iexact")
-    tag = django_filters.CharFilter(method="detail", field_name="tag_rows__tag")
+    tag = django_filters.CharFilter(method="tagged", label="Tag")
     mine = django_filters.BooleanFilter(
         method="owned_by_my_groups", label="Owned by my groups", widget=forms.CheckboxInput
     )
@@ -42,6 +42,10 @@ class EntityFilter(django_filters.FilterSet):
         """Type, lifecycle and tags are details of a restricted entity: filtering on them must
         not show who may not see them which restricted entities have them."""
         return queryset.filter(Q(**{name: value}) & self.viewer.may_see_restricted_q())
+
+    def tagged(self, queryset: EntityQuerySet, name: str, value: str) -> EntityQuerySet:
+        """Tags are a detail too (see `detail`)."""
+        return queryset.tagged(value).filter(self.viewer.may_see_restricted_q())
 
     def owned_by_my_groups(
         self, queryset: QuerySet[Entity], name: str, value: bool

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
-from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connections, models
 from django.db.models.functions import Upper
 
@@ -38,8 +39,9 @@ class EntityQuerySet(models.QuerySet["Entity"]):
         """Entities that hold every word of the term: in the name, anywhere in it ("pay" finds
         `payments-api`), or at the start of a word of the title, description or tags.
 
-        PostgreSQL answers from two GIN indexes (full text over `search_text`, trigrams of
-        the name; created in migration 0003); elsewhere a substring search stands in.
+        PostgreSQL answers from two GIN indexes (the stored full-text document of
+        `search_text`, migration 0006; trigrams of the name, 0003); elsewhere a substring
+        search stands in.
         """
         entities = self
         postgres = connections[self.db].vendor == "postgresql"
@@ -56,12 +58,34 @@ class EntityQuerySet(models.QuerySet["Entity"]):
             query = SearchQuery(
                 " & ".join(f"'{part}':*" for part in parts), search_type="raw", config="simple"
             )
-            entities = entities.alias(fulltext=FULLTEXT).filter(in_name | models.Q(fulltext=query))
+            entities = entities.filter(in_name | models.Q(search_vector=query))
         return entities
 
+    def tagged(self, tag: str) -> EntityQuerySet:
+        """Entities with this tag: PostgreSQL answers `tags @> '["tag"]'` from a GIN index."""
+        if connections[self.db].vendor == "postgresql":
+            return self.filter(tags__contains=[tag])
+        # SQLite has no JSON containment; a tag is one quoted string in the JSON text, and
+        # Backstage's tag rule (letters, digits, `-:+#`) leaves no quote inside one to confuse.
+        return self.filter(tags__icontains=f'"{tag}"')
 
-# The expression migration 0003 builds the full-text index on; queries must use the same one.
-FULLTEXT = SearchVector("search_text", config="simple")
+
+class SearchDocument(models.Func):
+    """What the full-text index holds: the words of `search_text`, computed by PostgreSQL as it
+    stores the row (a generated column, so a recheck reads it instead of parsing the text again).
+
+    Other databases keep the plain text; their search is a substring match that never reads it.
+    """
+
+    output_field = SearchVectorField()
+    template = "COALESCE(%(expressions)s, '')"
+
+    def __init__(self, **extra: Any) -> None:
+        super().__init__(models.F("search_text"), **extra)
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        template = "to_tsvector('simple'::regconfig, COALESCE(%(expressions)s, ''))"
+        return self.as_sql(compiler, connection, template=template, **extra)
 
 
 class Entity(models.Model):
@@ -88,8 +112,14 @@ class Entity(models.Model):
     owner_ref = models.CharField(max_length=300, blank=True)
     system_ref = models.CharField(max_length=300, blank=True)
     restricted = models.BooleanField(default=False)
+    # Kept on the row, not in a table beside it: filtering on a tag and counting tags read
+    # the entity alone (a GIN index answers `tags @> ...` on PostgreSQL).
+    tags = models.JSONField(default=list, blank=True)
     # Name, title, description and tags: what the search box looks in.
     search_text = models.TextField(blank=True, editable=False)
+    search_vector = models.GeneratedField(
+        expression=SearchDocument(), output_field=SearchVectorField(), db_persist=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -101,7 +131,9 @@ class Entity(models.Model):
             models.Index(fields=["kind", "namespace", "name"]),
             models.Index(fields=["owner_ref"]),
             # The browsing filters compare case-insensitively: UPPER(column) = UPPER(value).
-            models.Index(Upper("kind"), name="entity_kind_ci"),
+            # Pages filtered by kind read that kind's entities in the catalog's order (by ref),
+            # instead of every entity in that order until a page of the kind turns up.
+            models.Index(Upper("kind"), "ref", name="entity_kind_ref"),
             models.Index(Upper("spec_type"), name="entity_type_ci"),
             models.Index(Upper("lifecycle"), name="entity_lifecycle_ci"),
             models.Index(Upper("owner_ref"), name="entity_owner_ci"),
@@ -116,17 +148,6 @@ class Entity(models.Model):
     @property
     def display_name(self) -> str:
         return self.title or self.name
-
-
-class EntityTag(models.Model):
-    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="tag_rows")
-    tag = models.CharField(max_length=63, db_index=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["entity", "tag"], name="tag_once")]
-
-    def __str__(self) -> str:
-        return self.tag
 
 
 class EntityRequiredRole(models.Model):

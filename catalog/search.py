@@ -79,9 +79,22 @@ def parse_filters(raw_filters: list[str]) -> list[list[tuple[str, list[str] | No
 # Keys every entity has, held in indexed columns of its own row: found without the search rows.
 COLUMN_KEYS = {"kind": "kind", "metadata.name": "name", "metadata.namespace": "namespace"}
 
+# What everyone may see of a restricted entity (SPEC; `catalog.serializers` shows no more of
+# it): any other key of a restricted entity is a detail, for those who may see its details.
+PUBLIC_KEYS = {
+    "apiversion", "kind", "metadata.name", "metadata.namespace", "metadata.title",
+    "metadata.description", "metadata.uid", "metadata.etag", "spec.owner", "relations.ownedby",
+    "metadata.annotations.atrium.dev/required-roles",
+}  # fmt: skip
 
-def filters_q(alternatives: list[list[tuple[str, list[str] | None]]]) -> Q:
-    """A Q for Entity matching any alternative, every term of it."""
+
+def filters_q(alternatives: list[list[tuple[str, list[str] | None]]], *, details_q: Q) -> Q:
+    """A Q for Entity matching any alternative, every term of it.
+
+    `details_q` selects the entities whose details the caller may see (the policy's
+    `Viewer.may_see_restricted_q`): a term on a detail matches only those, or probing with
+    `spec.type=...` would tell which values a restricted entity has.
+    """
     from catalog.models import SearchRow
 
     combined = Q()
@@ -99,5 +112,7 @@ def filters_q(alternatives: list[list[tuple[str, list[str] | None]]]) -> Q:
             if values is not None:
                 rows = rows.filter(value__in=values)
             matched &= Q(pk__in=rows.values("entity_id"))
+            if key not in PUBLIC_KEYS:
+                matched &= details_q
         combined |= matched
     return combined

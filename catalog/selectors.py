@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.db import connections
 from django.db.models import QuerySet
 
-from catalog.models import Entity, EntityTag, FacetCount, Relation
+from catalog.models import Entity, FacetCount, Relation
 from portal.models import User
 
 FACET_FIELDS = {
@@ -20,6 +20,10 @@ FACET_FIELDS = {
     "namespace": "namespace",
 }
 FACET_LIMIT = 20
+# A filtered view counts its facets over this many entities at most: beyond it, a search
+# for a common word or a click on a broad facet would count a large share of the catalog on
+# every view. The counts are then lower bounds, and the view says so.
+FACET_COUNT_CAP = 2_000
 
 
 def person_refs(*, user: User) -> tuple[list[str], list[str]]:
@@ -29,9 +33,13 @@ def person_refs(*, user: User) -> tuple[list[str], list[str]]:
     """
     if not user.is_authenticated or not user.email:
         return [], []
+    # The search rows hold the e-mail lower-cased, under an index: no descriptor is read, and
+    # the catalog's thousands of Users are not scanned on every page.
     user_refs = sorted(
         Entity.objects.filter(
-            kind__iexact="user", descriptor__spec__profile__email__iexact=user.email
+            kind__iexact="user",
+            search_rows__key="spec.profile.email",
+            search_rows__value=user.email.lower(),
         ).values_list("ref", flat=True)
     )
     if not user_refs:
@@ -48,10 +56,14 @@ class FacetValue:
 
 @dataclass(frozen=True)
 class Facets:
-    """Counts per value of each browsing facet (most common first), and how many entities."""
+    """Counts per value of each browsing facet (most common first), and how many entities.
+
+    `capped`: more entities matched than were counted; counts and total are lower bounds.
+    """
 
     groups: dict[str, list[FacetValue]]
     total: int
+    capped: bool = False
 
 
 # Details of a restricted entity, counted only where the entity is not restricted: a count
@@ -59,13 +71,26 @@ class Facets:
 DETAIL_FACETS = {"type", "lifecycle", "tag"}
 
 
-def entity_facets(*, entities: QuerySet[Entity], limit: int | None = FACET_LIMIT) -> Facets:
+def entity_facets(
+    *,
+    entities: QuerySet[Entity],
+    limit: int | None = FACET_LIMIT,
+    cap: int | None,
+) -> Facets:
     """The facets of the entities given, counted now: one query, which reads the entities once
-    (a common table expression) and groups them by each facet in turn."""
+    (a common table expression, of `cap` entities at most) and groups them by each facet in turn.
+
+    Past the cap the counts are lower bounds, of `cap` entities and the one that told there
+    were more, and `total` is the cap.
+    """
     columns = list(FACET_FIELDS.values())
-    # The catalog's filters never repeat an entity (a tag is on an entity once), so no DISTINCT.
-    chosen = entities.order_by().values("pk", *columns, "restricted")
+    # The catalog's filters never repeat an entity, so no DISTINCT.
+    chosen = entities.order_by().values("pk", *columns, "restricted", "tags")
+    if cap is not None:
+        # One more than counted tells that there were more.
+        chosen = chosen[: cap + 1]
     chosen_sql, params = chosen.query.sql_with_params()
+    connection = connections[entities.db]
     parts = []
     for name, column in FACET_FIELDS.items():
         detail = " AND NOT e.restricted" if name in DETAIL_FACETS else ""
@@ -73,22 +98,38 @@ def entity_facets(*, entities: QuerySet[Entity], limit: int | None = FACET_LIMIT
             f"SELECT '{name}', e.{column}, COUNT(*) FROM e WHERE e.{column} <> ''{detail} "
             f"GROUP BY e.{column}"
         )
-    tags = EntityTag._meta.db_table
+    if connection.vendor == "postgresql":
+        each_tag = "jsonb_array_elements_text(e.tags) AS t(value)"
+    else:
+        each_tag = "json_each(e.tags) AS t"
     parts.append(
-        f"SELECT 'tag', t.tag, COUNT(*) FROM {tags} t JOIN e ON e.id = t.entity_id "
-        "WHERE NOT e.restricted GROUP BY t.tag"
+        f"SELECT 'tag', t.value, COUNT(*) FROM e, {each_tag} WHERE NOT e.restricted "
+        "GROUP BY t.value"
     )
-    with connections[entities.db].cursor() as cursor:
-        names = ", ".join(["id", *columns, "restricted"])  # as values() selects them
-        cursor.execute(f"WITH e ({names}) AS ({chosen_sql}) " + " UNION ALL ".join(parts), params)
-        return _ranked(cursor.fetchall(), limit=limit)
+    if cap is not None:
+        # The number of entities read, beside the groups: whether the cap cut them short.
+        parts.append("SELECT 'entities', '', COUNT(*) FROM e")
+    names = ", ".join(["id", *columns, "restricted", "tags"])  # as values() selects them
+    # MATERIALIZED (PostgreSQL 12+): read the entities once, not once per facet.
+    materialized = " MATERIALIZED" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH e ({names}) AS{materialized} ({chosen_sql}) " + " UNION ALL ".join(parts),
+            params,
+        )
+        rows = cursor.fetchall()
+    counted = next((count for name, _, count in rows if name == "entities"), None)
+    facets = _ranked(rows, limit=limit)
+    if cap is not None and counted is not None and counted > cap:
+        return Facets(groups=facets.groups, total=cap, capped=True)
+    return facets
 
 
 def catalog_facets(*, limit: int | None = FACET_LIMIT) -> Facets:
     """The facets of the whole catalog, from the counts its last change left."""
     rows = list(FacetCount.objects.values_list("facet", "value", "count"))
     if not rows:  # an empty catalog, or one not changed since the counts were introduced
-        return entity_facets(entities=Entity.objects.all(), limit=limit)
+        return entity_facets(entities=Entity.objects.all(), limit=limit, cap=None)
     return _ranked(rows, limit=limit)
 
 
@@ -109,7 +150,7 @@ def _ranked(rows: Iterable[tuple[str, str, int]], *, limit: int | None) -> Facet
 def entity_by_ref(*, ref: str) -> Entity | None:
     return (
         Entity.objects.filter(ref=ref.lower())
-        .prefetch_related("tag_rows", "required_role_rows")
+        .prefetch_related("required_role_rows")
         .select_related("location")
         .first()
     )

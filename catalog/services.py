@@ -18,7 +18,6 @@ from catalog.ingest import Emitted, Problem, read_location
 from catalog.models import (
     Entity,
     EntityRequiredRole,
-    EntityTag,
     FacetCount,
     Location,
     Relation,
@@ -83,7 +82,7 @@ def _descriptor(emitted: Emitted, uid: str, etag: str) -> dict[str, Any]:
 
 BROWSING_COLUMNS = [
     "kind", "namespace", "name", "title", "description", "spec_type", "lifecycle",
-    "owner_ref", "system_ref", "restricted", "search_text",
+    "owner_ref", "system_ref", "restricted", "tags", "search_text",
 ]  # fmt: skip
 
 
@@ -110,13 +109,16 @@ def _copy_browsing_columns(entity: Entity, emitted: Emitted, access: AccessAnnot
         "",
     )
     entity.restricted = access.restricted
-    tags = [str(tag) for tag in metadata.get("tags") or []]
-    entity.search_text = " ".join([entity.name, entity.title, entity.description, *tags])
+    # A tag listed twice is one tag.
+    entity.tags = list(dict.fromkeys(str(tag) for tag in metadata.get("tags") or []))
+    # What the search box finds an entity by; a restricted entity's tags are a detail not
+    # everyone may see, so they are not searchable either (filters on them are gated too).
+    public_tags = [] if entity.restricted else entity.tags
+    entity.search_text = " ".join([entity.name, entity.title, entity.description, *public_tags])
 
 
 _ENTITY_COLUMN: dict[type[models.Model], str] = {
     Relation: "origin_id__in",
-    EntityTag: "entity_id__in",
     SearchRow: "entity_id__in",
     EntityRequiredRole: "entity_id__in",
 }
@@ -148,7 +150,12 @@ def _insert_entities(entities: list[Entity], *, location: Location) -> None:
     if connection.vendor != "postgresql" or not entities:
         Entity.objects.bulk_create(entities)
         return
-    fields = [field for field in Entity._meta.concrete_fields if not field.primary_key]
+    # The database computes generated columns (the full-text document) itself.
+    fields = [
+        field
+        for field in Entity._meta.concrete_fields
+        if not field.primary_key and not field.generated
+    ]
     _insert_rows(
         Entity,
         [field.attname for field in fields],
@@ -210,7 +217,7 @@ def location_refresh(*, location: Location) -> RefreshReport:
     # The descriptors are not needed to compare: the etag stands for them.
     current = {
         entity.ref: entity
-        for entity in Entity.objects.filter(location=location).defer("descriptor")
+        for entity in Entity.objects.filter(location=location).defer("descriptor", "search_vector")
     }
     # Atrium's annotations, read once per entity for problems, columns and required roles.
     access = {ref: access_annotations(emitted.valid.entity) for ref, emitted in accepted.items()}
@@ -266,7 +273,7 @@ def location_refresh(*, location: Location) -> RefreshReport:
     touched = {entity.ref: entity for entity in [*new_entities, *changed] if entity.ref in accepted}
     # New entities have no rows yet; only changed ones lose their old rows.
     rewritten = [entity.pk for entity in changed if entity.ref in accepted]
-    for model in (Relation, EntityTag, SearchRow, EntityRequiredRole):
+    for model in (Relation, SearchRow, EntityRequiredRole):
         model.objects.filter(**{_ENTITY_COLUMN[model]: rewritten}).delete()
     emitted_touched = [
         (touched[ref].pk, emitted) for ref, emitted in accepted.items() if ref in touched
@@ -284,15 +291,6 @@ def location_refresh(*, location: Location) -> RefreshReport:
             )
         ),
     )  # fmt: skip
-    _insert_rows(
-        EntityTag,
-        ["entity_id", "tag"],
-        (
-            (pk, tag)
-            for pk, emitted in emitted_touched
-            for tag in dict.fromkeys(emitted.valid.entity["metadata"].get("tags") or [])
-        ),
-    )
     _insert_rows(
         EntityRequiredRole,
         ["entity_id", "role_name"],
@@ -365,7 +363,7 @@ def facet_counts_rebuild() -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FACET_COUNTS_LOCK])
     FacetCount.objects.all().delete()
-    facets = entity_facets(entities=Entity.objects.all(), limit=None)
+    facets = entity_facets(entities=Entity.objects.all(), limit=None, cap=None)
     FacetCount.objects.bulk_create(
         FacetCount(facet=name, value=value.value, count=value.count)
         for name, values in facets.groups.items()

@@ -56,9 +56,7 @@ class EntityTable(tables.Table):
     def render_tags(self, record: Entity) -> Any:
         if not self._may_see(record):
             return "—"
-        return format_html_join(
-            " ", '<span class="tag">{}</span>', ((row.tag,) for row in record.tag_rows.all())
-        )
+        return format_html_join(" ", '<span class="tag">{}</span>', ((tag,) for tag in record.tags))
 
     def render_roles(self, record: Entity) -> Any:
         return format_html_join(

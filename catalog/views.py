@@ -22,7 +22,13 @@ from catalog.filters import EntityFilter
 from catalog.forms import LocationForm
 from catalog.models import Entity, Location
 from catalog.refs import parse_entity_ref
-from catalog.selectors import catalog_facets, entity_by_ref, entity_facets, entity_relations
+from catalog.selectors import (
+    FACET_COUNT_CAP,
+    catalog_facets,
+    entity_by_ref,
+    entity_facets,
+    entity_relations,
+)
 from catalog.services import location_import
 from catalog.tables import EntityTable
 
@@ -53,7 +59,9 @@ def ref_url(ref: str) -> str:
     return parse_entity_ref(ref).url
 
 
-def _facet_links(request: HttpRequest, facets: dict[str, Any]) -> list[dict[str, Any]]:
+def _facet_links(
+    request: HttpRequest, facets: dict[str, Any], *, capped: bool = False
+) -> list[dict[str, Any]]:
     groups = []
     for name, values in facets.items():
         links = []
@@ -68,7 +76,7 @@ def _facet_links(request: HttpRequest, facets: dict[str, Any]) -> list[dict[str,
             links.append(
                 {
                     "value": facet.value,
-                    "count": facet.count,
+                    "count": f"{facet.count}+" if capped else facet.count,
                     "active": active,
                     "href": f"{request.path}?{params.urlencode()}",
                 }
@@ -106,14 +114,17 @@ def entity_list(request: HttpRequest) -> HttpResponse:
         value not in (None, "", False) for value in filterset.form.cleaned_data.values()
     )
     # The whole catalog's counts were made when it last changed; a filtered view counts now.
-    facets = entity_facets(entities=entities) if filtered else catalog_facets()
-    table = EntityTable(entities.prefetch_related("tag_rows", "required_role_rows"), viewer=viewer)
+    facets = entity_facets(entities=entities, cap=FACET_COUNT_CAP) if filtered else catalog_facets()
+    table = EntityTable(entities.prefetch_related("required_role_rows"), viewer=viewer)
+    if facets.capped:
+        # Pages reach as far as the entities counted; more matched, and the page says so.
+        table.noun = "or more entities"
     paginate = {"per_page": PAGE_SIZE, "paginator_class": CountedPaginator, "count": facets.total}
     RequestConfig(request, paginate=paginate).configure(table)
     context = {
         "filter": filterset,
         "table": table,
-        "facets": _facet_links(request, facets.groups),
+        "facets": _facet_links(request, facets.groups, capped=facets.capped),
         "facet_params": list(FACET_LABELS),
         "boost_results": True,
         "can_register": viewer.is_admin,

@@ -198,3 +198,37 @@ def test_the_list_api_runs_a_fixed_number_of_queries(
         client.get(
             "/api/catalog/entities/by-query?limit=50&filter=kind=component,spec.type=service"
         )
+
+
+@pytest.mark.parametrize(
+    "probe",
+    [
+        "spec.type=service",
+        "spec.lifecycle=production",
+        "metadata.tags=pci",
+        "spec.system=payments",
+        "spec.dependsOn=resource:payments-db",
+        "metadata.links.url=https://runbooks.example.com/payments-api",
+        "metadata.annotations.atrium.dev/max-access-duration=P30D",
+        "relations.dependson=resource:default/payments-db",
+    ],
+)
+def test_filters_on_restricted_details_match_only_for_those_who_may_see_them(
+    catalog: None, probe: str
+) -> None:
+    """Ada may not see Payments API's details: a filter on one must not tell her its value,
+    while its public fields still find it, and a holder of its role finds it either way."""
+    path = f"/api/catalog/entities?filter=kind=component,{probe}&fields=metadata.name"
+    outsider = signed_in("ada@example.com")
+    holder = signed_in("bob@example.com", "payments.viewer")
+
+    assert "payments-api" not in names(outsider.get(path).json())
+    assert "payments-api" in names(holder.get(path).json())
+    by_query = outsider.get(f"/api/catalog/entities/by-query?filter=kind=component,{probe}")
+    assert "payments-api" not in names(by_query.json()["items"])
+    assert "payments-api" in names(
+        outsider.get(
+            "/api/catalog/entities?filter=kind=component,spec.owner=team-payments"
+            "&filter=metadata.annotations.atrium.dev/required-roles"
+        ).json()
+    )

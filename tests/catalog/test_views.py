@@ -138,9 +138,12 @@ def test_filtering_on_a_detail_does_not_reveal_restricted_entities_that_have_it(
     tell her which it has."""
     ada = signed_in("ada@example.com")
 
-    for query in ("tag=java", "type=service", "lifecycle=production"):
+    for query in ("tag=java", "type=service", "lifecycle=production", "q=java"):
         page = ada.get(f"/catalog/?kind=component&{query}").content.decode()
         assert "Payments API" not in page, query
+    grace = signed_in("grace@example.com")  # an owner sees it, and finds it by name as anyone
+    assert "Payments API" in grace.get("/catalog/?tag=java").content.decode()
+    assert "Payments API" in ada.get("/catalog/?q=payments").content.decode()
     assert "artist-lookup" in ada.get("/catalog/?tag=java&type=service").content.decode()
 
 
@@ -251,3 +254,22 @@ def test_an_unknown_entity_is_404(catalog: None) -> None:
     response = signed_in("ada@example.com").get("/catalog/default/component/nope/")
 
     assert response.status_code == 404
+
+
+def test_a_broad_view_counts_up_to_the_cap_and_says_there_are_more(
+    catalog: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting stops at the cap so a broad filter stays fast; the page must not pretend the
+    counts are exact then."""
+    client = signed_in("ada@example.com")
+    exact = client.get("/catalog/?kind=component").content.decode()
+    monkeypatch.setattr("catalog.views.FACET_COUNT_CAP", 3)
+
+    capped = client.get("/catalog/?kind=component").content.decode()
+
+    assert "3 or more entities" in capped and "or more" not in exact
+    assert re.search(r'<span class="count">\d+\+</span>', capped)
+    assert not re.search(r'<span class="count">\d+\+</span>', exact)
+    # A narrow view under the cap is counted exactly.
+    narrow = client.get("/catalog/?q=payments-api").content.decode()
+    assert "or more" not in narrow
