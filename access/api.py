@@ -200,7 +200,8 @@ def request_out(access_request: AccessRequest) -> RequestOut:
     )  # fmt: skip
 
 
-def _api_actor(request: HttpRequest) -> Actor:
+def api_actor(request: HttpRequest) -> Actor:
+    """The API's caller, as the audit log records them."""
     return Actor(
         principal_of(request).actor,
         via=AuditEvent.Via.API,
@@ -259,7 +260,7 @@ def requests_create(request: HttpRequest, body: RequestIn) -> Status[RequestOut]
     try:
         access_request, created = access_request_create(
             requester=person, entity=entity, role=body.role, reason=body.reason,
-            duration=duration, actor=_api_actor(request),
+            duration=duration, actor=api_actor(request),
         )  # fmt: skip
     except RequestRefused as refused:
         raise HttpError(400, str(refused)) from refused
@@ -288,7 +289,7 @@ def _decide(request: HttpRequest, request_id: int, outcome: str, body: DecisionI
         raise HttpError(403, "decisions are made by people who may decide them")
     try:
         access_request_decide(request_id=access_request.pk, approver=person, outcome=outcome,
-                              comment=body.comment, actor=_api_actor(request))  # fmt: skip
+                              comment=body.comment, actor=api_actor(request))  # fmt: skip
     except AlreadyDecided as conflict:
         raise HttpError(409, str(conflict)) from conflict
     except NotAllowed as refused:
@@ -315,7 +316,7 @@ def requests_cancel(request: HttpRequest, request_id: int) -> RequestOut:
         raise HttpError(403, "only the person who asked may cancel a request")
     try:
         access_request_cancel(request_id=access_request.pk, person=person,
-                              actor=_api_actor(request))  # fmt: skip
+                              actor=api_actor(request))  # fmt: skip
     except AlreadyDecided as conflict:
         raise HttpError(409, str(conflict)) from conflict
     except NotAllowed as refused:

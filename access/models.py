@@ -106,6 +106,7 @@ class AuditEvent(models.Model):
         API = "api", "API"
         TASK = "task", "task"
         SYNC = "sync", "sync"
+        CLI = "cli", "command line"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     # A person's `sub`, `client:<id>` for a machine, `system` for the portal's own jobs.

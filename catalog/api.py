@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Schema
 from ninja.errors import HttpError
 
+from access.api import api_actor
 from access.policy import Viewer, may_register_locations, viewer_for
 from catalog.descriptors import DescriptorError, validate_entity
 from catalog.models import Entity, Location, SearchRow
@@ -85,6 +86,11 @@ def locations_add(
     if exists and not dryRun:
         raise HttpError(409, f"Location url:{target} already exists")
     report = location_import(target=target, dry_run=dryRun, with_entities=True)
+    if not dryRun:
+        api_actor(request).record(
+            "catalog.location_registered", f"url:{target}",
+            entities=len(report.entities), problems=len(report.problems),
+        )  # fmt: skip
     body: dict[str, Any] = {
         "location": location_json(report.location),
         "entities": [entity.descriptor for entity in report.entities],
@@ -102,6 +108,7 @@ def locations_remove(request: HttpRequest, location_id: int) -> HttpResponse:
     if location is None:
         raise HttpError(404, f"Found no location with ID {location_id}")
     location_delete(location=location)
+    api_actor(request).record("catalog.location_removed", f"url:{location.target}")
     return HttpResponse(status=204)
 
 

@@ -16,7 +16,9 @@ from django.utils.functional import cached_property
 from django.views.decorators.http import require_GET, require_http_methods
 from django_tables2 import RequestConfig
 
+from access.models import AuditEvent
 from access.policy import is_portal_admin, viewer_for
+from access.services import Actor
 from catalog.annotations import access_annotations
 from catalog.filters import EntityFilter
 from catalog.forms import LocationForm
@@ -192,6 +194,15 @@ def location_register_page(request: HttpRequest) -> HttpResponse:
         report = location_import(target=target, dry_run=not register, with_entities=True)
         entities = report.entities
         if register:
+            Actor(
+                request.user.sub,  # type: ignore[union-attr]
+                via=AuditEvent.Via.WEB,
+                ip=request.META.get("REMOTE_ADDR"),
+                user_agent=request.headers.get("User-Agent", ""),
+            ).record(
+                "catalog.location_registered", target,
+                entities=len(entities), problems=len(report.problems),
+            )  # fmt: skip
             messages.success(
                 request, f"Registered {target}: {len(entities)} entities, "
                 f"{len(report.problems)} problems."

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from access.models import AuditEvent
 from catalog.models import Entity, Location
 from devtenant.demo import PORTAL_AUDIENCE
 from tests.conftest import DevTenant
@@ -85,6 +86,11 @@ def test_a_machine_with_write_catalog_registers_previews_and_removes_a_location(
     )
     assert removed.status_code == 204
     assert not Entity.objects.exists()
+    # Registered and removed, by the machine client, through the API: once each, not the preview.
+    assert list(AuditEvent.objects.order_by("id").values_list("action", "actor", "via")) == [
+        ("catalog.location_registered", "client:catalog-writer", "api"),
+        ("catalog.location_removed", "client:catalog-writer", "api"),
+    ]
 
 
 def test_file_locations_are_not_registered_through_the_api(

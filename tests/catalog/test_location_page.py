@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from access.models import AuditEvent
 from catalog.models import Entity, Location
 from tests.catalog.conftest import signed_in
 
@@ -44,6 +45,12 @@ def test_an_admin_previews_then_registers_and_sees_the_outcome(served: str, tmp_
     assert f"Registered {target}: 1 entities, 1 problems." in page
     assert "refreshed, with problems" in page
     assert Entity.objects.filter(name="payments-api").exists()
+    recorded = AuditEvent.objects.get()
+    assert (recorded.action, recorded.actor, recorded.target) == (
+        "catalog.location_registered",
+        "auth0|linus@example.com",
+        target,
+    )
 
 
 def test_a_non_url_target_is_refused_with_a_message() -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import getpass
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from access.models import AuditEvent
+from access.services import Actor
 from catalog.services import location_import
 
 
@@ -36,6 +39,11 @@ class Command(BaseCommand):
                     f"{report.unchanged} unchanged, {len(report.problems)} problems{suffix}"
                 )
                 problems.extend(report.problems)
+                if not dry_run:
+                    Actor(f"cli:{getpass.getuser()}", via=AuditEvent.Via.CLI).record(
+                        "catalog.location_registered", report.location.target,
+                        added=len(report.added), problems=len(report.problems),
+                    )  # fmt: skip
             if dry_run:
                 transaction.set_rollback(True)
         for problem in problems:
