@@ -66,6 +66,16 @@ def roles_page() -> QuerySet[Role]:
     )
 
 
+def gone_role_names(*, names: Iterable[str]) -> set[str]:
+    """Which of these roles a sync found deleted in Auth0."""
+    names = list(names)
+    if not names:
+        return set()
+    return set(
+        Role.objects.filter(name__in=names, gone_at__isnull=False).values_list("name", flat=True)
+    )
+
+
 def entities_declaring(*, role_name: str) -> list[tuple[str, str]]:
     """(ref, display name) of the catalog entities that require this role."""
     from catalog.models import Entity

@@ -25,6 +25,7 @@ from access.policy import viewer_for, viewer_forget
 from access.selectors import (
     decision_scopes,
     entities_declaring,
+    gone_role_names,
     may_decide,
     mirror_state,
     requests_of,
@@ -155,7 +156,11 @@ def request_new(request: HttpRequest) -> HttpResponse:
         raise Http404(f"No entity {ref!r} in the catalog to ask access to")
     viewer = viewer_for(person)
     required = [row.role_name for row in entity.required_role_rows.all()]
-    lacking = [role for role in required if viewer.may_request(role=role, required_roles=required)]
+    gone = gone_role_names(names=required)
+    lacking = [
+        role for role in required
+        if role not in gone and viewer.may_request(role=role, required_roles=required)
+    ]  # fmt: skip
     open_requests = {
         r.role_name: r
         for r in AccessRequest.objects.open().filter(requester=person, role_name__in=required)

@@ -18,6 +18,7 @@ from django_tables2 import RequestConfig
 
 from access.models import AuditEvent
 from access.policy import is_portal_admin, viewer_for
+from access.selectors import gone_role_names
 from access.services import Actor
 from catalog.annotations import access_annotations
 from catalog.filters import EntityFilter
@@ -149,10 +150,12 @@ def entity_detail(request: HttpRequest, namespace: str, kind: str, name: str) ->
     descriptor = entity.descriptor
     spec = descriptor.get("spec") or {}
     annotations = access_annotations(descriptor)
+    gone = gone_role_names(names=required)
     roles = [
         {
             "name": role,
             "held": role in viewer.held_roles,
+            "gone": role in gone,
             "request_url": "/access/requests/new/?"
             + urlencode({"entity": entity.ref, "role": role}),
         }

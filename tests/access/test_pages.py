@@ -163,6 +163,10 @@ def test_a_role_deleted_in_auth0_is_flagged_with_the_entities_that_require_it(
     assert "ledger.viewer deleted in Auth0" in listing
     assert "This role was deleted in Auth0" in detail
     assert "component:default/ledger" in detail
+    ada = signed_in("ada@example.com")
+    entity_page = text(ada.get("/catalog/default/component/ledger/").content)
+    assert "ledger.viewer Deleted in Auth0: nobody can be granted it" in entity_page
+    assert "Request access" not in entity_page
 
 
 def test_admins_are_told_on_every_page_when_the_breaker_stopped_the_sync() -> None:
