@@ -437,8 +437,8 @@ def access_request_create(
     if role not in required:
         needs = ", ".join(required) or "no role"
         raise RequestRefused(f"{entity.ref} does not require {role!r}; it requires {needs}")
-    if role in viewer.held_roles:
-        raise RequestRefused(f"You hold {role} already.")
+    if role in viewer.held_roles and role not in roles_ending(user=requester):
+        raise RequestRefused(f"You hold {role} already, with no end.")
     if not reason.strip():
         raise RequestRefused("Say why you need this role: the reason is required.")
     longest = access_request_longest(entity=entity)
@@ -466,6 +466,15 @@ def access_request_create(
                      reason=request.reason, duration=duration_iso(duration))  # fmt: skip
         _after_commit("notify_task", request, actor, "requested")
     return request, True
+
+
+def roles_ending(*, user: User) -> set[str]:
+    """Roles this person holds through a portal grant that ends: asking again extends them."""
+    return set(
+        RoleMembership.objects.active()
+        .filter(user=user, source=RoleMembership.Source.PORTAL_GRANT, expires_at__isnull=False)
+        .values_list("role__name", flat=True)
+    )
 
 
 def access_request_longest(*, entity: Entity) -> timedelta:
@@ -588,6 +597,17 @@ def grant_provision(*, request_id: int, actor: Actor, directory: Directory | Non
         request.expires_at = now + request.duration
         request.note = ""
         request.save()
+        # An earlier grant of the same role ends here, replaced rather than expired: the expiry
+        # job must not take away in Auth0 the role this grant has just given.
+        for earlier in AccessRequest.objects.select_for_update(of=("self",)).filter(
+            requester=request.requester, role_name=request.role_name,
+            state=AccessRequest.State.ACTIVE,
+        ).exclude(pk=request.pk):  # fmt: skip
+            earlier.state, earlier.ended_at = AccessRequest.State.EXPIRED, now
+            earlier.note = f"extended by request {request.pk}"
+            earlier.save()
+            actor.record("grant.extended", _request_target(earlier), earlier.correlation_id,
+                         by_request=request.pk)  # fmt: skip
         role, _ = Role.objects.get_or_create(name=request.role_name)
         RoleMembership.objects.update_or_create(
             user=request.requester, role=role,

@@ -48,6 +48,7 @@ from access.services import (
     grant_retry,
     humanize_duration,
     role_memberships_refresh_from_auth0,
+    roles_ending,
 )
 from access.tables import AuditTable, MemberTable, RoleTable
 from catalog.refs import parse_entity_ref
@@ -157,9 +158,11 @@ def request_new(request: HttpRequest) -> HttpResponse:
     viewer = viewer_for(person)
     required = [row.role_name for row in entity.required_role_rows.all()]
     gone = gone_role_names(names=required)
+    ending = roles_ending(user=person)
     lacking = [
         role for role in required
-        if role not in gone and viewer.may_request(role=role, required_roles=required)
+        if role not in gone and (role in ending
+                                 or viewer.may_request(role=role, required_roles=required))
     ]  # fmt: skip
     open_requests = {
         r.role_name: r
@@ -195,6 +198,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
         "entity": entity,
         "form": form,
         "held": [role for role in required if role in viewer.held_roles],
+        "ending": ending,
         "open_requests": list(open_requests.values()),
         "deciders": scope.deciders if scope else (),
         "blocked": scope.blocked if scope else False,

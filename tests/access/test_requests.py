@@ -302,3 +302,41 @@ def _role(name: str) -> int:
     from access.models import Role
 
     return Role.objects.get_or_create(name=name)[0].pk
+
+
+def test_a_reminder_before_the_end_leads_to_an_extension_that_the_expiry_keeps(
+    devtenant: DevTenant, payments: None, eager_tasks: None, django_capture_on_commit_callbacks: Any
+) -> None:
+    from access.tasks import remind_grants_task
+
+    ada, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    grace, as_grace = person_of_tenant(devtenant, "grace@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        ask(as_ada)
+        first = AccessRequest.objects.get()
+        as_grace.post(f"/access/approvals/{first.pk}/", {"outcome": "approved"})
+    AccessRequest.objects.filter(pk=first.pk).update(expires_at=timezone.now() + timedelta(days=2))
+    mail.outbox.clear()
+
+    assert remind_grants_task() == 1 and remind_grants_task() == 0  # once
+    reminder = mail.outbox[0]
+    assert reminder.subject.startswith("[Atrium] Your access to payments.viewer ends ")
+    extend = "/access/requests/new/?entity=component%3Adefault%2Fpayments-api&role=payments.viewer"
+    assert extend in reminder.body
+
+    form = as_ada.get(extend).content.decode()
+    assert "asking again for a role whose grant ends extends it" in form
+    with django_capture_on_commit_callbacks(execute=True):
+        ask(as_ada)
+        second = AccessRequest.objects.get(state="pending")
+        as_grace.post(f"/access/approvals/{second.pk}/", {"outcome": "approved"})
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.state, first.note) == ("expired", f"extended by request {second.pk}")
+    assert second.state == "active" and second.expires_at > timezone.now() + timedelta(days=6)  # type: ignore[operator]
+
+    call_command("expire_grants", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    assert "payments.viewer" in tenant_roles_of(devtenant, "ada@example.com")
+    assert RoleMembership.objects.get(user=ada, role__name="payments.viewer").expires_at == (
+        second.expires_at
+    )
