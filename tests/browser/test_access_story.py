@@ -18,7 +18,13 @@ from catalog.services import location_refresh, location_register
 from portal.celery import app as celery_app
 from portal.management.commands.seed_demo import DEMO_CATALOG
 from tests.browser.test_catalog import sign_in
-from tests.portal.test_worker_integration import StartWorker, Worker, start_worker  # noqa: F401
+from tests.portal.test_worker_integration import (  # noqa: F401
+    StartWorker,
+    Worker,
+    access_tasks_on,
+    auth0_env,
+    start_worker,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PAYMENTS_API = "/catalog/default/component/payments-api/"
@@ -31,22 +37,9 @@ def worker(start_worker: StartWorker, portal: Any, settings: Any) -> Iterator[Wo
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:
         pytest.skip("set REDIS_URL to run the worker against Redis (CI does)")
-    # The worker talks to the same devtenant as the portal, with the same credentials.
-    env = {
-        "AUTH0_ISSUER_URL": settings.AUTH0_ISSUER,
-        "AUTH0_CLIENT_ID": settings.AUTH0_CLIENT_ID,
-        "AUTH0_CLIENT_SECRET": settings.AUTH0_CLIENT_SECRET,
-        "AUTH0_AUDIENCE": settings.AUTH0_AUDIENCE,
-        "PORTAL_BASE_URL": portal.url,
-    }
-    started = start_worker(broker_url=redis_url, env=env)
-    celery_app.conf.task_routes = {"access.tasks.*": {"queue": started.queue}}
-    celery_app.amqp.flush_routes()
-    celery_app.amqp.__dict__.pop("router", None)
-    yield started
-    celery_app.conf.task_routes = None
-    celery_app.amqp.flush_routes()
-    celery_app.amqp.__dict__.pop("router", None)
+    started = start_worker(broker_url=redis_url, env=auth0_env(settings))
+    with access_tasks_on(started.queue):
+        yield started
 
 
 def wait_for(state: str, worker: Worker, timeout: float = 60) -> AccessRequest:

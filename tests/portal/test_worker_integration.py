@@ -8,7 +8,9 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -50,6 +52,8 @@ class Worker:
             "DATABASE_URL": test_database_url(),
             "CELERY_BROKER_URL": broker_url,
             "ATRIUM_VAR_DIR": str(var_dir),
+            # Tasks the worker itself queues (a reconciler's) stay on its own queue too.
+            "CELERY_TASK_DEFAULT_QUEUE": self.queue,
             **(env or {}),
         }
         self.log = log
@@ -104,6 +108,33 @@ def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
     yield start
     for worker in workers:
         worker.stop()
+
+
+def auth0_env(settings: Any) -> dict[str, str]:
+    """What a worker needs to reach the same Auth0 (the devtenant) as the tests' portal."""
+    return {
+        "AUTH0_ISSUER_URL": settings.AUTH0_ISSUER,
+        "AUTH0_CLIENT_ID": settings.AUTH0_CLIENT_ID,
+        "AUTH0_CLIENT_SECRET": settings.AUTH0_CLIENT_SECRET,
+        "AUTH0_AUDIENCE": settings.AUTH0_AUDIENCE,
+        "PORTAL_BASE_URL": settings.PORTAL_BASE_URL,
+    }
+
+
+@contextmanager
+def access_tasks_on(queue: str) -> Iterator[None]:
+    """Route the portal's access tasks to one worker's own queue while the block runs."""
+
+    def reroute(routes: dict[str, Any] | None) -> None:
+        celery_app.conf.task_routes = routes
+        celery_app.amqp.flush_routes()
+        celery_app.amqp.__dict__.pop("router", None)  # the router keeps the old table
+
+    reroute({"access.tasks.*": {"queue": queue}})
+    try:
+        yield
+    finally:
+        reroute(None)
 
 
 def send_heartbeat_task(broker: Connection, queue: str) -> None:
