@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -340,3 +342,102 @@ def test_a_reminder_before_the_end_leads_to_an_extension_that_the_expiry_keeps(
     assert RoleMembership.objects.get(user=ada, role__name="payments.viewer").expires_at == (
         second.expires_at
     )
+
+
+def test_the_dashboard_filters_decides_in_bulk_and_keeps_a_history(
+    devtenant: DevTenant, payments: None
+) -> None:
+    _, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    _, as_grace = person_of_tenant(devtenant, "grace@example.com")
+    bob = signed_in("bob@example.com")
+    ask(as_ada)
+    ask(as_ada, role="payments.admin")
+    ask(bob)
+    viewer, admin, bobs = AccessRequest.objects.order_by("pk")
+
+    by_role = as_grace.get("/access/approvals/", {"role": "payments.admin"}).content.decode()
+    by_requester = as_grace.get("/access/approvals/", {"requester": "bob"}).content.decode()
+    assert f'id="request-{admin.pk}"' in by_role and f'id="request-{viewer.pk}"' not in by_role
+    assert f'id="request-{bobs.pk}"' in by_requester and by_requester.count('id="request-') == 1
+
+    as_grace.post(f"/access/approvals/{bobs.pk}/", {"outcome": "denied"})
+    done = as_grace.post(
+        "/access/approvals/bulk/",
+        {"selected": [viewer.pk, admin.pk, bobs.pk], "outcome": "denied", "comment": "not now"},
+        follow=True,
+    ).content.decode()
+
+    assert "2 requests denied." in done
+    assert f"#{bobs.pk}: This request was already denied by Grace." in done
+    assert set(AccessRequest.objects.values_list("state", flat=True)) == {"denied"}
+    history = as_grace.get("/access/approvals/", {"tab": "history"}).content.decode()
+    assert history.count("denied: not now") == 2
+    timeline = as_ada.get(f"/access/requests/{viewer.pk}/").content.decode()
+    assert "request.created by" in timeline and "request.denied by" in timeline
+    assert "“not now”" in timeline
+
+
+def test_owners_revoke_a_grant_early_and_undecided_requests_lapse(
+    devtenant: DevTenant, payments: None, eager_tasks: None,
+    django_capture_on_commit_callbacks: Any, settings: Any,
+) -> None:  # fmt: skip
+    from access.services import requests_lapse
+
+    ada, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    _, as_grace = person_of_tenant(devtenant, "grace@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        ask(as_ada)
+        granted = AccessRequest.objects.get()
+        as_grace.post(f"/access/approvals/{granted.pk}/", {"outcome": "approved"})
+    assert as_ada.post(f"/access/requests/{granted.pk}/revoke/").status_code == 403
+
+    with django_capture_on_commit_callbacks(execute=True):
+        revoked = as_grace.post(f"/access/requests/{granted.pk}/revoke/", follow=True)
+    assert b"The grant was revoked and the role removed in Auth0." in revoked.content
+    granted.refresh_from_db()
+    assert granted.state == "revoked"
+    assert "payments.viewer" not in tenant_roles_of(devtenant, "ada@example.com")
+
+    ask(as_ada, role="payments.admin")
+    waiting = AccessRequest.objects.get(state="pending")
+    AccessRequest.objects.filter(pk=waiting.pk).update(
+        created_at=timezone.now() - settings.ACCESS_REQUEST_LAPSE - timedelta(minutes=1)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert requests_lapse() == 1
+    waiting.refresh_from_db()
+    assert waiting.state == "lapsed"
+    assert mail.outbox[-1].subject == (
+        "[Atrium] Your request for payments.admin lapsed without a decision"
+    )
+
+
+def test_slack_hears_of_each_step(
+    devtenant: DevTenant, payments: None, eager_tasks: None,
+    django_capture_on_commit_callbacks: Any, settings: Any,
+) -> None:  # fmt: skip
+    heard: list[dict[str, Any]] = []
+
+    class Webhook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers["Content-Length"])
+            heard.append(json.loads(self.rfile.read(length)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.SLACK_WEBHOOK_URL = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    try:
+        _, as_ada = person_of_tenant(devtenant, "ada@example.com")
+        with django_capture_on_commit_callbacks(execute=True):
+            ask(as_ada)
+    finally:
+        server.shutdown()
+
+    request = AccessRequest.objects.get()
+    link = f"{settings.PORTAL_BASE_URL}/access/requests/{request.pk}/"
+    assert heard == [{"text": f"[Atrium] Ada asks for payments.viewer — {link}"}]
