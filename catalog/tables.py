@@ -64,3 +64,30 @@ class EntityTable(tables.Table):
             '<code class="role">{}</code>',
             ((row.role_name,) for row in record.required_role_rows.all()),
         )
+
+    def page_cells(self) -> list[list[tuple[str, Any]]]:
+        """The page's rows as (td attributes, cell) pairs in column order.
+
+        The same rendering as the render_* methods, done in one pass: django-tables2 looks up
+        and inspects a render method for every cell, which was a quarter of the page's time.
+        Empty values show the columns' default, as django-tables2 shows them.
+        """
+        columns = list(self.columns)
+        cell_attrs = [column.attrs["td"].as_html() for column in columns]
+        rows = []
+        for row in self.paginated_rows:
+            record: Entity = row.record
+            see = self._may_see(record)
+            values = {
+                "name": self.render_name(record),
+                "kind": record.kind,
+                "spec_type": record.spec_type if see else "—",
+                "owner_ref": self.render_owner_ref(record.owner_ref),
+                "lifecycle": record.lifecycle if see else "—",
+                "description": self.render_description(record.description),
+                "tags": self.render_tags(record),
+                "roles": self.render_roles(record),
+            }
+            cells = [values[column.name] or column.default for column in columns]
+            rows.append(list(zip(cell_attrs, cells, strict=True)))
+        return rows

@@ -8,6 +8,15 @@ from portal.navigation import nav_items
 
 
 def portal(request: HttpRequest) -> dict[str, Any]:
+    # Kept for the request: a page renders more than one template with it (a table is one).
+    shared: dict[str, Any] | None = getattr(request, "_atrium_context", None)
+    if shared is None:
+        shared = _portal(request)
+        request._atrium_context = shared  # type: ignore[attr-defined]
+    return shared
+
+
+def _portal(request: HttpRequest) -> dict[str, Any]:
     from access.policy import viewer_for
     from access.selectors import blocked_sync, requests_to_decide
 
