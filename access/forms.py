@@ -24,11 +24,17 @@ class AccessRequestForm(forms.Form):
     duration = forms.ChoiceField(label="For how long")
 
     def __init__(
-        self, *args: Any, roles: list[str], longest: timedelta, default: timedelta, **kwargs: Any
+        self,
+        *args: Any,
+        roles: list[str],
+        longest: timedelta,
+        default: timedelta,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["role"].choices = [(role, role) for role in roles]  # type: ignore[attr-defined]
-        durations = sorted({d for d in OFFERED if d <= longest} | {longest, default})
+        offered = {d for d in OFFERED if d <= longest} | {longest, default}
+        durations = sorted(offered)
         self.fields["duration"].choices = [  # type: ignore[attr-defined]
             (duration_iso(d), humanize_duration(d)) for d in durations
         ]

@@ -145,7 +145,9 @@ def notify_task(self: Task, request_id: int, event: str) -> int:
         "request_url": f"{base}/access/requests/{request.pk}/",
         "approvals_url": f"{base}/access/approvals/",
         "extend_url": f"{base}/access/requests/new/?"
-        + urlencode({"entity": request.entity_ref, "role": request.role_name}),
+        + urlencode(
+            {"entity": request.entity_ref, "role": request.role_name, "extend": request.pk}
+        ),  # fmt: skip
     }
     subject = "[Atrium] " + SUBJECTS[event].format(
         requester=request.requester, role=request.role_name,

@@ -173,12 +173,27 @@ def request_new(request: HttpRequest) -> HttpResponse:
         messages.info(request, f"You asked for {wanted} already; this is that request.")
         return redirect("access:request_detail", open_requests[wanted].pk)
     longest = access_request_longest(entity=entity)
+    initial: dict[str, Any] = {"role": wanted}
+    # From a reminder's link: the form comes filled in as the grant it extends, one click away.
+    extend = request.GET.get("extend", "")
+    extending = (
+        AccessRequest.objects.filter(
+            pk=int(extend), requester=person, role_name=wanted, entity_ref=entity.ref
+        ).first()
+        if extend.isdigit()
+        else None
+    )
+    if extending is not None:
+        initial["reason"] = f"Extending request {extending.pk}: {extending.reason}"[:2000]
+    default = min(settings.ACCESS_DEFAULT_DURATION, longest)
+    if extending is not None:
+        default = min(extending.duration, longest)
     form = AccessRequestForm(
         request.POST or None,
-        initial={"role": wanted},
+        initial=initial,
         roles=[role for role in lacking if role not in open_requests],
         longest=longest,
-        default=min(settings.ACCESS_DEFAULT_DURATION, longest),
+        default=default,
     )
     if request.method == "POST" and form.is_valid():
         try:

@@ -323,13 +323,21 @@ def test_a_reminder_before_the_end_leads_to_an_extension_that_the_expiry_keeps(
     assert remind_grants_task() == 1 and remind_grants_task() == 0  # once
     reminder = mail.outbox[0]
     assert reminder.subject.startswith("[Atrium] Your access to payments.viewer ends ")
-    extend = "/access/requests/new/?entity=component%3Adefault%2Fpayments-api&role=payments.viewer"
+    extend = (
+        "/access/requests/new/?entity=component%3Adefault%2Fpayments-api&role=payments.viewer"
+        f"&extend={first.pk}"
+    )
     assert extend in reminder.body
 
+    # One click: the form comes filled in as the grant it extends.
     form = as_ada.get(extend).content.decode()
     assert "asking again for a role whose grant ends extends it" in form
+    reason = f"Extending request {first.pk}: On call for payments"
+    assert f"{reason}</textarea>" in form
+    assert '<option value="P7D" selected>7 days</option>' in form
     with django_capture_on_commit_callbacks(execute=True):
-        ask(as_ada)
+        as_ada.post(extend, {"entity": ENTITY, "role": "payments.viewer", "reason": reason,
+                             "duration": "P7D"})  # fmt: skip
         second = AccessRequest.objects.get(state="pending")
         as_grace.post(f"/access/approvals/{second.pk}/", {"outcome": "approved"})
     first.refresh_from_db()
@@ -441,3 +449,39 @@ def test_slack_hears_of_each_step(
     request = AccessRequest.objects.get()
     link = f"{settings.PORTAL_BASE_URL}/access/requests/{request.pk}/"
     assert heard == [{"text": f"[Atrium] Ada asks for payments.viewer — {link}"}]
+
+
+def test_two_approvals_required_need_two_people_and_ada_decides_nothing_she_does_not_own(
+    devtenant: DevTenant, payments: None, tmp_path: Path
+) -> None:
+    (tmp_path / "ledger.yaml").write_text(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: ledger\n"
+        "  annotations:\n    atrium.dev/required-roles: payments.admin\n"
+        '    atrium.dev/approvals-required: "2"\n'
+        "spec: {type: service, lifecycle: production, owner: team-payments}\n"
+    )
+    location_refresh(location=location_register(target=str(tmp_path / "ledger.yaml")))
+    _, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    _, as_grace = person_of_tenant(devtenant, "grace@example.com")
+    alan = User.objects.create_user("auth0|alan", "alan@example.com", "Alan")
+    bob = signed_in("bob@example.com")
+    ledger = "component:default/ledger"
+    bob.post("/access/requests/new/", {"entity": ledger, "role": "payments.admin",
+                                       "reason": "month end", "duration": "P1D"})  # fmt: skip
+    request = AccessRequest.objects.get()
+
+    by_ada = as_ada.post(f"/access/approvals/{request.pk}/", {"outcome": "approved"}, follow=True)
+    by_ada_api = as_ada.post(f"/api/access/requests/{request.pk}/approve", {},
+                             content_type="application/json")  # fmt: skip
+    assert b"You may not decide this request." in by_ada.content
+    assert by_ada_api.status_code == 404  # not hers to see either
+
+    as_grace.post(f"/access/approvals/{request.pk}/", {"outcome": "approved"})
+    request.refresh_from_db()
+    assert request.state == "pending"  # one of two
+    again = as_grace.post(f"/access/approvals/{request.pk}/", {"outcome": "approved"}, follow=True)
+    assert b"You decided this request already." in again.content
+    access_request_decide(request_id=request.pk, approver=alan, outcome="approved", comment="",
+                          actor=Actor(alan.sub))  # fmt: skip
+    request.refresh_from_db()
+    assert request.state == "approved" and request.decisions.count() == 2
