@@ -248,12 +248,30 @@ class Directory:
             self._remaining = None
 
     def _wait_for_reset(self, attempt: int) -> None:
-        until_reset = self._reset_at - time.time() if self._remaining is not None else 0
-        self._pause(max(until_reset, 0.25 * 2**attempt) + random.uniform(0.05, 0.25))
+        """After a 429: wait for one request's share of the refill (not the whole bucket, which
+        can be a minute of idling), and longer with each attempt."""
+        share = 0.0
+        if self._remaining is not None:
+            share = (self._reset_at - time.time()) / self._limit
+        self._pause(max(share, 0.25 * 2**attempt) + random.uniform(0.05, 0.25))
         self._remaining = None
 
     def _back_off(self, attempt: int) -> None:
         self._pause(min(0.25 * 2**attempt, 8) + random.uniform(0, 0.1))
+
+
+_shared: dict[tuple[str, str], Directory] = {}
+
+
+def shared_directory() -> Directory:
+    """The process's one client for grants: it keeps its connection and its reading of the
+    rate limit from one task to the next, so a run of grants paces itself instead of each
+    starting blind. (A sync makes a Directory of its own, to count its calls.)"""
+    key = (settings.AUTH0_ISSUER, settings.AUTH0_MGMT_CLIENT_ID)
+    directory = _shared.get(key)
+    if directory is None:
+        directory = _shared[key] = Directory()
+    return directory
 
 
 def _segment(value: str) -> str:

@@ -206,20 +206,6 @@ def may_decide(*, viewer: Viewer, request: AccessRequest, scope: DecisionScope |
     )
 
 
-@dataclass(frozen=True)
-class DecisionRight:
-    scope: DecisionScope | None
-    may_decide: bool
-
-
-def request_deciders_for(*, request: AccessRequest, person: User) -> DecisionRight:
-    from access.policy import viewer_for
-
-    scope = decision_scopes(entity_refs=[request.entity_ref]).get(request.entity_ref)
-    viewer = viewer_for(person)
-    return DecisionRight(scope, may_decide(viewer=viewer, request=request, scope=scope))
-
-
 def requests_to_decide(*, viewer: Viewer) -> list[AccessRequest]:
     """Pending requests this person may decide, oldest first."""
     pending = list(

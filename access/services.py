@@ -16,7 +16,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from access.auth0 import Auth0Error, Directory, DirectoryRole, DirectoryUser
+from access.auth0 import Auth0Error, Directory, DirectoryRole, DirectoryUser, shared_directory
 from access.models import (
     AccessRequest,
     AuditEvent,
@@ -29,6 +29,7 @@ from access.models import (
 from portal.models import User
 
 if TYPE_CHECKING:
+    from access.selectors import DecisionScope
     from catalog.models import Entity
 
 logger = logging.getLogger(__name__)
@@ -486,12 +487,21 @@ def access_request_longest(*, entity: Entity) -> timedelta:
 
 
 def access_request_decide(
-    *, request_id: int, approver: User, outcome: str, comment: str, actor: Actor
+    *,
+    request_id: int,
+    approver: User,
+    outcome: str,
+    comment: str,
+    actor: Actor,
+    scopes: dict[str, DecisionScope] | None = None,
 ) -> AccessRequest:
     """Approve or deny. The row is locked and state and eligibility are checked again under the
     lock, so of two decisions at the same moment one wins and the other is told who decided.
+
+    `scopes`: who decides on each entity, read once for a bulk decision of many requests.
     """
-    from access.selectors import request_deciders_for
+    from access.policy import viewer_for
+    from access.selectors import decision_scopes, may_decide
 
     with transaction.atomic():
         request = (
@@ -503,7 +513,10 @@ def access_request_decide(
             raise AlreadyDecided(already_decided_message(request))
         if request.decisions.filter(approver=approver).exists():
             raise AlreadyDecided("You decided this request already.")
-        if not request_deciders_for(request=request, person=approver).may_decide:
+        if scopes is None or request.entity_ref not in scopes:
+            scopes = decision_scopes(entity_refs=[request.entity_ref])
+        scope = scopes.get(request.entity_ref)
+        if not may_decide(viewer=viewer_for(approver), request=request, scope=scope):
             raise NotAllowed("You may not decide this request.")
         Decision.objects.create(
             request=request, approver=approver, outcome=outcome, comment=comment.strip()
@@ -575,15 +588,10 @@ def grant_provision(*, request_id: int, actor: Actor, directory: Directory | Non
         request.state = AccessRequest.State.PROVISIONING
         request.provision_attempts += 1
         request.save()
-    owned = directory is None
-    directory = directory or Directory()
-    try:
-        requester = User.objects.get(pk=request.requester_id)
-        role_id = _role_id(request.role_name, directory)
-        directory.assign(requester.sub, [role_id], correlation_id=request.correlation_id)
-    finally:
-        if owned:
-            directory.close()
+    directory = directory or shared_directory()
+    requester = User.objects.get(pk=request.requester_id)
+    role_id = _role_id(request.role_name, directory)
+    directory.assign(requester.sub, [role_id], correlation_id=request.correlation_id)
     with transaction.atomic():
         request = (
             AccessRequest.objects.select_for_update(of=("self",))
@@ -659,14 +667,9 @@ def grant_end(
     request = AccessRequest.objects.select_related("requester").get(pk=request_id)
     if request.state != AccessRequest.State.ACTIVE:
         return False
-    owned = directory is None
-    directory = directory or Directory()
-    try:
-        role_id = _role_id(request.role_name, directory)
-        directory.unassign(request.requester.sub, [role_id], correlation_id=request.correlation_id)
-    finally:
-        if owned:
-            directory.close()
+    directory = directory or shared_directory()
+    role_id = _role_id(request.role_name, directory)
+    directory.unassign(request.requester.sub, [role_id], correlation_id=request.correlation_id)
     with transaction.atomic():
         request = (
             AccessRequest.objects.select_for_update(of=("self",))

@@ -23,6 +23,7 @@ from access.forms import AccessRequestForm
 from access.models import AccessRequest, AuditEvent, Decision, Role
 from access.policy import viewer_for, viewer_forget
 from access.selectors import (
+    DecisionScope,
     decision_scopes,
     entities_declaring,
     gone_role_names,
@@ -339,12 +340,18 @@ def approvals(request: HttpRequest) -> HttpResponse:
     return render(request, "access/approvals.html", context)
 
 
-def _decide(request: HttpRequest, request_id: int, outcome: str, comment: str) -> str | None:
+def _decide(
+    request: HttpRequest,
+    request_id: int,
+    outcome: str,
+    comment: str,
+    scopes: dict[str, DecisionScope] | None = None,
+) -> str | None:
     """Decide one request; None when it went through, else what went wrong."""
     try:
         access_request_decide(
             request_id=request_id, approver=_person(request), outcome=outcome,
-            comment=comment, actor=actor_of(request),
+            comment=comment, actor=actor_of(request), scopes=scopes,
         )  # fmt: skip
     except (AlreadyDecided, NotAllowed) as error:
         return str(error)
@@ -385,10 +392,13 @@ def approvals_bulk(request: HttpRequest) -> HttpResponse:
         return redirect("access:approvals")
     ids = [int(value) for value in request.POST.getlist("selected") if value.isdigit()]
     comment = request.POST.get("comment", "")[:2000]
+    # Who decides on each entity is read once for the lot, not once per request.
+    refs = AccessRequest.objects.filter(pk__in=ids).values_list("entity_ref", flat=True)
+    scopes = decision_scopes(entity_refs=set(refs))
     problems = [
         f"#{request_id}: {problem}"
         for request_id in ids
-        if (problem := _decide(request, request_id, outcome, comment))
+        if (problem := _decide(request, request_id, outcome, comment, scopes))
     ]
     done = len(ids) - len(problems)
     if done:

@@ -156,6 +156,9 @@ AUTH0_LEEWAY = env.int("AUTH0_LEEWAY", default=60)
 AUTH0_HTTP_TIMEOUT = env.float("AUTH0_HTTP_TIMEOUT", default=10.0)
 
 AUTH_USER_MODEL = "portal.User"
+# The approvals dashboard's bulk action posts one field per request selected: a thousand
+# pending requests decided at once must not be refused as too many fields.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 5_000
 # Who may do what is the access policy's to say, for `has_perm` too; nobody has a password.
 AUTHENTICATION_BACKENDS = ["access.backends.PolicyBackend"]
 LOGIN_URL = "/auth/login/"
