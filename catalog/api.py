@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from django.db.models import Count, Max, QuerySet
+from django.db.models.functions import Upper
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Schema
 from ninja.errors import HttpError
@@ -14,7 +15,7 @@ from ninja.errors import HttpError
 from access.api import api_actor
 from access.policy import Viewer, may_register_locations, viewer_for
 from catalog.descriptors import DescriptorError, validate_entity
-from catalog.models import Entity, Location, SearchRow
+from catalog.models import Entity, FacetCount, Location, SearchRow
 from catalog.refs import EntityRefError, parse_entity_ref
 from catalog.search import PUBLIC_KEYS, FilterError, filters_q, parse_filters
 from catalog.selectors import catalog_facets
@@ -260,6 +261,29 @@ def _decode_cursor(cursor: str) -> dict[str, Any]:
     return state
 
 
+def _stored_total(raw_filters: list[str], term: str) -> int | None:
+    """The number of entities for the whole catalog or one filter on kinds, from the counts
+    made when the catalog last changed (kind is public, so the same for every caller); None
+    when the query asks more and must be counted."""
+    if term:
+        return None
+    alternatives = parse_filters(raw_filters)
+    if not alternatives:
+        kinds = FacetCount.objects.filter(facet="kind")
+    elif len(alternatives) == 1 and len(alternatives[0]) == 1 and alternatives[0][0][0] == "kind":
+        values = alternatives[0][0][1]
+        if not values:
+            return None
+        kinds = (
+            FacetCount.objects.filter(facet="kind")
+            .annotate(upper=Upper("value"))
+            .filter(upper__in=[value.upper() for value in values])
+        )
+    else:
+        return None
+    return sum(kinds.values_list("count", flat=True))
+
+
 def _by_query(request: HttpRequest, params: dict[str, Any]) -> HttpResponse:
     viewer = _viewer(request)
     limit = _limit(params.get("limit"), DEFAULT_PAGE)
@@ -279,7 +303,9 @@ def _by_query(request: HttpRequest, params: dict[str, Any]) -> HttpResponse:
     entities = _query(
         state["filter"], state["term"], [tuple(o) for o in state["order"]], viewer=viewer
     )
-    total = entities.count()
+    total = _stored_total(state["filter"], state["term"])
+    if total is None:
+        total = entities.count()
     offset = state["offset"]
     page = entities[offset : offset + limit]
     page_info: dict[str, str] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,6 +99,29 @@ def test_by_query_pages_with_cursors_and_totals(catalog: None) -> None:
     assert first["totalItems"] == 10
     assert seen == sorted(seen) and len(seen) == len(set(seen)) == 10
     assert "prevCursor" in page["pageInfo"]
+
+
+def test_by_query_totals_match_the_entities_and_follow_a_refresh(
+    catalog: None, tmp_path: Path
+) -> None:
+    client = signed_in("ada@example.com")
+
+    def total(query: str) -> int:
+        return int(client.get(f"/api/catalog/entities/by-query?{query}").json()["totalItems"])
+
+    counted = {
+        "": Entity.objects.count(),
+        "filter=kind=Component": Entity.objects.filter(kind__iexact="component").count(),
+        "filter=kind=api,kind=group": Entity.objects.filter(kind__in=["API", "Group"]).count(),
+        "filter=kind=component,spec.type=service": total("filter=spec.type=service,kind=component"),
+    }
+    assert {query: total(query) for query in counted} == counted
+    (tmp_path / "more.yaml").write_text(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: one-more}\n"
+        "spec: {type: service, lifecycle: production, owner: team-payments}\n"
+    )
+    location_refresh(location=location_register(target=str(tmp_path / "more.yaml")))
+    assert total("filter=kind=component") == counted["filter=kind=Component"] + 1
 
 
 def test_by_query_full_text_and_descending_order(catalog: None) -> None:
