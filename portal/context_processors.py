@@ -18,12 +18,12 @@ def portal(request: HttpRequest) -> dict[str, Any]:
 
 def _portal(request: HttpRequest) -> dict[str, Any]:
     from access.policy import viewer_for
-    from access.selectors import blocked_sync, requests_to_decide
+    from access.selectors import blocked_sync, count_to_decide
 
     # The viewer is the one the page's view asked for already (kept for the request).
     viewer = viewer_for(getattr(request, "user", None))
     is_admin = viewer.is_admin
-    waiting = len(requests_to_decide(viewer=viewer)) if viewer.sub else 0
+    waiting = count_to_decide(viewer=viewer)
     return {
         "nav_items": nav_items(path=request.path, is_admin=is_admin, counts={"Approvals": waiting}),
         # Admins see, on every page, that the roles sync is stopped until someone looks.

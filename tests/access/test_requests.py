@@ -476,9 +476,13 @@ def test_two_approvals_required_need_two_people_and_ada_decides_nothing_she_does
     assert b"You may not decide this request." in by_ada.content
     assert by_ada_api.status_code == 404  # not hers to see either
 
+    waiting = '<span class="count" aria-label="1 waiting">1</span>'
+    assert waiting in as_grace.get("/catalog/").content.decode()
+    assert waiting not in as_ada.get("/catalog/").content.decode()
     as_grace.post(f"/access/approvals/{request.pk}/", {"outcome": "approved"})
     request.refresh_from_db()
     assert request.state == "pending"  # one of two
+    assert waiting not in as_grace.get("/catalog/").content.decode()  # hers is given
     again = as_grace.post(f"/access/approvals/{request.pk}/", {"outcome": "approved"}, follow=True)
     assert b"You decided this request already." in again.content
     access_request_decide(request_id=request.pk, approver=alan, outcome="approved", comment="",
