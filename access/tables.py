@@ -7,6 +7,7 @@ from typing import Any
 import django_tables2 as tables
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from access.models import AuditEvent, Role, RoleMembership
 
@@ -29,7 +30,7 @@ class RoleTable(tables.Table):
     def render_name(self, record: Role) -> Any:
         url = reverse("access:role_detail", args=[record.name])
         gone = (
-            format_html(' <span class="tag warn">deleted in Auth0</span>') if record.gone_at else ""
+            mark_safe(' <span class="tag warn">deleted in Auth0</span>') if record.gone_at else ""
         )
         return format_html('<a href="{}"><code>{}</code></a>{}', url, record.name, gone)
 
