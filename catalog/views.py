@@ -36,6 +36,8 @@ from catalog.services import location_import
 from catalog.tables import EntityTable
 
 PAGE_SIZE = 25
+LIST_COLUMNS = ("ref", "kind", "namespace", "name", "title", "description", "spec_type",
+                "lifecycle", "owner_ref", "restricted", "tags")  # fmt: skip
 FACET_LABELS = {
     "kind": "Kind",
     "type": "Type",
@@ -118,7 +120,9 @@ def entity_list(request: HttpRequest) -> HttpResponse:
     )
     # The whole catalog's counts were made when it last changed; a filtered view counts now.
     facets = entity_facets(entities=entities, cap=FACET_COUNT_CAP) if filtered else catalog_facets()
-    table = EntityTable(entities.prefetch_related("required_role_rows"), viewer=viewer)
+    # The list shows a few columns: the descriptor and the search document stay in the database.
+    listed = entities.only(*LIST_COLUMNS).prefetch_related("required_role_rows")
+    table = EntityTable(listed, viewer=viewer)
     if facets.capped:
         # Pages reach as far as the entities counted; more matched, and the page says so.
         table.noun = "or more entities"
