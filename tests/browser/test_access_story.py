@@ -86,10 +86,19 @@ def test_ada_asks_grace_approves_the_worker_grants_and_the_grant_ends(
     sign_in(grace, portal.url, "grace@example.com")
     expect(grace.get_by_role("navigation", name="Sections")).to_contain_text("Approvals 1")
     grace.get_by_role("link", name="Approvals").click()
+    other_tab = grace.context.new_page()  # the dashboard left open in a second tab
+    other_tab.goto(f"{portal.url}/access/approvals/")
     row = grace.locator("tr", has_text="On call for payments this week")
     expect(row).to_contain_text("payments.viewer")
     row.get_by_role("button", name="Approve").click()
     expect(grace.get_by_role("status")).to_contain_text("You approved the request")
+    # The stale tab is told, in the row, that it was decided already (a 409 swapped in).
+    other_tab.locator("tr", has_text="On call for payments").get_by_role(
+        "button", name="Deny"
+    ).click()
+    expect(other_tab.get_by_role("status")).to_contain_text(
+        "This request was already approved by Grace"
+    )
 
     # The worker carries it into Auth0 (the devtenant) and the grant is active.
     granted = wait_for("active", worker)
