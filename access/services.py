@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from access.auth0 import Auth0Error, Directory, DirectoryRole, DirectoryUser, shared_directory
@@ -224,6 +225,16 @@ def _apply(
         ignore_conflicts=True,
     )  # fmt: skip
     RoleMembership.objects.filter(pk__in=[current[pair].pk for pair in report.removed]).delete()
+    # A portal grant Auth0 no longer has is over: its request ends too, not at its old end.
+    ended = Q()
+    for sub, name in report.removed:
+        if current[(sub, name)].source == RoleMembership.Source.PORTAL_GRANT:
+            ended |= Q(requester__sub=sub, role_name=name)
+    if ended:
+        AccessRequest.objects.filter(ended, state=AccessRequest.State.ACTIVE).update(
+            state=AccessRequest.State.REVOKED, ended_at=now, note="removed in Auth0",
+            updated_at=now,
+        )  # fmt: skip
 
     events = _membership_events(
         added=report.added,

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from access.auth0 import Directory, DirectoryRole
-from access.models import AuditEvent, Role, RoleMembership, RoleSyncRun
+from access.models import AccessRequest, AuditEvent, Role, RoleMembership, RoleSyncRun
 from access.services import SYNC_LOCK_KEY, SyncBusy, roles_sync
 from devtenant.demo import demo_tenant
 from portal.models import User
@@ -166,6 +166,10 @@ def test_a_time_bound_grant_survives_an_import_and_one_auth0_lost_ends(
             user=ada, role=role,
             defaults={"source": RoleMembership.Source.PORTAL_GRANT, "expires_at": ends},
         )  # fmt: skip
+        AccessRequest.objects.create(
+            requester=ada, entity_ref="component:default/payments-api", role_name=name,
+            reason="on call", duration=timedelta(days=7), state="active", expires_at=ends,
+        )  # fmt: skip
     management(devtenant, "POST", f"users/{users['ada@example.com']}/roles",
                {"roles": [roles["payments.viewer"]]})  # fmt: skip
     management(devtenant, "DELETE", f"users/{users['ada@example.com']}/roles",
@@ -178,6 +182,9 @@ def test_a_time_bound_grant_survives_an_import_and_one_auth0_lost_ends(
     assert not RoleMembership.objects.filter(user=ada, role__name="checkout.viewer").exists()
     ended = AuditEvent.objects.get(action="grant.ended")
     assert ended.detail["reason"] == "removed in Auth0" and "checkout.viewer" in ended.target
+    grants = dict(AccessRequest.objects.values_list("role_name", "state"))
+    assert grants == {"payments.viewer": "active", "checkout.viewer": "revoked"}
+    assert AccessRequest.objects.get(role_name="checkout.viewer").note == "removed in Auth0"
 
 
 def test_a_role_deleted_in_auth0_is_marked_gone(devtenant: DevTenant, settings: Any) -> None:
