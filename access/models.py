@@ -130,6 +130,11 @@ class AccessRequestQuerySet(models.QuerySet["AccessRequest"]):
     def open(self) -> AccessRequestQuerySet:
         return self.filter(state__in=AccessRequest.OPEN_STATES)
 
+    def locked(self) -> AccessRequestQuerySet:
+        """The rows locked until the transaction ends (the requester read along, not locked):
+        every change of state re-reads its request this way, so two changes never cross."""
+        return self.select_for_update(of=("self",)).select_related("requester")
+
 
 class AccessRequest(models.Model):
     """A person asks for a role an entity requires; once approved it becomes a grant.

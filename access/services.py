@@ -515,11 +515,7 @@ def access_request_decide(
     from access.selectors import decision_scopes, may_decide
 
     with transaction.atomic():
-        request = (
-            AccessRequest.objects.select_for_update(of=("self",))
-            .select_related("requester")
-            .get(pk=request_id)
-        )
+        request = AccessRequest.objects.locked().get(pk=request_id)
         if request.state != AccessRequest.State.PENDING:
             raise AlreadyDecided(already_decided_message(request))
         if request.decisions.filter(approver=approver).exists():
@@ -559,11 +555,7 @@ def already_decided_message(request: AccessRequest) -> str:
 def access_request_cancel(*, request_id: int, person: User, actor: Actor) -> AccessRequest:
     """The requester withdraws a request nobody decided yet."""
     with transaction.atomic():
-        request = (
-            AccessRequest.objects.select_for_update(of=("self",))
-            .select_related("requester")
-            .get(pk=request_id)
-        )
+        request = AccessRequest.objects.locked().get(pk=request_id)
         if request.requester_id != person.pk:
             raise NotAllowed("Only the person who asked may cancel a request.")
         if request.state != AccessRequest.State.PENDING:
@@ -593,22 +585,17 @@ def grant_provision(*, request_id: int, actor: Actor, directory: Directory | Non
     it again. An Auth0Error leaves the grant in provisioning for the retry.
     """
     with transaction.atomic():
-        request = AccessRequest.objects.select_for_update(of=("self",)).get(pk=request_id)
+        request = AccessRequest.objects.locked().get(pk=request_id)
         if request.state not in (AccessRequest.State.APPROVED, AccessRequest.State.PROVISIONING):
             return request.state
         request.state = AccessRequest.State.PROVISIONING
         request.provision_attempts += 1
         request.save()
     directory = directory or shared_directory()
-    requester = User.objects.get(pk=request.requester_id)
     role_id = _role_id(request.role_name, directory)
-    directory.assign(requester.sub, [role_id], correlation_id=request.correlation_id)
+    directory.assign(request.requester.sub, [role_id], correlation_id=request.correlation_id)
     with transaction.atomic():
-        request = (
-            AccessRequest.objects.select_for_update(of=("self",))
-            .select_related("requester")
-            .get(pk=request_id)
-        )
+        request = AccessRequest.objects.locked().get(pk=request_id)
         if request.state != AccessRequest.State.PROVISIONING:
             return request.state
         now = timezone.now()
@@ -618,7 +605,7 @@ def grant_provision(*, request_id: int, actor: Actor, directory: Directory | Non
         request.save()
         # An earlier grant of the same role ends here, replaced rather than expired: the expiry
         # job must not take away in Auth0 the role this grant has just given.
-        for earlier in AccessRequest.objects.select_for_update(of=("self",)).filter(
+        for earlier in AccessRequest.objects.locked().filter(
             requester=request.requester, role_name=request.role_name,
             state=AccessRequest.State.ACTIVE,
         ).exclude(pk=request.pk):  # fmt: skip
@@ -642,11 +629,7 @@ def grant_provision(*, request_id: int, actor: Actor, directory: Directory | Non
 def grant_fail(*, request_id: int, message: str, actor: Actor) -> None:
     """Provisioning gave up after its retries: the grant is failed, for an admin to retry."""
     with transaction.atomic():
-        request = (
-            AccessRequest.objects.select_for_update(of=("self",))
-            .select_related("requester")
-            .get(pk=request_id)
-        )
+        request = AccessRequest.objects.locked().get(pk=request_id)
         if request.state != AccessRequest.State.PROVISIONING:
             return
         request.state, request.note = AccessRequest.State.FAILED, message
@@ -658,7 +641,7 @@ def grant_fail(*, request_id: int, message: str, actor: Actor) -> None:
 def grant_retry(*, request_id: int, actor: Actor) -> None:
     """An admin sends a failed grant round again."""
     with transaction.atomic():
-        request = AccessRequest.objects.select_for_update(of=("self",)).get(pk=request_id)
+        request = AccessRequest.objects.locked().get(pk=request_id)
         if request.state != AccessRequest.State.FAILED:
             raise AlreadyDecided(f"This grant is {request.get_state_display()}, not failed.")
         request.state = AccessRequest.State.APPROVED
@@ -682,11 +665,7 @@ def grant_end(
     role_id = _role_id(request.role_name, directory)
     directory.unassign(request.requester.sub, [role_id], correlation_id=request.correlation_id)
     with transaction.atomic():
-        request = (
-            AccessRequest.objects.select_for_update(of=("self",))
-            .select_related("requester")
-            .get(pk=request_id)
-        )
+        request = AccessRequest.objects.locked().get(pk=request_id)
         if request.state != AccessRequest.State.ACTIVE:
             return False
         request.state = AccessRequest.State.REVOKED if revoke else AccessRequest.State.EXPIRED
@@ -726,11 +705,7 @@ def requests_lapse(*, actor: Actor = SYSTEM) -> int:
         state=AccessRequest.State.PENDING, created_at__lt=cutoff
     ).values_list("pk", flat=True):
         with transaction.atomic():
-            request = (
-                AccessRequest.objects.select_for_update(of=("self",))
-                .select_related("requester")
-                .get(pk=request_id)
-            )
+            request = AccessRequest.objects.locked().get(pk=request_id)
             if request.state != AccessRequest.State.PENDING:
                 continue
             request.state, request.decided_at = AccessRequest.State.LAPSED, timezone.now()
