@@ -202,12 +202,7 @@ def request_out(access_request: AccessRequest) -> RequestOut:
 
 def api_actor(request: HttpRequest) -> Actor:
     """The API's caller, as the audit log records them."""
-    return Actor(
-        principal_of(request).actor,
-        via=AuditEvent.Via.API,
-        ip=request.META.get("REMOTE_ADDR"),
-        user_agent=request.headers.get("User-Agent", ""),
-    )
+    return Actor.of_request(request, principal_of(request).actor, AuditEvent.Via.API)
 
 
 def _requests() -> QuerySet[AccessRequest]:

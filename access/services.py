@@ -25,15 +25,45 @@ from access.models import (
     Role,
     RoleMembership,
     RoleSyncRun,
-    in_force,
 )
 from portal.models import User
 
 if TYPE_CHECKING:
+    from django.http import HttpRequest
+
     from access.selectors import DecisionScope
     from catalog.models import Entity
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused a change, through what, from where: what the audit log records of it."""
+
+    name: str  # a person's `sub`, `client:<id>` for a machine, `system` for the portal's jobs
+    via: str = AuditEvent.Via.WEB
+    ip: str | None = None
+    user_agent: str = ""
+
+    @classmethod
+    def of_request(cls, request: HttpRequest, name: str, via: str) -> Actor:
+        """The caller of a page or the API, with the address and client they came from."""
+        return cls(name, via=via, ip=request.META.get("REMOTE_ADDR"),
+                   user_agent=request.headers.get("User-Agent", ""))  # fmt: skip
+
+    def event(
+        self, action: str, target: str, correlation_id: str = "", **detail: Any
+    ) -> AuditEvent:
+        """An audit record by this actor, not yet written (for bulk writes)."""
+        return AuditEvent(
+            actor=self.name, via=self.via, action=action, target=target[:500],
+            correlation_id=correlation_id, detail=detail, ip=self.ip,
+            user_agent=self.user_agent[:500],
+        )  # fmt: skip
+
+    def record(self, action: str, target: str, correlation_id: str = "", **detail: Any) -> None:
+        self.event(action, target, correlation_id, **detail).save()
 
 
 @transaction.atomic
@@ -68,6 +98,7 @@ def role_memberships_record_from_token(*, user: User, role_names: Iterable[str])
 
 SYNC_LOCK_KEY = "atrium:role-sync:lock"
 SYSTEM_ACTOR = "system"
+SYNC = Actor(SYSTEM_ACTOR, via=AuditEvent.Via.SYNC)
 
 
 class SyncBusy(Exception):
@@ -239,15 +270,13 @@ def _apply(
     events = _membership_events(
         added=report.added,
         removed=[current[pair] for pair in report.removed],
-        actor=SYSTEM_ACTOR,
-        via=AuditEvent.Via.SYNC,
+        actor=SYNC,
         correlation_id=correlation,
     )
     events += [
-        AuditEvent(actor=SYSTEM_ACTOR, via=AuditEvent.Via.SYNC, action="role.gone",
-                   target=name, correlation_id=correlation, detail={"reason": "deleted in Auth0"})
+        SYNC.event("role.gone", name, correlation, reason="deleted in Auth0")
         for name in report.gone_roles
-    ]  # fmt: skip
+    ]
     AuditEvent.objects.bulk_create(events)
 
 
@@ -255,54 +284,39 @@ def _membership_events(
     *,
     added: Iterable[tuple[str, str]],
     removed: Iterable[RoleMembership],
-    actor: str,
-    via: str,
+    actor: Actor,
     correlation_id: str,
-    ip: str | None = None,
-    user_agent: str = "",
 ) -> list[AuditEvent]:
     """The audit records of memberships found in Auth0 and of memberships Auth0 no longer has:
     a portal grant so ended is "grant.ended", anything else "role.removed"."""
-    where = {"actor": actor, "via": via, "correlation_id": correlation_id, "ip": ip,
-             "user_agent": user_agent}  # fmt: skip
     events = [
-        AuditEvent(action="role.imported", target=f"{name} → {sub}",
-                   detail={"role": name, "user": sub, "source": "granted outside the portal"},
-                   **where)
+        actor.event("role.imported", f"{name} → {sub}", correlation_id, role=name, user=sub,
+                    source="granted outside the portal")
         for sub, name in added
     ]  # fmt: skip
     for membership in removed:
         sub, name = membership.user.sub, membership.role.name
         ended_grant = membership.source == RoleMembership.Source.PORTAL_GRANT
         events.append(
-            AuditEvent(
-                action="grant.ended" if ended_grant else "role.removed",
-                target=f"{name} → {sub}",
-                detail={
-                    "role": name,
-                    "user": sub,
-                    "reason": "removed in Auth0",
-                    "source": membership.source,
-                },
-                **where,
+            actor.event(
+                "grant.ended" if ended_grant else "role.removed",
+                f"{name} → {sub}",
+                correlation_id,
+                role=name,
+                user=sub,
+                reason="removed in Auth0",
+                source=membership.source,
             )  # fmt: skip
         )
     return events
 
 
 def _tell_admins_of_blocked_sync(report: SyncReport, message: str) -> None:
-    # Admins as the policy counts them: holding the role now (one join, both conditions on it).
-    admins = User.objects.filter(
-        in_force("role_memberships__"),
-        role_memberships__role__name=settings.PORTAL_ADMIN_ROLE,
-        is_active=True,
-    ).exclude(email="")
-    recipients = sorted(set(admins.values_list("email", flat=True)))
-    AuditEvent.objects.create(
-        actor=SYSTEM_ACTOR, via=AuditEvent.Via.SYNC, action="sync.blocked",
-        target="roles mirror", correlation_id=f"sync-{report.run.pk}",
-        detail={"removals": len(report.removed), "message": message},
-    )  # fmt: skip
+    from access.selectors import portal_admin_emails
+
+    recipients = portal_admin_emails()
+    SYNC.record("sync.blocked", "roles mirror", f"sync-{report.run.pk}",
+                removals=len(report.removed), message=message)  # fmt: skip
     if recipients:
         send_mail(
             subject="[Atrium] The roles sync was stopped by its breaker",
@@ -321,12 +335,7 @@ class RefreshOutcome:
 
 @transaction.atomic
 def role_memberships_refresh_from_auth0(
-    *,
-    user: User,
-    directory: Directory | None = None,
-    via: str = AuditEvent.Via.WEB,
-    ip: str | None = None,
-    user_agent: str = "",
+    *, user: User, actor: Actor, directory: Directory | None = None
 ) -> RefreshOutcome:
     """Make one person's memberships match what Auth0 says they hold now.
 
@@ -370,34 +379,14 @@ def role_memberships_refresh_from_auth0(
         _membership_events(
             added=[(user.sub, name) for name in added],
             removed=removed,
-            actor=user.sub,
-            via=via,
+            actor=actor,
             correlation_id=f"refresh-{uuid.uuid4().hex[:12]}",
-            ip=ip,
-            user_agent=user_agent,
         )
     )
     return RefreshOutcome(added=added, removed=[m.role.name for m in removed])
 
 
 # --- access requests and grants --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who caused a change, through what, from where: what the audit log records of it."""
-
-    name: str  # a person's `sub`, `client:<id>` for a machine, `system` for the portal's jobs
-    via: str = AuditEvent.Via.WEB
-    ip: str | None = None
-    user_agent: str = ""
-
-    def record(self, action: str, target: str, correlation_id: str = "", **detail: Any) -> None:
-        AuditEvent.objects.create(
-            actor=self.name, via=self.via, action=action, target=target[:500],
-            correlation_id=correlation_id, detail=detail, ip=self.ip,
-            user_agent=self.user_agent[:500],
-        )  # fmt: skip
 
 
 SYSTEM = Actor(SYSTEM_ACTOR, via=AuditEvent.Via.TASK)

@@ -84,12 +84,7 @@ def refresh_my_roles(request: HttpRequest) -> HttpResponse:
     """Ask Auth0 what I hold now, rather than wait for the next sync or sign-in."""
     person = _person(request)
     try:
-        outcome = role_memberships_refresh_from_auth0(
-            user=person,
-            via=AuditEvent.Via.WEB,
-            ip=request.META.get("REMOTE_ADDR"),
-            user_agent=request.headers.get("User-Agent", "")[:500],
-        )
+        outcome = role_memberships_refresh_from_auth0(user=person, actor=actor_of(request))
     except Auth0Error as error:
         messages.error(request, f"Auth0 could not tell us your roles, so nothing changed: {error}")
         return redirect("access:overview")
@@ -140,12 +135,7 @@ def role_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 def actor_of(request: HttpRequest) -> Actor:
     """The person behind a page's write, as the audit log records them."""
-    return Actor(
-        _person(request).sub,
-        via=AuditEvent.Via.WEB,
-        ip=request.META.get("REMOTE_ADDR"),
-        user_agent=request.headers.get("User-Agent", ""),
-    )
+    return Actor.of_request(request, _person(request).sub, AuditEvent.Via.WEB)
 
 
 @require_http_methods(["GET", "POST"])

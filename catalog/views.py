@@ -201,12 +201,8 @@ def location_register_page(request: HttpRequest) -> HttpResponse:
         report = location_import(target=target, dry_run=not register, with_entities=True)
         entities = report.entities
         if register:
-            Actor(
-                request.user.sub,  # type: ignore[union-attr]
-                via=AuditEvent.Via.WEB,
-                ip=request.META.get("REMOTE_ADDR"),
-                user_agent=request.headers.get("User-Agent", ""),
-            ).record(
+            who = request.user.sub  # type: ignore[union-attr]
+            Actor.of_request(request, who, AuditEvent.Via.WEB).record(
                 "catalog.location_registered", target,
                 entities=len(entities), problems=len(report.problems),
             )  # fmt: skip

@@ -156,7 +156,7 @@ def callback(request: HttpRequest) -> HttpResponse:
     # Django's login() gives the session a new key, so a planted session id is useless.
     auth_login(request, user, backend="access.backends.PolicyBackend")
     request.session[ID_TOKEN_SESSION_KEY] = token.get("id_token", "")
-    web_actor(request, user.sub).record("auth.signed_in", user.sub, roles=held)
+    Actor.of_request(request, user.sub, "web").record("auth.signed_in", user.sub, roles=held)
     return HttpResponseRedirect(next_path)
 
 
@@ -171,14 +171,9 @@ def logout(request: HttpRequest) -> HttpResponse:
     id_token = request.session.get(ID_TOKEN_SESSION_KEY, "")
     if request.user.is_authenticated:
         sub = request.user.sub
-        web_actor(request, sub).record("auth.signed_out", sub)
+        Actor.of_request(request, sub, "web").record("auth.signed_out", sub)
     auth_logout(request)
     return HttpResponseRedirect(provider_logout_url(id_token=id_token))
-
-
-def web_actor(request: HttpRequest, sub: str) -> Actor:
-    return Actor(sub, via="web", ip=request.META.get("REMOTE_ADDR"),
-                 user_agent=request.headers.get("User-Agent", ""))  # fmt: skip
 
 
 def provider_logout_url(*, id_token: str) -> str:
