@@ -15,7 +15,7 @@ from ninja.errors import HttpError
 from access.models import AccessRequest, AuditEvent, Decision, Role
 from access.policy import is_portal_admin, viewer_for
 from access.selectors import (
-    decision_scopes,
+    request_standing,
     requests_to_decide,
     role_members,
     role_memberships_of,
@@ -210,17 +210,11 @@ def _requests() -> QuerySet[AccessRequest]:
 
 
 def _readable(request: HttpRequest, access_request: AccessRequest) -> bool:
-    """Machines with read:access and admins read every request; people their own and those
-    on entities they decide."""
-    principal = principal_of(request)
-    if principal.is_machine:
+    """Machines with read:access read every request; people as the pages let them."""
+    if principal_of(request).is_machine:
         return True
-    person = person_of(request)
-    viewer = viewer_for(person)
-    if viewer.is_admin or (person and access_request.requester_id == person.pk):
-        return True
-    scope = decision_scopes(entity_refs=[access_request.entity_ref]).get(access_request.entity_ref)
-    return bool(scope) and viewer.is_decider(deciders=scope.deciders)  # type: ignore[union-attr]
+    viewer = viewer_for(person_of(request))
+    return request_standing(viewer=viewer, request=access_request).may_see
 
 
 @router.get("/requests", response=RequestList, summary="Access requests the caller may see")

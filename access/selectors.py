@@ -206,6 +206,34 @@ def may_decide(*, viewer: Viewer, request: AccessRequest, scope: DecisionScope |
     )
 
 
+@dataclass(frozen=True)
+class Standing:
+    """Where a person stands to one request."""
+
+    asked: bool
+    decides_entity: bool  # named to decide on its entity (approvers, else the owner group)
+    may_decide: bool  # may decide this request now (admins too, when nobody else can)
+    is_admin: bool
+
+    @property
+    def may_see(self) -> bool:
+        return self.asked or self.decides_entity or self.is_admin
+
+    @property
+    def may_revoke(self) -> bool:
+        return self.decides_entity or self.is_admin
+
+
+def request_standing(*, viewer: Viewer, request: AccessRequest) -> Standing:
+    scope = decision_scopes(entity_refs=[request.entity_ref]).get(request.entity_ref)
+    return Standing(
+        asked=bool(viewer.sub) and request.requester.sub == viewer.sub,
+        decides_entity=scope is not None and viewer.is_decider(deciders=scope.deciders),
+        may_decide=may_decide(viewer=viewer, request=request, scope=scope),
+        is_admin=viewer.is_admin,
+    )
+
+
 def requests_to_decide(*, viewer: Viewer) -> list[AccessRequest]:
     """Pending requests this person may decide, oldest first."""
     pending = list(

@@ -24,11 +24,12 @@ from access.models import AccessRequest, AuditEvent, Decision, Role
 from access.policy import viewer_for, viewer_forget
 from access.selectors import (
     DecisionScope,
+    Standing,
     decision_scopes,
     entities_declaring,
     gone_role_names,
-    may_decide,
     mirror_state,
+    request_standing,
     requests_of,
     requests_to_decide,
     role_members,
@@ -213,47 +214,36 @@ def request_new(request: HttpRequest) -> HttpResponse:
     return render(request, "access/request_new.html", context)
 
 
-def _visible_request(request: HttpRequest, request_id: int) -> tuple[AccessRequest, bool]:
-    """The request, if this person asked, may decide it or administers; (it, may decide)."""
+def _visible_request(request: HttpRequest, request_id: int) -> tuple[AccessRequest, Standing]:
+    """The request, if this person asked, decides on its entity or administers; 404 else."""
     access_request = get_object_or_404(
         AccessRequest.objects.select_related("requester").prefetch_related("decisions__approver"),
         pk=request_id,
     )
-    person = _person(request)
-    viewer = viewer_for(person)
-    scope = decision_scopes(entity_refs=[access_request.entity_ref]).get(access_request.entity_ref)
-    deciding = may_decide(viewer=viewer, request=access_request, scope=scope)
-    is_decider = bool(scope) and viewer.is_decider(deciders=scope.deciders)  # type: ignore[union-attr]
-    if access_request.requester_id != person.pk and not (deciding or is_decider or viewer.is_admin):
+    standing = request_standing(viewer=viewer_for(_person(request)), request=access_request)
+    if not standing.may_see:
         raise Http404("No such request")
-    return access_request, deciding
+    return access_request, standing
 
 
 @require_GET
 def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     """A request's timeline: asked, decided, granted, ended — from the audit log."""
-    access_request, deciding = _visible_request(request, request_id)
-    viewer = viewer_for(_person(request))
+    access_request, standing = _visible_request(request, request_id)
     timeline = AuditEvent.objects.filter(correlation_id=access_request.correlation_id).order_by(
         "at", "id"
     )
+    state = access_request.state
     context = {
         "access_request": access_request,
         "entity_url": parse_entity_ref(access_request.entity_ref).url,
         "timeline": timeline,
-        "may_decide": deciding and access_request.state == AccessRequest.State.PENDING,
-        "may_cancel": access_request.requester_id == _person(request).pk
-        and access_request.state == AccessRequest.State.PENDING,
-        "may_retry": viewer.is_admin and access_request.state == AccessRequest.State.FAILED,
-        "may_revoke": (deciding or viewer.is_admin or _decides_entity(viewer, access_request))
-        and access_request.state == AccessRequest.State.ACTIVE,
+        "may_decide": standing.may_decide and state == AccessRequest.State.PENDING,
+        "may_cancel": standing.asked and state == AccessRequest.State.PENDING,
+        "may_retry": standing.is_admin and state == AccessRequest.State.FAILED,
+        "may_revoke": standing.may_revoke and state == AccessRequest.State.ACTIVE,
     }
     return render(request, "access/request_detail.html", context)
-
-
-def _decides_entity(viewer: Any, access_request: AccessRequest) -> bool:
-    scope = decision_scopes(entity_refs=[access_request.entity_ref]).get(access_request.entity_ref)
-    return bool(scope) and viewer.is_decider(deciders=scope.deciders)  # type: ignore[union-attr]
 
 
 @require_POST
@@ -284,9 +274,8 @@ def request_retry(request: HttpRequest, request_id: int) -> HttpResponse:
 @require_POST
 def request_revoke(request: HttpRequest, request_id: int) -> HttpResponse:
     """Owners and admins end a grant early."""
-    access_request, _ = _visible_request(request, request_id)
-    viewer = viewer_for(_person(request))
-    if not (viewer.is_admin or _decides_entity(viewer, access_request)):
+    _, standing = _visible_request(request, request_id)
+    if not standing.may_revoke:
         raise PermissionDenied("only the entity's owners and portal admins revoke its grants")
     try:
         ended = grant_end(request_id=request_id, actor=actor_of(request), revoke=True)
