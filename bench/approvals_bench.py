@@ -325,7 +325,7 @@ def quiet(*names: str) -> Iterator[None]:
 def token_requests(devtenant: Any) -> int:
     """Token requests so far, from the devtenant's access log (its request log is the
     Management API's only)."""
-    return devtenant.log_path.read_text(errors="replace").count('"POST /oauth/token HTTP')
+    return devtenant.log.read_text(errors="replace").count('"POST /oauth/token HTTP')
 
 
 def bulk_post(
@@ -435,7 +435,7 @@ def measure_bulk_approval(
     measured.audit = Counter(
         AuditEvent.objects.filter(id__gt=audit_before).values_list("action", flat=True)
     )
-    state = devtenant.http.get("__admin/state").json()
+    state = devtenant.state()
     role_id = next(r["id"] for r in state["roles"] if r["name"] == role)
     holders = {a["user_id"] for a in state["assignments"] if a["role_id"] == role_id}
     measured.assigned_in_tenant = len(holders & {person.sub for person in requesters})
@@ -537,9 +537,8 @@ def main() -> None:
                         help="the limited run's bucket (the devtenant's default: 150)")  # fmt: skip
     args = parser.parse_args()
 
-    # From the roles bench: its devtenant process and its fresh database. Importing it sets
-    # REDIS_URL empty (its cache is local memory); this bench uses Redis, so it sets it after.
-    from bench.roles_bench import DevTenant, free_port, fresh_database
+    from bench.common import fresh_database
+    from devtenant.process import DevTenantProcess, free_port
 
     port = free_port()
     issuer = f"http://127.0.0.1:{port}/"
@@ -569,7 +568,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     roles = ["bench.viewer", "bench.editor"]
     state_dir = Path(tempfile.mkdtemp(prefix="atrium-approvals-bench-"))
-    devtenant = DevTenant(port, state_dir)
+    devtenant = DevTenantProcess(state_dir, port=port, timeout=600)
     worker: Worker | None = None
     try:
         started = time.perf_counter()

@@ -64,17 +64,6 @@ LIFECYCLES = ["production", "experimental", "deprecated"]
 ROLES = ["payments.viewer", "payments.admin", "checkout.viewer", "data.reader", "ops.admin"]
 
 
-def fresh_database(url: str) -> None:
-    """The bench's own database, made anew: figures from a catalog without old dead rows."""
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-
-
 def generate(target: Path, total: int, seed: int = 7) -> int:
     """Multi-document files of realistic descriptors, with relations and required roles."""
     rng = random.Random(seed)
@@ -155,6 +144,8 @@ def main() -> None:
     parser.add_argument("--entities", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=60, help="timed requests per case")
     args = parser.parse_args()
+
+    from bench.common import fresh_database
 
     fresh_database(os.environ["DATABASE_URL"])
     import django

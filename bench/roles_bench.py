@@ -32,9 +32,7 @@ import math
 import os
 import random
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,9 +41,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    from devtenant.process import DevTenantProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -133,54 +132,7 @@ class TenantShape:
 # --- the devtenant -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class DevTenant:
-    """A `python -m devtenant` process of the bench's own, its state in a temporary folder."""
-
-    def __init__(self, port: int, state_dir: Path) -> None:
-        self.issuer = f"http://127.0.0.1:{port}/"
-        self.log_path = state_dir / "devtenant.log"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "devtenant", "--port", str(port),
-             "--state", str(state_dir / "devtenant.json")],
-            cwd=ROOT, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        self.http = httpx.Client(base_url=self.issuer, timeout=600)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                self.http.get(".well-known/jwks.json", timeout=1)
-                return
-            except httpx.TransportError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.1)
-        raise SystemExit(f"the devtenant did not start:\n{self.log_path.read_text()}")
-
-    def admin(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = self.http.post(f"__admin/{path}", json=body or {})
-        response.raise_for_status()
-        return response.json()
-
-    def requests_log(self) -> list[dict[str, Any]]:
-        response = self.http.get("__admin/requests")
-        response.raise_for_status()
-        log: list[dict[str, Any]] = response.json()
-        return log
-
-    def stop(self) -> None:
-        self.http.close()
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
-def load_tenant(devtenant: DevTenant, shape: TenantShape, *, seed: int) -> float:
+def load_tenant(devtenant: DevTenantProcess, shape: TenantShape, *, seed: int) -> float:
     """An empty devtenant, then the portal's clients and the generated tenant; seconds taken."""
     from devtenant.demo import demo_tenant
 
@@ -252,7 +204,7 @@ def counting_writes(rows: Counter[str], statements: Counter[str]) -> Iterator[No
         yield
 
 
-def measure_sync(devtenant: DevTenant) -> Measured:
+def measure_sync(devtenant: DevTenantProcess) -> Measured:
     from django.core.cache import cache
 
     from access.auth0 import Directory, DirectoryRole, DirectoryUser
@@ -319,17 +271,6 @@ def check_ok(label: str, measured: Measured) -> None:
 
 
 # --- the bench -----------------------------------------------------------------------------------
-
-
-def fresh_database(url: str) -> None:
-    """The bench's own database, made anew: an empty mirror for the first import."""
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def empty_mirror() -> None:
@@ -438,6 +379,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7, help="of the random tenant")
     args = parser.parse_args()
 
+    from bench.common import fresh_database
+    from devtenant.process import DevTenantProcess, free_port
+
     # The portal reaches the bench's devtenant as it would its default one in dev.
     port = free_port()
     os.environ["DEVTENANT_PORT"] = str(port)
@@ -463,7 +407,8 @@ def main() -> None:
             memberships=args.limited_memberships or round(args.limited_users * per_user),
         )
 
-    devtenant = DevTenant(port, Path(tempfile.mkdtemp(prefix="atrium-roles-bench-")))
+    state_dir = Path(tempfile.mkdtemp(prefix="atrium-roles-bench-"))
+    devtenant = DevTenantProcess(state_dir, port=port, timeout=600)
     try:
         print(f"devtenant: {shape.describe()}")
         print(f"  seeded in {load_tenant(devtenant, shape, seed=args.seed):.1f} s")
