@@ -46,15 +46,16 @@ def test_a_worker_killed_while_provisioning_leaves_a_grant_the_reconciler_finish
         pytest.skip("set REDIS_URL to run the worker against Redis (CI does)")
     _, as_ada = person_of_tenant(devtenant, "ada@example.com")
     grace, _ = person_of_tenant(devtenant, "grace@example.com")
-    ask(as_ada)
-    request = AccessRequest.objects.get()
     # Auth0 is slow to answer the assignment: the worker is killed while it waits.
     devtenant.admin("faults", {"method": "POST", "path": "/api/v2/users/*/roles",
                                "delay": 6, "times": 1})  # fmt: skip
     env = {**auth0_env(settings), "ACCESS_RECONCILE_AFTER": "1"}
     doomed = start_worker(broker_url=redis_url, env=env)
 
+    # Every task this test sets going goes to its own workers, the request's mail too.
     with access_tasks_on(doomed.queue):
+        ask(as_ada)
+        request = AccessRequest.objects.get()
         access_request_decide(request_id=request.pk, approver=grace, outcome="approved",
                               comment="", actor=Actor(grace.sub))  # fmt: skip
         wait_until(lambda: AccessRequest.objects.get().state == "provisioning", "provisioning")
