@@ -23,9 +23,6 @@ from access.selectors import (
 )
 from access.services import (
     Actor,
-    AlreadyDecided,
-    NotAllowed,
-    RequestRefused,
     access_request_cancel,
     access_request_create,
     access_request_decide,
@@ -246,13 +243,11 @@ def requests_create(request: HttpRequest, body: RequestIn) -> Status[RequestOut]
         duration = parse_duration(body.duration)
         if duration is None:
             raise HttpError(400, f"duration: {body.duration!r} is not an ISO 8601 duration")
-    try:
-        access_request, created = access_request_create(
-            requester=person, entity=entity, role=body.role, reason=body.reason,
-            duration=duration, actor=api_actor(request),
-        )  # fmt: skip
-    except RequestRefused as refused:
-        raise HttpError(400, str(refused)) from refused
+    # A refusal (RequestRefused, NotAllowed, AlreadyDecided) is answered by portal.api's handlers.
+    access_request, created = access_request_create(
+        requester=person, entity=entity, role=body.role, reason=body.reason,
+        duration=duration, actor=api_actor(request),
+    )  # fmt: skip
     # 201 for a new request; 200 with the open one when the person had asked already.
     return Status(201 if created else 200, request_out(_requests().get(pk=access_request.pk)))
 
@@ -276,13 +271,8 @@ def _decide(request: HttpRequest, request_id: int, outcome: str, body: DecisionI
     person = person_of(request)
     if person is None:
         raise HttpError(403, "decisions are made by people who may decide them")
-    try:
-        access_request_decide(request_id=access_request.pk, approver=person, outcome=outcome,
-                              comment=body.comment, actor=api_actor(request))  # fmt: skip
-    except AlreadyDecided as conflict:
-        raise HttpError(409, str(conflict)) from conflict
-    except NotAllowed as refused:
-        raise HttpError(403, str(refused)) from refused
+    access_request_decide(request_id=access_request.pk, approver=person, outcome=outcome,
+                          comment=body.comment, actor=api_actor(request))  # fmt: skip
     return request_out(_requests().get(pk=request_id))
 
 
@@ -303,13 +293,8 @@ def requests_cancel(request: HttpRequest, request_id: int) -> RequestOut:
     person = person_of(request)
     if person is None:
         raise HttpError(403, "only the person who asked may cancel a request")
-    try:
-        access_request_cancel(request_id=access_request.pk, person=person,
-                              actor=api_actor(request))  # fmt: skip
-    except AlreadyDecided as conflict:
-        raise HttpError(409, str(conflict)) from conflict
-    except NotAllowed as refused:
-        raise HttpError(403, str(refused)) from refused
+    access_request_cancel(request_id=access_request.pk, person=person,
+                          actor=api_actor(request))  # fmt: skip
     return request_out(_requests().get(pk=request_id))
 
 

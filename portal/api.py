@@ -9,6 +9,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from access.services import AlreadyDecided, NotAllowed, RequestRefused
 from portal.auth.bearer import BearerError, Principal, principal_from_token
 from portal.models import User
 from portal.scopes import API_SCOPES
@@ -110,6 +111,19 @@ def _http_error(request: HttpRequest, error: HttpError) -> HttpResponse:
     names = {403: "NotAllowedError", 404: "NotFoundError", 409: "ConflictError"}
     return error_response(request, error.status_code, names.get(error.status_code, "Error"),
                           str(error))  # fmt: skip
+
+
+# The access services' refusals, answered as the pages say them: what was refused and why.
+REFUSALS: dict[type[Exception], int] = {RequestRefused: 400, NotAllowed: 403, AlreadyDecided: 409}
+
+
+def _refused(request: HttpRequest, error: Exception | type[Exception]) -> HttpResponse:
+    status = REFUSALS[error if isinstance(error, type) else type(error)]
+    return _http_error(request, HttpError(status, str(error)))
+
+
+for refusal in REFUSALS:
+    api.add_exception_handler(refusal, _refused)
 
 
 def principal_of(request: HttpRequest) -> Principal:
