@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 try:  # libyaml is several times faster; the pure-Python loader behaves the same
     from yaml import CSafeLoader as SafeLoader
@@ -59,6 +59,53 @@ def _expanded_size(node: Node, memo: dict[int, int], budget: int) -> int:
     return size
 
 
+class _Duplicate(Exception):
+    """A mapping key given twice (PyYAML would silently keep the last)."""
+
+    def __init__(self, key: str, line: int) -> None:
+        self.key, self.line = key, line
+
+
+class _Unusual(Exception):
+    """A node the plain builder leaves to PyYAML's constructor: merge keys, complex keys,
+    sets and other tagged collections."""
+
+
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+
+
+def _build(node: Node, loader: Any) -> Any:
+    """The document PyYAML's safe constructor would build from `node`, refusing duplicate
+    keys, in one pass: descriptors are plain mappings, lists and scalars, and PyYAML's
+    general constructor (generators, recursion bookkeeping) is most of the cost of reading
+    them. Anything else raises _Unusual, and the caller uses PyYAML's constructor."""
+    if isinstance(node, ScalarNode):
+        if node.tag == _STR:
+            return node.value
+        construct = loader.yaml_constructors.get(node.tag)
+        if construct is None:
+            raise _Unusual
+        return construct(loader, node)
+    if isinstance(node, MappingNode):
+        if node.tag != _MAP:
+            raise _Unusual
+        mapping: dict[Any, Any] = {}
+        written: set[str] = set()
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode) or key_node.value == "<<":
+                raise _Unusual
+            if key_node.value in written:
+                raise _Duplicate(key_node.value, key_node.start_mark.line + 1)
+            written.add(key_node.value)
+            mapping[_build(key_node, loader)] = _build(value_node, loader)
+        return mapping
+    if isinstance(node, SequenceNode) and node.tag == _SEQ:
+        return [_build(item, loader) for item in node.value]
+    raise _Unusual
+
+
 def _duplicate_key(node: Node) -> tuple[str, int] | None:
     """The first mapping key given twice (PyYAML would silently keep the last), with its line."""
     seen: set[int] = set()
@@ -79,6 +126,19 @@ def _duplicate_key(node: Node) -> tuple[str, int] | None:
         elif isinstance(current, SequenceNode):
             pending.extend(current.value)
     return None
+
+
+def _construct(node: Node, loader: Any, *, may_expand: bool) -> Any:
+    """The document's data; _Duplicate if a mapping repeats a key."""
+    if not may_expand:  # without anchors no node is shared, and the plain builder applies
+        try:
+            return _build(node, loader)
+        except _Unusual:
+            pass
+    duplicate = _duplicate_key(node)
+    if duplicate is not None:
+        raise _Duplicate(*duplicate)
+    return loader.construct_document(node)
 
 
 def load_documents(text: str | bytes, *, source: str) -> list[Document]:
@@ -111,12 +171,14 @@ def load_documents(text: str | bytes, *, source: str) -> list[Document]:
                     "YAML aliases; it was refused, not expanded",
                     number,
                 )
-            duplicate = _duplicate_key(node)
-            if duplicate is not None:
+            try:
+                data = _construct(node, loader, may_expand=may_expand)
+            except _Duplicate as duplicate:
                 raise DescriptorFileError(
-                    source, f"the key {duplicate[0]!r} appears twice (line {duplicate[1]})", number
-                )
-            data = loader.construct_document(node)
+                    source,
+                    f"the key {duplicate.key!r} appears twice (line {duplicate.line})",
+                    number,
+                ) from None
             if data is not None:
                 documents.append(Document(number=number, data=data))
     except yaml.MarkedYAMLError as error:

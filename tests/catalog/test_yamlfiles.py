@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 from catalog.yamlfiles import (
     MAX_DOCUMENTS,
@@ -89,3 +91,51 @@ def test_too_many_documents_are_refused() -> None:
         load_documents(text, source="many.yaml")
 
     assert f"at most {MAX_DOCUMENTS} documents" in str(refused.value)
+
+
+CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
+
+YAML_SHAPES = [
+    # Scalars of every type YAML 1.1 resolves, quoted and not.
+    "a: 1\nb: '1'\nc: true\nd: 'yes'\ne: ~\nf: 1.5\ng: 2024-01-02\nh: 0x1f\ni: .inf\nj:\n",
+    # Nested mappings and lists, lists of mappings, flow style, block scalars.
+    "spec:\n  items: [a, {b: [1, 2]}, [c]]\n  text: |\n    two\n    lines\n  folded: >\n    x\n",
+    # Merge keys and anchors: PyYAML's constructor builds these.
+    "base: &b {x: 1, y: 2}\nthing:\n  <<: *b\n  y: 3\n",
+    # Tagged collections and complex keys.
+    "s: !!set {a, b}\no: !!omap [{a: 1}, {b: 2}]\n",
+    "? [k]\n: v\n",
+    "n: !!str 12\nm: !!int '7'\nb: !!binary aGk=\n",
+]
+
+
+@pytest.mark.parametrize("text", YAML_SHAPES)
+def test_documents_are_what_pyyaml_safe_load_builds(text: str) -> None:
+    try:
+        expected: object = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as error:  # complex keys: PyYAML refuses them too
+        with pytest.raises(DescriptorFileError):
+            load_documents(text, source="f.yaml")
+        assert "unhashable" in str(error)
+        return
+
+    assert [document.data for document in load_documents(text, source="f.yaml")] == expected
+
+
+def test_backstage_example_files_load_as_pyyaml_loads_them() -> None:
+    paths = sorted(CONFORMANCE.rglob("*.yaml"))
+    assert len(paths) > 10
+
+    for path in paths:
+        expected = [data for data in yaml.safe_load_all(path.read_bytes()) if data is not None]
+        loaded = load_documents(path.read_bytes(), source=path.name)
+        assert [document.data for document in loaded] == expected, path.name
+
+
+def test_a_key_given_twice_deep_in_a_list_is_refused() -> None:
+    text = "spec:\n  links:\n    - url: a\n      url: b\n"
+
+    with pytest.raises(DescriptorFileError) as refused:
+        load_documents(text, source="dup.yaml")
+
+    assert str(refused.value) == "dup.yaml:1: the key 'url' appears twice (line 4)"
