@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,7 +178,22 @@ def _insert_entities(entities: list[Entity], *, location: Location) -> None:
         entity._state.adding = False
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Python's cycle collector paused while a refresh builds its hundreds of thousands of
+    long-lived objects: each full collection walks them all again, a third of the time of
+    reading 100,000 entities. A refresh makes next to no cycles; collecting resumes after."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 @transaction.atomic
+@_cyclic_gc_paused()
 def location_refresh(*, location: Location) -> RefreshReport:
     """Read the location again and make the catalog match it, in one transaction.
 
