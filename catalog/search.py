@@ -2,46 +2,56 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import Q
 
+MAX_KEY_LENGTH = 200
 MAX_VALUE_LENGTH = 200
-
-
-def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, str | None]]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _flatten(f"{prefix}.{key}" if prefix else str(key), item)
-    elif isinstance(value, list):
-        for item in value:
-            # Arrays of scalars are searchable by value; arrays of objects by their fields.
-            yield from _flatten(prefix, item)
-    elif value is None:
-        yield prefix, None
-    elif isinstance(value, bool):
-        yield prefix, "true" if value else "false"
-    else:
-        yield prefix, str(value)
-
+# Not searched: the etag changes with every edit; name, namespace and uid are searched as is.
+SKIPPED_KEYS = frozenset({"attachments", "relations", "status", "metadata.etag"})
 
 SearchPair = tuple[str, str | None, str | None]
 
 
 def search_rows(descriptor: dict[str, Any], relations: list[tuple[str, str]]) -> set[SearchPair]:
-    """(key, value, original value) an entity is found by: key and value lower-cased, values
-    longer than 200 characters skipped, as Backstage's search table does."""
+    """(key, value, original value) an entity is found by, as Backstage's search table has them:
+    keys and values lower-cased; a value over 200 characters kept as null, so the key is still
+    there for `filter=key`; and each string in a list also as its own key, `metadata.tags.java`
+    = true, so that one filter can ask for two tags at once."""
     rows: set[SearchPair] = set()
-    for key, value in _flatten("", descriptor):
+
+    def add(key: str, value: str | None) -> None:
         key = key.lower()
-        if len(key) > MAX_VALUE_LENGTH:
-            continue
-        if value is not None and len(value) > MAX_VALUE_LENGTH:
-            continue
-        rows.add((key, value.lower() if value is not None else None, value))
+        if len(key) > MAX_KEY_LENGTH:
+            return
+        if value is None or len(value) > MAX_VALUE_LENGTH:
+            rows.add((key, None, None))
+        else:
+            rows.add((key, value.lower(), value))
+
+    def visit(path: str, current: Any) -> None:
+        if path in SKIPPED_KEYS:
+            return
+        if isinstance(current, dict):
+            for key, item in current.items():
+                visit(f"{path}.{key}" if path else str(key), item)
+        elif isinstance(current, list):
+            for item in current:
+                # Arrays of scalars are searchable by value; arrays of objects by their fields.
+                visit(path, item)
+                if isinstance(item, str):
+                    add(f"{path}.{item}", "true")
+        elif current is None:
+            add(path, None)
+        elif isinstance(current, bool):
+            add(path, "true" if current else "false")
+        else:
+            add(path, str(current))
+
+    visit("", descriptor)
     for relation_type, target in relations:
-        rows.add((f"relations.{relation_type.lower()}", target.lower(), target))
+        add(f"relations.{relation_type}", target)
     return rows
 
 
@@ -83,7 +93,7 @@ COLUMN_KEYS = {"kind": "kind", "metadata.name": "name", "metadata.namespace": "n
 # it): any other key of a restricted entity is a detail, for those who may see its details.
 PUBLIC_KEYS = {
     "apiversion", "kind", "metadata.name", "metadata.namespace", "metadata.title",
-    "metadata.description", "metadata.uid", "metadata.etag", "spec.owner", "relations.ownedby",
+    "metadata.description", "metadata.uid", "spec.owner", "relations.ownedby",
     "metadata.annotations.atrium.dev/required-roles",
 }  # fmt: skip
 

@@ -64,6 +64,14 @@ def test_by_name_answers_404_in_backstages_error_shape(catalog: None) -> None:
         (["kind=domain", "kind=system,metadata.name=identity"],
          ["commerce", "identity", "platform"]),
         (["metadata.tags=pci"], ["payments-api"]),
+        # Each string of a list is a key of its own: two tags at once, in one filter.
+        (["metadata.tags.java"], ["payments-api", "payments-worker"]),
+        (["metadata.tags.java=true,metadata.tags.PCI=true"], ["payments-api"]),
+        (["metadata.tags.java=false"], []),
+        (["spec.dependson.resource:payments-db,spec.dependson.resource:kafka-cluster"],
+         ["payments-api"]),
+        # A value too long to index (an API's definition) still has its key.
+        (["kind=api,spec.definition"], ["checkout", "events", "identity", "payments"]),
         (["relations.ownedby=group:default/team-data,kind=resource"], ["kafka-cluster",
                                                                         "warehouse-bucket"]),
         (["kind=group,spec.parent"], ["team-checkout", "team-data", "team-payments",
@@ -235,6 +243,7 @@ def test_the_list_api_runs_a_fixed_number_of_queries(
         "metadata.links.url=https://runbooks.example.com/payments-api",
         "metadata.annotations.atrium.dev/max-access-duration=P30D",
         "relations.dependson=resource:default/payments-db",
+        "metadata.tags.pci",
     ],
 )
 def test_filters_on_restricted_details_match_only_for_those_who_may_see_them(
@@ -256,3 +265,28 @@ def test_filters_on_restricted_details_match_only_for_those_who_may_see_them(
             "&filter=metadata.annotations.atrium.dev/required-roles"
         ).json()
     )
+
+
+def test_the_migration_rebuilds_search_rows_by_backstages_rules(catalog: None) -> None:
+    """A catalog ingested before 0007 had no `metadata.tags.<tag>` rows; migrating adds them."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from catalog.models import SearchRow
+
+    migration = import_module("catalog.migrations.0007_search_rows_as_backstage")
+    SearchRow.objects.filter(key__startswith="metadata.tags.").delete()
+    client = signed_in("linus@example.com", "portal-admin")
+    path = "/api/catalog/entities?filter=metadata.tags.pci&fields=metadata.name"
+    assert names(client.get(path).json()) == []
+
+    migration.rebuild_search_rows(apps, None)
+
+    assert names(client.get(path).json()) == ["payments-api"]
+    assert names(
+        client.get(
+            "/api/catalog/entities?filter=relations.ownedby=group:default/team-data,kind=resource"
+            "&fields=metadata.name&order=asc:metadata.name"
+        ).json()
+    ) == ["kafka-cluster", "warehouse-bucket"]
