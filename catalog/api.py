@@ -188,9 +188,12 @@ def entities_list(
     filter: list[str] = Query([]),
     fields: list[str] = Query([]),
     limit: int | None = None,
-    offset: int = 0,
+    offset: int | None = None,
+    after: str | None = None,
     order: list[str] = Query([]),
 ) -> HttpResponse:
+    """All matching entities; with `limit`, a page of them and, while more follow, a `Link`
+    header to the next page (`after=`, an opaque cursor of limit and offset, as Backstage's)."""
     viewer = _viewer(request)
     ordering = []
     for raw in order:
@@ -199,10 +202,41 @@ def entities_list(
             raise HttpError(400, f"order must look like asc:metadata.name, not {raw!r}")
         ordering.append((field_name, direction))
     entities = _query(filter, order=ordering, viewer=viewer)
-    if offset < 0:
+    if after is not None:
+        limit, offset = _decode_after(after, limit, offset)
+    if offset is not None and offset < 0:
         raise HttpError(400, "offset must not be negative")
-    page = entities[offset : offset + _limit(limit, MAX_PAGE)] if limit or offset else entities
-    return json_response(request, entities_json(page, viewer=viewer, fields=_split(fields)))
+    start = offset or 0
+    if limit is None:
+        return json_response(
+            request, entities_json(entities[start:], viewer=viewer, fields=_split(fields))
+        )
+    limit = _limit(limit, MAX_PAGE)
+    # One more than the page, to know whether another follows.
+    page = list(entities[start : start + limit + 1])
+    response = json_response(
+        request, entities_json(page[:limit], viewer=viewer, fields=_split(fields))
+    )
+    if len(page) > limit:
+        query = request.GET.copy()
+        query.pop("offset", None)
+        query["after"] = _encode_cursor({"limit": limit, "offset": start + limit})
+        response["Link"] = f'<{request.path}?{query.urlencode()}>; rel="next"'
+    return response
+
+
+def _decode_after(after: str, limit: int | None, offset: int | None) -> tuple[int | None, int]:
+    """Backstage's `after`: the limit and offset of the page it points to."""
+    try:
+        state = json.loads(base64.urlsafe_b64decode(after.encode()))
+        if not isinstance(state, dict):
+            raise ValueError(after)
+    except ValueError as error:
+        raise HttpError(400, "Malformed after cursor, could not be parsed") from error
+    for key in ("limit", "offset"):
+        if key in state and (not isinstance(state[key], int) or isinstance(state[key], bool)):
+            raise HttpError(400, f"Malformed after cursor, {key} was not a number")
+    return state.get("limit", limit), state.get("offset", offset or 0)
 
 
 @router.get("/entities/by-name/{kind}/{namespace}/{name}", summary="One entity by its name")

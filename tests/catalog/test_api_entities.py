@@ -109,6 +109,36 @@ def test_by_query_pages_with_cursors_and_totals(catalog: None) -> None:
     assert "prevCursor" in page["pageInfo"]
 
 
+def test_entities_page_by_limit_and_follow_the_link_header_to_the_end(catalog: None) -> None:
+    """Backstage's GET /entities pages: `limit`, and a `Link` to the next page with `after`."""
+    client = signed_in("ada@example.com")
+    everyone = names(client.get("/api/catalog/entities?order=asc:metadata.name").json())
+    seen: list[str] = []
+    pages = 0
+    url: str | None = "/api/catalog/entities?limit=10&order=asc:metadata.name&fields=metadata.name"
+
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200
+        seen += names(response.json())
+        pages += 1
+        link = response.headers.get("Link")
+        url = link[1 : link.index(">")] if link else None
+        if url:
+            assert "after=" in url and "limit=10" in url and link.endswith('rel="next"')
+
+    assert seen == everyone
+    assert pages == -(-len(everyone) // 10)
+    assert names(client.get("/api/catalog/entities?limit=5&offset=35").json()) == everyone[35:40]
+
+
+def test_a_forged_after_cursor_is_a_clear_400(catalog: None) -> None:
+    response = signed_in("ada@example.com").get("/api/catalog/entities?after=%%%")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "Malformed after cursor, could not be parsed"
+
+
 def test_by_query_totals_match_the_entities_and_follow_a_refresh(
     catalog: None, tmp_path: Path
 ) -> None:
