@@ -123,8 +123,9 @@ def test_entities_page_by_limit_and_follow_the_link_header_to_the_end(catalog: N
         seen += names(response.json())
         pages += 1
         link = response.headers.get("Link")
-        url = link[1 : link.index(">")] if link else None
-        if url:
+        url = None
+        if link:
+            url = link[1 : link.index(">")]
             assert "after=" in url and "limit=10" in url and link.endswith('rel="next"')
 
     assert seen == everyone
