@@ -172,7 +172,16 @@ class Relation(models.Model):
     Both directions are stored, as Backstage stores them; the target need not exist.
     """
 
-    origin = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="emitted_relations")
+    # Derived rows, seven or so per entity, removed with their entity by Django's cascade; as
+    # with search rows, the database's foreign-key check cost more than the insert (it ran at
+    # commit, for every row). The unique constraint's index, origin first, serves lookups.
+    origin = models.ForeignKey(
+        Entity,
+        on_delete=models.CASCADE,
+        related_name="emitted_relations",
+        db_constraint=False,
+        db_index=False,
+    )
     source_ref = models.CharField(max_length=300)
     type = models.CharField(max_length=63)
     target_ref = models.CharField(max_length=300)
