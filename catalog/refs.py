@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 
 DEFAULT_NAMESPACE = "default"
 
@@ -20,9 +21,11 @@ class EntityRef:
     namespace: str
     name: str
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """Backstage's stringified form, every part lower-cased: names match case-insensitively."""
+        """Backstage's stringified form, every part lower-cased: names match case-insensitively.
+
+        Kept once made: a refresh asks each reference for it several times."""
         return f"{self.kind.lower()}:{self.namespace.lower()}/{self.name.lower()}"
 
     def __str__(self) -> str:

@@ -146,6 +146,9 @@ def _insert_rows(
             copy.write_row(row)
 
 
+PLAIN_FIELDS = (models.CharField, models.TextField, models.BooleanField, models.IntegerField)
+
+
 def _insert_entities(entities: list[Entity], *, location: Location) -> None:
     """Insert new entities and give each its primary key."""
     connection = connections[router.db_for_write(Entity)]
@@ -158,13 +161,18 @@ def _insert_entities(entities: list[Entity], *, location: Location) -> None:
         for field in Entity._meta.concrete_fields
         if not field.primary_key and not field.generated
     ]
+    # Text, numbers and booleans go to COPY as they are; Django prepares the rest (JSON, UUID,
+    # timestamps). Preparing every value through Django was a tenth of a large import.
+    plain = [isinstance(field, PLAIN_FIELDS) and not field.choices for field in fields]
     _insert_rows(
         Entity,
         [field.attname for field in fields],
         (
             tuple(
-                field.get_db_prep_save(field.pre_save(entity, add=True), connection)
-                for field in fields
+                getattr(entity, field.attname)
+                if is_plain
+                else field.get_db_prep_save(field.pre_save(entity, add=True), connection)
+                for field, is_plain in zip(fields, plain, strict=True)
             )
             for entity in entities
         ),
