@@ -32,6 +32,12 @@ class Viewer:
     group_refs: frozenset[str] = frozenset()
     is_admin: bool = False
 
+    @property
+    def owner_refs(self) -> frozenset[str]:
+        """What an entity's `spec.owner` names when this person owns it: one of their groups,
+        or the catalog User that is them (Backstage allows either as owner)."""
+        return self.user_refs | self.group_refs
+
     def may_see_restricted(self, *, required_roles: Iterable[str], owner_ref: str) -> bool:
         """Links, annotations, spec details and definitions of an entity: for holders of a
         required role, its owners and portal admins. An entity that requires no role is open.
@@ -39,7 +45,7 @@ class Viewer:
         required = set(required_roles)
         if not required or required & self.held_roles or self.is_admin:
             return True
-        return bool(owner_ref) and owner_ref in self.group_refs
+        return bool(owner_ref) and owner_ref in self.owner_refs
 
     def may_see_restricted_q(self) -> Q:
         """The same rule as a filter on catalog entities, for lists of them."""
@@ -51,7 +57,7 @@ class Viewer:
             role_name__in=self.held_roles
         ).values("entity_id")
         return (
-            Q(restricted=False) | Q(pk__in=holds_a_required_role) | Q(owner_ref__in=self.group_refs)
+            Q(restricted=False) | Q(pk__in=holds_a_required_role) | Q(owner_ref__in=self.owner_refs)
         )
 
     def may_request(self, *, role: str, required_roles: Iterable[str]) -> bool:

@@ -21,7 +21,7 @@ class EntityFilter(django_filters.FilterSet):
     namespace = django_filters.CharFilter(field_name="namespace", lookup_expr="iexact")
     tag = django_filters.CharFilter(method="tagged", label="Tag")
     mine = django_filters.BooleanFilter(
-        method="owned_by_my_groups", label="Owned by my groups", widget=forms.CheckboxInput
+        method="owned_by_my_groups", label="Owned by me or my groups", widget=forms.CheckboxInput
     )
     access = django_filters.BooleanFilter(
         method="with_my_access", label="I have access", widget=forms.CheckboxInput
@@ -52,7 +52,7 @@ class EntityFilter(django_filters.FilterSet):
     ) -> QuerySet[Entity]:
         if not value:
             return queryset
-        return queryset.filter(owner_ref__in=self.viewer.group_refs)
+        return queryset.filter(owner_ref__in=self.viewer.owner_refs)
 
     def with_my_access(
         self, queryset: QuerySet[Entity], name: str, value: bool

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import QuerySet
 
@@ -89,7 +90,10 @@ def entity_facets(
     if cap is not None:
         # One more than counted tells that there were more.
         chosen = chosen[: cap + 1]
-    chosen_sql, params = chosen.query.sql_with_params()
+    try:
+        chosen_sql, params = chosen.query.sql_with_params()
+    except EmptyResultSet:  # a filter Django knows matches nothing (`owner in ()`)
+        return _ranked([], limit=limit)
     connection = connections[entities.db]
     parts = []
     for name, column in FACET_FIELDS.items():

@@ -129,3 +129,25 @@ def test_a_page_of_50_restricted_entities_costs_what_a_page_of_5_does(tmp_path: 
 
     assert small.count("ledger-") < large.count("ledger-")
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_an_entity_owned_by_a_user_shows_its_details_to_that_user(tmp_path: Path) -> None:
+    """Backstage lets a User own an entity; that person is its owner in pages, API and filters."""
+    load(tmp_path, "people.yaml", PEOPLE)
+    load(
+        tmp_path,
+        "tool.yaml",
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\n"
+        "metadata: {name: grace-tool, annotations: {atrium.dev/required-roles: ledger.viewer},"
+        " links: [{url: 'https://tool.example.com', title: Console}]}\n"
+        "spec: {type: service, lifecycle: production, owner: user:grace}\n",
+    )
+    grace = signed_in("grace@example.com")
+    bob = signed_in("bob@example.com")
+    api = "/api/catalog/entities/by-name/component/default/grace-tool"
+
+    assert grace.get(api).json()["metadata"]["links"][0]["title"] == "Console"
+    assert "links" not in bob.get(api).json()["metadata"]
+    assert "https://tool.example.com" in grace.get("/catalog/default/component/grace-tool/").text
+    assert "grace-tool" in grace.get("/catalog/?mine=true").text
+    assert "grace-tool" not in bob.get("/catalog/?mine=true").text
