@@ -22,6 +22,23 @@ SEE_RESTRICTED = "catalog.see_restricted"  # with the Entity
 REQUEST_ACCESS = "access.request_access"  # with the Entity
 
 
+# Who owns what is for everyone, as the owner field is; every other relation is a detail of
+# the entity that declared it (its origin), wherever it is shown.
+PUBLIC_RELATIONS = ("ownedBy", "ownerOf")
+
+
+def relation_visibility_q(details_q: Q) -> Q:
+    """Relations (catalog.Relation) whose declaring entity matches `details_q` (the entities
+    whose details someone may see), and ownership: `kafka-cluster dependencyOf payments-api`
+    comes from payments-api's `dependsOn`, a detail of payments-api when it is restricted."""
+    from catalog.models import Entity
+
+    if not details_q:  # Q() lets every entity through, so every relation
+        return Q()
+    visible = Entity.objects.filter(details_q).values("pk")
+    return Q(type__in=PUBLIC_RELATIONS) | Q(origin__in=visible)
+
+
 @dataclass(frozen=True)
 class Viewer:
     """What the policy needs to know of whoever is looking, gathered once per request."""
@@ -59,6 +76,10 @@ class Viewer:
         return (
             Q(restricted=False) | Q(pk__in=holds_a_required_role) | Q(owner_ref__in=self.owner_refs)
         )
+
+    def may_see_relation_q(self) -> Q:
+        """The relations this person may see, on any entity's page or in the API."""
+        return relation_visibility_q(self.may_see_restricted_q())
 
     def may_request(self, *, role: str, required_roles: Iterable[str]) -> bool:
         """A signed-in person may ask for a role the entity declares and they do not hold."""

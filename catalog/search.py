@@ -111,6 +111,11 @@ def filters_q(alternatives: list[list[tuple[str, list[str] | None]]], *, details
     for terms in alternatives:
         matched = Q()
         for key, values in terms:
+            if key.startswith("relations."):
+                matched &= _related_q(key.removeprefix("relations."), values, details_q)
+                if key not in PUBLIC_KEYS:
+                    matched &= details_q
+                continue
             if key in COLUMN_KEYS and values is not None:
                 column = COLUMN_KEYS[key]
                 either = Q()
@@ -126,3 +131,34 @@ def filters_q(alternatives: list[list[tuple[str, list[str] | None]]], *, details
                 matched &= details_q
         combined |= matched
     return combined
+
+
+def _relation_inverses() -> dict[str, str]:
+    from catalog.descriptors import KINDS
+
+    pairs = {spec.outgoing: spec.incoming for kind in KINDS.values() for spec in kind.relations}
+    return pairs | {incoming: outgoing for outgoing, incoming in pairs.items()}
+
+
+# Each relation is stored both ways, from the entity that declared it: `bob memberOf team-x`
+# beside `team-x hasMember bob`, whichever of the two declared the membership.
+RELATION_INVERSES = _relation_inverses()
+RELATION_TYPES = {name.lower(): name for name in RELATION_INVERSES}
+
+
+def _related_q(relation_type: str, values: list[str] | None, details_q: Q) -> Q:
+    """Entities with a relation of this type (to one of `values`), as Backstage's stitched
+    entity has them: every relation whose source is the entity, whoever declared it. A
+    relation declared by an entity whose details the caller may not see does not count."""
+    from access.policy import relation_visibility_q
+    from catalog.models import Relation
+
+    name = RELATION_TYPES.get(relation_type)
+    if name is None:
+        return Q(pk__in=[])
+    relations = Relation.objects.filter(relation_visibility_q(details_q))
+    if values is None:
+        return Q(ref__in=relations.filter(type=name).values("source_ref"))
+    # Found from the other side, by the index on (source_ref, type).
+    inverse = relations.filter(source_ref__in=values, type=RELATION_INVERSES[name])
+    return Q(ref__in=inverse.values("target_ref"))

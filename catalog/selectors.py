@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
@@ -12,6 +13,9 @@ from django.db.models import QuerySet
 
 from catalog.models import Entity, FacetCount, Relation
 from portal.models import User
+
+if TYPE_CHECKING:
+    from access.policy import Viewer
 
 FACET_FIELDS = {
     "kind": "kind",
@@ -160,10 +164,11 @@ def entity_by_ref(*, ref: str) -> Entity | None:
     )
 
 
-def entity_relations(*, entity: Entity) -> dict[str, list[Relation]]:
-    """The entity's relations grouped by type, as Backstage lists them on an entity."""
+def entity_relations(*, entity: Entity, viewer: Viewer) -> dict[str, list[Relation]]:
+    """The entity's relations the viewer may see, grouped by type, as Backstage lists them."""
     grouped: dict[str, list[Relation]] = defaultdict(list)
-    for relation in Relation.objects.filter(source_ref=entity.ref).order_by("type", "target_ref"):
+    relations = Relation.objects.filter(source_ref=entity.ref).filter(viewer.may_see_relation_q())
+    for relation in relations.order_by("type", "target_ref"):
         if relation.target_ref not in {r.target_ref for r in grouped[relation.type]}:
             grouped[relation.type].append(relation)
     return dict(grouped)

@@ -51,8 +51,10 @@ def entities_json(
     entities = list(entities)
     relations: dict[str, list[dict[str, Any]]] = defaultdict(list)
     seen: set[tuple[str, str, str]] = set()
-    rows = Relation.objects.filter(source_ref__in=[e.ref for e in entities]).order_by(
-        "type", "target_ref"
+    rows = (
+        Relation.objects.filter(source_ref__in=[e.ref for e in entities])
+        .filter(viewer.may_see_relation_q())
+        .order_by("type", "target_ref")
     )
     for row in rows.values_list("source_ref", "type", "target_ref"):
         if row not in seen:

@@ -167,7 +167,7 @@ def entity_detail(request: HttpRequest, namespace: str, kind: str, name: str) ->
     ]
     relations = {
         relation_type: [{"ref": r.target_ref, "url": ref_url(r.target_ref)} for r in rows]
-        for relation_type, rows in entity_relations(entity=entity).items()
+        for relation_type, rows in entity_relations(entity=entity, viewer=viewer).items()
         # Who depends on what is a detail too; ownership is for everyone.
         if may_see or relation_type == "ownedBy"
     }

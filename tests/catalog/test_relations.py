@@ -1,0 +1,71 @@
+"""Relations as Backstage's stitched entities have them, and only as far as the viewer may see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from catalog.services import location_refresh, location_register
+from portal.management.commands.seed_demo import DEMO_CATALOG
+from tests.catalog.conftest import signed_in
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def catalog() -> None:
+    location_refresh(location=location_register(target=str(DEMO_CATALOG)))
+
+
+def names(items: list[dict[str, Any]]) -> list[str]:
+    return [item["metadata"]["name"] for item in items]
+
+
+def test_relation_filters_find_relations_whichever_entity_declared_them(
+    catalog: None, tmp_path: Path
+) -> None:
+    """A membership declared only on the Group (`members: [bob]`) is Bob's `memberOf` too, as
+    Backstage's org pages ask for it: filter=kind=user,relations.memberof=<group>."""
+    (tmp_path / "org.yaml").write_text(
+        "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: {name: team-x}\n"
+        "spec: {type: team, children: [], members: [bob]}\n---\n"
+        "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata: {name: bob}\n"
+        "spec: {memberOf: []}\n"
+    )
+    location_refresh(location=location_register(target=str(tmp_path / "org.yaml")))
+    client = signed_in("ada@example.com")
+
+    members = client.get(
+        "/api/catalog/entities?filter=kind=user,relations.memberOf=group:default/team-x"
+    ).json()
+    having_members = client.get("/api/catalog/entities?filter=relations.hasmember").json()
+
+    assert names(members) == ["bob"]
+    assert "team-x" in names(having_members)
+
+
+def test_an_open_entity_does_not_show_what_a_restricted_one_declared_about_it(
+    catalog: None,
+) -> None:
+    """Payments API (restricted) depends on kafka-cluster (open): that dependency is a detail
+    of Payments API, so kafka-cluster's page and API show it only to who may see it."""
+    outsider = signed_in("ada@example.com")
+    holder = signed_in("bob@example.com", "payments.viewer")
+    api = "/api/catalog/entities/by-name/resource/default/kafka-cluster"
+    probe = "/api/catalog/entities?filter=relations.dependencyof=component:default/payments-api"
+
+    def dependents(client: Any) -> list[str]:
+        relations = client.get(api).json()["relations"]
+        return [r["targetRef"] for r in relations if r["type"] == "dependencyOf"]
+
+    assert "component:default/payments-api" not in dependents(outsider)
+    assert "component:default/payments-api" in dependents(holder)
+    assert "payments-api" not in outsider.get("/catalog/default/resource/kafka-cluster/").text
+    assert "payments-api" in holder.get("/catalog/default/resource/kafka-cluster/").text
+    assert "kafka-cluster" not in names(outsider.get(probe).json())
+    assert "kafka-cluster" in names(holder.get(probe).json())
+    assert {"type": "ownedBy", "targetRef": "group:default/team-data"}.items() <= next(
+        r for r in outsider.get(api).json()["relations"] if r["type"] == "ownedBy"
+    ).items()
