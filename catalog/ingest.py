@@ -41,6 +41,8 @@ class Emitted:
     valid: ValidEntity
     source: str
     document: int
+    # A Location entity's targets that could not be read: shown on the Location's page.
+    problems: list[Problem] = field(default_factory=list)
 
 
 @dataclass
@@ -61,10 +63,12 @@ class _Reader:
     # --- fetching -------------------------------------------------------------------------
 
     def _inside_root(self, target: str) -> bool:
+        other = urlsplit(target)
         if self.is_url:
             base = urlsplit(self.root)
-            other = urlsplit(target)
             return (other.scheme, other.netloc) == (base.scheme, base.netloc)
+        if other.scheme in {"http", "https"}:
+            return False
         root = Path(self.root)
         root_dir = root if root.is_dir() else root.parent
         return Path(target).resolve().is_relative_to(root_dir)
@@ -81,13 +85,17 @@ class _Reader:
             return handle.read(MAX_FILE_BYTES + 1)
 
     def _resolve(self, base: str, relative: str) -> str:
-        if self.is_url:
-            return urljoin(base, relative)
+        if self.is_url or urlsplit(relative).scheme in {"http", "https"}:
+            # An absolute URL stays itself; from a folder it is outside the location.
+            return urljoin(base, relative) if self.is_url else relative
         return str((Path(base).parent / relative).resolve())
 
     # --- reading --------------------------------------------------------------------------
 
-    def read(self, target: str) -> None:
+    def read(self, target: str, *, parent: Emitted | None = None, optional: bool = False) -> None:
+        """Read a file, or every descriptor file under a folder. `parent` is the Location
+        entity that pointed here, which the problems of reading are shown on; an `optional`
+        target (`presence: optional`) may be missing."""
         if not self.is_url and Path(target).is_dir():
             files = sorted(
                 path
@@ -95,11 +103,13 @@ class _Reader:
                 if path.suffix in DESCRIPTOR_SUFFIXES and path.is_file()
             )
             for path in files[:MAX_FILES]:
-                self.read_file(str(path.resolve()))
+                self.read_file(str(path.resolve()), parent=parent)
             return
-        self.read_file(target)
+        self.read_file(target, parent=parent, optional=optional)
 
-    def read_file(self, source: str) -> None:
+    def read_file(
+        self, source: str, *, parent: Emitted | None = None, optional: bool = False
+    ) -> None:
         if source in self.seen:
             return
         self.seen.add(source)
@@ -111,15 +121,17 @@ class _Reader:
             documents = load_documents(raw, source=source)
         except DescriptorFileError as error:
             self.result.unreadable.add(source)
-            self._problem(source, error.document, error.message)
+            self._problem(source, error.document, error.message, parent=parent)
             return
         except FileNotFoundError:
+            if optional:  # as Backstage: an optional target that is missing emits nothing
+                return
             self.result.unreadable.add(source)
-            self._problem(source, None, "NotFoundError: no file at this location")
+            self._problem(source, None, "NotFoundError: no file at this location", parent=parent)
             return
         except (OSError, requests.RequestException) as error:
             self.result.unreadable.add(source)
-            self._problem(source, None, f"could not be read: {error}")
+            self._problem(source, None, f"could not be read: {error}", parent=parent)
             return
         # A file without a `$` has no placeholders: most files, spared a walk of every value.
         placeholders = b"$" in raw
@@ -135,12 +147,19 @@ class _Reader:
         except DescriptorError as error:
             self._problem(source, number, error.message, error.field, ref)
             return
-        self.result.entities.append(Emitted(valid=valid, source=source, document=number))
+        except Exception as error:  # noqa: BLE001 - one entity's failure is its own problem
+            # Nothing one document holds may stop the rest of its location from refreshing.
+            message = f"the entity could not be processed: {type(error).__name__}: {error}"
+            self._problem(source, number, message, "", ref)
+            return
+        emitted = Emitted(valid=valid, source=source, document=number)
+        self.result.entities.append(emitted)
         if valid.kind == "Location":
             spec = valid.entity.get("spec") or {}
             targets = list(spec.get("targets") or [])
             if spec.get("target"):
                 targets.insert(0, spec["target"])
+            optional = spec.get("presence") == "optional"
             for target in targets:
                 resolved = self._resolve(source, target)
                 if not self._inside_root(resolved):
@@ -150,9 +169,10 @@ class _Reader:
                         f"the target {target!r} is outside the registered location {self.root}",
                         "spec.targets",
                         ref,
+                        parent=emitted,
                     )
                     continue
-                self.read(resolved)
+                self.read(resolved, parent=emitted, optional=optional)
 
     def _placeholders(self, source: str, value: Any) -> Any:
         """Backstage's `$text`, `$json` and `$yaml`: the content of a file beside the descriptor."""
@@ -208,8 +228,13 @@ class _Reader:
         message: str,
         field_path: str = "",
         ref: str | None = None,
+        *,
+        parent: Emitted | None = None,
     ) -> None:
-        self.result.problems.append(Problem(source, document, message, field_path, ref))
+        problem = Problem(source, document, message, field_path, ref)
+        self.result.problems.append(problem)
+        if parent is not None:
+            parent.problems.append(problem)
 
 
 def _ref_of(data: Any) -> str | None:

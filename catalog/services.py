@@ -251,13 +251,15 @@ def location_refresh(*, location: Location) -> RefreshReport:
         existing = current.get(ref)
         data = emitted.valid.entity
         etag = _etag(data)
+        # Its annotations' problems, and for a Location the targets it could not read.
+        problems = [*access[ref].problems, *(str(problem) for problem in emitted.problems)]
         if existing is None:
             entity = Entity(ref=ref, location=location)
             new_entities.append(entity)
             report.added.append(ref)
         elif (
             existing.etag != etag
-            or existing.problems != list(access[ref].problems)
+            or existing.problems != problems
             or existing.source != emitted.source
         ):
             entity = existing
@@ -272,7 +274,7 @@ def location_refresh(*, location: Location) -> RefreshReport:
         entity.source, entity.document = emitted.source, emitted.document
         entity.etag = etag
         entity.descriptor = _descriptor(emitted, str(entity.uid), etag)
-        entity.problems = list(access[ref].problems)
+        entity.problems = problems
         _copy_browsing_columns(entity, emitted, access[ref])
 
     # A rejected document keeps its entity's last good version and shows why it was rejected.

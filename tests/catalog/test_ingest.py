@@ -201,3 +201,58 @@ def test_an_annotation_problem_shows_on_the_entity_and_a_second_read_changes_not
         "PT12H; the portal's default applies"
     ]
     assert (again.added, again.updated, again.unchanged) == ([], [], 1)
+
+
+def test_an_entity_that_cannot_be_processed_does_not_stop_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong with one document (here a fault inside validation) is that
+    document's problem: its neighbours still ingest and the location's outcome says so."""
+    from catalog import ingest
+
+    validate = ingest.validate_entity
+
+    def failing_for_ledger(data: object) -> object:
+        if isinstance(data, dict) and data["metadata"]["name"] == "ledger-api":
+            raise RuntimeError("the validator fell over")
+        return validate(data)
+
+    monkeypatch.setattr(ingest, "validate_entity", failing_for_ledger)
+    second = PAYMENTS.format(description="x").replace("payments-api", "ledger-api")
+    (tmp_path / "catalog-info.yaml").write_text(PAYMENTS.format(description="x") + "---\n" + second)
+
+    report = refresh(tmp_path / "catalog-info.yaml")
+
+    assert report.added == ["component:default/payments-api"]
+    assert [str(problem) for problem in report.problems] == [
+        f"{tmp_path / 'catalog-info.yaml'}:2: the entity could not be processed: "
+        "RuntimeError: the validator fell over"
+    ]
+    assert Location.objects.get().last_outcome == Location.Outcome.PROBLEMS
+
+
+def test_a_location_shows_the_targets_it_could_not_read_and_skips_optional_ones(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "payments.yaml").write_text(PAYMENTS.format(description="x"))
+    (tmp_path / "catalog-info.yaml").write_text(
+        "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: root}\n"
+        "spec: {targets: [./payments.yaml, ./gone.yaml, 'https://example.invalid/c.yaml']}\n"
+        "---\n"
+        "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: extras}\n"
+        "spec: {presence: optional, targets: [./maybe.yaml]}\n"
+    )
+
+    report = refresh(tmp_path)
+
+    root = Entity.objects.get(ref="location:default/root")
+    assert report.added == [
+        "location:default/root", "component:default/payments-api", "location:default/extras",
+    ]  # fmt: skip
+    assert root.problems == [
+        f"{tmp_path / 'gone.yaml'}: NotFoundError: no file at this location",
+        f"{tmp_path / 'catalog-info.yaml'}:1: the target 'https://example.invalid/c.yaml' is "
+        f"outside the registered location {tmp_path}",
+    ]
+    assert Entity.objects.get(ref="location:default/extras").problems == []
+    assert len(report.problems) == 2
