@@ -136,7 +136,9 @@ def entity_list(request: HttpRequest) -> HttpResponse:
         "boost_results": True,
         "can_register": viewer.is_admin,
     }
-    partial = request.htmx and not request.htmx.boosted  # type: ignore[attr-defined]
+    htmx = request.htmx  # type: ignore[attr-defined]
+    # A history restore (Back, with htmx's cache missed) needs the whole page, not the results.
+    partial = htmx and not htmx.boosted and not htmx.history_restore_request
     template = "catalog/entity_list.html" + ("#results" if partial else "")
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])

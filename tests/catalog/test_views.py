@@ -122,6 +122,23 @@ def test_htmx_gets_only_the_results_fragment(catalog: None) -> None:
     assert "HX-Request" in response["Vary"]
 
 
+def test_the_same_url_is_a_whole_page_without_htmx_and_on_a_history_restore(
+    catalog: None,
+) -> None:
+    """Opened by a link, or restored by Back when htmx's history cache missed, the URL an htmx
+    update pushed gives the whole page: layout, search box and the same results."""
+    client = signed_in("ada@example.com")
+
+    page = client.get("/catalog/?kind=api").content.decode()
+    restored = client.get(
+        "/catalog/?kind=api", HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true"
+    ).content.decode()
+
+    for whole in (page, restored):
+        assert "<html" in whole and 'name="q"' in whole and '<div id="results"' in whole
+        assert "petstore" in whole and "artist-lookup" not in whole
+
+
 def test_filters_combine_and_facets_count_what_is_shown(catalog: None) -> None:
     holder = signed_in("bob@example.com", "payments.viewer")
     page = holder.get("/catalog/?kind=component&tag=java").content.decode()
