@@ -10,13 +10,23 @@ from django.db.models import Q, QuerySet
 
 from access.policy import Viewer
 from catalog.models import Entity, EntityQuerySet
+from catalog.refs import EntityRefError, parse_entity_ref
+
+
+def owner_key(value: str) -> str | None:
+    """An owner as `spec.owner` names one, as the catalog stores it: `team-a` is
+    `group:default/team-a`. None when the value is no entity reference."""
+    try:
+        return parse_entity_ref(value.strip(), default_kind="Group").key
+    except EntityRefError:
+        return None
 
 
 class EntityFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
     kind = django_filters.CharFilter(field_name="kind", lookup_expr="iexact")
     type = django_filters.CharFilter(method="detail", field_name="spec_type__iexact")
-    owner = django_filters.CharFilter(field_name="owner_ref", lookup_expr="iexact")
+    owner = django_filters.CharFilter(method="owned_by")
     lifecycle = django_filters.CharFilter(method="detail", field_name="lifecycle__iexact")
     namespace = django_filters.CharFilter(field_name="namespace", lookup_expr="iexact")
     tag = django_filters.CharFilter(method="tagged", label="Tag")
@@ -37,6 +47,10 @@ class EntityFilter(django_filters.FilterSet):
     def __init__(self, *args: Any, viewer: Viewer, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.viewer = viewer
+
+    def owned_by(self, queryset: QuerySet[Entity], name: str, value: str) -> QuerySet[Entity]:
+        owner = owner_key(value)
+        return queryset.filter(owner_ref=owner) if owner else queryset.none()
 
     def detail(self, queryset: QuerySet[Entity], name: str, value: str) -> QuerySet[Entity]:
         """Type, lifecycle and tags are details of a restricted entity: filtering on them must

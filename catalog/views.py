@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import cached_property
@@ -21,7 +21,7 @@ from access.policy import is_portal_admin, viewer_for
 from access.selectors import gone_role_names
 from access.services import Actor
 from catalog.annotations import access_annotations
-from catalog.filters import EntityFilter
+from catalog.filters import EntityFilter, owner_key
 from catalog.forms import LocationForm
 from catalog.models import Entity, Location
 from catalog.refs import parse_entity_ref
@@ -64,16 +64,23 @@ def ref_url(ref: str) -> str:
     return parse_entity_ref(ref).url
 
 
+# Facets with more values than the list shows: a value past the most common may be typed.
+TYPED_FACETS = ("type", "owner", "lifecycle", "tag", "namespace")
+
+
 def _facet_links(
     request: HttpRequest, facets: dict[str, Any], *, capped: bool = False
 ) -> list[dict[str, Any]]:
     groups = []
     for name, values in facets.items():
+        chosen = request.GET.get(name, "")
+        # An owner may be typed as `spec.owner` names it (`team-a`); the facet lists full refs.
+        compared = (owner_key(chosen) or chosen.lower()) if name == "owner" else chosen.lower()
         links = []
         for facet in values:
-            params = request.GET.copy()
+            params = _filled(request)
             params.pop("page", None)
-            active = params.get(name, "").lower() == facet.value.lower()
+            active = compared == facet.value.lower()
             if active:
                 params.pop(name)
             else:
@@ -83,12 +90,43 @@ def _facet_links(
                     "value": facet.value,
                     "count": f"{facet.count}+" if capped else facet.count,
                     "active": active,
-                    "href": f"{request.path}?{params.urlencode()}",
+                    "href": f"{request.path}?{params.urlencode()}" if params else request.path,
                 }
             )
-        if links:
-            groups.append({"name": name, "label": FACET_LABELS[name], "links": links})
+        if chosen and not any(link["active"] for link in links):
+            # Chosen, but not among the most common values: still shown, and removable.
+            params = _filled(request)
+            params.pop("page", None)
+            params.pop(name)
+            href = f"{request.path}?{params.urlencode()}" if params else request.path
+            links.insert(0, {"value": chosen, "count": "", "active": True, "href": href})
+        if links or name in TYPED_FACETS:
+            groups.append(
+                {
+                    "name": name,
+                    "label": FACET_LABELS[name],
+                    "links": links,
+                    "typed": name in TYPED_FACETS,
+                    "chosen": chosen,
+                }
+            )
     return groups
+
+
+def _filled(request: HttpRequest) -> QueryDict:
+    """The query without the empty fields a submitted form adds (`owner=&type=`)."""
+    params = request.GET.copy()
+    for key in [key for key, values in params.lists() if not any(values)]:
+        params.pop(key)
+    return params
+
+
+def _without_empty(request: HttpRequest) -> str | None:
+    """The URL worth sharing, without empty fields; None when it has none."""
+    params = _filled(request)
+    if len(params) == len(request.GET):
+        return None
+    return f"{request.path}?{params.urlencode()}" if params else request.path
 
 
 def _duration_text(duration: timedelta | None) -> str:
@@ -109,6 +147,9 @@ def _duration_text(duration: timedelta | None) -> str:
 
 @require_GET
 def entity_list(request: HttpRequest) -> HttpResponse:
+    clean_url = _without_empty(request)
+    if clean_url and not request.htmx:  # type: ignore[attr-defined]
+        return redirect(clean_url)  # a form sent without JavaScript: the address to share
     # Who is looking is gathered once: the filters, the table and the page all use it.
     viewer = viewer_for(request.user)  # type: ignore[arg-type]
     filterset = EntityFilter(
@@ -133,6 +174,7 @@ def entity_list(request: HttpRequest) -> HttpResponse:
         "table": table,
         "facets": _facet_links(request, facets.groups, capped=facets.capped),
         "facet_params": list(FACET_LABELS),
+        "typed_facets": TYPED_FACETS,
         "boost_results": True,
         "can_register": viewer.is_admin,
     }
@@ -141,6 +183,8 @@ def entity_list(request: HttpRequest) -> HttpResponse:
     partial = htmx and not htmx.boosted and not htmx.history_restore_request
     template = "catalog/entity_list.html" + ("#results" if partial else "")
     response = render(request, template, context)
+    if clean_url:
+        response["HX-Push-Url"] = clean_url  # the address bar gets the URL worth sharing
     patch_vary_headers(response, ["HX-Request"])
     return response
 

@@ -43,6 +43,16 @@ def test_grace_finds_the_payments_api_by_typing_pay_and_sees_its_roles(
     expect(table.get_by_role("link", name="Payments API", exact=True)).to_be_visible()
     expect(table.get_by_role("link", name="Payments API (OpenAPI)")).to_have_count(0)
 
+    # An owner may be typed, as descriptors name one; Enter applies it and the URL follows,
+    # and the chosen owner's link takes it off again.
+    results.get_by_label("Owner").fill("team-checkout")
+    results.get_by_label("Owner").press("Enter")
+    expect(page).to_have_url(f"{portal.url}/catalog/?q=pay&kind=Component&owner=team-checkout")
+    expect(table.get_by_role("link", name="Payments API", exact=True)).to_have_count(0)
+    results.get_by_role("link", name="team-checkout").click()
+    expect(page).to_have_url(f"{portal.url}/catalog/?q=pay&kind=Component")
+    expect(table.get_by_role("link", name="Payments API", exact=True)).to_be_visible()
+
     results.get_by_role("link", name="Payments API", exact=True).click()
 
     expect(page.get_by_role("heading", name="Payments API Component")).to_be_visible()

@@ -290,3 +290,37 @@ def test_a_broad_view_counts_up_to_the_cap_and_says_there_are_more(
     # A narrow view under the cap is counted exactly.
     narrow = client.get("/catalog/?q=payments-api").content.decode()
     assert "or more" not in narrow
+
+
+def test_an_owner_past_the_most_common_can_be_typed_and_the_url_stays_clean(
+    tmp_path: Path,
+) -> None:
+    """25 owners: the Owner facet lists the 20 most common, and a box takes any other, as
+    `spec.owner` names it (`team-9`); an empty box adds nothing to the shared URL."""
+    (tmp_path / "many.yaml").write_text(
+        "---\n".join(
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\n"
+            f"metadata: {{name: service-{i}}}\n"
+            f"spec: {{type: service, lifecycle: production, owner: team-{min(i, 24)}}}\n"
+            for i in range(30)
+        )
+    )
+    location_refresh(location=location_register(target=str(tmp_path / "many.yaml")))
+    client = signed_in("ada@example.com")
+
+    first = client.get("/catalog/").content.decode()
+    chosen = client.get("/catalog/?owner=team-9").content.decode()
+    sent_by_a_form = client.get("/catalog/?q=service&owner=&type=&tag=")
+    by_htmx = client.get("/catalog/?q=service&owner=team-9&type=", HTTP_HX_REQUEST="true")
+
+    assert 'name="owner"' in first
+    assert "group:default/team-24 <" in first and "group:default/team-9 <" not in first
+    assert ">service-9<" in chosen and ">service-1<" not in chosen
+    # The chosen owner is shown as chosen, once, and a click removes it.
+    assert re.findall(r'<a href="([^"]*)" aria-current="true" class="active">([^<]*)<', chosen) == [
+        ("/catalog/", "group:default/team-9 ")
+    ]
+    assert sent_by_a_form.status_code == 302
+    assert sent_by_a_form["Location"] == "/catalog/?q=service"
+    assert by_htmx["HX-Push-Url"] == "/catalog/?q=service&owner=team-9"
+    assert ">service-9<" in by_htmx.content.decode()
