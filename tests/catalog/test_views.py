@@ -324,3 +324,35 @@ def test_an_owner_past_the_most_common_can_be_typed_and_the_url_stays_clean(
     assert sent_by_a_form["Location"] == "/catalog/?q=service"
     assert by_htmx["HX-Push-Url"] == "/catalog/?q=service&owner=team-9"
     assert ">service-9<" in by_htmx.content.decode()
+
+
+def test_a_groups_page_lists_its_members_and_what_it_owns_and_a_users_its_groups(
+    tmp_path: Path,
+) -> None:
+    """Members declared on either side: Bob names his group, the group names Carol."""
+    (tmp_path / "org.yaml").write_text(
+        "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: {name: team-x}\n"
+        "spec: {type: team, children: [], members: [carol]}\n---\n"
+        "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata: {name: bob}\n"
+        "spec: {memberOf: [team-x]}\n---\n"
+        "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata: {name: carol}\n"
+        "spec: {memberOf: []}\n---\n"
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: x-service}\n"
+        "spec: {type: service, lifecycle: production, owner: team-x}\n"
+    )
+    location_refresh(location=location_register(target=str(tmp_path / "org.yaml")))
+    client = signed_in("ada@example.com")
+
+    group = client.get("/catalog/default/group/team-x/").content.decode()
+    carol = client.get("/catalog/default/user/carol/").content.decode()
+
+    def section(page: str, label: str) -> str:
+        found = re.search(rf'aria-label="{label}">(.*?)</section>', page, re.S)
+        assert found, label
+        return found.group(1)
+
+    members = section(group, "Members")
+    assert 'href="/catalog/default/user/bob/"' in members
+    assert 'href="/catalog/default/user/carol/"' in members
+    assert 'href="/catalog/default/component/x-service/"' in section(group, "Owned entities")
+    assert 'href="/catalog/default/group/team-x/"' in section(carol, "Groups")
