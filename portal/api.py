@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -58,6 +60,15 @@ def json_response(request: HttpRequest, body: Any, *, status: int = 200) -> Http
     return api.create_response(request, body, status=status)
 
 
+# The names Backstage's error handler gives each status (`@backstage/errors`); its clients tell
+# errors apart by name.
+ERROR_NAMES = {
+    304: "NotModifiedError", 400: "InputError", 401: "AuthenticationError",
+    403: "NotAllowedError", 404: "NotFoundError", 409: "ConflictError",
+    501: "NotImplementedError", 503: "ServiceUnavailableError",
+}  # fmt: skip
+
+
 def error_response(
     request: HttpRequest,
     status: int,
@@ -65,9 +76,14 @@ def error_response(
     message: str,
     headers: dict[str, str] | None = None,
 ) -> HttpResponse:
-    response = api.create_response(
-        request, {"error": {"name": name, "message": message}}, status=status
-    )
+    """Backstage's error body. Its `request` and `response` parts are what Backstage's clients
+    (`ResponseError.fromResponse`) look for before they trust the error's name and message."""
+    body = {
+        "error": {"name": name, "message": message},
+        "request": {"method": request.method, "url": request.get_full_path()},
+        "response": {"statusCode": status},
+    }
+    response = api.create_response(request, body, status=status)
     for header, value in (headers or {}).items():
         response[header] = value
     return response
@@ -108,9 +124,8 @@ def _invalid(request: HttpRequest, error: ValidationError) -> HttpResponse:
 
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, error: HttpError) -> HttpResponse:
-    names = {403: "NotAllowedError", 404: "NotFoundError", 409: "ConflictError"}
-    return error_response(request, error.status_code, names.get(error.status_code, "Error"),
-                          str(error))  # fmt: skip
+    name = ERROR_NAMES.get(error.status_code, "Error")
+    return error_response(request, error.status_code, name, str(error))
 
 
 # The access services' refusals, answered as the pages say them: what was refused and why.
@@ -124,6 +139,15 @@ def _refused(request: HttpRequest, error: Exception | type[Exception]) -> HttpRe
 
 for refusal in REFUSALS:
     api.add_exception_handler(refusal, _refused)
+
+
+@csrf_exempt  # it changes nothing, whatever the method
+@login_not_required  # the API answers for itself, never with the sign-in redirect
+def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
+    """Any other path under /api/: a JSON 404 in the API's error shape, not the HTML page."""
+    return error_response(
+        request, 404, "NotFoundError", f"No API route for {request.method} {request.path}"
+    )
 
 
 def principal_of(request: HttpRequest) -> Principal:

@@ -8,11 +8,11 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from access.policy import is_portal_admin
 from portal import views
-from portal.api import api
+from portal.api import api, not_found
 
 
 @login_not_required
@@ -48,5 +48,7 @@ urlpatterns = [
     path("catalog/", include("catalog.urls")),
     path("access/", include("access.urls")),
     path("api/", (api_patterns, api_app_name, api_namespace)),
+    # Paths under /api/ that no API route takes: Backstage's JSON 404, not the HTML page.
+    re_path(r"^api/(?P<path>.*)$", not_found),
     path("admin/", admin.site.urls),
 ]

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import Client
 
 from catalog.models import Entity
 from catalog.services import location_refresh, location_register
@@ -51,7 +52,10 @@ def test_by_name_answers_404_in_backstages_error_shape(catalog: None) -> None:
         "error": {
             "name": "NotFoundError",
             "message": "No entity named 'nope' found, with kind 'component' in namespace 'default'",
-        }
+        },
+        # What Backstage's clients look for before they trust the error's name.
+        "request": {"method": "GET", "url": "/api/catalog/entities/by-name/component/default/nope"},
+        "response": {"statusCode": 404},
     }
 
 
@@ -321,3 +325,30 @@ def test_the_migration_rebuilds_search_rows_by_backstages_rules(catalog: None) -
             "&fields=metadata.name&order=asc:metadata.name"
         ).json()
     ) == ["kafka-cluster", "warehouse-bucket"]
+
+
+def test_unknown_api_paths_answer_a_json_404(catalog: None) -> None:
+    signed = signed_in("ada@example.com")
+
+    for client, method, path in [
+        (signed, "get", "/api/catalog/nope"),
+        (signed, "get", "/api/catalog/entities/by-name/component/default"),
+        (signed, "post", "/api/catalog/entities/by-uid"),
+        (Client(), "get", "/api/catalog/nope"),
+        (Client(), "get", "/api/nothing/here/"),
+    ]:
+        response = getattr(client, method)(path)
+        assert response.status_code == 404, path
+        assert response["Content-Type"].startswith("application/json")
+        assert response.json()["error"] == {
+            "name": "NotFoundError",
+            "message": f"No API route for {method.upper()} {path}",
+        }
+        assert response.json()["response"] == {"statusCode": 404}
+
+
+def test_a_bad_request_is_an_input_error_as_backstage_names_it(catalog: None) -> None:
+    response = signed_in("ada@example.com").get("/api/catalog/entities?limit=0")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["name"] == "InputError"
