@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from typing import Any
 
-from django.db.models import Count, Max, QuerySet
-from django.db.models.functions import Upper
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    F,
+    Max,
+    OrderBy,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.expressions import BaseExpression, OuterRef
+from django.db.models.functions import NullIf, Upper
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Schema
 from ninja.errors import HttpError
@@ -126,6 +140,7 @@ def entity_validate(request: HttpRequest, payload: ValidateInput) -> HttpRespons
 
 # --- Entities ----------------------------------------------------------------------------------
 
+# Keys ordered by a column of the entity's own row, not through its search rows.
 ORDER_COLUMNS = {
     "metadata.name": "name",
     "metadata.namespace": "namespace",
@@ -135,8 +150,13 @@ ORDER_COLUMNS = {
     "spec.lifecycle": "lifecycle",
     "spec.owner": "owner_ref",
 }
+# Columns every entity has a value in: ordered as they are, so the indexes serve the order.
+ALWAYS_SET_COLUMNS = {"name", "namespace", "kind"}
 DEFAULT_PAGE = 20
 MAX_PAGE = 500
+# How deep a predicate may nest, and how many conditions it may hold, before it is refused.
+MAX_PREDICATE_DEPTH = 32
+MAX_PREDICATE_TERMS = 500
 
 
 def _viewer(request: HttpRequest) -> Viewer:
@@ -149,28 +169,215 @@ def _split(values: list[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
+def _fields(values: list[str]) -> list[str]:
+    """Backstage's `fields=`: dotted paths; an array index is not one (Backstage's message)."""
+    fields = _split(values)
+    if any("[" in field for field in fields):
+        raise HttpError(400, "invalid fields, array type fields are not supported")
+    return fields
+
+
+def _gated(key: str, matched: Q, *, details_q: Q) -> Q:
+    """A condition on a key: on a detail, it holds only for entities whose details the caller
+    may see (as `catalog.search.filters_q` rules), so nothing tells a hidden value."""
+    return matched if key in PUBLIC_KEYS else matched & details_q
+
+
+NOTHING = Q(pk__in=[])
+
+
+def _negated(condition: Q) -> Q:
+    # An empty Q holds for every entity; its negation holds for none.
+    return ~condition if condition.children else NOTHING
+
+
+class _Predicate:
+    """Backstage's filter predicates (`@backstage/filter-predicates`), the body of POST
+    /entities/by-query and /entity-facets: `{"kind": "component", "spec.type": {"$in": [...]}}`,
+    `$exists`, `$hasPrefix`, and `$all`/`$any`/`$not` around them, as a Q over entities.
+
+    Equality, `$in` and `$exists` are `catalog.search.filters_q`'s own terms. A detail of a
+    restricted entity that the caller may not see is absent for them: `$exists: false` and
+    `$not` hold for it, as they would for an entity without it.
+    """
+
+    def __init__(self, *, details_q: Q) -> None:
+        self.details_q = details_q
+        self.terms = 0
+
+    def q(self, predicate: Any, depth: int = 0) -> Q:
+        if depth > MAX_PREDICATE_DEPTH:
+            raise HttpError(400, "Invalid query: the predicate is nested too deeply")
+        if isinstance(predicate, (str, int, float)):  # bool is an int
+            raise HttpError(
+                400,
+                "Invalid filter predicate: top-level primitive values are not supported. Wrap "
+                f'the value in a field expression, e.g. {{ "kind": {json.dumps(predicate)} }}',
+            )
+        if not isinstance(predicate, dict):
+            raise HttpError(400, f"Invalid query: expected an object, not {_json(predicate)}")
+        logical = [key for key in predicate if key in {"$all", "$any", "$not"}]
+        if logical:
+            if len(predicate) != 1:
+                raise HttpError(
+                    400, f"Invalid query: {logical[0]} must be the only key of its object"
+                )
+            return self._logical(logical[0], predicate[logical[0]], depth)
+        matched = Q()
+        for key, value in predicate.items():
+            if key.startswith("$"):
+                raise HttpError(400, f"Invalid query: unknown operator {key}")
+            matched &= self._field(key.lower(), value)
+        return matched
+
+    def _logical(self, operator: str, operand: Any, depth: int) -> Q:
+        if operator == "$not":
+            return _negated(self.q(operand, depth + 1))
+        if not isinstance(operand, list):
+            raise HttpError(400, f"Invalid query: {operator} takes a list of predicates")
+        parts = [self.q(part, depth + 1) for part in operand]
+        combined = Q()
+        if operator == "$all":
+            for part in parts:
+                combined &= part
+            return combined
+        if not parts:
+            return NOTHING
+        for part in parts:
+            if not part.children:
+                return Q()  # one alternative holds for every entity
+            combined |= part
+        return combined
+
+    def _field(self, key: str, value: Any) -> Q:
+        self.terms += 1
+        if self.terms > MAX_PREDICATE_TERMS:
+            raise HttpError(400, f"Invalid query: more than {MAX_PREDICATE_TERMS} conditions")
+        if _is_primitive(value):
+            return filters_q([[(key, [_text(value)])]], details_q=self.details_q)
+        if not isinstance(value, dict) or len(value) != 1:
+            raise HttpError(400, f'Invalid query: the value for "{key}" is not a predicate value')
+        ((operator, operand),) = value.items()
+        if operator == "$exists" and isinstance(operand, bool):
+            present = filters_q([[(key, None)]], details_q=self.details_q)
+            return present if operand else _negated(present)
+        if operator == "$in" and isinstance(operand, list) and all(map(_is_primitive, operand)):
+            if not operand:
+                return NOTHING
+            values = list(dict.fromkeys(_text(item) for item in operand))
+            return filters_q([[(key, values)]], details_q=self.details_q)
+        if operator == "$hasPrefix" and isinstance(operand, str):
+            rows = SearchRow.objects.filter(key=key, value__startswith=operand.lower())
+            return _gated(key, Q(pk__in=rows.values("entity_id")), details_q=self.details_q)
+        # `$contains` and operators yet to come: Backstage's database query refuses them too.
+        raise HttpError(
+            400,
+            f'Invalid filter predicate value for field "{key}": expected a primitive value, '
+            f"$exists, $in, or $hasPrefix operator, but got {_json(value)}",
+        )
+
+
+def _is_primitive(value: Any) -> bool:
+    return isinstance(value, (str, int, float))
+
+
+def _text(value: str | int | float) -> str:
+    """A predicate's value as the search rows hold it: lower-cased text, `true`, `7`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).lower()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _conditions(filters: list[str], predicate: Any, *, viewer: Viewer) -> Q | None:
+    """`filter=` alternatives and a predicate (both must hold), or None when neither is given."""
+    try:
+        alternatives = parse_filters(filters)
+    except FilterError as error:
+        raise HttpError(400, str(error)) from error
+    if predicate is not None and not isinstance(predicate, dict):
+        raise HttpError(400, "Query must be an object")
+    details_q = viewer.may_see_restricted_q()
+    conditions = []
+    if alternatives:
+        conditions.append(filters_q(alternatives, details_q=details_q))
+    if predicate is not None:
+        conditions.append(_Predicate(details_q=details_q).q(predicate))
+    if not conditions:
+        return None
+    combined = Q()
+    for condition in conditions:
+        combined &= condition
+    return combined
+
+
+def _text_fields_q(term: str, fields: list[str], *, details_q: Q) -> Q:
+    """Backstage's `fullTextFilterFields`: the term anywhere in the value of one of the fields."""
+    needle = term.lower()
+    either = Q()
+    for key in dict.fromkeys(field.lower() for field in fields):
+        rows = SearchRow.objects.filter(key=key, value__contains=needle)
+        either |= _gated(key, Q(pk__in=rows.values("entity_id")), details_q=details_q)
+    return either
+
+
+def _ordering(order: list[tuple[str, str]], *, details_q: Q) -> list[OrderBy]:
+    """Backstage orders by the search table's value of each key, entities without it last.
+    The keys held in columns are ordered by the column. A detail the caller may not see is
+    absent to them: an entity that hides it goes last, as if it had none."""
+    expressions = []
+    for field_name, direction in order:
+        key = field_name.lower()
+        column = ORDER_COLUMNS.get(key)
+        value: BaseExpression
+        if column in ALWAYS_SET_COLUMNS:
+            expressions.append(F(column).desc() if direction == "desc" else F(column).asc())
+            continue
+        if column is not None:
+            value = NullIf(column, Value(""))
+        else:
+            # A key listed more than once (tags): its first value in the order asked for.
+            first = F("value").desc(nulls_last=True) if direction == "desc" else F("value")
+            value = Subquery(
+                SearchRow.objects.filter(entity=OuterRef("pk"), key=key)
+                .order_by(first)
+                .values("value")[:1]
+            )
+        if key not in PUBLIC_KEYS and details_q.children:
+            value = Case(When(details_q, then=value), default=Value(None),
+                         output_field=CharField())  # fmt: skip
+        expressions.append(
+            value.desc(nulls_last=True) if direction == "desc" else value.asc(nulls_last=True)
+        )
+    return expressions
+
+
 def _query(
     filters: list[str],
     term: str = "",
     order: list[tuple[str, str]] | None = None,
     *,
     viewer: Viewer,
+    predicate: Any = None,
+    text_fields: list[str] | None = None,
 ) -> QuerySet[Entity]:
-    try:
-        alternatives = parse_filters(filters)
-    except FilterError as error:
-        raise HttpError(400, str(error)) from error
     entities = Entity.objects.all()
-    if alternatives:
-        entities = entities.filter(filters_q(alternatives, details_q=viewer.may_see_restricted_q()))
-    entities = entities.matching(term)
-    ordering = []
-    for field_name, direction in order or [("metadata.name", "asc")]:
-        column = ORDER_COLUMNS.get(field_name)
-        if column is None:
-            known = ", ".join(ORDER_COLUMNS)
-            raise HttpError(400, f"cannot order by {field_name!r}; one of {known}")
-        ordering.append(f"-{column}" if direction == "desc" else column)
+    conditions = _conditions(filters, predicate, viewer=viewer)
+    if conditions is not None:
+        entities = entities.filter(conditions)
+    term = term.strip()
+    if term and text_fields:
+        details_q = viewer.may_see_restricted_q()
+        entities = entities.filter(_text_fields_q(term, text_fields, details_q=details_q))
+    else:
+        entities = entities.matching(term)
+    ordering = _ordering(order or [("metadata.name", "asc")],
+                         details_q=viewer.may_see_restricted_q())  # fmt: skip
     return entities.order_by(*ordering, "pk").prefetch_related("required_role_rows")
 
 
@@ -180,6 +387,12 @@ def _limit(raw: int | None, default: int) -> int:
     if not 0 < raw <= MAX_PAGE:
         raise HttpError(400, f"limit must be between 1 and {MAX_PAGE}")
     return raw
+
+
+def _offset(raw: int | None) -> int:
+    if raw is not None and raw < 0:
+        raise HttpError(400, "offset must not be negative")
+    return raw or 0
 
 
 @router.get("/entities", summary="Entities, filtered as Backstage filters them")
@@ -195,6 +408,7 @@ def entities_list(
     """All matching entities; with `limit`, a page of them and, while more follow, a `Link`
     header to the next page (`after=`, an opaque cursor of limit and offset, as Backstage's)."""
     viewer = _viewer(request)
+    projection = _fields(fields)
     ordering = []
     for raw in order:
         direction, _, field_name = raw.partition(":")
@@ -204,19 +418,15 @@ def entities_list(
     entities = _query(filter, order=ordering, viewer=viewer)
     if after is not None:
         limit, offset = _decode_after(after, limit, offset)
-    if offset is not None and offset < 0:
-        raise HttpError(400, "offset must not be negative")
-    start = offset or 0
+    start = _offset(offset)
     if limit is None:
         return json_response(
-            request, entities_json(entities[start:], viewer=viewer, fields=_split(fields))
+            request, entities_json(entities[start:], viewer=viewer, fields=projection)
         )
     limit = _limit(limit, MAX_PAGE)
     # One more than the page, to know whether another follows.
     page = list(entities[start : start + limit + 1])
-    response = json_response(
-        request, entities_json(page[:limit], viewer=viewer, fields=_split(fields))
-    )
+    response = json_response(request, entities_json(page[:limit], viewer=viewer, fields=projection))
     if len(page) > limit:
         query = request.GET.copy()
         query.pop("offset", None)
@@ -225,18 +435,30 @@ def entities_list(
     return response
 
 
+def _decode_json_cursor(raw: str) -> Any:
+    """A cursor as Backstage makes them (base64 of JSON); the URL-safe alphabet is read too,
+    and a `+` that a query string turned into a space."""
+    text = raw.replace(" ", "+").replace("-", "+").replace("_", "/")
+    return json.loads(base64.b64decode(text + "=" * (-len(text) % 4), validate=True))
+
+
 def _decode_after(after: str, limit: int | None, offset: int | None) -> tuple[int | None, int]:
     """Backstage's `after`: the limit and offset of the page it points to."""
     try:
-        state = json.loads(base64.urlsafe_b64decode(after.encode()))
+        state = _decode_json_cursor(after)
         if not isinstance(state, dict):
             raise ValueError(after)
-    except ValueError as error:
+    except (ValueError, RecursionError, binascii.Error) as error:
         raise HttpError(400, "Malformed after cursor, could not be parsed") from error
     for key in ("limit", "offset"):
         if key in state and (not isinstance(state[key], int) or isinstance(state[key], bool)):
             raise HttpError(400, f"Malformed after cursor, {key} was not a number")
     return state.get("limit", limit), state.get("offset", offset or 0)
+
+
+def _entity_json(request: HttpRequest, entity: Entity, viewer: Viewer) -> HttpResponse:
+    (body,) = entities_json([entity], viewer=viewer)
+    return json_response(request, body)
 
 
 @router.get("/entities/by-name/{kind}/{namespace}/{name}", summary="One entity by its name")
@@ -247,61 +469,84 @@ def entity_by_name(request: HttpRequest, kind: str, namespace: str, name: str) -
         raise HttpError(
             404, f"No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
         )
-    (body,) = entities_json([entity], viewer=viewer)
-    return json_response(request, body)
+    return _entity_json(request, entity, viewer)
 
 
 class ByRefsInput(Schema):
     entityRefs: list[str]
     fields: list[str] = []
+    query: Any = None
 
 
 @router.post(
     "/entities/by-refs", summary="Entities by reference, in the order asked, null if absent"
 )
-def entities_by_refs(request: HttpRequest, payload: ByRefsInput) -> HttpResponse:
+def entities_by_refs(
+    request: HttpRequest, payload: ByRefsInput, filter: list[str] = Query([])
+) -> HttpResponse:
+    """An entity that does not match `filter=` (or the body's `query`) is null, as a missing one."""
     viewer = _viewer(request)
+    projection = _fields(payload.fields)
     keys = []
     for raw in payload.entityRefs:
         try:
             keys.append(parse_entity_ref(raw).key)
         except EntityRefError as error:
             raise HttpError(400, str(error)) from error
-    found = {
-        entity.ref: entity
-        for entity in Entity.objects.filter(ref__in=keys).prefetch_related("required_role_rows")
-    }
+    entities = Entity.objects.filter(ref__in=keys)
+    conditions = _conditions(filter, payload.query, viewer=viewer)
+    if conditions is not None:
+        entities = entities.filter(conditions)
+    found = {entity.ref: entity for entity in entities.prefetch_related("required_role_rows")}
     bodies = dict(
-        zip(
-            found,
-            entities_json(found.values(), viewer=viewer, fields=_split(payload.fields)),
-            strict=True,
-        )
+        zip(found, entities_json(found.values(), viewer=viewer, fields=projection), strict=True)
     )
     return json_response(request, {"items": [bodies.get(key) for key in keys]})
 
 
 def _encode_cursor(state: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
+    # Standard base64, as Backstage's: its client reads a cursor to choose GET or POST.
+    return base64.b64encode(json.dumps(state).encode()).decode()
 
 
 def _decode_cursor(cursor: str) -> dict[str, Any]:
     try:
-        state = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not isinstance(state, dict) or not isinstance(state.get("offset"), int):
+        state = _decode_json_cursor(cursor)
+        if not isinstance(state, dict) or not _cursor_is_sound(state):
             raise ValueError(cursor)
-    except ValueError as error:
+    except (ValueError, RecursionError, binascii.Error) as error:
         raise HttpError(400, "the cursor is not one this API gave out") from error
     return state
 
 
-def _stored_total(raw_filters: list[str], term: str) -> int | None:
+def _cursor_is_sound(state: dict[str, Any]) -> bool:
+    def strings(value: Any) -> bool:
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+    def number(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    return (
+        number(state.get("offset"))
+        and number(state.get("start", 0))
+        and strings(state.get("filter", []))
+        and isinstance(state.get("term", ""), str)
+        and strings(state.get("textFields", []))
+        and isinstance(state.get("order", []), list)
+        and all(
+            isinstance(pair, list) and len(pair) == 2 and strings(pair)
+            for pair in state.get("order", [])
+        )
+    )
+
+
+def _stored_total(state: dict[str, Any]) -> int | None:
     """The number of entities for the whole catalog or one filter on kinds, from the counts
     made when the catalog last changed (kind is public, so the same for every caller); None
     when the query asks more and must be counted."""
-    if term:
+    if state.get("term") or "query" in state:
         return None
-    alternatives = parse_filters(raw_filters)
+    alternatives = parse_filters(state.get("filter", []))
     if not alternatives:
         kinds = FacetCount.objects.filter(facet="kind")
     elif len(alternatives) == 1 and len(alternatives[0]) == 1 and alternatives[0][0][0] == "kind":
@@ -318,36 +563,63 @@ def _stored_total(raw_filters: list[str], term: str) -> int | None:
     return sum(kinds.values_list("count", flat=True))
 
 
+def _order_field(raw: str) -> list[str]:
+    field_name, _, direction = raw.partition(",")
+    if direction not in {"", "asc", "desc"}:
+        raise HttpError(400, "Invalid order field order, must be asc or desc")
+    if not field_name.strip():
+        raise HttpError(400, f"Invalid order field {raw!r}, the field is missing")
+    return [field_name.strip(), direction or "asc"]
+
+
+def _first_state(params: dict[str, Any]) -> dict[str, Any]:
+    """What a first request asks; its cursors carry it to the next pages."""
+    offset = _offset(params.get("offset"))
+    state: dict[str, Any] = {
+        "filter": params.get("filter") or [],
+        "term": (params.get("fullTextFilterTerm") or "").strip(),
+        "order": params.get("order") or [],
+        "offset": offset,
+        # Where the first page began: a previous page goes back no further, as Backstage's.
+        "start": offset,
+    }
+    if params.get("fullTextFilterFields"):
+        state["textFields"] = params["fullTextFilterFields"]
+    if params.get("query") is not None:
+        state["query"] = params["query"]
+    if params.get("totalItems") not in {None, "include", "exclude"}:
+        raise HttpError(400, "totalItems must be include or exclude")
+    if params.get("totalItems") == "exclude":
+        state["count"] = False
+    return state
+
+
 def _by_query(request: HttpRequest, params: dict[str, Any]) -> HttpResponse:
     viewer = _viewer(request)
     limit = _limit(params.get("limit"), DEFAULT_PAGE)
-    if params.get("cursor"):
-        state = _decode_cursor(params["cursor"])
-    else:
-        ordering = []
-        for raw in params.get("orderField") or []:
-            field_name, _, direction = raw.partition(",")
-            ordering.append((field_name, direction or "asc"))
-        state = {
-            "filter": params.get("filter") or [],
-            "term": params.get("fullTextFilterTerm") or "",
-            "order": ordering,
-            "offset": 0,
-        }
+    projection = _fields(params.get("fields") or [])
+    state = _decode_cursor(params["cursor"]) if params.get("cursor") else _first_state(params)
     entities = _query(
-        state["filter"], state["term"], [tuple(o) for o in state["order"]], viewer=viewer
+        state.get("filter", []),
+        state.get("term", ""),
+        [(field_name, direction) for field_name, direction in state.get("order", [])],
+        viewer=viewer,
+        predicate=state.get("query"),
+        text_fields=state.get("textFields"),
     )
-    total = _stored_total(state["filter"], state["term"])
-    if total is None:
-        total = entities.count()
-    offset = state["offset"]
-    page = entities[offset : offset + limit]
+    total = 0
+    if state.get("count", True):
+        stored = _stored_total(state)
+        total = entities.count() if stored is None else stored
+    offset, start = state["offset"], state.get("start", 0)
+    # One more than the page, to know whether another follows.
+    page = list(entities[offset : offset + limit + 1])
     page_info: dict[str, str] = {}
-    if offset + limit < total:
+    if len(page) > limit:
         page_info["nextCursor"] = _encode_cursor({**state, "offset": offset + limit})
-    if offset > 0:
-        page_info["prevCursor"] = _encode_cursor({**state, "offset": max(offset - limit, 0)})
-    items = entities_json(page, viewer=viewer, fields=_split(params.get("fields") or []))
+    if offset > start:
+        page_info["prevCursor"] = _encode_cursor({**state, "offset": max(offset - limit, start)})
+    items = entities_json(page[:limit], viewer=viewer, fields=projection)
     return json_response(request, {"items": items, "totalItems": total, "pageInfo": page_info})
 
 
@@ -357,27 +629,74 @@ def entities_by_query(
     filter: list[str] = Query([]),
     fields: list[str] = Query([]),
     limit: int | None = None,
+    offset: int | None = None,
     orderField: list[str] = Query([]),
     fullTextFilterTerm: str = "",
+    fullTextFilterFields: list[str] = Query([]),
+    totalItems: str | None = None,
     cursor: str = "",
 ) -> HttpResponse:
-    params = {"filter": filter, "fields": fields, "limit": limit, "orderField": orderField,
-              "fullTextFilterTerm": fullTextFilterTerm, "cursor": cursor}  # fmt: skip
+    params = {
+        "filter": filter, "fields": fields, "limit": limit, "offset": offset,
+        "order": [_order_field(raw) for raw in orderField],
+        "fullTextFilterTerm": fullTextFilterTerm,
+        "fullTextFilterFields": _split(fullTextFilterFields),
+        "totalItems": totalItems, "cursor": cursor,
+    }  # fmt: skip
     return _by_query(request, params)
 
 
 class ByQueryInput(Schema):
+    """Backstage's POST body (`query`, `orderBy` or `orderField`, `fullTextFilter`), and the
+    GET parameters' names, which this body took before (`filter`, `fullTextFilterTerm`)."""
+
+    query: Any = None
+    orderBy: Any = None
+    orderField: list[str] = []
+    fullTextFilter: Any = None
     filter: list[str] = []
+    fullTextFilterTerm: str = ""
     fields: list[str] = []
     limit: int | None = None
-    orderField: list[str] = []
-    fullTextFilterTerm: str = ""
+    offset: int | None = None
+    totalItems: str | None = None
     cursor: str = ""
 
 
-@router.post("/entities/by-query", summary="The same query, with its parameters in the body")
+def _order_by(raw: Any) -> list[list[str]]:
+    """The client's `orderBy`: `{"field", "order"}`, or a list of them."""
+    order = []
+    for item in raw if isinstance(raw, list) else [raw]:
+        if not isinstance(item, dict) or not isinstance(item.get("field"), str):
+            raise HttpError(400, 'orderBy must be a list of {"field": ..., "order": ...}')
+        direction = item.get("order", "asc")
+        if direction not in {"asc", "desc"}:
+            raise HttpError(400, "Invalid order field order, must be asc or desc")
+        order.append([item["field"], direction])
+    return order
+
+
+@router.post("/entities/by-query", summary="Entities matching a predicate query, a page at a time")
 def entities_by_query_post(request: HttpRequest, payload: ByQueryInput) -> HttpResponse:
-    return _by_query(request, payload.dict())
+    term, text_fields = payload.fullTextFilterTerm, list[str]()
+    if payload.fullTextFilter is not None:
+        full_text = payload.fullTextFilter
+        if not isinstance(full_text, dict) or not isinstance(full_text.get("term", ""), str):
+            raise HttpError(400, 'fullTextFilter must look like {"term": "...", "fields": [...]}')
+        text_fields = full_text.get("fields") or []
+        if not isinstance(text_fields, list) or not all(isinstance(f, str) for f in text_fields):
+            raise HttpError(400, "fullTextFilter.fields must be a list of field names")
+        term = full_text.get("term", "")
+    order = [_order_field(raw) for raw in payload.orderField]
+    if payload.orderBy is not None:
+        order += _order_by(payload.orderBy)
+    params = {
+        "query": payload.query, "filter": payload.filter, "fields": payload.fields,
+        "limit": payload.limit, "offset": payload.offset, "order": order,
+        "fullTextFilterTerm": term, "fullTextFilterFields": _split(text_fields),
+        "totalItems": payload.totalItems, "cursor": payload.cursor,
+    }  # fmt: skip
+    return _by_query(request, params)
 
 
 # API facet keys that the catalog page's facets count too (`catalog.selectors.FACET_FIELDS`).
@@ -390,18 +709,17 @@ SUMMARIZED_FACETS = {
 }
 
 
-@router.get("/entity-facets", summary="Counts of each value of the fields asked for")
-def entity_facets_api(
-    request: HttpRequest,
-    facet: list[str] = Query([]),
-    filter: list[str] = Query([]),
+def _facets(
+    request: HttpRequest, facet: list[str], filters: list[str], predicate: Any
 ) -> HttpResponse:
     principal_of(request).require_scope("read:catalog")
-    # Filters on details match what the caller may see: only they need to know who it is.
-    viewer = _viewer(request) if filter else Viewer()
-    summarized = not filter and any(name.lower() in SUMMARIZED_FACETS for name in facet)
+    narrowed = bool(filters) or predicate is not None
+    # Conditions on details match what the caller may see: only they need to know who it is.
+    viewer = _viewer(request) if narrowed else Viewer()
+    summarized = not narrowed and any(name.lower() in SUMMARIZED_FACETS for name in facet)
     whole = catalog_facets(limit=None) if summarized else None
-    entities = _query(filter, viewer=viewer).order_by().values("pk")
+    conditions = _conditions(filters, predicate, viewer=viewer)
+    entities = Entity.objects.filter(conditions).values("pk") if conditions is not None else None
     facets: dict[str, list[dict[str, Any]]] = {}
     for name in facet:
         if whole is not None and name.lower() in SUMMARIZED_FACETS:
@@ -410,7 +728,7 @@ def entity_facets_api(
             facets[name] = [{"value": value.value, "count": value.count} for value in values]
             continue
         rows = SearchRow.objects.filter(key=name.lower())
-        if filter:
+        if entities is not None:
             rows = rows.filter(entity__in=entities)
         if name.lower() not in PUBLIC_KEYS:
             # What restricted entities hold beyond the public keys is theirs: not counted.
@@ -423,6 +741,28 @@ def entity_facets_api(
         )
         facets[name] = [{"value": row["original"], "count": row["count"]} for row in counted]
     return json_response(request, {"facets": facets})
+
+
+@router.get("/entity-facets", summary="Counts of each value of the fields asked for")
+def entity_facets_api(
+    request: HttpRequest,
+    facet: list[str] = Query([]),
+    filter: list[str] = Query([]),
+) -> HttpResponse:
+    return _facets(request, facet, filter, None)
+
+
+class FacetsInput(Schema):
+    facets: list[str] = []
+    query: Any = None
+
+
+@router.post("/entity-facets", summary="Counts of each value, among entities matching a predicate")
+def entity_facets_post(request: HttpRequest, payload: FacetsInput) -> HttpResponse:
+    facets = [name for name in payload.facets if name]
+    if not facets:
+        raise HttpError(400, "Missing or empty facets parameter")
+    return _facets(request, facets, [], payload.query)
 
 
 class RefreshInput(Schema):

@@ -37,6 +37,49 @@ const facets = await client.getEntityFacets({
 });
 const search = await client.queryEntities({ fullTextFilter: { term: 'pay' }, limit: 50 });
 
+// Backstage's newer features: offsets, predicate queries (POST), full-text fields, any order.
+const offsetPage = await client.queryEntities({
+  filter: { kind: 'component' },
+  limit: 2,
+  offset: 2,
+  orderFields: { field: 'metadata.name', order: 'asc' },
+});
+const predicate = await client.queryEntities({
+  query: { $all: [{ kind: 'component' }, { $not: { 'spec.lifecycle': 'production' } }] },
+  filter: { 'spec.type': ['service', 'website'] },
+  orderFields: { field: 'metadata.name', order: 'desc' },
+  limit: 1,
+});
+const predicateNext = await client.queryEntities({ cursor: predicate.pageInfo.nextCursor });
+const predicateFacets = await client.getEntityFacets({
+  facets: ['kind'],
+  query: { 'spec.owner': { $in: ['team-payments', 'team-data'] } },
+});
+const filteredRefs = await client.getEntitiesByRefs({
+  entityRefs: ['api:default/events', 'component:default/payments-api', 'group:default/team-data'],
+  filter: { kind: 'api' },
+});
+const ownerSearch = await client.queryEntities({
+  fullTextFilter: { term: 'data', fields: ['spec.owner'] },
+  filter: { kind: 'resource' },
+});
+const byDisplayName = await client.queryEntities({
+  filter: [{ kind: 'user' }, { kind: 'group' }],
+  orderFields: { field: 'spec.profile.displayName', order: 'asc' },
+  limit: 4,
+});
+
+// Errors come back as Backstage's, so the client names them.
+const failure = async call => {
+  try {
+    await call();
+    return null;
+  } catch (error) {
+    return { status: error.statusCode, name: error.cause?.name, message: error.cause?.message };
+  }
+};
+const arrayFields = await failure(() => client.getEntities({ fields: ['metadata.tags[0]'] }));
+
 console.log(
   JSON.stringify({
     experimental: names(experimental.items),
@@ -54,5 +97,13 @@ console.log(
     byRefs: names(byRefs.items),
     facets: facets.facets,
     search: names(search.items).sort(),
+    offsetPage: names(offsetPage.items),
+    predicate: { first: names(predicate.items), next: names(predicateNext.items),
+                 totalItems: predicate.totalItems },
+    predicateFacets: predicateFacets.facets,
+    filteredRefs: names(filteredRefs.items),
+    ownerSearch: names(ownerSearch.items).sort(),
+    byDisplayName: names(byDisplayName.items),
+    arrayFields,
   }),
 );

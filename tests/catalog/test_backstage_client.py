@@ -74,3 +74,38 @@ def test_backstages_catalog_client_reads_the_catalog(
         "Component": 4, "API": 1, "Resource": 1, "System": 1,
     }  # fmt: skip
     assert "payments-api" in read["search"] and "metrics-collector" not in read["search"]
+
+
+def test_backstages_catalog_client_uses_the_newer_query_features(
+    live_server: Any, devtenant: DevTenant
+) -> None:
+    """Offsets, predicate queries and their cursors, facets by predicate, by-refs filters,
+    full-text fields, ordering by any field, and errors it can name."""
+    location_refresh(location=location_register(target=str(DEMO_CATALOG)))
+    token = devtenant.token(
+        grant_type="client_credentials",
+        client_id=AUTOMATION_CLIENT_ID,
+        client_secret=AUTOMATION_CLIENT_SECRET,
+        audience=PORTAL_AUDIENCE,
+    )
+
+    read = read_with_backstage_client(live_server.url, token)
+
+    assert read["offsetPage"] == ["identity-gateway", "ledger-service"]
+    # The machine may see no restricted entity's details: to it they have no lifecycle.
+    assert read["predicate"] == {
+        "first": ["payouts-service"],
+        "next": ["log-pipeline"],
+        "totalItems": 2,
+    }
+    assert {f["value"]: f["count"] for f in read["predicateFacets"]["kind"]} == {
+        "Component": 5, "API": 2, "Resource": 3, "System": 2,
+    }  # fmt: skip
+    assert read["filteredRefs"] == ["events", None, None]
+    assert read["ownerSearch"] == ["kafka-cluster", "warehouse-bucket"]
+    assert read["byDisplayName"] == ["acme", "ada", "alan", "barbara"]
+    assert read["arrayFields"] == {
+        "status": 400,
+        "name": "InputError",
+        "message": "invalid fields, array type fields are not supported",
+    }
