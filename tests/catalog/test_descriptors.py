@@ -331,3 +331,39 @@ def test_entity_refs_parse_with_defaults_and_compare_case_insensitively() -> Non
         parse_entity_ref("")
     with pytest.raises(EntityRefError, match="was not on the form"):
         parse_entity_ref("component:/x")
+
+
+# --- From YAML to entity --------------------------------------------------------------------------
+
+DESCRIPTORS = Path(__file__).parent / "descriptors"
+
+
+def test_yaml_1_1_lookalikes_are_text_and_merge_keys_merge_nothing() -> None:
+    path = DESCRIPTORS / "yaml-1.1-lookalikes.yaml"
+    lookalikes, merged = load_documents(path.read_bytes(), source=path.name)
+
+    valid = validate_entity(lookalikes.data)
+    with pytest.raises(DescriptorError) as rejected:
+        validate_entity(merged.data)
+
+    assert valid.entity["metadata"]["title"] == "yes"
+    assert valid.entity["metadata"]["tags"] == ["no", "off", "y"]
+    assert valid.entity["metadata"]["annotations"]["example.com/window"] == "10:30"
+    assert valid.entity["spec"]["since"] == "2024-01-01T10:00:00Z"
+    assert rejected.value.field == "spec.type"
+
+
+def test_a_file_with_one_bad_document_still_gives_the_others() -> None:
+    path = DESCRIPTORS / "one-bad-document.yaml"
+
+    documents = load_documents(path.read_bytes(), source=path.name, per_document_errors=True)
+
+    assert [(d.number, d.error) for d in documents] == [
+        (1, None),
+        (2, "the key 'name' appears twice (line 11)"),
+        (3, None),
+    ]
+    assert [validate_entity(d.data).ref.name for d in documents if d.error is None] == [
+        "before",
+        "after",
+    ]
