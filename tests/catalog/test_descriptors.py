@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from catalog.descriptors import ADR_LINK, DescriptorError, ValidEntity, validate_entity
+from catalog.descriptors import ADR_LINK, DescriptorError, ValidEntity, is_url, validate_entity
 from catalog.refs import EntityRef, EntityRefError, parse_entity_ref
 from catalog.yamlfiles import load_documents
 
@@ -331,6 +331,74 @@ def test_entity_refs_parse_with_defaults_and_compare_case_insensitively() -> Non
         parse_entity_ref("")
     with pytest.raises(EntityRefError, match="was not on the form"):
         parse_entity_ref("component:/x")
+
+
+# Link URLs as `new URL(url)` judges them in Node (Backstage's isValidUrl).
+URLS = {
+    "https://example.com/a b?c d#e f": True,
+    " https://a.b ": True,
+    "ht\ntps://a.b": True,
+    "https:example.com": True,
+    "http:///a.b": True,
+    "http:\\\\a.b": True,
+    "HTTP://A.B": True,
+    "a:": True,
+    "mailto:team@example.com": True,
+    "urn:isbn:0451450523": True,
+    "git+ssh://git@github.com/x": True,
+    "a://": True,
+    "file:": True,
+    "file:///C:/x": True,
+    "http://user:pass@a.b:8080": True,
+    "http://@a": True,
+    "http://a:": True,
+    "http://a:65535": True,
+    "http://a_b*c": True,
+    "http://-a-.com": True,
+    "http://0x7f.1": True,
+    "http://4294967295": True,
+    "http://[::1]": True,
+    "http://[::ffff:1.2.3.4]": True,
+    "http://[1:2:3:4:5:6:7:8]": True,
+    "http://bücher.example": True,
+    "http://xn--zca.example": True,
+    "http://ＡＢ.com": True,
+    "": False,
+    "   ": False,
+    "/docs": False,
+    "docs.example.com": False,
+    "1http://a.b": False,
+    "http://": False,
+    "http:": False,
+    "http://exa mple.com": False,
+    "http://a:99999": False,
+    "http://a:8a": False,
+    "http://user@": False,
+    "http://[::1": False,
+    "http://[::1]x": False,
+    "http://[1:2:3:4:5:6:7:8:9]": False,
+    "http://[::1.2.3]": False,
+    "http://a^b": False,
+    "http://a%20b": False,
+    "http://a%zz": False,
+    "http://a\u00a0b": False,
+    "http://a／b": False,
+    "http://a.1": False,
+    "http://1.2.3.256": False,
+    "http://09.1.1.1": False,
+    "http://1.2.3.4.5": False,
+    "http://4294967296": False,
+    "http://xn--a": False,
+    "a://exa mple": False,
+    "a://:80": False,
+    "file://exa mple/x": False,
+    "file://a:80/": False,
+}
+
+
+@pytest.mark.parametrize(("url", "parses"), URLS.items(), ids=repr)
+def test_link_urls_are_judged_as_the_whatwg_url_parser_judges_them(url: str, parses: bool) -> None:
+    assert is_url(url) is parses
 
 
 # --- From YAML to entity --------------------------------------------------------------------------
