@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from catalog.refs import DEFAULT_NAMESPACE, EntityRef, EntityRefError, parse_entity_ref
+from catalog.refs import (
+    DEFAULT_NAMESPACE,
+    EntityRef,
+    EntityRefError,
+    is_falsy_in_javascript,
+    parse_entity_ref_value,
+)
 
 API_VERSIONS = ("backstage.io/v1alpha1", "backstage.io/v1beta1")
 ADR_LINK = (
@@ -380,6 +386,29 @@ def _schema_string_array(value: Any, path: str) -> str | None:
     return None
 
 
+def _schema_profile(value: Any, path: str) -> str | None:
+    """User and Group `spec.profile`: an object whose known fields are non-empty strings."""
+    if not isinstance(value, dict):
+        return f"{path} must be object - type: object"
+    for key in ("displayName", "email", "picture"):
+        if key in value:
+            problem = _schema_string(value[key], f"{path}/{key}")
+            if problem:
+                return problem
+    return None
+
+
+def _schema_presence(value: Any, path: str) -> str | None:
+    """Location `spec.presence`."""
+    if not isinstance(value, str):
+        return f"{path} must be string - type: string"
+    if value not in ("required", "optional"):
+        return (
+            f"{path} must be equal to one of the allowed values - allowedValues: required,optional"
+        )
+    return None
+
+
 def _envelope_problem(entity: dict[str, Any]) -> str | None:
     for key in ("apiVersion", "kind", "metadata"):
         if key not in entity:
@@ -393,7 +422,28 @@ def _envelope_problem(entity: dict[str, Any]) -> str | None:
         return "/metadata must be object - type: object"
     if "name" not in metadata:
         return "/metadata must have required property 'name' - missingProperty: name"
-    return _schema_string(metadata["name"], "/metadata/name")
+    problem = _schema_string(metadata["name"], "/metadata/name")
+    if problem is None and "namespace" in metadata:
+        problem = _schema_string(metadata["namespace"], "/metadata/namespace")
+    return problem
+
+
+_ENTITY_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "relations", "status"})
+
+
+def _entity_schema_problem(entity: dict[str, Any]) -> str | None:
+    """The first failure against Backstage's Entity schema, in the order Ajv checks it."""
+    for key in entity:
+        if key not in _ENTITY_FIELDS:
+            return f"<root> must NOT have additional properties - additionalProperty: {key}"
+    problem = _metadata_problem(entity["metadata"])
+    if problem:
+        return problem
+    for key, expected in (("spec", dict), ("relations", list), ("status", dict)):
+        if key in entity and not isinstance(entity[key], expected):
+            shape = "object" if expected is dict else "array"
+            return f"/{key} must be {shape} - type: {shape}"
+    return None
 
 
 def _metadata_problem(metadata: dict[str, Any]) -> str | None:
@@ -412,7 +462,7 @@ def _metadata_problem(metadata: dict[str, Any]) -> str | None:
                 return f"/metadata/{key} must be object - type: object"
             for name, value in mapping.items():
                 if not isinstance(value, str):
-                    return f"/metadata/{key}/{name} must be string - type: string"
+                    return f"/metadata/{key}/{_pointer_part(name)} must be string - type: string"
     if "tags" in metadata:
         problem = _schema_string_array(metadata["tags"], "/metadata/tags")
         if problem:
@@ -446,12 +496,24 @@ class RelationSpec:
     incoming: str
 
 
+# The shapes a kind's schema gives its spec fields.
+STRING, STRINGS, PROFILE, PRESENCE = "string", "strings", "profile", "presence"
+_SHAPE_PROBLEM = {
+    STRING: _schema_string,
+    STRINGS: _schema_string_array,
+    PROFILE: _schema_profile,
+    PRESENCE: _schema_presence,
+}
+
+
 @dataclass(frozen=True)
 class KindSpec:
-    required_strings: tuple[str, ...] = ()
-    required_arrays: tuple[str, ...] = ()
-    optional_strings: tuple[str, ...] = ()
-    optional_arrays: tuple[str, ...] = ()
+    """A kind's JSON schema in catalog-model 1.10.1: its required spec fields and the shapes of
+    those it names, in the schema's order (Ajv reports the first failure in that order). Fields
+    it does not name (Component's and Resource's `dependencyOf`) may hold anything."""
+
+    required: tuple[str, ...] = ()
+    properties: tuple[tuple[str, str], ...] = ()
     relations: tuple[RelationSpec, ...] = ()
 
 
@@ -465,9 +527,17 @@ def _system() -> RelationSpec:
 
 KINDS: dict[str, KindSpec] = {
     "Component": KindSpec(
-        required_strings=("type", "lifecycle", "owner"),
-        optional_strings=("system", "subcomponentOf"),
-        optional_arrays=("providesApis", "consumesApis", "dependsOn", "dependencyOf"),
+        required=("type", "lifecycle", "owner"),
+        properties=(
+            ("type", STRING),
+            ("lifecycle", STRING),
+            ("owner", STRING),
+            ("system", STRING),
+            ("subcomponentOf", STRING),
+            ("providesApis", STRINGS),
+            ("consumesApis", STRINGS),
+            ("dependsOn", STRINGS),
+        ),
         relations=(
             _owner(),
             RelationSpec("subcomponentOf", "Component", "partOf", "hasPart"),
@@ -479,14 +549,24 @@ KINDS: dict[str, KindSpec] = {
         ),
     ),
     "API": KindSpec(
-        required_strings=("type", "lifecycle", "owner", "definition"),
-        optional_strings=("system",),
+        required=("type", "lifecycle", "owner", "definition"),
+        properties=(
+            ("type", STRING),
+            ("lifecycle", STRING),
+            ("owner", STRING),
+            ("system", STRING),
+            ("definition", STRING),
+        ),
         relations=(_owner(), _system()),
     ),
     "Resource": KindSpec(
-        required_strings=("type", "owner"),
-        optional_strings=("system",),
-        optional_arrays=("dependsOn", "dependencyOf"),
+        required=("type", "owner"),
+        properties=(
+            ("type", STRING),
+            ("owner", STRING),
+            ("dependsOn", STRINGS),
+            ("system", STRING),
+        ),
         relations=(
             _owner(),
             RelationSpec("dependsOn", None, "dependsOn", "dependencyOf"),
@@ -495,20 +575,24 @@ KINDS: dict[str, KindSpec] = {
         ),
     ),
     "System": KindSpec(
-        required_strings=("owner",),
-        optional_strings=("domain", "type"),
+        required=("owner",),
+        properties=(("owner", STRING), ("domain", STRING), ("type", STRING)),
         relations=(_owner(), RelationSpec("domain", "Domain", "partOf", "hasPart")),
     ),
     "Domain": KindSpec(
-        required_strings=("owner",),
-        optional_strings=("subdomainOf", "type"),
+        required=("owner",),
+        properties=(("owner", STRING), ("subdomainOf", STRING), ("type", STRING)),
         relations=(_owner(), RelationSpec("subdomainOf", "Domain", "partOf", "hasPart")),
     ),
     "Group": KindSpec(
-        required_strings=("type",),
-        required_arrays=("children",),
-        optional_strings=("parent",),
-        optional_arrays=("members",),
+        required=("type", "children"),
+        properties=(
+            ("type", STRING),
+            ("profile", PROFILE),
+            ("parent", STRING),
+            ("children", STRINGS),
+            ("members", STRINGS),
+        ),
         relations=(
             RelationSpec("parent", "Group", "childOf", "parentOf"),
             RelationSpec("children", "Group", "parentOf", "childOf"),
@@ -516,27 +600,30 @@ KINDS: dict[str, KindSpec] = {
         ),
     ),
     "User": KindSpec(
-        required_arrays=("memberOf",),
+        required=("memberOf",),
+        properties=(("profile", PROFILE), ("memberOf", STRINGS)),
         relations=(RelationSpec("memberOf", "Group", "memberOf", "hasMember"),),
     ),
-    "Location": KindSpec(optional_strings=("type", "target"), optional_arrays=("targets",)),
+    "Location": KindSpec(
+        properties=(
+            ("type", STRING),
+            ("target", STRING),
+            ("targets", STRINGS),
+            ("presence", PRESENCE),
+        ),
+    ),
 }
 
 
 def _kind_problem(spec_of_kind: KindSpec, spec: Any) -> str | None:
     if not isinstance(spec, dict):
         return "/spec must be object - type: object"
-    for name in (*spec_of_kind.required_strings, *spec_of_kind.required_arrays):
+    for name in spec_of_kind.required:
         if name not in spec:
             return f"/spec must have required property '{name}' - missingProperty: {name}"
-    for name in (*spec_of_kind.required_strings, *spec_of_kind.optional_strings):
+    for name, shape in spec_of_kind.properties:
         if name in spec:
-            problem = _schema_string(spec[name], f"/spec/{name}")
-            if problem:
-                return problem
-    for name in (*spec_of_kind.required_arrays, *spec_of_kind.optional_arrays):
-        if name in spec:
-            problem = _schema_string_array(spec[name], f"/spec/{name}")
+            problem = _SHAPE_PROBLEM[shape](spec[name], f"/spec/{name}")
             if problem:
                 return problem
     return None
@@ -576,11 +663,11 @@ def validate_entity(data: Any) -> ValidEntity:
             _field_of(problem),
         )
     # Policies, in Backstage's order: schema, default namespace, foreign root fields, formats.
-    problem = _metadata_problem(data["metadata"])
-    if problem is None and "spec" in data and not isinstance(data["spec"], dict):
-        problem = "/spec must be object - type: object"
+    problem = _entity_schema_problem(data)
     if problem:
-        raise _policy_error(f"Malformed envelope, {problem}", _field_of(problem))
+        # This policy's Ajv reports the message without its parameters.
+        message = problem.rpartition(" - ")[0] or problem
+        raise _policy_error(f"Malformed envelope, {message}", _field_of(problem))
     entity = {**data, "metadata": {**data["metadata"]}}
     entity["metadata"].setdefault("namespace", DEFAULT_NAMESPACE)
     if not entity["metadata"]["namespace"]:
@@ -631,18 +718,18 @@ def _check_field_formats(entity: dict[str, Any]) -> None:
         if "title" in link:
             _require(f"links.{index}.title", link["title"], is_nonempty_string)
         if "icon" in link:
-            _require(f"links.{index}.icon", link["icon"], is_object_name)
+            _require(f"links.{index}.icon", link["icon"], is_nonempty_string)
 
 
 def _relations(ref: EntityRef, kind_spec: KindSpec, spec: dict[str, Any]) -> list[Relation]:
     relations: list[Relation] = []
     for relation in kind_spec.relations:
         targets = spec.get(relation.field)
-        if targets is None:
+        if is_falsy_in_javascript(targets):  # Backstage's `if (!targets) return`
             continue
         for target in targets if isinstance(targets, list) else [targets]:
             try:
-                other = parse_entity_ref(
+                other = parse_entity_ref_value(
                     target, default_kind=relation.default_kind, default_namespace=ref.namespace
                 )
             except EntityRefError as error:
@@ -656,11 +743,19 @@ def _relations(ref: EntityRef, kind_spec: KindSpec, spec: dict[str, Any]) -> lis
     return relations
 
 
+def _pointer_part(key: str) -> str:
+    """A key as a JSON pointer writes it, as in Ajv's messages: `a/b` is `a~1b`."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
 def _field_of(problem: str) -> str:
     """`metadata.name` from an Ajv-style message such as `/metadata/name must be string`."""
     path = problem.split(" ", 1)[0]
-    parts = [] if path == "<root>" else path.strip("/").split("/")
-    missing = re.search(r"missingProperty: (\S+)", problem)
+    parts = [
+        part.replace("~1", "/").replace("~0", "~")
+        for part in ([] if path == "<root>" else path.strip("/").split("/"))
+    ]
+    missing = re.search(r"(?:missingProperty|additionalProperty): (\S+)", problem)
     if missing:
         parts.append(missing.group(1))
     return ".".join(parts)

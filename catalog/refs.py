@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 DEFAULT_NAMESPACE = "default"
 
@@ -50,7 +51,7 @@ def parse_entity_ref(
     if not ref:
         raise EntityRefError("Entity reference must not be empty")
     if not isinstance(ref, str):
-        raise EntityRefError(f"Entity reference {json.dumps(ref)} was not a string")
+        raise EntityRefError(f"Entity reference {_json(ref)} was not a string")
     colon, slash = ref.find(":"), ref.find("/")
     if slash != -1 and colon > slash:
         colon = -1  # a ':' after the '/' belongs to the name
@@ -65,7 +66,42 @@ def parse_entity_ref(
     kind = kind or default_kind
     if not kind:
         raise EntityRefError(
-            f"Entity reference {json.dumps(ref)} had missing or empty kind "
+            f"Entity reference {_json(ref)} had missing or empty kind "
             '(e.g. did not start with "component:" or similar)'
         )
     return EntityRef(kind=kind, namespace=namespace or default_namespace, name=name)
+
+
+def parse_entity_ref_value(
+    ref: object, *, default_kind: str | None = None, default_namespace: str = DEFAULT_NAMESPACE
+) -> EntityRef:
+    """parseEntityRef given whatever a descriptor's free-form field holds (Component's and
+    Resource's `dependencyOf` have no schema): a string, or Backstage's compound form
+    `{kind, namespace, name}` with the missing parts defaulted."""
+    if isinstance(ref, str) or is_falsy_in_javascript(ref):
+        return parse_entity_ref(ref, default_kind=default_kind, default_namespace=default_namespace)
+    fields: dict[str, Any] = ref if isinstance(ref, dict) else {}
+    kind, namespace, name = fields.get("kind"), fields.get("namespace"), fields.get("name")
+    kind = default_kind if kind is None else kind
+    namespace = default_namespace if namespace is None else namespace
+    for part, value in (("kind", kind), ("namespace", namespace), ("name", name)):
+        if is_falsy_in_javascript(value):
+            hint = ' (e.g. did not start with "component:" or similar)' if part == "kind" else ""
+            raise EntityRefError(f"Entity reference {_json(ref)} had missing or empty {part}{hint}")
+    if not (isinstance(kind, str) and isinstance(namespace, str) and isinstance(name, str)):
+        raise EntityRefError(
+            f"Entity reference {_json(ref)} had a kind, namespace or name that is not a string"
+        )
+    return EntityRef(kind=kind, namespace=namespace, name=name)
+
+
+def is_falsy_in_javascript(value: object) -> bool:
+    """`!value` in JavaScript, for a value read from YAML: Backstage skips or refuses these."""
+    if value is None or value is False or value == "":
+        return True
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == 0
+
+
+def _json(value: object) -> str:
+    """JSON.stringify's text of a value, for Backstage's messages."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+import json
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from catalog.descriptors import ADR_LINK, DescriptorError, ValidEntity, is_url, validate_entity
-from catalog.refs import EntityRef, EntityRefError, parse_entity_ref
+from catalog.refs import EntityRef, EntityRefError, parse_entity_ref, parse_entity_ref_value
 from catalog.yamlfiles import load_documents
 
 # shared/ stands beside the checkout, here and in CI.
@@ -226,8 +229,8 @@ INVALID: dict[str, tuple[Any, str, str]] = {
     ),
     "an annotation that is not a string": (
         component(metadata__annotations={"atrium.dev/x": 3}),
-        "metadata.annotations.atrium.dev.x",
-        POLICY + "Malformed envelope, /metadata/annotations/atrium.dev/x must be string",
+        "metadata.annotations.atrium.dev/x",
+        POLICY + "Malformed envelope, /metadata/annotations/atrium.dev~1x must be string",
     ),
     "an upper-case tag": (
         component(metadata__tags=["Java"]),
@@ -333,6 +336,19 @@ def test_entity_refs_parse_with_defaults_and_compare_case_insensitively() -> Non
         parse_entity_ref("component:/x")
 
 
+def test_free_form_references_parse_as_backstages_parse_entity_ref() -> None:
+    assert parse_entity_ref_value({"kind": "Resource", "name": "db"}, default_namespace="ns") == (
+        EntityRef("Resource", "ns", "db")
+    )
+    assert parse_entity_ref_value("db", default_kind="Group").key == "group:default/db"
+    with pytest.raises(EntityRefError, match=r"^Entity reference 5 had missing or empty kind \("):
+        parse_entity_ref_value(5)
+    with pytest.raises(EntityRefError, match='^Entity reference {"kind":"a"} had missing or emp'):
+        parse_entity_ref_value({"kind": "a"})
+    with pytest.raises(EntityRefError, match="must not be empty"):
+        parse_entity_ref_value("")
+
+
 # Link URLs as `new URL(url)` judges them in Node (Backstage's isValidUrl).
 URLS = {
     "https://example.com/a b?c d#e f": True,
@@ -399,6 +415,263 @@ URLS = {
 @pytest.mark.parametrize(("url", "parses"), URLS.items(), ids=repr)
 def test_link_urls_are_judged_as_the_whatwg_url_parser_judges_them(url: str, parses: bool) -> None:
     assert is_url(url) is parses
+
+
+# --- Every rule, judged beside Backstage's own catalog-model ------------------------------------
+
+
+def entity(kind: str, spec: Any = None, **metadata: Any) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "apiVersion": "backstage.io/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": "x", **metadata},
+    }
+    if spec is not None:
+        described["spec"] = spec
+    return described
+
+
+def without(described: dict[str, Any], *path: str) -> dict[str, Any]:
+    changed = copy.deepcopy(described)
+    *parents, last = path
+    target = changed
+    for part in parents:
+        target = target[part]
+    del target[last]
+    return changed
+
+
+def link(**fields: Any) -> dict[str, Any]:
+    return component(metadata__links=[{"url": "https://example.com", **fields}])
+
+
+SERVICE = {"type": "service", "lifecycle": "production", "owner": "team-a"}
+API_SPEC = {**SERVICE, "type": "openapi", "definition": "openapi: 3.0.0"}
+RESOURCE = {"type": "database", "owner": "team-a"}
+TEAM = {"type": "team", "children": []}
+USER = {"memberOf": ["team-a"]}
+PROFILE = {"displayName": "Ada", "email": "ada@example.com", "picture": "https://a.b/p.png"}
+
+# name: (entity, whether Backstage accepts it)
+CORPUS: dict[str, tuple[Any, bool]] = {
+    # The envelope
+    "a component": (component(), True),
+    "not an object": (["a"], False),
+    "no apiVersion": (without(component(), "apiVersion"), False),
+    "apiVersion not a string": (component(apiVersion=1), False),
+    "no kind": (without(component(), "kind"), False),
+    "an empty kind": (component(kind=""), False),
+    "no metadata": (without(component(), "metadata"), False),
+    "metadata a list": (component(metadata=["x"]), False),
+    "no name": (without(component(), "metadata", "name"), False),
+    "a name that is a number": (component(metadata__name=5), False),
+    "an unknown root field": (component(status={}), False),
+    "a root field the schema does not know": (component(extra=1), False),
+    "spec a list": (component(spec=["x"]), False),
+    "no spec": (component(spec=None), False),
+    "an unknown kind": (component(kind="Service"), False),
+    "an unknown apiVersion": (component(apiVersion="backstage.io/v2"), False),
+    # Metadata
+    "a uid": (component(metadata__uid="abc"), True),
+    "an empty uid": (component(metadata__uid=""), False),
+    "an empty etag": (component(metadata__etag=""), False),
+    "a namespace": (component(metadata__namespace="team-a"), True),
+    "an upper-case namespace": (component(metadata__namespace="Team"), False),
+    "an empty namespace": (component(metadata__namespace=""), False),
+    "a title": (component(metadata__title="Payments"), True),
+    "an empty title": (component(metadata__title=""), False),
+    "a title that is a number": (component(metadata__title=5), False),
+    "an empty description": (component(metadata__description=""), True),
+    "a description that is a number": (component(metadata__description=5), False),
+    "labels": (component(metadata__labels={"backstage.io/tier": "gold", "a": ""}), True),
+    "a label that is a number": (component(metadata__labels={"a": 5}), False),
+    "a label key with two slashes": (component(metadata__labels={"a/b/c": "x"}), False),
+    "a label value with a space": (component(metadata__labels={"a": "b c"}), False),
+    "labels a list": (component(metadata__labels=["a"]), False),
+    "annotations": (component(metadata__annotations={"example.com/x": "a b, c!"}), True),
+    "an annotation that is a number": (component(metadata__annotations={"a/b": 5}), False),
+    "an annotation key with a space": (component(metadata__annotations={"a b": "x"}), False),
+    "tags": (component(metadata__tags=["c++", "k8s:prod", "go-1"]), True),
+    "an upper-case tag": (component(metadata__tags=["Java"]), False),
+    "an empty tag": (component(metadata__tags=[""]), False),
+    "tags a string": (component(metadata__tags="a"), False),
+    # Links
+    "a link with title, icon and type": (link(title="Docs", icon="docs", type="admin"), True),
+    "an icon that is a reference": (link(icon="kind:api"), True),
+    "an empty icon": (link(icon=""), False),
+    "a blank icon": (link(icon="  "), False),
+    "a link with an empty title": (link(title=""), False),
+    "a blank title": (link(title="  "), False),
+    "a type that is a number": (link(type=5), False),
+    "links an object": (component(metadata__links={"url": "https://a.b"}), False),
+    "a link that is null": (component(metadata__links=[None]), False),
+    "a link without a url": (component(metadata__links=[{"title": "Docs"}]), False),
+    # Link URLs, as `new URL()` judges them
+    "a url with spaces around": (link(url=" https://a.b "), True),
+    "a url with no slashes": (link(url="https:example.com"), True),
+    "a url that is a scheme": (link(url="a:"), True),
+    "a mailto url": (link(url="mailto:team@example.com"), True),
+    "a url with an IPv6 host": (link(url="http://[::1]:8080/x"), True),
+    "a url with an international host": (link(url="https://bücher.example/"), True),
+    "a relative url": (link(url="/docs"), False),
+    "a url with a space in the host": (link(url="http://exa mple.com"), False),
+    "a url with a port too high": (link(url="http://a:99999"), False),
+    "a url with an unclosed IPv6 host": (link(url="http://[::1"), False),
+    "a url without a host": (link(url="http://"), False),
+    "a url with a bad IPv4 host": (link(url="http://1.2.3.256/"), False),
+    # Component
+    "a component with every field": (
+        component(
+            spec__system="payments",
+            spec__subcomponentOf="platform",
+            spec__providesApis=["payments"],
+            spec__consumesApis=["api:ledger/ledger"],
+            spec__dependsOn=["resource:db"],
+            spec__dependencyOf=["component:web"],
+        ),
+        True,
+    ),
+    "a component without a type": (component(spec__type=None), False),
+    "a component without a lifecycle": (component(spec__lifecycle=None), False),
+    "a component without an owner": (component(spec__owner=None), False),
+    "an empty owner": (component(spec__owner=""), False),
+    "a system that is a number": (component(spec__system=5), False),
+    "subcomponentOf a list": (component(spec__subcomponentOf=["a"]), False),
+    "providesApis a string": (component(spec__providesApis="payments"), False),
+    "an empty consumed API": (component(spec__consumesApis=[""]), False),
+    "dependsOn without a kind": (component(spec__dependsOn=["db"]), False),
+    "dependencyOf a string": (component(spec__dependencyOf="resource:db"), True),
+    "dependencyOf an empty string": (component(spec__dependencyOf=""), True),
+    "dependencyOf a compound reference": (
+        component(spec__dependencyOf={"kind": "resource", "name": "db"}),
+        True,
+    ),
+    "dependencyOf a number": (component(spec__dependencyOf=5), False),
+    "dependencyOf without a kind": (component(spec__dependencyOf=["db"]), False),
+    "a malformed owner": (component(spec__owner="group:"), False),
+    # API
+    "an API": (entity("API", API_SPEC), True),
+    "an API without a definition": (entity("API", {**SERVICE}), False),
+    "an API whose definition is an object": (
+        entity("API", {**API_SPEC, "definition": {"openapi": "3.0.0"}}),
+        False,
+    ),
+    "an API with an empty definition": (entity("API", {**API_SPEC, "definition": ""}), False),
+    "an API without a lifecycle": (without(entity("API", API_SPEC), "spec", "lifecycle"), False),
+    # Resource
+    "a resource": (
+        entity("Resource", {**RESOURCE, "system": "s", "dependsOn": ["resource:b"]}),
+        True,
+    ),
+    "a resource without a type": (entity("Resource", {"owner": "team-a"}), False),
+    "a resource without an owner": (entity("Resource", {"type": "database"}), False),
+    "a resource whose dependsOn is a string": (
+        entity("Resource", {**RESOURCE, "dependsOn": "resource:b"}),
+        False,
+    ),
+    "a resource whose dependencyOf is a string": (
+        entity("Resource", {**RESOURCE, "dependencyOf": "component:web"}),
+        True,
+    ),
+    "a resource whose system is a number": (entity("Resource", {**RESOURCE, "system": 5}), False),
+    # System
+    "a system": (entity("System", {"owner": "team-a", "domain": "money", "type": "product"}), True),
+    "a system without an owner": (entity("System", {"domain": "money"}), False),
+    "a system whose domain is a number": (entity("System", {"owner": "a", "domain": 5}), False),
+    "a system with an empty type": (entity("System", {"owner": "a", "type": ""}), False),
+    # Domain
+    "a domain": (entity("Domain", {"owner": "team-a", "subdomainOf": "money", "type": "x"}), True),
+    "a domain without an owner": (entity("Domain", {}), False),
+    "a domain whose parent is a number": (
+        entity("Domain", {"owner": "a", "subdomainOf": 5}),
+        False,
+    ),
+    "a domain whose type is a number": (entity("Domain", {"owner": "a", "type": 5}), False),
+    # Group
+    "a group": (
+        entity("Group", {**TEAM, "parent": "org", "members": ["ada"], "profile": PROFILE}),
+        True,
+    ),
+    "a group without a type": (entity("Group", {"children": []}), False),
+    "a group without children": (entity("Group", {"type": "team"}), False),
+    "a group whose children are null": (entity("Group", {"type": "team", "children": None}), False),
+    "a group with a member that is a number": (entity("Group", {**TEAM, "members": [5]}), False),
+    "a group with an empty parent": (entity("Group", {**TEAM, "parent": ""}), False),
+    "a group profile with more fields": (entity("Group", {**TEAM, "profile": {"x": 1}}), True),
+    "a group profile that is text": (entity("Group", {**TEAM, "profile": "x"}), False),
+    "a group display name that is a number": (
+        entity("Group", {**TEAM, "profile": {"displayName": 3}}),
+        False,
+    ),
+    "a group with an empty e-mail": (entity("Group", {**TEAM, "profile": {"email": ""}}), False),
+    # User
+    "a user": (entity("User", {**USER, "profile": PROFILE}), True),
+    "a user without memberOf": (entity("User", {}), False),
+    "a user whose memberOf is a string": (entity("User", {"memberOf": "team-a"}), False),
+    "a user profile that is text": (entity("User", {**USER, "profile": "jdoe"}), False),
+    "a user e-mail that is a number": (entity("User", {**USER, "profile": {"email": 5}}), False),
+    "a user with an empty picture": (entity("User", {**USER, "profile": {"picture": ""}}), False),
+    # Location
+    "a location with a target": (entity("Location", {"type": "url", "target": "./a.yaml"}), True),
+    "a location with an empty spec": (entity("Location", {}), True),
+    "a location with targets, optional": (
+        entity("Location", {"targets": ["./a.yaml"], "presence": "optional"}),
+        True,
+    ),
+    "a location, required": (entity("Location", {"target": "./a", "presence": "required"}), True),
+    "a location whose type is a number": (entity("Location", {"type": 5}), False),
+    "a location whose target is a number": (entity("Location", {"target": 5}), False),
+    "a location whose targets are a string": (entity("Location", {"targets": "./a"}), False),
+    "a location, maybe": (entity("Location", {"target": "./a", "presence": "maybe"}), False),
+    "a location whose presence is a number": (entity("Location", {"presence": 5}), False),
+}
+
+
+def atrium_verdict(described: Any) -> str | None:
+    try:
+        validate_entity(described)
+    except DescriptorError as error:
+        return error.message
+    return None
+
+
+@pytest.mark.parametrize(("described", "accepted"), CORPUS.values(), ids=CORPUS.keys())
+def test_each_rule_accepts_and_rejects_as_backstage_does(described: Any, accepted: bool) -> None:
+    assert (atrium_verdict(described) is None) is accepted, atrium_verdict(described)
+
+
+BACKSTAGE_VALIDATE = Path(__file__).parent / "descriptors" / "backstage_validate.cjs"
+CATALOG_MODEL = Path(__file__).parents[1] / "backstage_client" / "node_modules" / "@backstage"
+
+
+@pytest.fixture(scope="module")
+def backstage_verdicts() -> dict[str, str | None]:
+    """Backstage's verdict on each corpus entity, from its own catalog-model (one node run)."""
+    node = shutil.which("node")
+    if node is None or not (CATALOG_MODEL / "catalog-model").exists():
+        pytest.fail("run `npm ci` in tests/backstage_client (make test does) and install Node.js")
+    finished = subprocess.run(
+        [node, str(BACKSTAGE_VALIDATE)],
+        input=json.dumps({name: described for name, (described, _) in CORPUS.items()}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 0, finished.stderr
+    verdicts: dict[str, str | None] = json.loads(finished.stdout)
+    return verdicts
+
+
+@pytest.mark.parametrize("name", CORPUS.keys())
+def test_backstages_catalog_model_agrees_with_the_corpus(
+    name: str, backstage_verdicts: dict[str, str | None]
+) -> None:
+    described, accepted = CORPUS[name]
+    backstage, atrium = backstage_verdicts[name], atrium_verdict(described)
+
+    assert (backstage is None) is accepted, backstage
+    # Atrium says what Backstage says, after the stage that said it.
+    assert backstage is None or (atrium or "").endswith(backstage), (backstage, atrium)
 
 
 # --- From YAML to entity --------------------------------------------------------------------------
