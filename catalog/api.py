@@ -5,8 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
+from django.db import transaction
 from django.db.models import (
     Case,
     CharField,
@@ -35,6 +39,7 @@ from catalog.search import PUBLIC_KEYS, FilterError, filters_q, parse_filters
 from catalog.selectors import catalog_facets
 from catalog.serializers import entities_json
 from catalog.services import (
+    facet_counts_rebuild,
     location_delete,
     location_import,
     location_refresh,
@@ -55,15 +60,26 @@ class ValidateInput(Schema):
     location: str = ""
 
 
+def _location_type(target: str) -> str:
+    """Backstage's LocationSpec type: `url` for what is fetched over HTTP, `file` for a path."""
+    return "url" if urlsplit(target).scheme in {"http", "https"} else "file"
+
+
 def location_json(location: Location) -> dict[str, str]:
-    return {"id": str(location.pk), "type": "url", "target": location.target}
+    return {"id": str(location.pk), "type": _location_type(location.target),
+            "target": location.target}  # fmt: skip
 
 
-def _require_registrar(request: HttpRequest) -> None:
+def _location_ref(location: Location) -> str:
+    return f"{_location_type(location.target)}:{location.target}"
+
+
+def _require_catalog_writer(request: HttpRequest, refusal: str) -> None:
+    """Writes to the catalog: machines with `write:catalog`, people who administer the portal."""
     principal = principal_of(request)
     principal.require_scope("write:catalog")
     if not may_register_locations(principal, person_of(request)):
-        raise HttpError(403, "registering locations is for portal admins")
+        raise HttpError(403, refusal)
 
 
 @router.get("/locations", summary="Every registered location")
@@ -81,13 +97,25 @@ def location_detail(request: HttpRequest, location_id: int) -> dict[str, str]:
     return location_json(location)
 
 
+@router.get(
+    "/locations/by-entity/{kind}/{namespace}/{name}", summary="The location an entity came from"
+)
+def location_by_entity(request: HttpRequest, kind: str, namespace: str, name: str) -> HttpResponse:
+    principal_of(request).require_scope("read:catalog")
+    ref = f"{kind}:{namespace}/{name}".lower()
+    entity = Entity.objects.select_related("location").filter(ref=ref).first()
+    if entity is None:
+        raise HttpError(404, f"found no entity for ref {ref}")
+    return json_response(request, location_json(entity.location))
+
+
 @router.post("/locations", summary="Register a location (dryRun=true: only show what it holds)")
 def locations_add(
     request: HttpRequest,
     payload: LocationInput,
     dryRun: bool = False,
 ) -> HttpResponse:
-    _require_registrar(request)
+    _require_catalog_writer(request, "registering locations is for portal admins")
     if payload.type != "url":
         raise HttpError(
             400,
@@ -118,12 +146,12 @@ def locations_add(
 
 @router.delete("/locations/{location_id}", summary="Forget a location and its entities")
 def locations_remove(request: HttpRequest, location_id: int) -> HttpResponse:
-    _require_registrar(request)
+    _require_catalog_writer(request, "registering locations is for portal admins")
     location = Location.objects.filter(pk=location_id).first()
     if location is None:
         raise HttpError(404, f"Found no location with ID {location_id}")
     location_delete(location=location)
-    api_actor(request).record("catalog.location_removed", f"url:{location.target}")
+    api_actor(request).record("catalog.location_removed", _location_ref(location))
     return HttpResponse(status=204)
 
 
@@ -470,6 +498,115 @@ def entity_by_name(request: HttpRequest, kind: str, namespace: str, name: str) -
             404, f"No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
         )
     return _entity_json(request, entity, viewer)
+
+
+def _by_uid(uid: str) -> Entity | None:
+    try:
+        key = uuid.UUID(uid)
+    except ValueError:
+        return None
+    return Entity.objects.select_related("location").filter(uid=key).first()
+
+
+@router.get("/entities/by-uid/{uid}", summary="One entity by its uid")
+def entity_by_uid(request: HttpRequest, uid: str) -> HttpResponse:
+    viewer = _viewer(request)
+    entity = _by_uid(uid)
+    if entity is None:
+        raise HttpError(404, f"No entity with uid {uid}")
+    return _entity_json(request, entity, viewer)
+
+
+@router.delete(
+    "/entities/by-uid/{uid}", summary="Remove an entity (its location may emit it again)"
+)
+def entity_remove(request: HttpRequest, uid: str) -> HttpResponse:
+    """As Backstage's: the entity goes now, and comes back when its location is next read if
+    the location still emits it. Nothing to remove is not an error (204 either way)."""
+    _require_catalog_writer(request, "removing entities is for portal admins")
+    entity = _by_uid(uid)
+    if entity is not None:
+        with transaction.atomic():
+            # Its search rows, relations and required roles go with it (cascade).
+            Entity.objects.filter(pk=entity.pk).delete()
+            facet_counts_rebuild()
+            api_actor(request).record(
+                "catalog.entity_removed", entity.ref, uid=str(entity.uid),
+                location=_location_ref(entity.location),
+            )  # fmt: skip
+    return HttpResponse(status=204)
+
+
+def _location_targets(location_entity: Entity) -> list[str]:
+    """Where a Location entity points, resolved as reading it resolved them (`catalog.ingest`)."""
+    spec = location_entity.descriptor.get("spec") or {}
+    targets = [spec["target"]] if spec.get("target") else []
+    targets += [target for target in spec.get("targets") or [] if isinstance(target, str)]
+    source = location_entity.source
+    if urlsplit(source).scheme in {"http", "https"}:
+        return [urljoin(source, target) for target in targets]
+    folder = PurePosixPath(source).parent
+    # The paths were made absolute and resolved when read; `..` is all that is left to fold.
+    return [str(_normalized(folder / target)) for target in targets]
+
+
+def _normalized(path: PurePosixPath) -> PurePosixPath:
+    parts: list[str] = []
+    for part in path.parts:
+        if part == "..":
+            if len(parts) > 1:
+                parts.pop()
+        elif part != ".":
+            parts.append(part)
+    return PurePosixPath(*parts)
+
+
+def _read_from(source: str, target: str) -> bool:
+    """Was a file read because of this target: the target itself, or a folder holding it."""
+    return source == target or source.startswith(target.rstrip("/") + "/")
+
+
+@router.get(
+    "/entities/by-name/{kind}/{namespace}/{name}/ancestry",
+    summary="The entity and the Location entities it was read through",
+)
+def entity_ancestry(request: HttpRequest, kind: str, namespace: str, name: str) -> HttpResponse:
+    """Backstage's ancestry: the entity, then each parent. In Atrium an entity's parents are the
+    Location entities, of the same registered location, whose targets its file was read from;
+    an entity in the registered file itself is a root (Atrium makes no entity for a location)."""
+    viewer = _viewer(request)
+    ref = f"{kind}:{namespace}/{name}".lower()
+    entity = Entity.objects.filter(ref=ref).prefetch_related("required_role_rows").first()
+    if entity is None:
+        raise HttpError(404, f"No such entity {ref}")
+    location_entities = list(
+        Entity.objects.filter(location_id=entity.location_id, kind__iexact="location")
+        .prefetch_related("required_role_rows")
+        .order_by("ref")
+    )
+    targets = {candidate.ref: _location_targets(candidate) for candidate in location_entities}
+    by_ref = {candidate.ref: candidate for candidate in location_entities}
+    chain: list[tuple[Entity, list[str]]] = []
+    seen, todo = {entity.ref}, [entity]
+    while todo:
+        current = todo.pop(0)
+        parents = [
+            parent_ref
+            for parent_ref, parent_targets in targets.items()
+            if parent_ref != current.ref
+            and any(_read_from(current.source, target) for target in parent_targets)
+        ]
+        chain.append((current, parents))
+        for parent_ref in parents:
+            if parent_ref not in seen:
+                seen.add(parent_ref)
+                todo.append(by_ref[parent_ref])
+    bodies = entities_json([member for member, _ in chain], viewer=viewer)
+    items = [
+        {"entity": body, "parentEntityRefs": parents}
+        for body, (_, parents) in zip(bodies, chain, strict=True)
+    ]
+    return json_response(request, {"rootEntityRef": entity.ref, "items": items})
 
 
 class ByRefsInput(Schema):

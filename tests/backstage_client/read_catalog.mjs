@@ -68,6 +68,8 @@ const byDisplayName = await client.queryEntities({
   orderFields: { field: 'spec.profile.displayName', order: 'asc' },
   limit: 4,
 });
+const location = await client.getLocationByEntity('component:default/payments-api');
+const ancestry = await client.getEntityAncestors({ entityRef: 'api:default/events' });
 
 // Errors come back as Backstage's, so the client names them.
 const failure = async call => {
@@ -79,6 +81,7 @@ const failure = async call => {
   }
 };
 const arrayFields = await failure(() => client.getEntities({ fields: ['metadata.tags[0]'] }));
+const removal = await failure(() => client.removeEntityByUid(payments.metadata.uid));
 
 console.log(
   JSON.stringify({
@@ -98,12 +101,21 @@ console.log(
     facets: facets.facets,
     search: names(search.items).sort(),
     offsetPage: names(offsetPage.items),
-    predicate: { first: names(predicate.items), next: names(predicateNext.items),
-                 totalItems: predicate.totalItems },
+    predicate: {
+      first: names(predicate.items),
+      next: names(predicateNext.items),
+      totalItems: predicate.totalItems,
+    },
     predicateFacets: predicateFacets.facets,
     filteredRefs: names(filteredRefs.items),
     ownerSearch: names(ownerSearch.items).sort(),
     byDisplayName: names(byDisplayName.items),
+    location: location && { type: location.type, target: location.target },
+    ancestry: {
+      root: ancestry.rootEntityRef,
+      items: ancestry.items.map(item => [item.entity.metadata.name, item.parentEntityRefs]),
+    },
     arrayFields,
+    removal,
   }),
 );

@@ -614,6 +614,62 @@ def test_by_refs_answers_null_for_refs_the_filter_leaves_out(catalog: None) -> N
     assert probing["items"] == [None, None, None]
 
 
+def test_an_entity_by_its_uid(catalog: None) -> None:
+    client = signed_in("ada@example.com")
+    entity = Entity.objects.get(name="payments-api")
+
+    found = client.get(f"/api/catalog/entities/by-uid/{entity.uid}")
+    missing = client.get("/api/catalog/entities/by-uid/00000000-0000-0000-0000-000000000000")
+    malformed = client.get("/api/catalog/entities/by-uid/not-a-uid")
+
+    assert found.status_code == 200
+    assert found.json()["metadata"]["name"] == "payments-api"
+    # Ada may not see its details, however she finds it.
+    assert found.json()["spec"] == {"owner": "team-payments"}
+    assert missing.status_code == malformed.status_code == 404
+    assert missing.json()["error"] == {
+        "name": "NotFoundError",
+        "message": "No entity with uid 00000000-0000-0000-0000-000000000000",
+    }
+
+
+def test_ancestry_names_the_location_entity_an_entity_was_read_through(catalog: None) -> None:
+    client = signed_in("ada@example.com")
+
+    body = client.get("/api/catalog/entities/by-name/component/default/payments-api/ancestry")
+    root = client.get("/api/catalog/entities/by-name/location/default/acme-demo/ancestry")
+    missing = client.get("/api/catalog/entities/by-name/component/default/nope/ancestry")
+
+    assert body.status_code == 200
+    assert body.json()["rootEntityRef"] == "component:default/payments-api"
+    assert [
+        (item["entity"]["metadata"]["name"], item["parentEntityRefs"])
+        for item in body.json()["items"]
+    ] == [("payments-api", ["location:default/acme-demo"]), ("acme-demo", [])]
+    assert "links" not in body.json()["items"][0]["entity"]["metadata"]
+    assert [item["parentEntityRefs"] for item in root.json()["items"]] == [[]]
+    assert missing.status_code == 404
+    assert missing.json()["error"]["message"] == "No such entity component:default/nope"
+
+
+def test_the_location_an_entity_came_from(catalog: None) -> None:
+    client = signed_in("ada@example.com")
+
+    found = client.get("/api/catalog/locations/by-entity/component/default/payments-api")
+    missing = client.get("/api/catalog/locations/by-entity/component/default/nope")
+
+    assert found.json() == {
+        "id": str(Entity.objects.get(name="payments-api").location_id),
+        "type": "file",
+        "target": str(DEMO_CATALOG),
+    }
+    assert missing.status_code == 404
+    assert missing.json()["error"] == {
+        "name": "NotFoundError",
+        "message": "found no entity for ref component:default/nope",
+    }
+
+
 def test_unknown_api_paths_answer_a_json_404(catalog: None) -> None:
     signed = signed_in("ada@example.com")
 

@@ -167,3 +167,70 @@ def test_validate_entity_answers_as_backstage_does(client: Client, devtenant: De
     assert invalid.json()["errors"][0]["message"].startswith(
         'Policy check failed; caused by Error: "metadata.name" is not valid'
     )
+
+
+def test_file_locations_are_listed_as_files(client: Client, devtenant: DevTenant) -> None:
+    from catalog.services import location_register
+
+    location = location_register(target=str(Path(__file__)))
+    token = writer_token(devtenant, ["read:catalog"])
+
+    listed = client.get("/api/catalog/locations", HTTP_AUTHORIZATION=f"Bearer {token}").json()
+    one = client.get(f"/api/catalog/locations/{location.pk}", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert listed == [{"data": {"id": str(location.pk), "type": "file",
+                                "target": str(Path(__file__))}}]  # fmt: skip
+    assert one.json()["type"] == "file"
+
+
+def test_removing_an_entity_by_uid_lasts_until_its_location_is_read_again(
+    client: Client, devtenant: DevTenant, tmp_path: Path
+) -> None:
+    """As Backstage's: the entity goes, and its location brings it back (a new uid) on the
+    next refresh while it still emits it. Recorded in the audit log."""
+    from catalog.services import location_refresh, location_register
+
+    (tmp_path / "catalog-info.yaml").write_text(DESCRIPTOR)
+    location = location_register(target=str(tmp_path / "catalog-info.yaml"))
+    location_refresh(location=location)
+    uid = str(Entity.objects.get(name="payments-api").uid)
+    auth = {"Authorization": f"Bearer {writer_token(devtenant, ['read:catalog', 'write:catalog'])}"}
+
+    removed = client.delete(f"/api/catalog/entities/by-uid/{uid}", headers=auth)
+    gone = client.get(f"/api/catalog/entities/by-uid/{uid}", headers=auth)
+    again = client.delete(f"/api/catalog/entities/by-uid/{uid}", headers=auth)
+    location_refresh(location=location)
+    back = client.get("/api/catalog/entities/by-name/component/default/payments-api", headers=auth)
+
+    assert removed.status_code == 204
+    assert gone.status_code == 404
+    assert again.status_code == 204  # nothing left to remove is not an error, as in Backstage
+    assert back.status_code == 200
+    assert back.json()["metadata"]["uid"] != uid
+    assert list(AuditEvent.objects.values_list("action", "target", "actor", "via")) == [
+        ("catalog.entity_removed", "component:default/payments-api", "client:catalog-writer",
+         "api"),
+    ]  # fmt: skip
+
+
+def test_only_catalog_writers_remove_entities(
+    client: Client, devtenant: DevTenant, tmp_path: Path
+) -> None:
+    from catalog.services import location_refresh, location_register
+
+    (tmp_path / "catalog-info.yaml").write_text(DESCRIPTOR)
+    location_refresh(location=location_register(target=str(tmp_path / "catalog-info.yaml")))
+    path = f"/api/catalog/entities/by-uid/{Entity.objects.get(name='payments-api').uid}"
+    reader = writer_token(devtenant, ["read:catalog"])
+    ada = Client(enforce_csrf_checks=True)
+    sign_in(ada, "ada@example.com")
+    ada.get("/")
+
+    by_reader = client.delete(path, HTTP_AUTHORIZATION=f"Bearer {reader}")
+    by_ada = ada.delete(path, HTTP_X_CSRFTOKEN=ada.cookies["csrftoken"].value)
+
+    assert by_reader.status_code == by_ada.status_code == 403
+    assert by_reader.json()["error"]["name"] == by_ada.json()["error"]["name"] == "NotAllowedError"
+    assert by_ada.json()["error"]["message"] == "removing entities is for portal admins"
+    assert Entity.objects.filter(name="payments-api").exists()
+    assert not AuditEvent.objects.filter(action__startswith="catalog.").exists()

@@ -80,7 +80,7 @@ def test_backstages_catalog_client_uses_the_newer_query_features(
     live_server: Any, devtenant: DevTenant
 ) -> None:
     """Offsets, predicate queries and their cursors, facets by predicate, by-refs filters,
-    full-text fields, ordering by any field, and errors it can name."""
+    full-text fields, ordering by any field, locations, ancestry, and errors it can name."""
     location_refresh(location=location_register(target=str(DEMO_CATALOG)))
     token = devtenant.token(
         grant_type="client_credentials",
@@ -104,8 +104,15 @@ def test_backstages_catalog_client_uses_the_newer_query_features(
     assert read["filteredRefs"] == ["events", None, None]
     assert read["ownerSearch"] == ["kafka-cluster", "warehouse-bucket"]
     assert read["byDisplayName"] == ["acme", "ada", "alan", "barbara"]
+    assert read["location"] == {"type": "file", "target": str(DEMO_CATALOG)}
+    assert read["ancestry"] == {
+        "root": "api:default/events",
+        "items": [["events", ["location:default/acme-demo"]], ["acme-demo", []]],
+    }
     assert read["arrayFields"] == {
         "status": 400,
         "name": "InputError",
         "message": "invalid fields, array type fields are not supported",
     }
+    assert read["removal"]["status"] == 403
+    assert read["removal"]["name"] == "NotAllowedError"
