@@ -721,6 +721,12 @@ def _check_field_formats(entity: dict[str, Any]) -> None:
             _require(f"links.{index}.icon", link["icon"], is_nonempty_string)
 
 
+# References are stored in varchar(300) columns (Relation's source and target, Entity's owner
+# and system). Backstage has no such limit; Atrium refuses a longer reference, deliberately,
+# rather than fail the whole refresh when the database refuses it.
+MAX_REF_LENGTH = 300
+
+
 def _relations(ref: EntityRef, kind_spec: KindSpec, spec: dict[str, Any]) -> list[Relation]:
     relations: list[Relation] = []
     for relation in kind_spec.relations:
@@ -738,6 +744,12 @@ def _relations(ref: EntityRef, kind_spec: KindSpec, spec: dict[str, Any]) -> lis
                     f"caused by Error: {error}",
                     f"spec.{relation.field}",
                 ) from error
+            if len(other.key) > MAX_REF_LENGTH:
+                raise DescriptorError(
+                    f"spec.{relation.field}: entity reference is {len(other.key)} characters; "
+                    f"at most {MAX_REF_LENGTH}",
+                    f"spec.{relation.field}",
+                )
             relations.append(Relation(relation.outgoing, ref, other))
             relations.append(Relation(relation.incoming, other, ref))
     return relations

@@ -708,3 +708,20 @@ def test_a_file_with_one_bad_document_still_gives_the_others() -> None:
         "before",
         "after",
     ]
+
+
+# --- Limits of Atrium's own ----------------------------------------------------------------------
+
+
+def test_a_reference_longer_than_its_column_is_refused_naming_the_field() -> None:
+    # Backstage has no such limit; Atrium stores references in varchar(300) columns.
+    at_limit = "group:default/" + "a" * (300 - len("group:default/"))
+    assert validate_entity(component(spec__owner=at_limit)).relations
+
+    with pytest.raises(DescriptorError) as rejected:
+        validate_entity(component(spec__owner=at_limit + "a"))
+
+    assert rejected.value.message == "spec.owner: entity reference is 301 characters; at most 300"
+    assert rejected.value.field == "spec.owner"
+    with pytest.raises(DescriptorError, match="^spec.dependsOn: entity reference is 310 char"):
+        validate_entity(component(spec__dependsOn=["resource:default/" + "d" * 293]))
