@@ -10,22 +10,13 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from django.db import transaction
 from django.db.models import (
-    Case,
-    CharField,
     Count,
-    F,
     Max,
-    OrderBy,
     Q,
     QuerySet,
-    Subquery,
-    Value,
-    When,
 )
-from django.db.models.expressions import BaseExpression, OuterRef
-from django.db.models.functions import NullIf, Upper
+from django.db.models.functions import Upper
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Schema
 from ninja.errors import HttpError
@@ -35,11 +26,19 @@ from access.policy import Viewer, may_register_locations, viewer_for
 from catalog.descriptors import DescriptorError, validate_entity
 from catalog.models import Entity, FacetCount, Location, SearchRow
 from catalog.refs import EntityRefError, parse_entity_ref
-from catalog.search import PUBLIC_KEYS, FilterError, filters_q, parse_filters
+from catalog.search import (
+    PUBLIC_KEYS,
+    FilterError,
+    Predicate,
+    filters_q,
+    ordering_by,
+    parse_filters,
+    text_fields_q,
+)
 from catalog.selectors import catalog_facets
 from catalog.serializers import entities_json
 from catalog.services import (
-    facet_counts_rebuild,
+    entity_delete,
     location_delete,
     location_import,
     location_refresh,
@@ -168,23 +167,8 @@ def entity_validate(request: HttpRequest, payload: ValidateInput) -> HttpRespons
 
 # --- Entities ----------------------------------------------------------------------------------
 
-# Keys ordered by a column of the entity's own row, not through its search rows.
-ORDER_COLUMNS = {
-    "metadata.name": "name",
-    "metadata.namespace": "namespace",
-    "metadata.title": "title",
-    "kind": "kind",
-    "spec.type": "spec_type",
-    "spec.lifecycle": "lifecycle",
-    "spec.owner": "owner_ref",
-}
-# Columns every entity has a value in: ordered as they are, so the indexes serve the order.
-ALWAYS_SET_COLUMNS = {"name", "namespace", "kind"}
 DEFAULT_PAGE = 20
 MAX_PAGE = 500
-# How deep a predicate may nest, and how many conditions it may hold, before it is refused.
-MAX_PREDICATE_DEPTH = 32
-MAX_PREDICATE_TERMS = 500
 
 
 def _viewer(request: HttpRequest) -> Viewer:
@@ -205,123 +189,6 @@ def _fields(values: list[str]) -> list[str]:
     return fields
 
 
-def _gated(key: str, matched: Q, *, details_q: Q) -> Q:
-    """A condition on a key: on a detail, it holds only for entities whose details the caller
-    may see (as `catalog.search.filters_q` rules), so nothing tells a hidden value."""
-    return matched if key in PUBLIC_KEYS else matched & details_q
-
-
-NOTHING = Q(pk__in=[])
-
-
-def _negated(condition: Q) -> Q:
-    # An empty Q holds for every entity; its negation holds for none.
-    return ~condition if condition.children else NOTHING
-
-
-class _Predicate:
-    """Backstage's filter predicates (`@backstage/filter-predicates`), the body of POST
-    /entities/by-query and /entity-facets: `{"kind": "component", "spec.type": {"$in": [...]}}`,
-    `$exists`, `$hasPrefix`, and `$all`/`$any`/`$not` around them, as a Q over entities.
-
-    Equality, `$in` and `$exists` are `catalog.search.filters_q`'s own terms. A detail of a
-    restricted entity that the caller may not see is absent for them: `$exists: false` and
-    `$not` hold for it, as they would for an entity without it.
-    """
-
-    def __init__(self, *, details_q: Q) -> None:
-        self.details_q = details_q
-        self.terms = 0
-
-    def q(self, predicate: Any, depth: int = 0) -> Q:
-        if depth > MAX_PREDICATE_DEPTH:
-            raise HttpError(400, "Invalid query: the predicate is nested too deeply")
-        if isinstance(predicate, (str, int, float)):  # bool is an int
-            raise HttpError(
-                400,
-                "Invalid filter predicate: top-level primitive values are not supported. Wrap "
-                f'the value in a field expression, e.g. {{ "kind": {json.dumps(predicate)} }}',
-            )
-        if not isinstance(predicate, dict):
-            raise HttpError(400, f"Invalid query: expected an object, not {_json(predicate)}")
-        logical = [key for key in predicate if key in {"$all", "$any", "$not"}]
-        if logical:
-            if len(predicate) != 1:
-                raise HttpError(
-                    400, f"Invalid query: {logical[0]} must be the only key of its object"
-                )
-            return self._logical(logical[0], predicate[logical[0]], depth)
-        matched = Q()
-        for key, value in predicate.items():
-            if key.startswith("$"):
-                raise HttpError(400, f"Invalid query: unknown operator {key}")
-            matched &= self._field(key.lower(), value)
-        return matched
-
-    def _logical(self, operator: str, operand: Any, depth: int) -> Q:
-        if operator == "$not":
-            return _negated(self.q(operand, depth + 1))
-        if not isinstance(operand, list):
-            raise HttpError(400, f"Invalid query: {operator} takes a list of predicates")
-        parts = [self.q(part, depth + 1) for part in operand]
-        combined = Q()
-        if operator == "$all":
-            for part in parts:
-                combined &= part
-            return combined
-        if not parts:
-            return NOTHING
-        for part in parts:
-            if not part.children:
-                return Q()  # one alternative holds for every entity
-            combined |= part
-        return combined
-
-    def _field(self, key: str, value: Any) -> Q:
-        self.terms += 1
-        if self.terms > MAX_PREDICATE_TERMS:
-            raise HttpError(400, f"Invalid query: more than {MAX_PREDICATE_TERMS} conditions")
-        if _is_primitive(value):
-            return filters_q([[(key, [_text(value)])]], details_q=self.details_q)
-        if not isinstance(value, dict) or len(value) != 1:
-            raise HttpError(400, f'Invalid query: the value for "{key}" is not a predicate value')
-        ((operator, operand),) = value.items()
-        if operator == "$exists" and isinstance(operand, bool):
-            present = filters_q([[(key, None)]], details_q=self.details_q)
-            return present if operand else _negated(present)
-        if operator == "$in" and isinstance(operand, list) and all(map(_is_primitive, operand)):
-            if not operand:
-                return NOTHING
-            values = list(dict.fromkeys(_text(item) for item in operand))
-            return filters_q([[(key, values)]], details_q=self.details_q)
-        if operator == "$hasPrefix" and isinstance(operand, str):
-            rows = SearchRow.objects.filter(key=key, value__startswith=operand.lower())
-            return _gated(key, Q(pk__in=rows.values("entity_id")), details_q=self.details_q)
-        # `$contains` and operators yet to come: Backstage's database query refuses them too.
-        raise HttpError(
-            400,
-            f'Invalid filter predicate value for field "{key}": expected a primitive value, '
-            f"$exists, $in, or $hasPrefix operator, but got {_json(value)}",
-        )
-
-
-def _is_primitive(value: Any) -> bool:
-    return isinstance(value, (str, int, float))
-
-
-def _text(value: str | int | float) -> str:
-    """A predicate's value as the search rows hold it: lower-cased text, `true`, `7`."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).lower()
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
 def _conditions(filters: list[str], predicate: Any, *, viewer: Viewer) -> Q | None:
     """`filter=` alternatives and a predicate (both must hold), or None when neither is given."""
     try:
@@ -335,54 +202,16 @@ def _conditions(filters: list[str], predicate: Any, *, viewer: Viewer) -> Q | No
     if alternatives:
         conditions.append(filters_q(alternatives, details_q=details_q))
     if predicate is not None:
-        conditions.append(_Predicate(details_q=details_q).q(predicate))
+        try:
+            conditions.append(Predicate(details_q=details_q).q(predicate))
+        except FilterError as error:
+            raise HttpError(400, str(error)) from error
     if not conditions:
         return None
     combined = Q()
     for condition in conditions:
         combined &= condition
     return combined
-
-
-def _text_fields_q(term: str, fields: list[str], *, details_q: Q) -> Q:
-    """Backstage's `fullTextFilterFields`: the term anywhere in the value of one of the fields."""
-    needle = term.lower()
-    either = Q()
-    for key in dict.fromkeys(field.lower() for field in fields):
-        rows = SearchRow.objects.filter(key=key, value__contains=needle)
-        either |= _gated(key, Q(pk__in=rows.values("entity_id")), details_q=details_q)
-    return either
-
-
-def _ordering(order: list[tuple[str, str]], *, details_q: Q) -> list[OrderBy]:
-    """Backstage orders by the search table's value of each key, entities without it last.
-    The keys held in columns are ordered by the column. A detail the caller may not see is
-    absent to them: an entity that hides it goes last, as if it had none."""
-    expressions = []
-    for field_name, direction in order:
-        key = field_name.lower()
-        column = ORDER_COLUMNS.get(key)
-        value: BaseExpression
-        if column in ALWAYS_SET_COLUMNS:
-            expressions.append(F(column).desc() if direction == "desc" else F(column).asc())
-            continue
-        if column is not None:
-            value = NullIf(column, Value(""))
-        else:
-            # A key listed more than once (tags): its first value in the order asked for.
-            first = F("value").desc(nulls_last=True) if direction == "desc" else F("value")
-            value = Subquery(
-                SearchRow.objects.filter(entity=OuterRef("pk"), key=key)
-                .order_by(first)
-                .values("value")[:1]
-            )
-        if key not in PUBLIC_KEYS and details_q.children:
-            value = Case(When(details_q, then=value), default=Value(None),
-                         output_field=CharField())  # fmt: skip
-        expressions.append(
-            value.desc(nulls_last=True) if direction == "desc" else value.asc(nulls_last=True)
-        )
-    return expressions
 
 
 def _query(
@@ -401,10 +230,10 @@ def _query(
     term = term.strip()
     if term and text_fields:
         details_q = viewer.may_see_restricted_q()
-        entities = entities.filter(_text_fields_q(term, text_fields, details_q=details_q))
+        entities = entities.filter(text_fields_q(term, text_fields, details_q=details_q))
     else:
         entities = entities.matching(term)
-    ordering = _ordering(order or [("metadata.name", "asc")],
+    ordering = ordering_by(order or [("metadata.name", "asc")],
                          details_q=viewer.may_see_restricted_q())  # fmt: skip
     return entities.order_by(*ordering, "pk").prefetch_related("required_role_rows")
 
@@ -526,14 +355,9 @@ def entity_remove(request: HttpRequest, uid: str) -> HttpResponse:
     _require_catalog_writer(request, "removing entities is for portal admins")
     entity = _by_uid(uid)
     if entity is not None:
-        with transaction.atomic():
-            # Its search rows, relations and required roles go with it (cascade).
-            Entity.objects.filter(pk=entity.pk).delete()
-            facet_counts_rebuild()
-            api_actor(request).record(
-                "catalog.entity_removed", entity.ref, uid=str(entity.uid),
-                location=_location_ref(entity.location),
-            )  # fmt: skip
+        entity_delete(
+            entity=entity, actor=api_actor(request), location=_location_ref(entity.location)
+        )
     return HttpResponse(status=204)
 
 

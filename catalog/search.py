@@ -1,10 +1,16 @@
-"""Backstage's entity filters: flattened `key=value` rows, and the `filter=` syntax over them."""
+"""Backstage's entity filters: flattened `key=value` rows, the `filter=` syntax over them, and
+the API's predicates, full-text fields and ordering, all on the same rule for restricted details."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Case, CharField, F, OrderBy, OuterRef, Q, Subquery, Value, When
+from django.db.models.expressions import BaseExpression
+from django.db.models.functions import NullIf
+
+from catalog.models import SearchRow
 
 MAX_KEY_LENGTH = 200
 MAX_VALUE_LENGTH = 200
@@ -105,8 +111,6 @@ def filters_q(alternatives: list[list[tuple[str, list[str] | None]]], *, details
     `Viewer.may_see_restricted_q`): a term on a detail matches only those, or probing with
     `spec.type=...` would tell which values a restricted entity has.
     """
-    from catalog.models import SearchRow
-
     combined = Q()
     for terms in alternatives:
         matched = Q()
@@ -162,3 +166,176 @@ def _related_q(relation_type: str, values: list[str] | None, details_q: Q) -> Q:
     # Found from the other side, by the index on (source_ref, type).
     inverse = relations.filter(source_ref__in=values, type=RELATION_INVERSES[name])
     return Q(ref__in=inverse.values("target_ref"))
+
+
+# --- Backstage's filter predicates, full-text fields and ordering, for the API -----------------
+
+# Keys ordered by a column of the entity's own row, not through its search rows.
+ORDER_COLUMNS = {
+    "metadata.name": "name",
+    "metadata.namespace": "namespace",
+    "metadata.title": "title",
+    "kind": "kind",
+    "spec.type": "spec_type",
+    "spec.lifecycle": "lifecycle",
+    "spec.owner": "owner_ref",
+}
+# Columns every entity has a value in: ordered as they are, so the indexes serve the order.
+ALWAYS_SET_COLUMNS = {"name", "namespace", "kind"}
+# How deep a predicate may nest, and how many conditions it may hold, before it is refused.
+MAX_PREDICATE_DEPTH = 32
+MAX_PREDICATE_TERMS = 500
+
+
+def _gated(key: str, matched: Q, *, details_q: Q) -> Q:
+    """A condition on a key: on a detail, it holds only for entities whose details the caller
+    may see (as `filters_q` rules), so nothing tells a hidden value."""
+    return matched if key in PUBLIC_KEYS else matched & details_q
+
+
+NOTHING = Q(pk__in=[])
+
+
+def _negated(condition: Q) -> Q:
+    # An empty Q holds for every entity; its negation holds for none.
+    return ~condition if condition.children else NOTHING
+
+
+class Predicate:
+    """Backstage's filter predicates (`@backstage/filter-predicates`), the body of POST
+    /entities/by-query and /entity-facets: `{"kind": "component", "spec.type": {"$in": [...]}}`,
+    `$exists`, `$hasPrefix`, and `$all`/`$any`/`$not` around them, as a Q over entities.
+
+    Equality, `$in` and `$exists` are `catalog.search.filters_q`'s own terms. A detail of a
+    restricted entity that the caller may not see is absent for them: `$exists: false` and
+    `$not` hold for it, as they would for an entity without it.
+    """
+
+    def __init__(self, *, details_q: Q) -> None:
+        self.details_q = details_q
+        self.terms = 0
+
+    def q(self, predicate: Any, depth: int = 0) -> Q:
+        if depth > MAX_PREDICATE_DEPTH:
+            raise FilterError("Invalid query: the predicate is nested too deeply")
+        if isinstance(predicate, (str, int, float)):  # bool is an int
+            raise FilterError(
+                "Invalid filter predicate: top-level primitive values are not supported. Wrap "
+                f'the value in a field expression, e.g. {{ "kind": {json.dumps(predicate)} }}',
+            )
+        if not isinstance(predicate, dict):
+            raise FilterError(f"Invalid query: expected an object, not {_json(predicate)}")
+        logical = [key for key in predicate if key in {"$all", "$any", "$not"}]
+        if logical:
+            if len(predicate) != 1:
+                raise FilterError(f"Invalid query: {logical[0]} must be the only key of its object")
+            return self._logical(logical[0], predicate[logical[0]], depth)
+        matched = Q()
+        for key, value in predicate.items():
+            if key.startswith("$"):
+                raise FilterError(f"Invalid query: unknown operator {key}")
+            matched &= self._field(key.lower(), value)
+        return matched
+
+    def _logical(self, operator: str, operand: Any, depth: int) -> Q:
+        if operator == "$not":
+            return _negated(self.q(operand, depth + 1))
+        if not isinstance(operand, list):
+            raise FilterError(f"Invalid query: {operator} takes a list of predicates")
+        parts = [self.q(part, depth + 1) for part in operand]
+        combined = Q()
+        if operator == "$all":
+            for part in parts:
+                combined &= part
+            return combined
+        if not parts:
+            return NOTHING
+        for part in parts:
+            if not part.children:
+                return Q()  # one alternative holds for every entity
+            combined |= part
+        return combined
+
+    def _field(self, key: str, value: Any) -> Q:
+        self.terms += 1
+        if self.terms > MAX_PREDICATE_TERMS:
+            raise FilterError(f"Invalid query: more than {MAX_PREDICATE_TERMS} conditions")
+        if _is_primitive(value):
+            return filters_q([[(key, [_text(value)])]], details_q=self.details_q)
+        if not isinstance(value, dict) or len(value) != 1:
+            raise FilterError(f'Invalid query: the value for "{key}" is not a predicate value')
+        ((operator, operand),) = value.items()
+        if operator == "$exists" and isinstance(operand, bool):
+            present = filters_q([[(key, None)]], details_q=self.details_q)
+            return present if operand else _negated(present)
+        if operator == "$in" and isinstance(operand, list) and all(map(_is_primitive, operand)):
+            if not operand:
+                return NOTHING
+            values = list(dict.fromkeys(_text(item) for item in operand))
+            return filters_q([[(key, values)]], details_q=self.details_q)
+        if operator == "$hasPrefix" and isinstance(operand, str):
+            rows = SearchRow.objects.filter(key=key, value__startswith=operand.lower())
+            return _gated(key, Q(pk__in=rows.values("entity_id")), details_q=self.details_q)
+        # `$contains` and operators yet to come: Backstage's database query refuses them too.
+        raise FilterError(
+            f'Invalid filter predicate value for field "{key}": expected a primitive value, '
+            f"$exists, $in, or $hasPrefix operator, but got {_json(value)}",
+        )
+
+
+def _is_primitive(value: Any) -> bool:
+    return isinstance(value, (str, int, float))
+
+
+def _text(value: str | int | float) -> str:
+    """A predicate's value as the search rows hold it: lower-cased text, `true`, `7`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).lower()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def text_fields_q(term: str, fields: list[str], *, details_q: Q) -> Q:
+    """Backstage's `fullTextFilterFields`: the term anywhere in the value of one of the fields."""
+    needle = term.lower()
+    either = Q()
+    for key in dict.fromkeys(field.lower() for field in fields):
+        rows = SearchRow.objects.filter(key=key, value__contains=needle)
+        either |= _gated(key, Q(pk__in=rows.values("entity_id")), details_q=details_q)
+    return either
+
+
+def ordering_by(order: list[tuple[str, str]], *, details_q: Q) -> list[OrderBy]:
+    """Backstage orders by the search table's value of each key, entities without it last.
+    The keys held in columns are ordered by the column. A detail the caller may not see is
+    absent to them: an entity that hides it goes last, as if it had none."""
+    expressions = []
+    for field_name, direction in order:
+        key = field_name.lower()
+        column = ORDER_COLUMNS.get(key)
+        value: BaseExpression
+        if column in ALWAYS_SET_COLUMNS:
+            expressions.append(F(column).desc() if direction == "desc" else F(column).asc())
+            continue
+        if column is not None:
+            value = NullIf(column, Value(""))
+        else:
+            # A key listed more than once (tags): its first value in the order asked for.
+            first = F("value").desc(nulls_last=True) if direction == "desc" else F("value")
+            value = Subquery(
+                SearchRow.objects.filter(entity=OuterRef("pk"), key=key)
+                .order_by(first)
+                .values("value")[:1]
+            )
+        if key not in PUBLIC_KEYS and details_q.children:
+            value = Case(When(details_q, then=value), default=Value(None),
+                         output_field=CharField())  # fmt: skip
+        expressions.append(
+            value.desc(nulls_last=True) if direction == "desc" else value.asc(nulls_last=True)
+        )
+    return expressions

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.db import connections, models, router, transaction
@@ -27,6 +27,9 @@ from catalog.models import (
 )
 from catalog.search import search_rows
 from catalog.selectors import entity_facets
+
+if TYPE_CHECKING:
+    from access.services import Actor
 
 # Any number both processes agree on: refreshes take it in turn to rewrite the facet counts.
 FACET_COUNTS_LOCK = 0x617472  # "atr"
@@ -379,6 +382,16 @@ def location_delete(*, location: Location) -> list[str]:
     location.delete()
     facet_counts_rebuild()
     return refs
+
+
+@transaction.atomic
+def entity_delete(*, entity: Entity, actor: Actor, location: str) -> None:
+    """Remove one entity now, as Backstage's DELETE by uid does: its location brings it back
+    on its next refresh if it still emits it. Its search rows, relations and required roles
+    go with it; the audit log says who removed it."""
+    Entity.objects.filter(pk=entity.pk).delete()
+    facet_counts_rebuild()
+    actor.record("catalog.entity_removed", entity.ref, uid=str(entity.uid), location=location)
 
 
 @transaction.atomic
