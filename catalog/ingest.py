@@ -118,7 +118,7 @@ class _Reader:
             return
         try:
             raw = self._fetch(source)
-            documents = load_documents(raw, source=source)
+            documents = load_documents(raw, source=source, per_document_errors=True)
         except DescriptorFileError as error:
             self.result.unreadable.add(source)
             self._problem(source, error.document, error.message, parent=parent)
@@ -136,6 +136,12 @@ class _Reader:
         # A file without a `$` has no placeholders: most files, spared a walk of every value.
         placeholders = b"$" in raw
         for document in documents:
+            if document.error is not None:
+                # One document is refused, its neighbours still read; the entity it held before
+                # is unknown, so nothing of this file counts as gone until it is fixed.
+                self.result.unreadable.add(source)
+                self._problem(source, document.number, document.error, parent=parent)
+                continue
             self._document(source, document.number, document.data, placeholders=placeholders)
 
     def _document(self, source: str, number: int, data: Any, *, placeholders: bool) -> None:

@@ -256,3 +256,27 @@ def test_a_location_shows_the_targets_it_could_not_read_and_skips_optional_ones(
     ]
     assert Entity.objects.get(ref="location:default/extras").problems == []
     assert len(report.problems) == 2
+
+
+def test_a_refused_document_leaves_its_neighbours_and_its_old_entity_in_place(
+    tmp_path: Path,
+) -> None:
+    """As Backstage reads a file: a YAML error in document 2 is document 2's problem."""
+    descriptor = tmp_path / "catalog-info.yaml"
+    ledger = PAYMENTS.format(description="x").replace("payments-api", "ledger-api")
+    cart = PAYMENTS.format(description="x").replace("payments-api", "cart-api")
+    descriptor.write_text("---\n".join([PAYMENTS.format(description="x"), ledger, cart]))
+    refresh(descriptor)
+
+    broken = ledger.replace("  description: x\n", "  description: x\n  description: y\n")
+    descriptor.write_text("---\n".join([PAYMENTS.format(description="new"), broken, cart]))
+    report = refresh(descriptor)
+
+    assert [str(problem) for problem in report.problems] == [
+        f"{descriptor}:2: the key 'description' appears twice (line 17)"
+    ]
+    assert report.updated == ["component:default/payments-api"]
+    assert sorted(Entity.objects.values_list("name", flat=True)) == [
+        "cart-api", "ledger-api", "payments-api",
+    ]  # fmt: skip
+    assert report.removed == []
