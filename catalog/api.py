@@ -33,6 +33,7 @@ from catalog.search import (
     filters_q,
     ordering_by,
     parse_filters,
+    relation_counts,
     text_fields_q,
 )
 from catalog.selectors import catalog_facets
@@ -687,6 +688,12 @@ def _facets(
             # The whole catalog's counts of these keys were made when it last changed.
             values = whole.groups[SUMMARIZED_FACETS[name.lower()]]
             facets[name] = [{"value": value.value, "count": value.count} for value in values]
+            continue
+        if name.lower().startswith("relations."):
+            # Every relation of an entity, whoever declared it, as filters on them match.
+            among = Entity.objects.filter(conditions) if conditions is not None else None
+            counts = relation_counts(name.lower(), among=among)
+            facets[name] = [{"value": value, "count": count} for value, count in counts]
             continue
         rows = SearchRow.objects.filter(key=name.lower())
         if entities is not None:

@@ -6,11 +6,23 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.db.models import Case, CharField, F, OrderBy, OuterRef, Q, Subquery, Value, When
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    F,
+    OrderBy,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.expressions import BaseExpression
 from django.db.models.functions import NullIf
 
-from catalog.models import SearchRow
+from catalog.models import Entity, Relation, SearchRow
 
 MAX_KEY_LENGTH = 200
 MAX_VALUE_LENGTH = 200
@@ -150,12 +162,34 @@ RELATION_INVERSES = _relation_inverses()
 RELATION_TYPES = {name.lower(): name for name in RELATION_INVERSES}
 
 
+def relation_counts(key: str, *, among: QuerySet[Entity] | None) -> list[tuple[str, int]]:
+    """A facet on `relations.<type>`: each target with how many entities (of `among`, or all)
+    have that relation, whoever declared it; as with search rows, only relations everyone
+    may see (public ones, or declared by an entity that is not restricted) of entities that
+    are not restricted, unless the relation is public."""
+    from access.policy import relation_visibility_q
+
+    name = RELATION_TYPES.get(key.removeprefix("relations."))
+    if name is None:
+        return []
+    sources = Entity.objects.all() if among is None else among
+    if key not in PUBLIC_KEYS:
+        sources = sources.filter(restricted=False)
+    rows = (
+        Relation.objects.filter(relation_visibility_q(Q(restricted=False)), type=name)
+        .filter(source_ref__in=sources.values("ref"))
+        .values("target_ref")
+        .annotate(count=Count("source_ref", distinct=True))
+        .order_by("-count", "target_ref")
+    )
+    return [(row["target_ref"], row["count"]) for row in rows]
+
+
 def _related_q(relation_type: str, values: list[str] | None, details_q: Q) -> Q:
     """Entities with a relation of this type (to one of `values`), as Backstage's stitched
     entity has them: every relation whose source is the entity, whoever declared it. A
     relation declared by an entity whose details the caller may not see does not count."""
     from access.policy import relation_visibility_q
-    from catalog.models import Relation
 
     name = RELATION_TYPES.get(relation_type)
     if name is None:

@@ -42,8 +42,13 @@ def test_relation_filters_find_relations_whichever_entity_declared_them(
     ).json()
     having_members = client.get("/api/catalog/entities?filter=relations.hasmember").json()
 
+    facets = client.get(
+        "/api/catalog/entity-facets?facet=relations.memberOf&filter=kind=user,metadata.name=bob"
+    ).json()["facets"]["relations.memberOf"]
+
     assert names(members) == ["bob"]
     assert "team-x" in names(having_members)
+    assert facets == [{"value": "group:default/team-x", "count": 1}]
 
 
 def test_an_open_entity_does_not_show_what_a_restricted_one_declared_about_it(
