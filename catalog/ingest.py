@@ -215,7 +215,7 @@ class _Reader:
         text = raw.decode("utf-8", errors="replace")
         try:
             if kind == "$json":
-                return json.loads(text)
+                return json.loads(text, parse_constant=_refuse_constant)
             if kind == "$yaml":
                 documents = load_documents(raw, source=target)
                 if len(documents) > 1:
@@ -241,6 +241,11 @@ class _Reader:
         self.result.problems.append(problem)
         if parent is not None:
             parent.problems.append(problem)
+
+
+def _refuse_constant(name: str) -> None:
+    """NaN and Infinity are not JSON (Python reads them; PostgreSQL would refuse to store them)."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _ref_of(data: Any) -> str | None:

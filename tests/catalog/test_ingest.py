@@ -280,3 +280,17 @@ def test_a_refused_document_leaves_its_neighbours_and_its_old_entity_in_place(
         "cart-api", "ledger-api", "payments-api",
     ]  # fmt: skip
     assert report.removed == []
+
+
+def test_a_json_placeholder_with_nan_is_the_entitys_problem(tmp_path: Path) -> None:
+    (tmp_path / "schema.json").write_text('{"maximum": NaN}')
+    (tmp_path / "catalog-info.yaml").write_text(
+        PAYMENTS.format(description="x") + "  schema:\n    $json: ./schema.json\n"
+    )
+
+    report = refresh(tmp_path / "catalog-info.yaml")
+
+    assert not Entity.objects.exists()
+    assert "Placeholder $json failed to parse './schema.json': NaN is not a JSON value" in str(
+        report.problems[0]
+    )
