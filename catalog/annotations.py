@@ -17,6 +17,7 @@ from django.utils.dateparse import parse_duration
 from catalog.refs import EntityRef, EntityRefError, parse_entity_ref
 
 REQUIRED_ROLES = "atrium.dev/required-roles"
+MAX_ROLE_NAME = 255
 APPROVERS = "atrium.dev/approvers"
 MAX_ACCESS_DURATION = "atrium.dev/max-access-duration"
 APPROVALS_REQUIRED = "atrium.dev/approvals-required"
@@ -48,6 +49,10 @@ def access_annotations(entity: dict[str, Any]) -> AccessAnnotations:
     blocked = False
 
     roles = tuple(dict.fromkeys(_split(annotations.get(REQUIRED_ROLES, ""))))
+    if any(len(role) > MAX_ROLE_NAME for role in roles):
+        # Longer than any Auth0 role name, and than the column that stores it: left out.
+        problems.append(f"{REQUIRED_ROLES}: a role name may be at most {MAX_ROLE_NAME} characters")
+        roles = tuple(role for role in roles if len(role) <= MAX_ROLE_NAME)
 
     approvers: list[EntityRef] = []
     for raw in _split(annotations.get(APPROVERS, "")):

@@ -135,6 +135,8 @@ class _Reader:
             return
         # A file without a `$` has no placeholders: most files, spared a walk of every value.
         placeholders = b"$" in raw
+        # Nor, without one of these, a NUL character (PostgreSQL stores none in text or JSON).
+        may_hold_nul = any(mark in raw for mark in NUL_MARKS)
         for document in documents:
             if document.error is not None:
                 # One document is refused, its neighbours still read; the entity it held before
@@ -142,13 +144,20 @@ class _Reader:
                 self.result.unreadable.add(source)
                 self._problem(source, document.number, document.error, parent=parent)
                 continue
-            self._document(source, document.number, document.data, placeholders=placeholders)
+            self._document(
+                source, document.number, document.data,
+                placeholders=placeholders, may_hold_nul=may_hold_nul,
+            )  # fmt: skip
 
-    def _document(self, source: str, number: int, data: Any, *, placeholders: bool) -> None:
+    def _document(
+        self, source: str, number: int, data: Any, *, placeholders: bool, may_hold_nul: bool
+    ) -> None:
         ref = _ref_of(data)
         try:
             if placeholders:
                 data = self._placeholders(source, data)
+            if placeholders or may_hold_nul:
+                _refuse_nul(data)
             valid = validate_entity(data)
         except DescriptorError as error:
             self._problem(source, number, error.message, error.field, ref)
@@ -241,6 +250,26 @@ class _Reader:
         self.result.problems.append(problem)
         if parent is not None:
             parent.problems.append(problem)
+
+
+# How a NUL character gets into a YAML document: raw, or escaped in a double-quoted string.
+NUL_MARKS = (b"\x00", b"\\0", b"\\x00", b"\\u0000", b"\\U00000000")
+
+
+def _refuse_nul(value: Any, path: str = "") -> None:
+    """DescriptorError if a key or value anywhere holds a NUL character, naming where."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            where = path or "<root>"
+            raise DescriptorError(f"{where} holds a NUL character (\\0), which is not stored", path)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            _refuse_nul(key, inner)
+            _refuse_nul(item, inner)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_nul(item, f"{path}.{index}" if path else str(index))
 
 
 def _refuse_constant(name: str) -> None:

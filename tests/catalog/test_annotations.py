@@ -65,3 +65,12 @@ def test_malformed_approvers_or_counts_block_decisions_rather_than_guess() -> No
     assert bad_approver.decisions_blocked
     assert bad_approver.approvers == ()
     assert "neither a group nor a user" in bad_approver.problems[0]
+
+
+def test_a_role_name_too_long_to_store_is_left_out_with_a_problem() -> None:
+    access = access_annotations(entity(required_roles="payments.viewer, " + "r" * 256))
+
+    assert access.required_roles == ("payments.viewer",)
+    assert access.problems == (
+        "atrium.dev/required-roles: a role name may be at most 255 characters",
+    )

@@ -294,3 +294,20 @@ def test_a_json_placeholder_with_nan_is_the_entitys_problem(tmp_path: Path) -> N
     assert "Placeholder $json failed to parse './schema.json': NaN is not a JSON value" in str(
         report.problems[0]
     )
+
+
+def test_a_nul_character_is_the_entitys_problem(tmp_path: Path) -> None:
+    """PostgreSQL stores no NUL character in text or JSON: refused before it gets there."""
+    (tmp_path / "catalog-info.yaml").write_text(
+        PAYMENTS.format(description='"a\\0b"')
+        + "---\n"
+        + PAYMENTS.format(description="fine").replace("payments-api", "ledger-api")
+    )
+
+    report = refresh(tmp_path / "catalog-info.yaml")
+
+    assert report.added == ["component:default/ledger-api"]
+    assert [str(problem) for problem in report.problems] == [
+        f"{tmp_path / 'catalog-info.yaml'}:1: metadata.description holds a NUL character (\\0), "
+        "which is not stored"
+    ]
