@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -34,3 +35,17 @@ def signed_in(email: str, *roles: str) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def demo_catalog() -> None:
+    """The demo catalog `make run` shows (demo/catalog/), ingested."""
+    from catalog.services import location_refresh, location_register
+    from portal.management.commands.seed_demo import DEMO_CATALOG
+
+    location_refresh(location=location_register(target=str(DEMO_CATALOG)))
+
+
+def names(items: list[dict[str, Any]]) -> list[str]:
+    """The names of entities as the API returns them."""
+    return [item["metadata"]["name"] for item in items]

@@ -11,21 +11,12 @@ from django.test import Client
 from catalog.models import Entity
 from catalog.services import location_refresh, location_register
 from portal.management.commands.seed_demo import DEMO_CATALOG
-from tests.catalog.conftest import signed_in
+from tests.catalog.conftest import names, signed_in
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def catalog() -> None:
-    location_refresh(location=location_register(target=str(DEMO_CATALOG)))
-
-
-def names(items: list[dict[str, Any]]) -> list[str]:
-    return [item["metadata"]["name"] for item in items]
-
-
-def test_entities_come_back_in_backstages_shape_with_relations(catalog: None) -> None:
+def test_entities_come_back_in_backstages_shape_with_relations(demo_catalog: None) -> None:
     client = signed_in("grace@example.com")
 
     body = client.get("/api/catalog/entities/by-name/component/default/payments-api").json()
@@ -42,7 +33,7 @@ def test_entities_come_back_in_backstages_shape_with_relations(catalog: None) ->
     } in body["relations"]
 
 
-def test_by_name_answers_404_in_backstages_error_shape(catalog: None) -> None:
+def test_by_name_answers_404_in_backstages_error_shape(demo_catalog: None) -> None:
     response = signed_in("ada@example.com").get(
         "/api/catalog/entities/by-name/component/default/nope"
     )
@@ -82,7 +73,9 @@ def test_by_name_answers_404_in_backstages_error_shape(catalog: None) -> None:
                                       "team-platform"]),
     ],
 )  # fmt: skip
-def test_filters_work_as_backstages(catalog: None, filters: list[str], expected: list[str]) -> None:
+def test_filters_work_as_backstages(
+    demo_catalog: None, filters: list[str], expected: list[str]
+) -> None:
     client = signed_in("linus@example.com", "portal-admin")
     query = "&".join(f"filter={f}" for f in filters)
 
@@ -92,7 +85,7 @@ def test_filters_work_as_backstages(catalog: None, filters: list[str], expected:
     assert all(set(item) == {"metadata"} for item in items)
 
 
-def test_by_query_pages_with_cursors_and_totals(catalog: None) -> None:
+def test_by_query_pages_with_cursors_and_totals(demo_catalog: None) -> None:
     client = signed_in("ada@example.com")
     seen: list[str] = []
     url = (
@@ -113,7 +106,7 @@ def test_by_query_pages_with_cursors_and_totals(catalog: None) -> None:
     assert "prevCursor" in page["pageInfo"]
 
 
-def test_entities_page_by_limit_and_follow_the_link_header_to_the_end(catalog: None) -> None:
+def test_entities_page_by_limit_and_follow_the_link_header_to_the_end(demo_catalog: None) -> None:
     """Backstage's GET /entities pages: `limit`, and a `Link` to the next page with `after`."""
     client = signed_in("ada@example.com")
     everyone = names(client.get("/api/catalog/entities?order=asc:metadata.name").json())
@@ -137,7 +130,7 @@ def test_entities_page_by_limit_and_follow_the_link_header_to_the_end(catalog: N
     assert names(client.get("/api/catalog/entities?limit=5&offset=35").json()) == everyone[35:40]
 
 
-def test_a_forged_after_cursor_is_a_clear_400(catalog: None) -> None:
+def test_a_forged_after_cursor_is_a_clear_400(demo_catalog: None) -> None:
     response = signed_in("ada@example.com").get("/api/catalog/entities?after=%%%")
 
     assert response.status_code == 400
@@ -145,7 +138,7 @@ def test_a_forged_after_cursor_is_a_clear_400(catalog: None) -> None:
 
 
 def test_by_query_totals_match_the_entities_and_follow_a_refresh(
-    catalog: None, tmp_path: Path
+    demo_catalog: None, tmp_path: Path
 ) -> None:
     client = signed_in("ada@example.com")
 
@@ -167,7 +160,7 @@ def test_by_query_totals_match_the_entities_and_follow_a_refresh(
     assert total("filter=kind=component") == counted["filter=kind=Component"] + 1
 
 
-def test_by_query_full_text_and_descending_order(catalog: None) -> None:
+def test_by_query_full_text_and_descending_order(demo_catalog: None) -> None:
     body = (
         signed_in("ada@example.com")
         .get(
@@ -182,7 +175,7 @@ def test_by_query_full_text_and_descending_order(catalog: None) -> None:
     ]  # fmt: skip
 
 
-def test_by_refs_keeps_the_order_asked_and_answers_null_for_the_missing(catalog: None) -> None:
+def test_by_refs_keeps_the_order_asked_and_answers_null_for_the_missing(demo_catalog: None) -> None:
     response = signed_in("ada@example.com").post(
         "/api/catalog/entities/by-refs",
         {"entityRefs": ["api:default/events", "component:default/nope", "Group:default/ACME"]},
@@ -193,7 +186,7 @@ def test_by_refs_keeps_the_order_asked_and_answers_null_for_the_missing(catalog:
     assert [item and item["metadata"]["name"] for item in items] == ["events", None, "acme"]
 
 
-def test_facets_count_values_among_the_filtered(catalog: None) -> None:
+def test_facets_count_values_among_the_filtered(demo_catalog: None) -> None:
     body = (
         signed_in("ada@example.com")
         .get(
@@ -207,7 +200,7 @@ def test_facets_count_values_among_the_filtered(catalog: None) -> None:
     assert {"value": "experimental", "count": 1} in body["facets"]["spec.lifecycle"]
 
 
-def test_restricted_details_are_withheld_from_those_without_access(catalog: None) -> None:
+def test_restricted_details_are_withheld_from_those_without_access(demo_catalog: None) -> None:
     path = "/api/catalog/entities/by-name/component/default/payments-api"
 
     outsider = signed_in("ada@example.com").get(path).json()
@@ -225,7 +218,7 @@ def test_restricted_details_are_withheld_from_those_without_access(catalog: None
     assert holder["spec"]["dependsOn"] == ["resource:payments-db", "resource:kafka-cluster"]
 
 
-def test_a_bad_filter_or_order_is_a_clear_400(catalog: None) -> None:
+def test_a_bad_filter_or_order_is_a_clear_400(demo_catalog: None) -> None:
     client = signed_in("ada@example.com")
 
     bad_order = client.get("/api/catalog/entities?order=sideways:metadata.name")
@@ -240,7 +233,7 @@ def test_a_bad_filter_or_order_is_a_clear_400(catalog: None) -> None:
     }
 
 
-def test_refresh_reads_the_location_again(catalog: None, tmp_path: Any) -> None:
+def test_refresh_reads_the_location_again(demo_catalog: None, tmp_path: Any) -> None:
     descriptor = tmp_path / "catalog-info.yaml"
     descriptor.write_text(
         "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: x, description: a}\n"
@@ -260,7 +253,7 @@ def test_refresh_reads_the_location_again(catalog: None, tmp_path: Any) -> None:
 
 
 def test_the_list_api_runs_a_fixed_number_of_queries(
-    catalog: None, django_assert_max_num_queries: Any
+    demo_catalog: None, django_assert_max_num_queries: Any
 ) -> None:
     client = signed_in("ada@example.com")
 
@@ -285,7 +278,7 @@ def test_the_list_api_runs_a_fixed_number_of_queries(
     ],
 )
 def test_filters_on_restricted_details_match_only_for_those_who_may_see_them(
-    catalog: None, probe: str
+    demo_catalog: None, probe: str
 ) -> None:
     """Ada may not see Payments API's details: a filter on one must not tell her its value,
     while its public fields still find it, and a holder of its role finds it either way."""
@@ -305,7 +298,7 @@ def test_filters_on_restricted_details_match_only_for_those_who_may_see_them(
     )
 
 
-def test_the_migration_rebuilds_search_rows_by_backstages_rules(catalog: None) -> None:
+def test_the_migration_rebuilds_search_rows_by_backstages_rules(demo_catalog: None) -> None:
     """A catalog ingested before 0007 had no `metadata.tags.<tag>` rows; migrating adds them."""
     from importlib import import_module
 
@@ -337,7 +330,9 @@ def post(client: Client, path: str, body: dict[str, Any]) -> Any:
     return client.post(path, body, content_type="application/json")
 
 
-def test_by_query_starts_at_the_offset_and_its_cursor_goes_on_from_there(catalog: None) -> None:
+def test_by_query_starts_at_the_offset_and_its_cursor_goes_on_from_there(
+    demo_catalog: None,
+) -> None:
     client = signed_in("ada@example.com")
     url = (
         "/api/catalog/entities/by-query?filter=kind=component&orderField=metadata.name,asc&limit=2"
@@ -385,7 +380,7 @@ def test_by_query_starts_at_the_offset_and_its_cursor_goes_on_from_there(catalog
     ],
 )  # fmt: skip
 def test_by_query_post_takes_backstages_predicates(
-    catalog: None, query: dict[str, Any], expected: list[str] | None
+    demo_catalog: None, query: dict[str, Any], expected: list[str] | None
 ) -> None:
     client = signed_in("linus@example.com", "portal-admin")
 
@@ -399,7 +394,7 @@ def test_by_query_post_takes_backstages_predicates(
     assert response.json()["totalItems"] == len(found)
 
 
-def test_by_query_post_pages_with_its_cursor_and_orders_as_asked(catalog: None) -> None:
+def test_by_query_post_pages_with_its_cursor_and_orders_as_asked(demo_catalog: None) -> None:
     client = signed_in("ada@example.com")
     body = {
         "query": {"kind": "component"},
@@ -431,7 +426,9 @@ def test_by_query_post_pages_with_its_cursor_and_orders_as_asked(catalog: None) 
         ({"$some": [{"kind": "api"}]}, "Invalid query"),
     ],
 )  # fmt: skip
-def test_a_malformed_predicate_is_an_input_error(catalog: None, query: Any, message: str) -> None:
+def test_a_malformed_predicate_is_an_input_error(
+    demo_catalog: None, query: Any, message: str
+) -> None:
     response = post(signed_in("ada@example.com"), "/api/catalog/entities/by-query",
                     {"query": query})  # fmt: skip
 
@@ -452,7 +449,7 @@ def test_a_malformed_predicate_is_an_input_error(catalog: None, query: Any, mess
     ],
 )
 def test_predicates_on_restricted_details_match_only_for_those_who_may_see_them(
-    catalog: None, probe: dict[str, Any]
+    demo_catalog: None, probe: dict[str, Any]
 ) -> None:
     """As with `filter=`: Ada may not see Payments API's details, so no predicate on one finds
     it for her, while a holder of its role finds it, through entities and facets alike."""
@@ -475,7 +472,7 @@ def test_predicates_on_restricted_details_match_only_for_those_who_may_see_them(
     assert "payments-api" in owners(holder)
 
 
-def test_a_hidden_detail_is_absent_for_those_who_may_not_see_it(catalog: None) -> None:
+def test_a_hidden_detail_is_absent_for_those_who_may_not_see_it(demo_catalog: None) -> None:
     """Negations see what the caller sees: to Ada, Payments API has no lifecycle at all."""
     query = {"$all": [{"kind": "component"}, {"spec.lifecycle": {"$exists": False}}]}
 
@@ -487,7 +484,7 @@ def test_a_hidden_detail_is_absent_for_those_who_may_not_see_it(catalog: None) -
     assert found(signed_in("linus@example.com", "portal-admin")) == []
 
 
-def test_full_text_fields_match_the_term_in_those_fields_values(catalog: None) -> None:
+def test_full_text_fields_match_the_term_in_those_fields_values(demo_catalog: None) -> None:
     client = signed_in("ada@example.com")
     base = "/api/catalog/entities/by-query?limit=100&fullTextFilterTerm=payments"
 
@@ -511,7 +508,9 @@ def test_full_text_fields_match_the_term_in_those_fields_values(catalog: None) -
     assert in_title == ["payments"]
 
 
-def test_full_text_fields_on_details_match_only_for_those_who_may_see_them(catalog: None) -> None:
+def test_full_text_fields_on_details_match_only_for_those_who_may_see_them(
+    demo_catalog: None,
+) -> None:
     path = (
         "/api/catalog/entities/by-query?fullTextFilterTerm=PCI"
         "&fullTextFilterFields=spec.lifecycle,metadata.tags"
@@ -524,7 +523,7 @@ def test_full_text_fields_on_details_match_only_for_those_who_may_see_them(catal
     assert holder == ["payments-api"]
 
 
-def test_by_query_orders_by_any_field_with_entities_without_it_last(catalog: None) -> None:
+def test_by_query_orders_by_any_field_with_entities_without_it_last(demo_catalog: None) -> None:
     client = signed_in("ada@example.com")
     base = "/api/catalog/entities/by-query?filter=kind=user&filter=kind=group&filter=kind=domain"
 
@@ -545,7 +544,7 @@ def test_by_query_orders_by_any_field_with_entities_without_it_last(catalog: Non
 @pytest.mark.parametrize("field_name", ["spec.lifecycle", "metadata.tags", "spec.system"])
 @pytest.mark.parametrize("direction", ["asc", "desc"])
 def test_ordering_by_a_detail_puts_hidden_ones_last_as_if_they_had_none(
-    catalog: None, field_name: str, direction: str
+    demo_catalog: None, field_name: str, direction: str
 ) -> None:
     """Ada may not see the payments components' or the identity gateway's details: ordering by
     one must not tell her their values, so they come last, as entities without it would."""
@@ -562,7 +561,7 @@ def test_ordering_by_a_detail_puts_hidden_ones_last_as_if_they_had_none(
     assert set(admin[-4:]) != hidden
 
 
-def test_fields_with_an_array_index_are_refused_as_backstage_does(catalog: None) -> None:
+def test_fields_with_an_array_index_are_refused_as_backstage_does(demo_catalog: None) -> None:
     client = signed_in("ada@example.com")
 
     for path in (
@@ -577,7 +576,7 @@ def test_fields_with_an_array_index_are_refused_as_backstage_does(catalog: None)
         }
 
 
-def test_facets_by_predicate(catalog: None) -> None:
+def test_facets_by_predicate(demo_catalog: None) -> None:
     client = signed_in("ada@example.com")
 
     body = post(
@@ -593,7 +592,7 @@ def test_facets_by_predicate(catalog: None) -> None:
     assert missing.json()["error"]["message"] == "Missing or empty facets parameter"
 
 
-def test_by_refs_answers_null_for_refs_the_filter_leaves_out(catalog: None) -> None:
+def test_by_refs_answers_null_for_refs_the_filter_leaves_out(demo_catalog: None) -> None:
     client = signed_in("ada@example.com")
     refs = {"entityRefs": ["api:default/events", "component:default/payments-api",
                            "group:default/team-data"]}  # fmt: skip
@@ -614,7 +613,7 @@ def test_by_refs_answers_null_for_refs_the_filter_leaves_out(catalog: None) -> N
     assert probing["items"] == [None, None, None]
 
 
-def test_an_entity_by_its_uid(catalog: None) -> None:
+def test_an_entity_by_its_uid(demo_catalog: None) -> None:
     client = signed_in("ada@example.com")
     entity = Entity.objects.get(name="payments-api")
 
@@ -633,7 +632,7 @@ def test_an_entity_by_its_uid(catalog: None) -> None:
     }
 
 
-def test_ancestry_names_the_location_entity_an_entity_was_read_through(catalog: None) -> None:
+def test_ancestry_names_the_location_entity_an_entity_was_read_through(demo_catalog: None) -> None:
     client = signed_in("ada@example.com")
 
     body = client.get("/api/catalog/entities/by-name/component/default/payments-api/ancestry")
@@ -652,7 +651,7 @@ def test_ancestry_names_the_location_entity_an_entity_was_read_through(catalog: 
     assert missing.json()["error"]["message"] == "No such entity component:default/nope"
 
 
-def test_the_location_an_entity_came_from(catalog: None) -> None:
+def test_the_location_an_entity_came_from(demo_catalog: None) -> None:
     client = signed_in("ada@example.com")
 
     found = client.get("/api/catalog/locations/by-entity/component/default/payments-api")
@@ -670,7 +669,7 @@ def test_the_location_an_entity_came_from(catalog: None) -> None:
     }
 
 
-def test_unknown_api_paths_answer_a_json_404(catalog: None) -> None:
+def test_unknown_api_paths_answer_a_json_404(demo_catalog: None) -> None:
     signed = signed_in("ada@example.com")
 
     for client, method, path in [
@@ -690,7 +689,7 @@ def test_unknown_api_paths_answer_a_json_404(catalog: None) -> None:
         assert response.json()["response"] == {"statusCode": 404}
 
 
-def test_a_bad_request_is_an_input_error_as_backstage_names_it(catalog: None) -> None:
+def test_a_bad_request_is_an_input_error_as_backstage_names_it(demo_catalog: None) -> None:
     response = signed_in("ada@example.com").get("/api/catalog/entities?limit=0")
 
     assert response.status_code == 400

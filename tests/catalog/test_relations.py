@@ -8,23 +8,13 @@ from typing import Any
 import pytest
 
 from catalog.services import location_refresh, location_register
-from portal.management.commands.seed_demo import DEMO_CATALOG
-from tests.catalog.conftest import signed_in
+from tests.catalog.conftest import names, signed_in
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def catalog() -> None:
-    location_refresh(location=location_register(target=str(DEMO_CATALOG)))
-
-
-def names(items: list[dict[str, Any]]) -> list[str]:
-    return [item["metadata"]["name"] for item in items]
-
-
 def test_relation_filters_find_relations_whichever_entity_declared_them(
-    catalog: None, tmp_path: Path
+    demo_catalog: None, tmp_path: Path
 ) -> None:
     """A membership declared only on the Group (`members: [bob]`) is Bob's `memberOf` too, as
     Backstage's org pages ask for it: filter=kind=user,relations.memberof=<group>."""
@@ -52,7 +42,7 @@ def test_relation_filters_find_relations_whichever_entity_declared_them(
 
 
 def test_an_open_entity_does_not_show_what_a_restricted_one_declared_about_it(
-    catalog: None,
+    demo_catalog: None,
 ) -> None:
     """Payments API (restricted) depends on kafka-cluster (open): that dependency is a detail
     of Payments API, so kafka-cluster's page and API show it only to who may see it."""
