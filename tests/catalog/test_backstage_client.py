@@ -35,9 +35,8 @@ def read_with_backstage_client(base_url: str, token: str) -> dict[str, Any]:
     return result
 
 
-def test_backstages_catalog_client_reads_the_catalog(
-    live_server: Any, devtenant: DevTenant
-) -> None:
+def read_demo_catalog(live_server: Any, devtenant: DevTenant) -> dict[str, Any]:
+    """The demo catalog, read by the client with an automation client's token."""
     location_refresh(location=location_register(target=str(DEMO_CATALOG)))
     token = devtenant.token(
         grant_type="client_credentials",
@@ -45,8 +44,13 @@ def test_backstages_catalog_client_reads_the_catalog(
         client_secret=AUTOMATION_CLIENT_SECRET,
         audience=PORTAL_AUDIENCE,
     )
+    return read_with_backstage_client(live_server.url, token)
 
-    read = read_with_backstage_client(live_server.url, token)
+
+def test_backstages_catalog_client_reads_the_catalog(
+    live_server: Any, devtenant: DevTenant
+) -> None:
+    read = read_demo_catalog(live_server, devtenant)
 
     assert read["experimental"] == ["log-pipeline", "payouts-service"]
     assert read["experimentalKeys"] == ["kind", "metadata"]
@@ -81,15 +85,7 @@ def test_backstages_catalog_client_uses_the_newer_query_features(
 ) -> None:
     """Offsets, predicate queries and their cursors, facets by predicate, by-refs filters,
     full-text fields, ordering by any field, locations, ancestry, and errors it can name."""
-    location_refresh(location=location_register(target=str(DEMO_CATALOG)))
-    token = devtenant.token(
-        grant_type="client_credentials",
-        client_id=AUTOMATION_CLIENT_ID,
-        client_secret=AUTOMATION_CLIENT_SECRET,
-        audience=PORTAL_AUDIENCE,
-    )
-
-    read = read_with_backstage_client(live_server.url, token)
+    read = read_demo_catalog(live_server, devtenant)
 
     assert read["offsetPage"] == ["identity-gateway", "ledger-service"]
     # The machine may see no restricted entity's details: to it they have no lifecycle.
