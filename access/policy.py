@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from portal.auth.bearer import Principal
 from portal.models import User
@@ -25,18 +25,6 @@ REQUEST_ACCESS = "access.request_access"  # with the Entity
 # Who owns what is for everyone, as the owner field is; every other relation is a detail of
 # the entity that declared it (its origin), wherever it is shown.
 PUBLIC_RELATIONS = ("ownedBy", "ownerOf")
-
-
-def relation_visibility_q(details_q: Q) -> Q:
-    """Relations (catalog.Relation) whose declaring entity matches `details_q` (the entities
-    whose details someone may see), and ownership: `kafka-cluster dependencyOf payments-api`
-    comes from payments-api's `dependsOn`, a detail of payments-api when it is restricted."""
-    from catalog.models import Entity
-
-    if not details_q:  # Q() lets every entity through, so every relation
-        return Q()
-    visible = Entity.objects.filter(details_q).values("pk")
-    return Q(type__in=PUBLIC_RELATIONS) | Q(origin__in=visible)
 
 
 @dataclass(frozen=True)
@@ -78,8 +66,25 @@ class Viewer:
         )
 
     def may_see_relation_q(self) -> Q:
-        """The relations this person may see, on any entity's page or in the API."""
-        return relation_visibility_q(self.may_see_restricted_q())
+        """The relations (catalog.Relation) this person may see, on any page or in the API:
+        ownership, and those declared by an entity whose details they may see, by the rule
+        of `may_see_restricted_q` asked of the relation's origin. `kafka-cluster dependencyOf
+        payments-api` comes from payments-api's `dependsOn`, a detail of payments-api."""
+        from catalog.models import EntityRequiredRole
+
+        if self.is_admin:
+            return Q()
+        visible = Q(type__in=PUBLIC_RELATIONS) | Q(origin__restricted=False)
+        if self.held_roles:
+            # Asked per relation through the index on (entity, role): a page's relations are
+            # a few dozen, where the entities holding a role may be tens of thousands.
+            holds = EntityRequiredRole.objects.filter(
+                entity_id=OuterRef("origin_id"), role_name__in=self.held_roles
+            )
+            visible |= Q(Exists(holds))
+        if self.owner_refs:
+            visible |= Q(origin__owner_ref__in=self.owner_refs)
+        return visible
 
     def may_request(self, *, role: str, required_roles: Iterable[str]) -> bool:
         """A signed-in person may ask for a role the entity declares and they do not hold."""

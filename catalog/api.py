@@ -198,13 +198,12 @@ def _conditions(filters: list[str], predicate: Any, *, viewer: Viewer) -> Q | No
         raise HttpError(400, str(error)) from error
     if predicate is not None and not isinstance(predicate, dict):
         raise HttpError(400, "Query must be an object")
-    details_q = viewer.may_see_restricted_q()
     conditions = []
     if alternatives:
-        conditions.append(filters_q(alternatives, details_q=details_q))
+        conditions.append(filters_q(alternatives, viewer=viewer))
     if predicate is not None:
         try:
-            conditions.append(Predicate(details_q=details_q).q(predicate))
+            conditions.append(Predicate(viewer=viewer).q(predicate))
         except FilterError as error:
             raise HttpError(400, str(error)) from error
     if not conditions:

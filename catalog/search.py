@@ -4,7 +4,7 @@ the API's predicates, full-text fields and ordering, all on the same rule for re
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import (
     Case,
@@ -23,6 +23,9 @@ from django.db.models.expressions import BaseExpression
 from django.db.models.functions import NullIf
 
 from catalog.models import Entity, Relation, SearchRow
+
+if TYPE_CHECKING:
+    from access.policy import Viewer
 
 MAX_KEY_LENGTH = 200
 MAX_VALUE_LENGTH = 200
@@ -116,19 +119,21 @@ PUBLIC_KEYS = {
 }  # fmt: skip
 
 
-def filters_q(alternatives: list[list[tuple[str, list[str] | None]]], *, details_q: Q) -> Q:
-    """A Q for Entity matching any alternative, every term of it.
+def filters_q(alternatives: list[list[tuple[str, list[str] | None]]], *, viewer: Viewer) -> Q:
+    """A Q for Entity matching any alternative, every term of it, for this viewer.
 
-    `details_q` selects the entities whose details the caller may see (the policy's
-    `Viewer.may_see_restricted_q`): a term on a detail matches only those, or probing with
-    `spec.type=...` would tell which values a restricted entity has.
+    A term on a detail matches only entities whose details the viewer may see (the policy's
+    `Viewer.may_see_restricted_q`), or probing with `spec.type=...` would tell which values
+    a restricted entity has; a term on relations counts only relations they may see.
     """
+    details_q = viewer.may_see_restricted_q()
     combined = Q()
     for terms in alternatives:
         matched = Q()
         for key, values in terms:
             if key.startswith("relations."):
-                matched &= _related_q(key.removeprefix("relations."), values, details_q)
+                relation_type = key.removeprefix("relations.")
+                matched &= _related_q(relation_type, values, viewer.may_see_relation_q())
                 if key not in PUBLIC_KEYS:
                     matched &= details_q
                 continue
@@ -167,7 +172,7 @@ def relation_counts(key: str, *, among: QuerySet[Entity] | None) -> list[tuple[s
     have that relation, whoever declared it; as with search rows, only relations everyone
     may see (public ones, or declared by an entity that is not restricted) of entities that
     are not restricted, unless the relation is public."""
-    from access.policy import relation_visibility_q
+    from access.policy import Viewer
 
     name = RELATION_TYPES.get(key.removeprefix("relations."))
     if name is None:
@@ -176,7 +181,8 @@ def relation_counts(key: str, *, among: QuerySet[Entity] | None) -> list[tuple[s
     if key not in PUBLIC_KEYS:
         sources = sources.filter(restricted=False)
     rows = (
-        Relation.objects.filter(relation_visibility_q(Q(restricted=False)), type=name)
+        # What anyone may see: a viewer with no roles, groups or admin.
+        Relation.objects.filter(Viewer().may_see_relation_q(), type=name)
         .filter(source_ref__in=sources.values("ref"))
         .values("target_ref")
         .annotate(count=Count("source_ref", distinct=True))
@@ -185,16 +191,14 @@ def relation_counts(key: str, *, among: QuerySet[Entity] | None) -> list[tuple[s
     return [(row["target_ref"], row["count"]) for row in rows]
 
 
-def _related_q(relation_type: str, values: list[str] | None, details_q: Q) -> Q:
+def _related_q(relation_type: str, values: list[str] | None, relations_q: Q) -> Q:
     """Entities with a relation of this type (to one of `values`), as Backstage's stitched
-    entity has them: every relation whose source is the entity, whoever declared it. A
-    relation declared by an entity whose details the caller may not see does not count."""
-    from access.policy import relation_visibility_q
-
+    entity has them: every relation whose source is the entity, whoever declared it, of
+    those `relations_q` lets the caller see."""
     name = RELATION_TYPES.get(relation_type)
     if name is None:
         return Q(pk__in=[])
-    relations = Relation.objects.filter(relation_visibility_q(details_q))
+    relations = Relation.objects.filter(relations_q)
     if values is None:
         return Q(ref__in=relations.filter(type=name).values("source_ref"))
     # Found from the other side, by the index on (source_ref, type).
@@ -245,8 +249,9 @@ class Predicate:
     `$not` hold for it, as they would for an entity without it.
     """
 
-    def __init__(self, *, details_q: Q) -> None:
-        self.details_q = details_q
+    def __init__(self, *, viewer: Viewer) -> None:
+        self.viewer = viewer
+        self.details_q = viewer.may_see_restricted_q()
         self.terms = 0
 
     def q(self, predicate: Any, depth: int = 0) -> Q:
@@ -295,18 +300,18 @@ class Predicate:
         if self.terms > MAX_PREDICATE_TERMS:
             raise FilterError(f"Invalid query: more than {MAX_PREDICATE_TERMS} conditions")
         if _is_primitive(value):
-            return filters_q([[(key, [_text(value)])]], details_q=self.details_q)
+            return filters_q([[(key, [_text(value)])]], viewer=self.viewer)
         if not isinstance(value, dict) or len(value) != 1:
             raise FilterError(f'Invalid query: the value for "{key}" is not a predicate value')
         ((operator, operand),) = value.items()
         if operator == "$exists" and isinstance(operand, bool):
-            present = filters_q([[(key, None)]], details_q=self.details_q)
+            present = filters_q([[(key, None)]], viewer=self.viewer)
             return present if operand else _negated(present)
         if operator == "$in" and isinstance(operand, list) and all(map(_is_primitive, operand)):
             if not operand:
                 return NOTHING
             values = list(dict.fromkeys(_text(item) for item in operand))
-            return filters_q([[(key, values)]], details_q=self.details_q)
+            return filters_q([[(key, values)]], viewer=self.viewer)
         if operator == "$hasPrefix" and isinstance(operand, str):
             rows = SearchRow.objects.filter(key=key, value__startswith=operand.lower())
             return _gated(key, Q(pk__in=rows.values("entity_id")), details_q=self.details_q)
