@@ -156,6 +156,7 @@ def main() -> None:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
+    from catalog.models import Entity
     from catalog.services import location_import
     from portal.models import User
 
@@ -178,6 +179,9 @@ def main() -> None:
     )
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(user)
+    first_component = (
+        Entity.objects.filter(kind="Component").order_by("pk").values_list("name", flat=True)[0]
+    )
     cases = {
         "first page": "/catalog/",
         "filtered page": "/catalog/?kind=component&lifecycle=production&tag=payments",
@@ -186,6 +190,10 @@ def main() -> None:
         "search as typed": "/catalog/?q=pay",
         "API by-query page": "/api/catalog/entities/by-query?filter=kind=component&limit=20",
         "API facets": "/api/catalog/entity-facets?facet=kind&facet=spec.lifecycle",
+        "API relation filter": "/api/catalog/entities?limit=20"
+        "&filter=kind=component,relations.dependson=resource:default/resource-3",
+        "entity page": f"/catalog/default/component/{first_component}/",
+        "group page": "/catalog/default/group/team-0/",
     }
     print(f"{'request':<22} {'p50 ms':>8} {'p95 ms':>8} {'queries':>8}")
     for label, path in cases.items():
