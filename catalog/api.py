@@ -6,9 +6,8 @@ import base64
 import binascii
 import json
 import uuid
-from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from django.db.models import (
     Count,
@@ -361,70 +360,34 @@ def entity_remove(request: HttpRequest, uid: str) -> HttpResponse:
     return HttpResponse(status=204)
 
 
-def _location_targets(location_entity: Entity) -> list[str]:
-    """Where a Location entity points, resolved as reading it resolved them (`catalog.ingest`)."""
-    spec = location_entity.descriptor.get("spec") or {}
-    targets = [spec["target"]] if spec.get("target") else []
-    targets += [target for target in spec.get("targets") or [] if isinstance(target, str)]
-    source = location_entity.source
-    if urlsplit(source).scheme in {"http", "https"}:
-        return [urljoin(source, target) for target in targets]
-    folder = PurePosixPath(source).parent
-    # The paths were made absolute and resolved when read; `..` is all that is left to fold.
-    return [str(_normalized(folder / target)) for target in targets]
-
-
-def _normalized(path: PurePosixPath) -> PurePosixPath:
-    parts: list[str] = []
-    for part in path.parts:
-        if part == "..":
-            if len(parts) > 1:
-                parts.pop()
-        elif part != ".":
-            parts.append(part)
-    return PurePosixPath(*parts)
-
-
-def _read_from(source: str, target: str) -> bool:
-    """Was a file read because of this target: the target itself, or a folder holding it."""
-    return source == target or source.startswith(target.rstrip("/") + "/")
-
-
 @router.get(
     "/entities/by-name/{kind}/{namespace}/{name}/ancestry",
     summary="The entity and the Location entities it was read through",
 )
 def entity_ancestry(request: HttpRequest, kind: str, namespace: str, name: str) -> HttpResponse:
-    """Backstage's ancestry: the entity, then each parent. In Atrium an entity's parents are the
-    Location entities, of the same registered location, whose targets its file was read from;
-    an entity in the registered file itself is a root (Atrium makes no entity for a location)."""
+    """Backstage's ancestry: the entity, then each parent: the Location entity whose target its
+    file was read through, as the refresh recorded it. An entity in the registered file itself
+    is a root (Atrium makes no entity for a location)."""
     viewer = _viewer(request)
     ref = f"{kind}:{namespace}/{name}".lower()
     entity = Entity.objects.filter(ref=ref).prefetch_related("required_role_rows").first()
     if entity is None:
         raise HttpError(404, f"No such entity {ref}")
-    location_entities = list(
-        Entity.objects.filter(location_id=entity.location_id, kind__iexact="location")
-        .prefetch_related("required_role_rows")
-        .order_by("ref")
-    )
-    targets = {candidate.ref: _location_targets(candidate) for candidate in location_entities}
-    by_ref = {candidate.ref: candidate for candidate in location_entities}
+    # A chain is a few Locations deep: one query reads them all.
+    location_entities = {
+        candidate.ref: candidate
+        for candidate in Entity.objects.filter(
+            location_id=entity.location_id, kind__iexact="location"
+        ).prefetch_related("required_role_rows")
+    }
     chain: list[tuple[Entity, list[str]]] = []
-    seen, todo = {entity.ref}, [entity]
-    while todo:
-        current = todo.pop(0)
-        parents = [
-            parent_ref
-            for parent_ref, parent_targets in targets.items()
-            if parent_ref != current.ref
-            and any(_read_from(current.source, target) for target in parent_targets)
-        ]
-        chain.append((current, parents))
-        for parent_ref in parents:
-            if parent_ref not in seen:
-                seen.add(parent_ref)
-                todo.append(by_ref[parent_ref])
+    current: Entity | None = entity
+    seen = set()
+    while current is not None and current.ref not in seen:
+        seen.add(current.ref)
+        parent = location_entities.get(current.parent_ref)
+        chain.append((current, [parent.ref] if parent else []))
+        current = parent
     bodies = entities_json([member for member, _ in chain], viewer=viewer)
     items = [
         {"entity": body, "parentEntityRefs": parents}

@@ -41,6 +41,8 @@ class Emitted:
     valid: ValidEntity
     source: str
     document: int
+    # The Location entity whose target this entity's file was read through, if any.
+    parent: Emitted | None = None
     # A Location entity's targets that could not be read: shown on the Location's page.
     problems: list[Problem] = field(default_factory=list)
 
@@ -145,12 +147,19 @@ class _Reader:
                 self._problem(source, document.number, document.error, parent=parent)
                 continue
             self._document(
-                source, document.number, document.data,
+                source, document.number, document.data, parent=parent,
                 placeholders=placeholders, may_hold_nul=may_hold_nul,
             )  # fmt: skip
 
     def _document(
-        self, source: str, number: int, data: Any, *, placeholders: bool, may_hold_nul: bool
+        self,
+        source: str,
+        number: int,
+        data: Any,
+        *,
+        parent: Emitted | None,
+        placeholders: bool,
+        may_hold_nul: bool,
     ) -> None:
         ref = _ref_of(data)
         try:
@@ -167,7 +176,7 @@ class _Reader:
             message = f"the entity could not be processed: {type(error).__name__}: {error}"
             self._problem(source, number, message, "", ref)
             return
-        emitted = Emitted(valid=valid, source=source, document=number)
+        emitted = Emitted(valid=valid, source=source, document=number, parent=parent)
         self.result.entities.append(emitted)
         if valid.kind == "Location":
             spec = valid.entity.get("spec") or {}

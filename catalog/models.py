@@ -100,6 +100,9 @@ class Entity(models.Model):
     location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="entities")
     source = models.CharField(max_length=2048, help_text="the file that holds the descriptor")
     document = models.PositiveIntegerField(help_text="its position in that file, from 1")
+    # The Location entity whose target that file was read through (Backstage's ancestry); empty
+    # for an entity of the registered file itself.
+    parent_ref = models.CharField(max_length=300, blank=True, default="")
     descriptor = models.JSONField(help_text="the entity as Backstage's API returns it")
     etag = models.CharField(max_length=64)
     # Processing problems of the latest attempt; the descriptor above stays the last good one.

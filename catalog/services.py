@@ -256,6 +256,7 @@ def location_refresh(*, location: Location) -> RefreshReport:
         etag = _etag(data)
         # Its annotations' problems, and for a Location the targets it could not read.
         problems = [*access[ref].problems, *(str(problem) for problem in emitted.problems)]
+        parent_ref = emitted.parent.valid.ref.key if emitted.parent else ""
         if existing is None:
             entity = Entity(ref=ref, location=location)
             new_entities.append(entity)
@@ -264,6 +265,7 @@ def location_refresh(*, location: Location) -> RefreshReport:
             existing.etag != etag
             or existing.problems != problems
             or existing.source != emitted.source
+            or existing.parent_ref != parent_ref
         ):
             entity = existing
             changed.append(entity)
@@ -275,6 +277,7 @@ def location_refresh(*, location: Location) -> RefreshReport:
             report.unchanged += 1
             continue
         entity.source, entity.document = emitted.source, emitted.document
+        entity.parent_ref = parent_ref
         entity.etag = etag
         entity.descriptor = _descriptor(emitted, str(entity.uid), etag)
         entity.problems = problems
@@ -298,7 +301,7 @@ def location_refresh(*, location: Location) -> RefreshReport:
     Entity.objects.filter(pk__in=[entity.pk for entity in gone]).delete()
     _insert_entities(new_entities, location=location)
     Entity.objects.bulk_update(changed, [*BROWSING_COLUMNS, "source", "document", "etag",
-                                         "descriptor", "problems"])  # fmt: skip
+                                         "descriptor", "problems", "parent_ref"])  # fmt: skip
 
     touched = {entity.ref: entity for entity in [*new_entities, *changed] if entity.ref in accepted}
     # New entities have no rows yet; only changed ones lose their old rows.

@@ -311,3 +311,28 @@ def test_a_nul_character_is_the_entitys_problem(tmp_path: Path) -> None:
         f"{tmp_path / 'catalog-info.yaml'}:1: metadata.description holds a NUL character (\\0), "
         "which is not stored"
     ]
+
+
+def test_an_entity_remembers_the_location_entity_it_was_read_through(tmp_path: Path) -> None:
+    """Backstage's ancestry, recorded as read: root Location -> team Location -> component.
+    Entities stored before the column existed get it at the next refresh."""
+    (tmp_path / "team").mkdir()
+    (tmp_path / "team" / "payments.yaml").write_text(PAYMENTS.format(description="x"))
+    (tmp_path / "team" / "catalog-info.yaml").write_text(
+        "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: team}\n"
+        "spec: {targets: [./payments.yaml]}\n"
+    )
+    (tmp_path / "catalog-info.yaml").write_text(
+        "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: root}\n"
+        "spec: {targets: [./team/catalog-info.yaml]}\n"
+    )
+    refresh(tmp_path / "catalog-info.yaml")
+    Entity.objects.update(parent_ref="")
+
+    refresh(tmp_path / "catalog-info.yaml")
+
+    assert dict(Entity.objects.values_list("name", "parent_ref")) == {
+        "root": "",
+        "team": "location:default/root",
+        "payments-api": "location:default/team",
+    }
