@@ -110,6 +110,7 @@ def seed_tenant(target: Tenant, body: dict[str, Any]) -> dict[str, Any]:
             )
             users_by_email[person.email] = person
             person.blocked = bool(user.get("blocked", person.blocked))
+            person.email_verified = bool(user.get("email_verified", person.email_verified))
             created["users"][person.email] = person.user_id
             for role_name in user.get("roles", []):
                 role_id = created["roles"].get(role_name) or next(

@@ -26,6 +26,9 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     sub = models.CharField(max_length=255, unique=True)
     email = models.EmailField(blank=True)
+    # Whether the ID token of the last sign-in said Auth0 verified that e-mail: only a verified
+    # e-mail matches a catalog User, so only then does the person have groups in the portal.
+    email_verified = models.BooleanField(default=False)
     name = models.CharField(max_length=255, blank=True)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)

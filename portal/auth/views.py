@@ -147,7 +147,11 @@ def callback(request: HttpRequest) -> HttpResponse:
         )
     next_path = safe_next_path(request.session.pop(NEXT_SESSION_KEY, None))
     user = user_sign_in_record(
-        sub=claims["sub"], email=claims.get("email", ""), name=claims.get("name", "")
+        sub=claims["sub"],
+        email=claims.get("email", ""),
+        name=claims.get("name", ""),
+        # Only a literal true: an absent claim, "true" or 1 is not Auth0 saying it verified it.
+        email_verified=claims.get("email_verified") is True,
     )
     roles = claims.get(settings.AUTH0_ROLES_CLAIM) or []
     held = role_memberships_record_from_token(

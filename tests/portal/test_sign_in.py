@@ -75,6 +75,24 @@ def test_the_person_is_keyed_by_sub_and_their_details_follow_auth0(
     assert held == {"engineer", "checkout.viewer", "payments.viewer"}
 
 
+def test_only_an_email_auth0_verified_gives_a_catalog_identity(
+    client: Client, devtenant: DevTenant
+) -> None:
+    sign_in(client, "ada@example.com")
+    verified = User.objects.get(email="ada@example.com").email_verified
+    client.logout()
+    devtenant.admin(
+        "seed", {"users": [{"email": "ada@example.com", "password": "x", "email_verified": False}]}
+    )
+
+    sign_in(client, "ada@example.com")
+    page = client.get("/access/").content.decode()
+
+    assert verified is True
+    assert User.objects.get(email="ada@example.com").email_verified is False
+    assert "Auth0 has not verified your e-mail address" in page
+
+
 def test_roles_no_longer_in_the_token_are_dropped(client: Client, devtenant: DevTenant) -> None:
     sign_in(client, "ada@example.com")
     ada = User.objects.get(email="ada@example.com")
