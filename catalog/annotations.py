@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.utils.dateparse import parse_duration
-
 from catalog.refs import EntityRef, EntityRefError, parse_entity_ref
+from portal.durations import DurationError, duration_parse
 
 REQUIRED_ROLES = "atrium.dev/required-roles"
 MAX_ROLE_NAME = 255
@@ -71,16 +70,10 @@ def access_annotations(entity: dict[str, Any]) -> AccessAnnotations:
     duration = None
     raw_duration = annotations.get(MAX_ACCESS_DURATION)
     if raw_duration is not None:
-        duration = parse_duration(raw_duration.strip()) if raw_duration.strip() else None
-        if duration is None or not raw_duration.strip().upper().startswith("P"):
-            problems.append(
-                f"{MAX_ACCESS_DURATION}: {raw_duration!r} is not an ISO 8601 duration such as "
-                "P30D or PT12H; the portal's default applies"
-            )
-            duration = None
-        elif duration <= timedelta(0):
-            problems.append(f"{MAX_ACCESS_DURATION}: {raw_duration!r} must be longer than zero")
-            duration = None
+        try:
+            duration = duration_parse(str(raw_duration))
+        except DurationError as error:
+            problems.append(f"{MAX_ACCESS_DURATION}: {error}; the portal's default applies")
 
     approvals = 1
     raw_approvals = annotations.get(APPROVALS_REQUIRED)

@@ -38,6 +38,7 @@ from catalog.search import (
 from catalog.selectors import catalog_facets
 from catalog.serializers import entities_json
 from catalog.services import (
+    LocationRefused,
     entity_delete,
     location_delete,
     location_import,
@@ -52,6 +53,8 @@ router = Router(tags=["catalog"])
 class LocationInput(Schema):
     type: str
     target: str
+    # Atrium's: the kinds the location may define besides the default ones (User, Group).
+    allowKinds: list[str] | None = None
 
 
 class ValidateInput(Schema):
@@ -64,9 +67,10 @@ def _location_type(target: str) -> str:
     return "url" if urlsplit(target).scheme in {"http", "https"} else "file"
 
 
-def location_json(location: Location) -> dict[str, str]:
+def location_json(location: Location) -> dict[str, Any]:
+    """Backstage's Location, with Atrium's `allowKinds` beside its fields."""
     return {"id": str(location.pk), "type": _location_type(location.target),
-            "target": location.target}  # fmt: skip
+            "target": location.target, "allowKinds": location.allow_kinds}  # fmt: skip
 
 
 def _location_ref(location: Location) -> str:
@@ -88,7 +92,7 @@ def locations_list(request: HttpRequest) -> list[dict[str, Any]]:
 
 
 @router.get("/locations/{location_id}", summary="One registered location")
-def location_detail(request: HttpRequest, location_id: int) -> dict[str, str]:
+def location_detail(request: HttpRequest, location_id: int) -> dict[str, Any]:
     principal_of(request).require_scope("read:catalog")
     location = Location.objects.filter(pk=location_id).first()
     if location is None:
@@ -127,11 +131,17 @@ def locations_add(
     exists = Location.objects.filter(target=target).exists()
     if exists and not dryRun:
         raise HttpError(409, f"Location url:{target} already exists")
-    report = location_import(target=target, dry_run=dryRun, with_entities=True)
+    try:
+        report = location_import(
+            target=target, dry_run=dryRun, with_entities=True, allow_kinds=payload.allowKinds
+        )
+    except LocationRefused as error:
+        raise HttpError(400, str(error)) from error
     if not dryRun:
         api_actor(request).record(
             "catalog.location_registered", f"url:{target}",
             entities=len(report.entities), problems=len(report.problems),
+            **report.allow_kinds_detail,
         )  # fmt: skip
     body: dict[str, Any] = {
         "location": location_json(report.location),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
+from catalog.models import Location
+
 
 class LocationForm(forms.Form):
     target = forms.URLField(
@@ -19,8 +21,22 @@ class LocationForm(forms.Form):
         ),
     )
 
+    holds_people = forms.BooleanField(
+        label="This location holds people and groups (may define User and Group entities)",
+        required=False,
+        help_text=(
+            "A User's e-mail and groups decide who someone is in the portal: allow them only "
+            "where your organisation's data lives."
+        ),
+    )
+
     def clean_target(self) -> str:
         target: str = self.cleaned_data["target"]
         if not target.startswith(("http://", "https://")):
             raise forms.ValidationError("Only http(s) URLs can be registered here.")
         return target
+
+    @property
+    def allow_kinds(self) -> list[str]:
+        """The kinds the location may define besides the default ones, as ticked."""
+        return list(Location.ALLOWABLE_KINDS) if self.cleaned_data.get("holds_people") else []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connections, models
@@ -12,7 +12,18 @@ from django.db.models.functions import Upper
 
 
 class Location(models.Model):
-    """A descriptor file, folder or URL that was registered; refreshed to (re)read its entities."""
+    """A descriptor file, folder or URL that was registered; refreshed to (re)read its entities.
+
+    As Backstage's `catalog.rules`: every location may define the kinds of `DEFAULT_KINDS`;
+    people and groups only one registered allowing them, since a User's e-mail and groups
+    decide who someone is in the portal.
+    """
+
+    DEFAULT_KINDS: ClassVar[tuple[str, ...]] = (
+        "Component", "API", "Resource", "System", "Domain", "Location",
+    )  # fmt: skip
+    # The kinds a registration may allow besides those; each has its column below.
+    ALLOWABLE_KINDS: ClassVar[tuple[str, ...]] = ("User", "Group")
 
     class Outcome(models.TextChoices):
         NEVER = "never", "not refreshed yet"
@@ -26,6 +37,10 @@ class Location(models.Model):
     last_outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.NEVER)
     # `file:document: message` lines from the last refresh.
     last_problems = models.JSONField(default=list, blank=True)
+    # Columns rather than a list of kinds, so that a query can ask "from a location allowed
+    # Users" on every database (see `trusted_q`).
+    allows_users = models.BooleanField(default=False, help_text="may define User entities")
+    allows_groups = models.BooleanField(default=False, help_text="may define Group entities")
 
     class Meta:
         ordering = ["target"]
@@ -33,8 +48,38 @@ class Location(models.Model):
     def __str__(self) -> str:
         return self.target
 
+    @property
+    def allow_kinds(self) -> list[str]:
+        """The kinds this location may define besides the default ones: `["User", "Group"]`."""
+        allowed = {"User": self.allows_users, "Group": self.allows_groups}
+        return [kind for kind in self.ALLOWABLE_KINDS if allowed[kind]]
+
+    def may_define(self, kind: str) -> bool:
+        """Whether an entity of this kind (in any case) may come from this location."""
+        return kind.lower() in {name.lower() for name in (*self.DEFAULT_KINDS, *self.allow_kinds)}
+
+
+def trusted_q(prefix: str = "") -> models.Q:
+    """Entities of a kind their location may define: a User only from a location allowed
+    Users, a Group only from one allowed Groups, any other kind from anywhere.
+
+    `prefix` reaches the entity through a relation (`origin__` from a Relation). The one
+    place that says which people and groups are to be believed: the selectors that tell who
+    someone is and whom a group holds ask it, through the querysets below.
+    """
+    kind, location = f"{prefix}kind__iexact", f"{prefix}location__"
+    return (
+        (models.Q(**{kind: "user"}) & models.Q(**{f"{location}allows_users": True}))
+        | (models.Q(**{kind: "group"}) & models.Q(**{f"{location}allows_groups": True}))
+        | (~models.Q(**{kind: "user"}) & ~models.Q(**{kind: "group"}))
+    )
+
 
 class EntityQuerySet(models.QuerySet["Entity"]):
+    def trusted(self) -> EntityQuerySet:
+        """Entities their location may define (`trusted_q`)."""
+        return self.filter(trusted_q())
+
     def matching(self, term: str) -> EntityQuerySet:
         """Entities that hold every word of the term: in the name, anywhere in it ("pay" finds
         `payments-api`), or at the start of a word of the title, description or tags.
@@ -169,6 +214,20 @@ class EntityRequiredRole(models.Model):
         return self.role_name
 
 
+class RelationQuerySet(models.QuerySet["Relation"]):
+    def trusted_memberships(self) -> RelationQuerySet:
+        """`user memberOf group` relations to believe: declared by a User (its `spec.memberOf`)
+        or a Group (its `spec.members`) from a location allowed that kind, naming a Group that
+        a location allowed Groups defines. One query, however many rows it is filtered to."""
+        groups = Entity.objects.filter(kind__iexact="group").trusted().values("ref")
+        return self.filter(
+            models.Q(origin__kind__iexact="user") | models.Q(origin__kind__iexact="group"),
+            trusted_q("origin__"),
+            type="memberOf",
+            target_ref__in=groups,
+        )
+
+
 class Relation(models.Model):
     """`source_ref` —type→ `target_ref`, emitted while processing `origin`.
 
@@ -188,6 +247,8 @@ class Relation(models.Model):
     source_ref = models.CharField(max_length=300)
     type = models.CharField(max_length=63)
     target_ref = models.CharField(max_length=300)
+
+    objects = RelationQuerySet.as_manager()
 
     class Meta:
         constraints = [

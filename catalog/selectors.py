@@ -34,9 +34,11 @@ FACET_COUNT_CAP = 2_000
 def person_refs(*, user: User) -> tuple[list[str], list[str]]:
     """The catalog Users that are this person, and the groups they belong to.
 
-    As Backstage's e-mail sign-in resolver matches a person to a User entity: by e-mail.
+    As Backstage's e-mail sign-in resolver matches a person to a User entity: by e-mail, here
+    only one Auth0 verified, and only Users and memberships from locations allowed them
+    (`Relation.objects.trusted_memberships`): a descriptor anyone could add names nobody.
     """
-    if not user.is_authenticated or not user.email:
+    if not user.is_authenticated or not user.email or not user.email_verified:
         return [], []
     # The search rows hold the e-mail lower-cased, under an index: no descriptor is read, and
     # the catalog's thousands of Users are not scanned on every page.
@@ -45,12 +47,51 @@ def person_refs(*, user: User) -> tuple[list[str], list[str]]:
             kind__iexact="user",
             search_rows__key="spec.profile.email",
             search_rows__value=user.email.lower(),
-        ).values_list("ref", flat=True)
+        )
+        .trusted()
+        .values_list("ref", flat=True)
     )
     if not user_refs:
         return [], []
-    groups = Relation.objects.filter(source_ref__in=user_refs, type="memberOf")
+    groups = Relation.objects.trusted_memberships().filter(source_ref__in=user_refs)
     return user_refs, sorted(set(groups.values_list("target_ref", flat=True)))
+
+
+def group_member_refs(*, group_refs: Iterable[str]) -> dict[str, set[str]]:
+    """For each ref (lower-cased, as the catalog keys them), the User refs that are its members
+    through trusted memberships, as `person_refs` counts them; one query however many refs.
+
+    A `user:` ref among them maps to itself too, so that a list of approvers may name people
+    and groups alike; whether the catalog holds that User is `user_emails`'s to tell.
+    """
+    refs = {ref.lower() for ref in group_refs}
+    members: dict[str, set[str]] = {
+        ref: ({ref} if ref.startswith("user:") else set()) for ref in refs
+    }
+    if not refs:
+        return members
+    rows = (
+        Relation.objects.trusted_memberships()
+        .filter(target_ref__in=refs, source_ref__startswith="user:")
+        .values_list("source_ref", "target_ref")
+    )
+    for source_ref, target_ref in rows:
+        members[target_ref].add(source_ref)
+    return members
+
+
+def user_emails(*, user_refs: Iterable[str]) -> dict[str, str]:
+    """The lower-cased `spec.profile.email` of each trusted User entity among these refs; refs
+    the catalog holds no such User for, or one without an e-mail, are left out. One query."""
+    refs = {ref.lower() for ref in user_refs}
+    if not refs:
+        return {}
+    rows = (
+        Entity.objects.filter(ref__in=refs, kind__iexact="user")
+        .trusted()
+        .values_list("ref", "descriptor__spec__profile__email")
+    )
+    return {ref: email.lower() for ref, email in rows if isinstance(email, str) and email}
 
 
 @dataclass(frozen=True)

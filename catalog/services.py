@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import json
@@ -45,6 +46,9 @@ class RefreshReport:
     problems: list[Problem] = field(default_factory=list)
     # The location's entities as they stood after the refresh, when asked for (`location_import`).
     entities: list[Entity] = field(default_factory=list)
+    # The kinds the location was allowed before `location_import` changed them; None when
+    # the location is new or kept its kinds.
+    allow_kinds_before: list[str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -55,6 +59,19 @@ class RefreshReport:
         """Entities the refresh accepted from the location."""
         return len(self.added) + len(self.updated) + self.unchanged
 
+    @property
+    def allow_kinds_detail(self) -> dict[str, Any]:
+        """What the audit record of a registration says of the kinds the location may define
+        besides the default ones: now, and before when the registration changed them."""
+        detail: dict[str, Any] = {"allow_kinds": self.location.allow_kinds}
+        if self.allow_kinds_before is not None:
+            detail["allow_kinds_before"] = self.allow_kinds_before
+        return detail
+
+
+class LocationRefused(ValueError):
+    """A registration that asks for what no location may be given; the message says why."""
+
 
 def normalize_target(target: str) -> str:
     """URLs as given; paths made absolute, so one file is one location however it is named."""
@@ -63,8 +80,57 @@ def normalize_target(target: str) -> str:
     return str(Path(target).expanduser().resolve())
 
 
-def location_register(*, target: str) -> Location:
-    location, _ = Location.objects.get_or_create(target=normalize_target(target))
+def _allowed_columns(allow_kinds: Iterable[str]) -> dict[str, bool]:
+    """The location's columns for these extra kinds, or LocationRefused naming a kind that
+    cannot be allowed. A default kind is allowed anyway, so naming it changes nothing."""
+    if isinstance(allow_kinds, str):
+        raise TypeError("allow_kinds is a list of kinds, such as ['User', 'Group']")
+    allowable = {kind.lower(): kind for kind in Location.ALLOWABLE_KINDS}
+    defaults = {kind.lower() for kind in Location.DEFAULT_KINDS}
+    chosen = set()
+    for raw in allow_kinds:
+        kind = str(raw).strip().lower()
+        if kind in allowable:
+            chosen.add(allowable[kind])
+        elif kind not in defaults:
+            raise LocationRefused(
+                f"{raw!r} is not a kind a location can be allowed: only "
+                f"{' and '.join(Location.ALLOWABLE_KINDS)} can be "
+                f"({', '.join(Location.DEFAULT_KINDS)} come from any location)"
+            )
+    return {"allows_users": "User" in chosen, "allows_groups": "Group" in chosen}
+
+
+@transaction.atomic
+def _location_register(
+    *, target: str, allow_kinds: Iterable[str] | None
+) -> tuple[Location, list[str] | None]:
+    """The location, and the kinds it was allowed before if this changed them."""
+    columns = None if allow_kinds is None else _allowed_columns(allow_kinds)
+    location, created = Location.objects.get_or_create(
+        target=normalize_target(target), defaults=columns or {}
+    )
+    if created or columns is None:
+        return location, None
+    location = Location.objects.select_for_update().get(pk=location.pk)
+    before = location.allow_kinds
+    if all(getattr(location, name) == value for name, value in columns.items()):
+        return location, None
+    for name, value in columns.items():
+        setattr(location, name, value)
+    location.save(update_fields=list(columns))
+    return location, before
+
+
+def location_register(*, target: str, allow_kinds: Iterable[str] | None = None) -> Location:
+    """The location of this target, registered if new.
+
+    `allow_kinds` are the kinds it may define besides `Location.DEFAULT_KINDS` (User, Group,
+    in any case; LocationRefused for another): exactly these from now on. None keeps what a
+    registered location has; a new one gets none. The entities of a kind no longer allowed
+    go at its next refresh.
+    """
+    location, _ = _location_register(target=target, allow_kinds=allow_kinds)
     return location
 
 
@@ -210,7 +276,10 @@ def location_refresh(*, location: Location) -> RefreshReport:
 
     An entity whose document is now invalid keeps its last good version, with the problem
     beside it; an entity no longer emitted is removed, unless its file could not be read at
-    all; an entity another location already provides stays with that location.
+    all; an entity another location already provides stays with that location. An entity of
+    a kind the location may not define (`Location.may_define`; a Location entity's targets are
+    read as part of the location, so under its rules) is refused as its own problem, and
+    removed if an earlier refresh stored it.
     """
     location = Location.objects.select_for_update().get(pk=location.pk)
     result = read_location(location.target)
@@ -223,19 +292,29 @@ def location_refresh(*, location: Location) -> RefreshReport:
         .exclude(location=location)
         .values_list("ref", "location__target")
     )
+    # The location's rule, asked once per kind rather than once per entity.
+    may_define = functools.cache(location.may_define)
     accepted: dict[str, Emitted] = {}
     for emitted in result.entities:
         ref = emitted.valid.ref.key
         first = accepted.get(ref)
         holder = elsewhere.get(ref)
-        if first is not None:
+        field_path = ""
+        if not may_define(emitted.valid.kind):
+            field_path = "kind"
+            message = (
+                f"NotAllowedError: {emitted.valid.kind} entities may not come from the location "
+                f"{location.target}; a portal admin can allow "
+                f"{' and '.join(Location.ALLOWABLE_KINDS)} for it"
+            )
+        elif first is not None:
             message = f"ConflictError: {ref} is also defined at {first.source}:{first.document}"
         elif holder is not None:
             message = f"ConflictError: {ref} is already provided by the location {holder}"
         else:
             accepted[ref] = emitted
             continue
-        report.problems.append(Problem(emitted.source, emitted.document, message, "", ref))
+        report.problems.append(Problem(emitted.source, emitted.document, message, field_path, ref))
 
     problems_by_ref: dict[str, list[str]] = {}
     for problem in report.problems:
@@ -283,19 +362,25 @@ def location_refresh(*, location: Location) -> RefreshReport:
         entity.problems = problems
         _copy_browsing_columns(entity, emitted, access[ref])
 
+    # Whatever its file holds now, an entity of a kind the location may not define (one read
+    # before the rule, or before an admin took the permission away) is not kept.
+    refused = {ref for ref, entity in current.items() if not may_define(entity.kind)}
     # A rejected document keeps its entity's last good version and shows why it was rejected.
     for ref, messages in problems_by_ref.items():
         existing = current.get(ref)
-        if existing is not None and ref not in accepted:
+        if existing is not None and ref not in accepted and ref not in refused:
             existing.problems = messages
             changed.append(existing)
 
     gone = [
         entity
         for ref, entity in current.items()
-        if ref not in accepted
-        and ref not in problems_by_ref
-        and entity.source not in result.unreadable
+        if ref in refused
+        or (
+            ref not in accepted
+            and ref not in problems_by_ref
+            and entity.source not in result.unreadable
+        )
     ]
     report.removed = sorted(entity.ref for entity in gone)
     Entity.objects.filter(pk__in=[entity.pk for entity in gone]).delete()
@@ -362,15 +447,22 @@ def location_refresh(*, location: Location) -> RefreshReport:
 
 
 def location_import(
-    *, target: str, dry_run: bool = False, with_entities: bool = False
+    *,
+    target: str,
+    dry_run: bool = False,
+    with_entities: bool = False,
+    allow_kinds: Iterable[str] | None = None,
 ) -> RefreshReport:
     """Register the target if it is new and read it; a dry run rolls all of that back.
 
-    `with_entities` keeps the location's entities in the report (read before any rollback), for
-    callers that show them.
+    `allow_kinds` as `location_register` takes them; the report tells whether they changed
+    (`allow_kinds_detail`, for the audit record). `with_entities` keeps the location's
+    entities in the report (read before any rollback), for callers that show them.
     """
     with transaction.atomic():
-        report = location_refresh(location=location_register(target=target))
+        location, kinds_before = _location_register(target=target, allow_kinds=allow_kinds)
+        report = location_refresh(location=location)
+        report.allow_kinds_before = kinds_before
         if with_entities:
             report.entities = list(report.location.entities.all())
         if dry_run:

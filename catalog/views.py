@@ -18,7 +18,7 @@ from django_tables2 import RequestConfig
 
 from access.models import AuditEvent
 from access.policy import is_portal_admin, viewer_for
-from access.selectors import gone_role_names
+from access.selectors import decision_scopes, gone_role_names
 from access.services import Actor
 from catalog.annotations import access_annotations
 from catalog.filters import EntityFilter, owner_key
@@ -201,11 +201,15 @@ def entity_detail(request: HttpRequest, namespace: str, kind: str, name: str) ->
     spec = descriptor.get("spec") or {}
     annotations = access_annotations(descriptor)
     gone = gone_role_names(names=required)
+    scopes = decision_scopes(pairs=[(entity.ref, role) for role in required])
     roles = [
         {
             "name": role,
             "held": role in viewer.held_roles,
             "gone": role in gone,
+            # Who decides it, and when nobody may ask for it, the rule that says so.
+            "owners": scopes[entity.ref, role].owners,
+            "refusal": scopes[entity.ref, role].refusal,
             "request_url": "/access/requests/new/?"
             + urlencode({"entity": entity.ref, "role": role}),
         }
@@ -244,20 +248,31 @@ def location_register_page(request: HttpRequest) -> HttpResponse:
         target = form.cleaned_data["target"]
         existed = Location.objects.filter(target=target).exists()
         register = request.POST.get("action") == "register" and not existed
-        report = location_import(target=target, dry_run=not register, with_entities=True)
+        # A registered location is previewed under the kinds it has: this page registers,
+        # `import_catalog --allow-kinds` changes them.
+        allow_kinds = None if existed else form.allow_kinds
+        report = location_import(
+            target=target, dry_run=not register, with_entities=True, allow_kinds=allow_kinds
+        )
         entities = report.entities
         if register:
             who = request.user.sub  # type: ignore[union-attr]
             Actor.of_request(request, who, AuditEvent.Via.WEB).record(
                 "catalog.location_registered", target,
                 entities=len(entities), problems=len(report.problems),
+                **report.allow_kinds_detail,
             )  # fmt: skip
             messages.success(
                 request, f"Registered {target}: {len(entities)} entities, "
                 f"{len(report.problems)} problems."
             )  # fmt: skip
             return redirect("catalog:location_register")
-        preview = {"entities": entities, "problems": report.problems, "exists": existed}
+        preview = {
+            "entities": entities,
+            "problems": report.problems,
+            "exists": existed,
+            "allow_kinds": report.location.allow_kinds,
+        }
     locations = Location.objects.order_by("target")
     context = {"form": form, "preview": preview, "locations": locations}
     return render(request, "catalog/location_register.html", context)

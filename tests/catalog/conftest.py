@@ -26,9 +26,12 @@ def served(tmp_path: Path) -> Iterator[str]:
     server.shutdown()
 
 
-def signed_in(email: str, *roles: str) -> Client:
-    """A browser session of a person who holds these roles in the mirror."""
-    user = User.objects.create_user(f"auth0|{email}", email, email.split("@")[0].title())
+def signed_in(email: str, *roles: str, email_verified: bool = True) -> Client:
+    """A browser session of a person who holds these roles in the mirror, signed in with an
+    e-mail Auth0 verified unless told otherwise."""
+    user = User.objects.create_user(
+        f"auth0|{email}", email, email.split("@")[0].title(), email_verified=email_verified
+    )
     for name in roles:
         role, _ = Role.objects.get_or_create(name=name)
         RoleMembership.objects.create(user=user, role=role, source="sign_in")
@@ -43,7 +46,9 @@ def demo_catalog() -> None:
     from catalog.services import location_refresh, location_register
     from portal.management.commands.seed_demo import DEMO_CATALOG
 
-    location_refresh(location=location_register(target=str(DEMO_CATALOG)))
+    location_refresh(
+        location=location_register(target=str(DEMO_CATALOG), allow_kinds=["User", "Group"])
+    )
 
 
 def names(items: list[dict[str, Any]]) -> list[str]:

@@ -661,6 +661,7 @@ def test_the_location_an_entity_came_from(demo_catalog: None) -> None:
         "id": str(Entity.objects.get(name="payments-api").location_id),
         "type": "file",
         "target": str(DEMO_CATALOG),
+        "allowKinds": ["User", "Group"],
     }
     assert missing.status_code == 404
     assert missing.json()["error"] == {

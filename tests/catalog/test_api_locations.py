@@ -179,7 +179,7 @@ def test_file_locations_are_listed_as_files(client: Client, devtenant: DevTenant
     one = client.get(f"/api/catalog/locations/{location.pk}", HTTP_AUTHORIZATION=f"Bearer {token}")
 
     assert listed == [{"data": {"id": str(location.pk), "type": "file",
-                                "target": str(Path(__file__))}}]  # fmt: skip
+                                "target": str(Path(__file__)), "allowKinds": []}}]  # fmt: skip
     assert one.json()["type"] == "file"
 
 
@@ -234,3 +234,61 @@ def test_only_catalog_writers_remove_entities(
     assert by_ada.json()["error"]["message"] == "removing entities is for portal admins"
     assert Entity.objects.filter(name="payments-api").exists()
     assert not AuditEvent.objects.filter(action__startswith="catalog.").exists()
+
+
+USER = """\
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata: {name: grace}
+spec: {profile: {email: grace@example.com}, memberOf: [team-payments]}
+"""
+
+
+def test_allow_kinds_lets_a_registered_url_define_people(
+    client: Client, devtenant: DevTenant, served: str, tmp_path: Path
+) -> None:
+    (tmp_path / "org.yaml").write_text(DESCRIPTOR + USER)
+    (tmp_path / "other.yaml").write_text(DESCRIPTOR.replace("payments-api", "ledger") + USER)
+    token = writer_token(devtenant, ["read:catalog", "write:catalog"])
+    allowed = {"type": "url", "target": f"{served}/org.yaml", "allowKinds": ["User", "Group"]}
+
+    created = post_location(client, allowed, token)
+    plain = post_location(client, {"type": "url", "target": f"{served}/other.yaml"}, token)
+
+    assert created.status_code == plain.status_code == 201
+    assert created.json()["location"]["allowKinds"] == ["User", "Group"]
+    assert created.json()["problems"] == []
+    assert Entity.objects.get(ref="user:default/grace").location.target == allowed["target"]
+    assert plain.json()["location"]["allowKinds"] == []
+    assert [e["metadata"]["name"] for e in plain.json()["entities"]] == ["ledger"]
+    assert plain.json()["problems"] == [
+        f"{served}/other.yaml:2: NotAllowedError: User entities may not come from the location "
+        f"{served}/other.yaml; a portal admin can allow User and Group for it"
+    ]
+    one = client.get(
+        f"/api/catalog/locations/{created.json()['location']['id']}",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert one.json()["allowKinds"] == ["User", "Group"]
+    assert [event.detail["allow_kinds"] for event in AuditEvent.objects.order_by("id")] == [
+        ["User", "Group"],
+        [],
+    ]
+
+
+def test_a_kind_that_cannot_be_allowed_is_an_input_error(
+    client: Client, devtenant: DevTenant, served: str, tmp_path: Path
+) -> None:
+    (tmp_path / "org.yaml").write_text(DESCRIPTOR + USER)
+    token = writer_token(devtenant, ["write:catalog"])
+    body = {"type": "url", "target": f"{served}/org.yaml", "allowKinds": ["User", "Template"]}
+
+    response = post_location(client, body, token)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["name"] == "InputError"
+    assert response.json()["error"]["message"].startswith(
+        "'Template' is not a kind a location can be allowed: only User and Group can be"
+    )
+    assert not Location.objects.exists() and not Entity.objects.exists()

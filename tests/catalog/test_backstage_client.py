@@ -37,7 +37,9 @@ def read_with_backstage_client(base_url: str, token: str) -> dict[str, Any]:
 
 def read_demo_catalog(live_server: Any, devtenant: DevTenant) -> dict[str, Any]:
     """The demo catalog, read by the client with an automation client's token."""
-    location_refresh(location=location_register(target=str(DEMO_CATALOG)))
+    location_refresh(
+        location=location_register(target=str(DEMO_CATALOG), allow_kinds=["User", "Group"])
+    )
     token = devtenant.token(
         grant_type="client_credentials",
         client_id=AUTOMATION_CLIENT_ID,

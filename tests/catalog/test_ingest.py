@@ -35,7 +35,7 @@ def test_backstages_examples_ingest_with_their_relations_and_errors(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with pytest.raises(SystemExit) as exited:
-        call_command("import_catalog", str(CONFORMANCE))
+        call_command("import_catalog", str(CONFORMANCE), "--allow-kinds", "User,Group")
 
     assert exited.value.code == 1
     out, err = capsys.readouterr()
@@ -61,7 +61,7 @@ def test_backstages_examples_ingest_with_their_relations_and_errors(
 
 def test_dry_run_reports_and_changes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        call_command("import_catalog", str(CONFORMANCE), "--dry-run")
+        call_command("import_catalog", str(CONFORMANCE), "--dry-run", "--allow-kinds", "User,Group")
 
     assert "22 added" in capsys.readouterr().out
     assert Entity.objects.count() == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,55 @@ def test_people_who_are_not_admins_may_not_register() -> None:
     response = signed_in("ada@example.com").get("/catalog/locations/")
 
     assert response.status_code == 403
+
+
+PEOPLE = """\
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: {name: team-payments}
+spec: {type: team, children: []}
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata: {name: grace}
+spec: {profile: {email: grace@example.com}, memberOf: [team-payments]}
+"""
+
+
+def test_people_and_groups_are_refused_unless_the_box_is_ticked(
+    served: str, tmp_path: Path
+) -> None:
+    (tmp_path / "org.yaml").write_text(PEOPLE)
+    admin = signed_in("linus@example.com", "portal-admin")
+    target = f"{served}/org.yaml"
+    box = "This location holds people and groups (may define User and Group entities)"
+
+    unticked = admin.post("/catalog/locations/", {"target": target, "action": "preview"})
+    ticked = admin.post(
+        "/catalog/locations/", {"target": target, "holds_people": "on", "action": "preview"}
+    )
+
+    page = unticked.content.decode()
+    assert box in page
+    assert "0 entities would be in the catalog, with 2 problems." in page
+    assert "User and Group entities in it are refused." in page
+    assert (
+        f"NotAllowedError: User entities may not come from the location {target}; "
+        "a portal admin can allow User and Group for it"
+    ) in page
+    page = ticked.content.decode()
+    assert "2 entities would be in the catalog." in page
+    # Without JavaScript, the preview's form is the one that registers: the box stays ticked.
+    assert re.search(r'<input type="checkbox" name="holds_people"[^>]* checked>', page)
+
+    registered = admin.post(
+        "/catalog/locations/",
+        {"target": target, "holds_people": "on", "action": "register"},
+        follow=True,
+    )
+
+    assert "Registered" in registered.content.decode()
+    assert "<td>User, Group</td>" in registered.content.decode()
+    assert Entity.objects.filter(ref="user:default/grace").exists()
+    assert Location.objects.get().allow_kinds == ["User", "Group"]
+    assert AuditEvent.objects.get().detail["allow_kinds"] == ["User", "Group"]

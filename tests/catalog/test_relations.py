@@ -24,7 +24,9 @@ def test_relation_filters_find_relations_whichever_entity_declared_them(
         "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata: {name: bob}\n"
         "spec: {memberOf: []}\n"
     )
-    location_refresh(location=location_register(target=str(tmp_path / "org.yaml")))
+    location_refresh(
+        location=location_register(target=str(tmp_path / "org.yaml"), allow_kinds=["User", "Group"])
+    )
     client = signed_in("ada@example.com")
 
     members = client.get(

@@ -1,16 +1,17 @@
-"""`python manage.py import_catalog PATH_OR_URL... [--dry-run]`: register and ingest descriptors."""
+"""`python manage.py import_catalog PATH_OR_URL... [--dry-run] [--allow-kinds User,Group]`:
+register and ingest descriptors."""
 
 from __future__ import annotations
 
 import getpass
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from access.models import AuditEvent
 from access.services import Actor
-from catalog.services import location_import
+from catalog.services import LocationRefused, location_import
 
 
 class Command(BaseCommand):
@@ -24,14 +25,30 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="check and report, but change nothing"
         )
+        parser.add_argument(
+            "--allow-kinds",
+            metavar="KINDS",
+            help=(
+                "comma-separated kinds these locations may define besides Component, API, "
+                "Resource, System, Domain and Location: User, Group. Sets exactly these (an "
+                "empty value allows none); without it a registered location keeps its own"
+            ),
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         dry_run: bool = options["dry_run"]
+        raw_kinds: str | None = options["allow_kinds"]
+        allow_kinds = None
+        if raw_kinds is not None:
+            allow_kinds = [kind.strip() for kind in raw_kinds.split(",") if kind.strip()]
         problems = []
         # One transaction for every target, so a dry run also shows conflicts between them.
         with transaction.atomic():
             for target in options["targets"]:
-                report = location_import(target=target)
+                try:
+                    report = location_import(target=target, allow_kinds=allow_kinds)
+                except LocationRefused as error:
+                    raise CommandError(str(error)) from error
                 suffix = " (dry run: nothing was changed)" if dry_run else ""
                 self.stdout.write(
                     f"{report.location.target}: {len(report.added)} added, "
@@ -43,6 +60,7 @@ class Command(BaseCommand):
                     Actor(f"cli:{getpass.getuser()}", via=AuditEvent.Via.CLI).record(
                         "catalog.location_registered", report.location.target,
                         added=len(report.added), problems=len(report.problems),
+                        **report.allow_kinds_detail,
                     )  # fmt: skip
             if dry_run:
                 transaction.set_rollback(True)
