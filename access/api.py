@@ -8,12 +8,18 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.dateparse import parse_duration
-from ninja import Router, Schema, Status
+from ninja import Body, Router, Schema, Status
 from ninja.errors import HttpError
 
 from access.models import AccessRequest, AuditEvent, Decision, Role
-from access.policy import is_portal_admin, viewer_for
+from access.policy import is_portal_admin, may_administer_access, viewer_for
+from access.registry import (
+    READ_ONLY,
+    RegistryError,
+    registry_entry_json,
+    registry_entry_of,
+    registry_entry_parse,
+)
 from access.selectors import (
     request_standing,
     requests_to_decide,
@@ -27,9 +33,11 @@ from access.services import (
     access_request_create,
     access_request_decide,
     duration_iso,
+    role_registry_set,
 )
 from catalog.selectors import entity_by_ref
 from portal.api import person_of, principal_of
+from portal.durations import DurationError, duration_parse
 
 router = Router(tags=["access"])
 
@@ -102,6 +110,61 @@ def roles_list(request: HttpRequest) -> RoleList:
     )
 
 
+class RoleEntryOut(Schema):
+    name: str
+    description: str
+    memberCount: int
+    owners: list[str]
+    requestable: bool
+    maxDuration: str | None
+    minApprovals: int
+
+
+def _role_entry_out(role: Role) -> RoleEntryOut:
+    count = role_members(role=role).count()
+    entry = registry_entry_json(registry_entry_of(role))
+    return RoleEntryOut(name=role.name, description=role.description, memberCount=count, **entry)
+
+
+def _mirrored_role(name: str) -> Role:
+    role = Role.objects.filter(name=name).first()
+    if role is None:
+        raise HttpError(404, f"No role {name!r} in the portal's mirror")
+    return role
+
+
+@router.get("/roles/{name}", response=RoleEntryOut, summary="A role and its registry entry")
+def roles_get(request: HttpRequest, name: str) -> RoleEntryOut:
+    principal_of(request).require_scope("read:access")
+    return _role_entry_out(_mirrored_role(name))
+
+
+@router.put(
+    "/roles/{name}",
+    response=RoleEntryOut,
+    summary="Set a role's registry entry: who owns it and how it may be granted",
+)
+def roles_put(request: HttpRequest, name: str, body: Body[dict[str, Any]]) -> RoleEntryOut:
+    """The whole entry: a field left out is reset to having no such policy (no owners,
+    requestable, the portal's longest grant, one approval)."""
+    principal = principal_of(request)
+    principal.require_scope("admin:access")
+    if not may_administer_access(principal, person_of(request)):
+        raise HttpError(
+            403, "only portal admins and machines granted admin:access set the registry"
+        )
+    role = _mirrored_role(name)
+    if body.get("name", name) != name:
+        raise HttpError(400, f"name: the body names {body['name']!r}, the path {name!r}")
+    try:
+        entry = registry_entry_parse(body, allowed=READ_ONLY)
+    except RegistryError as error:
+        raise HttpError(400, str(error)) from error
+    role_registry_set(role=role, entry=entry, actor=api_actor(request))
+    role.refresh_from_db()
+    return _role_entry_out(role)
+
+
 @router.get(
     "/roles/{name}/members", response=MemberList, summary="Who holds a role now, and since how"
 )
@@ -111,9 +174,7 @@ def role_members_list(request: HttpRequest, name: str) -> MemberList:
     # Who holds which role is for the portal's admins and for automation, not for everyone.
     if not principal.is_machine and not is_portal_admin(person_of(request)):
         raise HttpError(403, "only portal admins may list a role's members")
-    role = Role.objects.filter(name=name).first()
-    if role is None:
-        raise HttpError(404, f"No role {name!r} in the portal's mirror")
+    role = _mirrored_role(name)
     return MemberList(
         items=[
             MemberOut(
@@ -240,9 +301,10 @@ def requests_create(request: HttpRequest, body: RequestIn) -> Status[RequestOut]
         raise HttpError(404, f"No entity {body.entityRef!r} in the catalog")
     duration = None
     if body.duration:
-        duration = parse_duration(body.duration)
-        if duration is None:
-            raise HttpError(400, f"duration: {body.duration!r} is not an ISO 8601 duration")
+        try:
+            duration = duration_parse(body.duration)
+        except DurationError as error:
+            raise HttpError(400, f"duration: {error}") from error
     # A refusal (RequestRefused, NotAllowed, AlreadyDecided) is answered by portal.api's handlers.
     access_request, created = access_request_create(
         requester=person, entity=entity, role=body.role, reason=body.reason,

@@ -23,14 +23,15 @@ class PolicyBackend(BaseBackend):
 
     def has_perm(self, user_obj: Any, perm: str, obj: Any = None) -> bool:
         viewer = policy.viewer_for(user_obj)
+        if perm == policy.REQUEST_ACCESS and obj is not None:
+            # Asked of admins too: nobody requests a protected role or one without owners.
+            roles = [row.role_name for row in obj.required_role_rows.all()]
+            return any(policy.request_refusal(viewer, obj, role) is None for role in roles)
         if viewer.is_admin:
             return True
         if perm == policy.SEE_RESTRICTED and obj is not None:
             roles = [row.role_name for row in obj.required_role_rows.all()]
             return viewer.may_see_restricted(required_roles=roles, owner_ref=obj.owner_ref)
-        if perm == policy.REQUEST_ACCESS and obj is not None:
-            roles = [row.role_name for row in obj.required_role_rows.all()]
-            return any(viewer.may_request(role=role, required_roles=roles) for role in roles)
         return False
 
     def has_module_perms(self, user_obj: Any, app_label: str) -> bool:

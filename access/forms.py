@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
 from django import forms
 
+from access.registry import RegistryEntry, RegistryError, registry_entry_parse
 from access.services import duration_iso, humanize_duration
 
 OFFERED = [timedelta(hours=8), timedelta(days=1), timedelta(days=7), timedelta(days=14),
@@ -43,3 +45,48 @@ class AccessRequestForm(forms.Form):
 
     def clean_duration(self) -> timedelta:
         return self.durations[self.cleaned_data["duration"]]
+
+
+class RoleRegistryForm(forms.Form):
+    """A role's registry entry on its page, checked by the same rules as the API and
+    `import_roles` (access.registry)."""
+
+    owners = forms.CharField(
+        label="Owners", required=False, widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Catalog groups whose members decide requests, one per line or comma-separated "
+        "(group:default/team-payments, or team-payments).",
+    )  # fmt: skip
+    requestable = forms.BooleanField(label="People may request it", required=False)
+    max_duration = forms.CharField(
+        label="Longest grant", required=False, max_length=40,
+        help_text="ISO 8601 (P30D, PT8H); empty: the portal's longest.",
+    )  # fmt: skip
+    min_approvals = forms.IntegerField(label="Fewest approvals", min_value=1, initial=1)
+
+    def __init__(self, *args: Any, entry: RegistryEntry, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {
+            "owners": "\n".join(entry.owners), "requestable": entry.requestable,
+            "max_duration": duration_iso(entry.max_duration) if entry.max_duration else "",
+            "min_approvals": entry.min_approvals,
+        })  # fmt: skip
+        super().__init__(*args, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        owners = [o.strip() for o in re.split(r"[,\s]+", cleaned.get("owners", "")) if o.strip()]
+        data = {
+            "owners": owners, "requestable": cleaned.get("requestable", False),
+            "maxDuration": cleaned.get("max_duration") or None,
+            "minApprovals": cleaned.get("min_approvals"),
+        }  # fmt: skip
+        try:
+            cleaned["entry"] = registry_entry_parse(data)
+        except RegistryError as error:
+            field, _, message = str(error).partition(": ")
+            name = {"maxDuration": "max_duration", "minApprovals": "min_approvals"}.get(
+                field, field
+            )
+            self.add_error(name if name in self.fields else None, message or str(error))
+        return cleaned

@@ -8,13 +8,26 @@ from django.utils import timezone
 
 
 class Role(models.Model):
-    """An Auth0 role, known from a sign-in token or (later) from the Management API."""
+    """An Auth0 role, known from a sign-in token or from the Management API, with its entry in
+    the role registry: who owns it and how it may be granted (SPEC's "The role registry").
+
+    The registry is Atrium's, never a descriptor's: portal admins set it on the Roles pages,
+    through `PUT /api/access/roles/{name}` or `import_roles`. A new role has no owners, so
+    nobody can be granted it through the portal until an admin says who decides.
+    """
 
     name = models.CharField(max_length=255, unique=True)
     auth0_id = models.CharField(max_length=64, blank=True)
     description = models.TextField(blank=True)
     # Set when a sync no longer finds the role in Auth0: entities declaring it are flagged.
     gone_at = models.DateTimeField(null=True, blank=True)
+    # Catalog group refs (`group:default/team-payments`, lower-case) whose members decide.
+    owners = models.JSONField(default=list, blank=True)
+    requestable = models.BooleanField(default=True)
+    # The longest grant, whatever an entity declares; none: the portal's ACCESS_MAX_DURATION.
+    max_duration = models.DurationField(null=True, blank=True)
+    # An entity's `atrium.dev/approvals-required` may raise it, never lower it.
+    min_approvals = models.PositiveSmallIntegerField(default=1)
 
     class Meta:
         ordering = ["name"]

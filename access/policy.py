@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
 
 from portal.auth.bearer import Principal
 from portal.models import User
+
+if TYPE_CHECKING:
+    from catalog.models import Entity
 
 # The permissions `user.has_perm` answers from this module (see access.backends).
 ADMINISTER_PORTAL = "access.administer_portal"
@@ -36,6 +41,10 @@ class Viewer:
     user_refs: frozenset[str] = frozenset()
     group_refs: frozenset[str] = frozenset()
     is_admin: bool = False
+    # Lower-cased, verified or not: to tell two accounts of one person apart from two people.
+    email: str = ""
+    # Held through a portal grant that ends: asking again extends it.
+    ending_roles: frozenset[str] = frozenset()
 
     @property
     def owner_refs(self) -> frozenset[str]:
@@ -86,36 +95,154 @@ class Viewer:
             visible |= Q(origin__owner_ref__in=self.owner_refs)
         return visible
 
-    def may_request(self, *, role: str, required_roles: Iterable[str]) -> bool:
-        """A signed-in person may ask for a role the entity declares and they do not hold."""
-        return bool(self.sub) and role in set(required_roles) and role not in self.held_roles
+    def is_person(self, *, sub: str, email: str) -> bool:
+        """Is the account `sub`, or another account of the same person? Two Auth0 accounts
+        with one e-mail resolve to the same catalog User, so they are one person: one of them
+        may not approve what the other asked for, nor approve twice. Any e-mail counts here,
+        verified or not: treating a stranger as oneself only ever refuses."""
+        if not self.sub:
+            return False
+        return sub == self.sub or bool(email and self.email and email.lower() == self.email)
 
-    def is_decider(self, *, deciders: Iterable[str]) -> bool:
-        """One of the catalog Users or groups named to decide (approvers, else the owner)."""
-        named = set(deciders)
-        return bool(named & self.user_refs or named & self.group_refs)
+    def decides(self, scope: DecisionScope) -> bool:
+        """One of the people who decide requests for this role from this entity."""
+        return bool(self.user_refs & scope.decider_refs)
 
-    def may_decide(
-        self,
-        *,
-        requester_sub: str,
-        deciders: Iterable[str],
-        others_can_decide: bool,
-        role_still_declared: bool,
-        blocked: bool = False,
-    ) -> bool:
+    def may_decide(self, *, requester_sub: str, requester_email: str, scope: DecisionScope) -> bool:
         """May this person approve or deny a request?
 
-        Never the requester, whatever roles they hold. Otherwise the people the entity names
-        (`atrium.dev/approvers`, else its owner group), and portal admins when none of those
-        can decide. Nobody decides a request for a role the entity no longer declares, or on
-        an entity whose approval annotations are malformed (they fail closed).
+        Never the requester, nor another account of theirs, whatever roles they hold. Otherwise
+        the role's owners (narrowed by the entity's `atrium.dev/approvers` where the entity's
+        owner is one of them), and portal admins when no owner other than the requester can
+        decide. Nobody decides when the scope says why not (a protected role, one without
+        owners, no longer declared, or malformed approval annotations).
         """
-        if not self.sub or self.sub == requester_sub or blocked or not role_still_declared:
+        if not self.sub or scope.refusal:
             return False
-        if self.is_decider(deciders=deciders):
+        if self.is_person(sub=requester_sub, email=requester_email):
+            return False
+        if self.decides(scope):
             return True
-        return self.is_admin and not others_can_decide
+        return self.is_admin and not scope.others_than(requester_email)
+
+    def may_see_request(self, *, requester_sub: str, scope: DecisionScope) -> bool:
+        """The requester, the role's deciders and portal admins see a request."""
+        return bool(self.sub) and (
+            requester_sub == self.sub or self.decides(scope) or self.is_admin
+        )
+
+    def may_revoke(self, scope: DecisionScope) -> bool:
+        """The role's deciders and portal admins end a grant early."""
+        return self.decides(scope) or self.is_admin
+
+
+def protected_roles() -> frozenset[str]:
+    """Roles never requested nor granted through Atrium: PORTAL_ADMIN_ROLE and
+    ACCESS_PROTECTED_ROLES."""
+    return frozenset(settings.ACCESS_PROTECTED_ROLES) | {settings.PORTAL_ADMIN_ROLE}
+
+
+@dataclass(frozen=True)
+class RoleRules:
+    """What the role registry says of one role, as the policy reads it."""
+
+    name: str
+    known: bool = False  # in the portal's mirror of Auth0's roles
+    gone: bool = False  # deleted in Auth0
+    owners: tuple[str, ...] = ()
+    requestable: bool = True
+    max_duration: timedelta | None = None
+    min_approvals: int = 1
+
+
+def role_refusal(rules: RoleRules) -> str | None:
+    """Why nobody can be granted this role through Atrium now; None when they can."""
+    name = rules.name
+    if name in protected_roles():
+        return f"{name} is protected: it is never requested or granted through Atrium."
+    if not rules.known:
+        return f"{name} is not a role the portal knows in Auth0."
+    if rules.gone:
+        return f"{name} was deleted in Auth0: nobody can be granted it."
+    if not rules.owners:
+        return (
+            f"Nobody owns {name} in Atrium yet, so nobody could approve a request: a portal "
+            "admin sets its owners on the Roles page."
+        )
+    if not rules.requestable:
+        return f"The owners of {name} do not take requests for it."
+    return None
+
+
+def grant_refusal(*, role_name: str) -> str | None:
+    """Why a grant of this role must not be carried into Auth0, whatever was approved."""
+    if role_name in protected_roles():
+        return f"{role_name} is protected: Atrium never grants it."
+    return None
+
+
+def longest_grant(*, rules: RoleRules, entity_max: timedelta | None) -> timedelta:
+    """The longest grant of this role from this entity: the smallest of the entity's, the
+    role's and the portal's ACCESS_MAX_DURATION (itself at most a year)."""
+    return min(
+        limit
+        for limit in (entity_max, rules.max_duration, settings.ACCESS_MAX_DURATION)
+        if limit is not None
+    )
+
+
+def approvals_needed(*, rules: RoleRules, entity_required: int) -> int:
+    """An entity's `approvals-required` raises the role's minimum, never lowers it."""
+    return max(rules.min_approvals, entity_required)
+
+
+def distinct_people(approvers: Iterable[tuple[str, str]]) -> int:
+    """How many people these (sub, e-mail) accounts are: accounts sharing an e-mail are one."""
+    return len({email.lower() if email else f"sub:{sub}" for sub, email in approvers})
+
+
+@dataclass(frozen=True)
+class DecisionScope:
+    """Who decides requests for one role asked from one entity, and whether anyone may now."""
+
+    role: str
+    # The role's owner groups, shown as "decided by …".
+    owners: tuple[str, ...]
+    # The catalog Users who decide: the owners' members, or those of the entity's approvers
+    # who are among them when the entity's owner is one of the role's owners.
+    decider_refs: frozenset[str]
+    decider_emails: frozenset[str]
+    approvals_required: int
+    # Why nobody decides now; empty when the deciders may.
+    refusal: str = ""
+
+    def others_than(self, email: str) -> bool:
+        """Someone other than the person with this e-mail can decide."""
+        return bool(self.decider_emails - {email.lower()})
+
+
+def request_refusal(viewer: Viewer, entity: Entity, role: str) -> str | None:
+    """Why this person may not ask for this role on this entity; None when they may.
+
+    The entity must declare the role; someone must be able to decide it (the registry allows
+    it to be granted: an owner, not protected, requestable; the entity's approval annotations
+    are sound); the person must not hold it already without an end (a grant that ends may be
+    extended by asking again).
+    """
+    from access.selectors import decision_scope
+
+    if not viewer.sub:
+        return "Sign in to ask for access."
+    required = [row.role_name for row in entity.required_role_rows.all()]
+    if role not in required:
+        needs = ", ".join(required) or "no role"
+        return f"{entity.ref} does not require {role!r}; it requires {needs}"
+    refusal = decision_scope(entity_ref=entity.ref, role=role).refusal
+    if refusal:
+        return refusal
+    if role in viewer.held_roles and role not in viewer.ending_roles:
+        return f"You hold {role} already, with no end."
+    return None
 
 
 def is_portal_admin(user: User | None) -> bool:
@@ -125,9 +252,18 @@ def is_portal_admin(user: User | None) -> bool:
 
 def may_register_locations(principal: Principal, user: User | None) -> bool:
     """Machines with `write:catalog`; people who administer the portal."""
-    if principal.is_machine:
-        return "write:catalog" in principal.scopes
-    return "write:catalog" in principal.scopes and is_portal_admin(user)
+    return _admin_or_machine_with(principal, user, "write:catalog")
+
+
+def may_administer_access(principal: Principal, user: User | None) -> bool:
+    """The role registry: machines granted `admin:access`, and portal admins."""
+    return _admin_or_machine_with(principal, user, "admin:access")
+
+
+def _admin_or_machine_with(principal: Principal, user: User | None, scope: str) -> bool:
+    if scope not in principal.scopes:
+        return False
+    return principal.is_machine or is_portal_admin(user)
 
 
 # Kept on the user object for the rest of the request (as Django's ModelBackend keeps its
@@ -138,7 +274,7 @@ ANONYMOUS = Viewer()
 
 def viewer_for(user: User | None) -> Viewer:
     """A person's roles, groups and admin standing; a machine client (None) has none of them."""
-    from access.selectors import role_names_held
+    from access.selectors import roles_held
     from catalog.selectors import person_refs
 
     if user is None or not user.is_authenticated or not user.is_active:
@@ -146,14 +282,16 @@ def viewer_for(user: User | None) -> Viewer:
     cached: Viewer | None = getattr(user, _VIEWER_ATTRIBUTE, None)
     if cached is not None:
         return cached
-    held = frozenset(role_names_held(user=user))
+    held = roles_held(user=user)
     user_refs, group_refs = person_refs(user=user)
     viewer = Viewer(
         sub=user.sub,
-        held_roles=held,
+        held_roles=frozenset(held),
         user_refs=frozenset(user_refs),
         group_refs=frozenset(group_refs),
         is_admin=settings.PORTAL_ADMIN_ROLE in held,
+        email=user.email.lower(),
+        ending_roles=frozenset(name for name, ending in held.items() if ending),
     )
     setattr(user, _VIEWER_ATTRIBUTE, viewer)
     return viewer

@@ -13,6 +13,12 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from access.models import AccessRequest, Role, RoleMembership, RoleSyncRun, in_force
+from access.policy import (
+    DecisionScope,
+    RoleRules,
+    approvals_needed,
+    role_refusal,
+)
 from portal.models import User
 
 if TYPE_CHECKING:
@@ -24,13 +30,31 @@ def role_memberships_of(*, user: User) -> list[RoleMembership]:
     return list(user.role_memberships.active().select_related("role").order_by("role__name"))
 
 
-def role_names_held(*, user: User) -> list[str]:
-    """Names of the roles this person holds now."""
+def roles_held(*, user: User) -> dict[str, bool]:
+    """The roles this person holds now, each with whether it is a portal grant that ends
+    (asking again extends it)."""
     if not user.is_authenticated:
-        return []
-    return sorted(
-        RoleMembership.objects.active().filter(user=user).values_list("role__name", flat=True)
-    )
+        return {}
+    held = RoleMembership.objects.active().filter(user=user)
+    return {
+        name: source == RoleMembership.Source.PORTAL_GRANT and expires_at is not None
+        for name, source, expires_at in held.values_list("role__name", "source", "expires_at")
+    }
+
+
+def role_rules(*, names: Iterable[str]) -> dict[str, RoleRules]:
+    """What the registry says of each of these roles (a role the mirror lacks is unknown)."""
+    names = set(names)
+    found = {role.name: rules_of(role) for role in Role.objects.filter(name__in=names)}
+    return {name: found.get(name) or RoleRules(name=name) for name in names}
+
+
+def rules_of(role: Role) -> RoleRules:
+    return RoleRules(
+        name=role.name, known=True, gone=role.gone_at is not None, owners=tuple(role.owners),
+        requestable=role.requestable, max_duration=role.max_duration,
+        min_approvals=role.min_approvals,
+    )  # fmt: skip
 
 
 def roles_with_member_counts() -> QuerySet[Role]:
@@ -135,74 +159,77 @@ def sync_history(*, limit: int = 20) -> list[RoleSyncRun]:
 # --- access requests -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DecisionScope:
-    """Who decides requests on one entity: the refs named (approvers, else the owner), the
-    e-mails of the catalog Users those are or hold, and whether decisions are blocked."""
-
-    deciders: tuple[str, ...]
-    decider_emails: frozenset[str]
-    declared_roles: frozenset[str]
-    blocked: bool
-
-    def others_than(self, email: str) -> bool:
-        return bool(self.decider_emails - {email.lower()})
+ScopeKey = tuple[str, str]  # (entity ref, role name)
 
 
-def decision_scopes(*, entity_refs: Iterable[str]) -> dict[str, DecisionScope]:
-    """The decision scope of each entity, in a fixed number of queries however many."""
+def decision_scopes(*, pairs: Iterable[ScopeKey]) -> dict[ScopeKey, DecisionScope]:
+    """Who decides requests for each (entity, role), in a fixed number of queries however many.
+
+    The role's owners decide. The entity's `atrium.dev/approvers` count only where the entity's
+    owner is one of the role's owners, and then only narrow the deciders to those of them who
+    are among the owners' members: a descriptor's `owner` is its author's claim, so what it
+    names can never add a decider the role's owners did not already count.
+    """
     from catalog.annotations import access_annotations
-    from catalog.models import Entity, Relation
+    from catalog.models import Entity
+    from catalog.selectors import group_member_refs, user_emails
 
-    entities = list(
-        Entity.objects.filter(ref__in=set(entity_refs)).prefetch_related("required_role_rows")
-    )
-    named: dict[str, tuple[str, ...]] = {}
-    blocked: dict[str, bool] = {}
-    for entity in entities:
-        annotations = access_annotations(entity.descriptor)
-        refs = tuple(str(ref).lower() for ref in annotations.approvers)
-        named[entity.ref] = refs or ((entity.owner_ref,) if entity.owner_ref else ())
-        blocked[entity.ref] = annotations.decisions_blocked
-    all_named = {ref for refs in named.values() for ref in refs}
-    members: dict[str, set[str]] = {ref: {ref} for ref in all_named}
-    for source, target in Relation.objects.filter(
-        type="memberOf", target_ref__in=all_named
-    ).values_list("source_ref", "target_ref"):
-        members[target].add(source)
-    user_refs = {ref for refs in members.values() for ref in refs}
-    emails = {
-        ref: (email or "").lower()
-        for ref, email in Entity.objects.filter(ref__in=user_refs, kind__iexact="user").values_list(
-            "ref", "descriptor__spec__profile__email"
+    pairs = set(pairs)
+    entities = {
+        entity.ref: entity
+        for entity in Entity.objects.filter(ref__in={ref for ref, _ in pairs}).prefetch_related(
+            "required_role_rows"
         )
     }
-    return {
-        entity.ref: DecisionScope(
-            deciders=named[entity.ref],
-            decider_emails=frozenset(
-                emails[user]
-                for ref in named[entity.ref]
-                for user in members.get(ref, ())
-                if emails.get(user)
-            ),
-            declared_roles=frozenset(row.role_name for row in entity.required_role_rows.all()),
-            blocked=blocked[entity.ref],
-        )  # fmt: skip
-        for entity in entities
-    }
+    annotations = {ref: access_annotations(entity.descriptor) for ref, entity in entities.items()}
+    rules = role_rules(names={role for _, role in pairs})
+    named = {owner for role in rules.values() for owner in role.owners}
+    named |= {str(ref).lower() for found in annotations.values() for ref in found.approvers}
+    members = group_member_refs(group_refs=named)
+    emails = user_emails(user_refs={user for refs in members.values() for user in refs})
+
+    def members_of(refs: Iterable[str]) -> set[str]:
+        return {user for ref in refs for user in members.get(ref, ())}
+
+    scopes = {}
+    for ref, role in pairs:
+        role_rules_ = rules[role]
+        entity = entities.get(ref)
+        deciders = members_of(role_rules_.owners)
+        required, refusal = 1, role_refusal(role_rules_) or ""
+        if entity is None:
+            refusal = refusal or f"{ref} is no longer in the catalog."
+        else:
+            found = annotations[ref]
+            required = found.approvals_required
+            if found.approvers and entity.owner_ref in role_rules_.owners:
+                deciders &= members_of(str(approver).lower() for approver in found.approvers)
+            declared = {row.role_name for row in entity.required_role_rows.all()}
+            if not refusal and role not in declared:
+                refusal = f"{ref} no longer requires {role}."
+            if not refusal and found.decisions_blocked:
+                refusal = f"The approval annotations of {ref} are malformed: " + "; ".join(
+                    found.problems
+                )
+        scopes[ref, role] = DecisionScope(
+            role=role,
+            owners=role_rules_.owners,
+            decider_refs=frozenset(deciders),
+            decider_emails=frozenset(emails[user] for user in deciders if emails.get(user)),
+            approvals_required=approvals_needed(rules=role_rules_, entity_required=required),
+            refusal=refusal,
+        )
+    return scopes
 
 
-def may_decide(*, viewer: Viewer, request: AccessRequest, scope: DecisionScope | None) -> bool:
-    """The policy's answer for this request, given its entity's decision scope."""
-    if scope is None:  # the entity left the catalog: nobody decides on it
-        return False
+def decision_scope(*, entity_ref: str, role: str) -> DecisionScope:
+    return decision_scopes(pairs=[(entity_ref, role)])[entity_ref, role]
+
+
+def may_decide(*, viewer: Viewer, request: AccessRequest, scope: DecisionScope) -> bool:
+    """The policy's answer for this request, given its decision scope."""
     return viewer.may_decide(
-        requester_sub=request.requester.sub,
-        deciders=scope.deciders,
-        others_can_decide=scope.others_than(request.requester.email),
-        role_still_declared=request.role_name in scope.declared_roles,
-        blocked=scope.blocked,
+        requester_sub=request.requester.sub, requester_email=request.requester.email, scope=scope
     )
 
 
@@ -211,25 +238,19 @@ class Standing:
     """Where a person stands to one request."""
 
     asked: bool
-    decides_entity: bool  # named to decide on its entity (approvers, else the owner group)
+    may_see: bool
     may_decide: bool  # may decide this request now (admins too, when nobody else can)
+    may_revoke: bool
     is_admin: bool
-
-    @property
-    def may_see(self) -> bool:
-        return self.asked or self.decides_entity or self.is_admin
-
-    @property
-    def may_revoke(self) -> bool:
-        return self.decides_entity or self.is_admin
 
 
 def request_standing(*, viewer: Viewer, request: AccessRequest) -> Standing:
-    scope = decision_scopes(entity_refs=[request.entity_ref]).get(request.entity_ref)
+    scope = decision_scope(entity_ref=request.entity_ref, role=request.role_name)
     return Standing(
         asked=bool(viewer.sub) and request.requester.sub == viewer.sub,
-        decides_entity=scope is not None and viewer.is_decider(deciders=scope.deciders),
+        may_see=viewer.may_see_request(requester_sub=request.requester.sub, scope=scope),
         may_decide=may_decide(viewer=viewer, request=request, scope=scope),
+        may_revoke=viewer.may_revoke(scope),
         is_admin=viewer.is_admin,
     )
 
@@ -243,11 +264,12 @@ def requests_to_decide(*, viewer: Viewer) -> list[AccessRequest]:
         .prefetch_related("decisions__approver")
         .order_by("created_at", "pk")
     )
-    scopes = decision_scopes(entity_refs={r.entity_ref for r in pending})
+    scopes = decision_scopes(pairs={(r.entity_ref, r.role_name) for r in pending})
     return [
         r for r in pending
-        if may_decide(viewer=viewer, request=r, scope=scopes.get(r.entity_ref))
-        and not any(d.approver.sub == viewer.sub for d in r.decisions.all())
+        if may_decide(viewer=viewer, request=r, scope=scopes[r.entity_ref, r.role_name])
+        and not any(viewer.is_person(sub=d.approver.sub, email=d.approver.email)
+                    for d in r.decisions.all())
     ]  # fmt: skip
 
 
@@ -260,21 +282,24 @@ def count_to_decide(*, viewer: Viewer) -> int:
         AccessRequest.objects.filter(state=AccessRequest.State.PENDING)
         .exclude(requester__sub=viewer.sub)
         .exclude(decisions__approver__sub=viewer.sub)
-        .values_list("entity_ref", "role_name", "requester__sub", "requester__email")
+        .values_list("pk", "entity_ref", "role_name", "requester__sub", "requester__email")
     )
     if not pending:
         return 0
-    scopes = decision_scopes(entity_refs={ref for ref, *_ in pending})
-    waiting = 0
-    for ref, role, sub, email in pending:
-        scope = scopes.get(ref)
-        if scope is not None and viewer.may_decide(
-            requester_sub=sub, deciders=scope.deciders,
-            others_can_decide=scope.others_than(email),
-            role_still_declared=role in scope.declared_roles, blocked=scope.blocked,
-        ):  # fmt: skip
-            waiting += 1
-    return waiting
+    scopes = decision_scopes(pairs={(ref, role) for _, ref, role, *_ in pending})
+    deciding = [
+        pk for pk, ref, role, sub, email in pending
+        if viewer.may_decide(requester_sub=sub, requester_email=email, scope=scopes[ref, role])
+    ]  # fmt: skip
+    if not viewer.email or not deciding:
+        return len(deciding)
+    # Decided already from another account of this person: not waiting for them.
+    decided = set(
+        AccessRequest.objects.filter(
+            pk__in=deciding, decisions__approver__email__iexact=viewer.email
+        ).values_list("pk", flat=True)
+    )
+    return len(set(deciding) - decided)
 
 
 def requests_of(*, user: User) -> list[AccessRequest]:

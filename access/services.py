@@ -26,12 +26,13 @@ from access.models import (
     RoleMembership,
     RoleSyncRun,
 )
+from access.registry import RegistryEntry, registry_entry_json, registry_entry_of
 from portal.models import User
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
-    from access.selectors import DecisionScope
+    from access.policy import DecisionScope, Viewer
     from catalog.models import Entity
 
 logger = logging.getLogger(__name__)
@@ -386,6 +387,58 @@ def role_memberships_refresh_from_auth0(
     return RefreshOutcome(added=added, removed=[m.role.name for m in removed])
 
 
+# --- the role registry -----------------------------------------------------------------------
+
+
+def role_registry_changes(*, role: Role, entry: RegistryEntry) -> dict[str, dict[str, Any]]:
+    """What setting this entry would change on the role: {field: {"from": …, "to": …}}."""
+    before, after = registry_entry_json(registry_entry_of(role)), registry_entry_json(entry)
+    return {
+        name: {"from": before[name], "to": after[name]}
+        for name in after
+        if before[name] != after[name]
+    }
+
+
+def role_registry_set(*, role: Role, entry: RegistryEntry, actor: Actor) -> dict[str, Any]:
+    """Set a role's registry entry; the changes, each recorded in the audit log."""
+    changes = role_registry_changes(role=role, entry=entry)
+    if not changes:
+        return changes
+    with transaction.atomic():
+        role = Role.objects.select_for_update().get(pk=role.pk)
+        role.owners, role.requestable = list(entry.owners), entry.requestable
+        role.max_duration, role.min_approvals = entry.max_duration, entry.min_approvals
+        role.save(update_fields=["owners", "requestable", "max_duration", "min_approvals"])
+        actor.record("role.registry_changed", role.name, changes=changes)
+    return changes
+
+
+@transaction.atomic
+def roles_registry_import(
+    *, entries: list[tuple[str, RegistryEntry]], actor: Actor, dry_run: bool = False
+) -> list[tuple[str, dict[str, Any]]]:
+    """Set many roles' entries at once (`import_roles`), all or nothing; (role, changes) of
+    each entry that changes something. Every role must be in the mirror already."""
+    roles = {role.name: role for role in Role.objects.filter(name__in=[n for n, _ in entries])}
+    missing = [name for name, _ in entries if name not in roles]
+    if missing:
+        raise RequestRefused(
+            "no such role in the portal's mirror: "
+            + ", ".join(missing)
+            + " (run `python manage.py sync_roles` first)"
+        )
+    changed = []
+    for name, entry in entries:
+        if dry_run:
+            changes = role_registry_changes(role=roles[name], entry=entry)
+        else:
+            changes = role_registry_set(role=roles[name], entry=entry, actor=actor)
+        if changes:
+            changed.append((name, changes))
+    return changed
+
+
 # --- access requests and grants --------------------------------------------------------------
 
 
@@ -428,27 +481,25 @@ def access_request_create(
 ) -> tuple[AccessRequest, bool]:
     """Ask for a role the entity requires; (the request, whether it is new).
 
-    Asking again while a request for the same role is open gives back the open one.
+    The policy says whether this person may ask; the role's registry entry and the entity
+    bound the duration and set how many approvals it needs. Asking again while a request for
+    the same role is open gives back the open one.
     """
-    from access.policy import viewer_for
-    from catalog.annotations import access_annotations
+    from access.policy import request_refusal, viewer_for
+    from access.selectors import decision_scope
 
-    required = [row.role_name for row in entity.required_role_rows.all()]
-    viewer = viewer_for(requester)
-    if role not in required:
-        needs = ", ".join(required) or "no role"
-        raise RequestRefused(f"{entity.ref} does not require {role!r}; it requires {needs}")
-    if role in viewer.held_roles and role not in roles_ending(user=requester):
-        raise RequestRefused(f"You hold {role} already, with no end.")
+    refusal = request_refusal(viewer_for(requester), entity, role)
+    if refusal:
+        raise RequestRefused(refusal)
     if not reason.strip():
         raise RequestRefused("Say why you need this role: the reason is required.")
-    longest = access_request_longest(entity=entity)
+    longest = access_request_longest(entity=entity, role=role)
     duration = duration or min(settings.ACCESS_DEFAULT_DURATION, longest)
     if duration <= timedelta(0) or duration > longest:
         raise RequestRefused(
             f"The duration must be longer than zero and at most {humanize_duration(longest)}."
         )
-    annotations = access_annotations(entity.descriptor)
+    scope = decision_scope(entity_ref=entity.ref, role=role)
     open_request = AccessRequest.objects.open().filter(requester=requester, role_name=role)
     with transaction.atomic():
         existing = open_request.first()
@@ -459,7 +510,7 @@ def access_request_create(
                 request = AccessRequest.objects.create(
                     requester=requester, entity_ref=entity.ref, role_name=role,
                     reason=reason.strip(), duration=duration,
-                    approvals_required=annotations.approvals_required,
+                    approvals_required=scope.approvals_required,
                 )  # fmt: skip
         except IntegrityError:  # the same person asked twice at once: one request stands
             return open_request.get(), False
@@ -469,21 +520,14 @@ def access_request_create(
     return request, True
 
 
-def roles_ending(*, user: User) -> set[str]:
-    """Roles this person holds through a portal grant that ends: asking again extends them."""
-    return set(
-        RoleMembership.objects.active()
-        .filter(user=user, source=RoleMembership.Source.PORTAL_GRANT, expires_at__isnull=False)
-        .values_list("role__name", flat=True)
-    )
-
-
-def access_request_longest(*, entity: Entity) -> timedelta:
-    """The longest grant a request on this entity may ask for."""
+def access_request_longest(*, entity: Entity, role: str) -> timedelta:
+    """The longest grant of this role a request on this entity may ask for."""
+    from access.policy import longest_grant
+    from access.selectors import role_rules
     from catalog.annotations import access_annotations
 
     declared = access_annotations(entity.descriptor).max_access_duration
-    return declared or settings.ACCESS_MAX_DURATION
+    return longest_grant(rules=role_rules(names=[role])[role], entity_max=declared)
 
 
 def access_request_decide(
@@ -493,27 +537,30 @@ def access_request_decide(
     outcome: str,
     comment: str,
     actor: Actor,
-    scopes: dict[str, DecisionScope] | None = None,
+    scopes: dict[tuple[str, str], DecisionScope] | None = None,
 ) -> AccessRequest:
     """Approve or deny. The row is locked and state and eligibility are checked again under the
     lock, so of two decisions at the same moment one wins and the other is told who decided.
 
-    `scopes`: who decides on each entity, read once for a bulk decision of many requests.
+    `scopes`: who decides each (entity, role), read once for a bulk decision of many requests.
     """
-    from access.policy import viewer_for
-    from access.selectors import decision_scopes, may_decide
+    from access.policy import distinct_people, viewer_for
+    from access.selectors import decision_scope, may_decide
 
     with transaction.atomic():
         request = AccessRequest.objects.locked().get(pk=request_id)
         if request.state != AccessRequest.State.PENDING:
             raise AlreadyDecided(already_decided_message(request))
-        if request.decisions.filter(approver=approver).exists():
+        viewer = viewer_for(approver)
+        earlier = list(request.decisions.select_related("approver"))
+        if any(d.approver_id == approver.pk for d in earlier):
             raise AlreadyDecided("You decided this request already.")
-        if scopes is None or request.entity_ref not in scopes:
-            scopes = decision_scopes(entity_refs=[request.entity_ref])
-        scope = scopes.get(request.entity_ref)
-        if not may_decide(viewer=viewer_for(approver), request=request, scope=scope):
-            raise NotAllowed("You may not decide this request.")
+        if any(viewer.is_person(sub=d.approver.sub, email=d.approver.email) for d in earlier):
+            raise AlreadyDecided("You decided this request already, from another account.")
+        key = (request.entity_ref, request.role_name)
+        scope = (scopes or {}).get(key) or decision_scope(entity_ref=key[0], role=key[1])
+        if not may_decide(viewer=viewer, request=request, scope=scope):
+            raise NotAllowed(_why_not_decider(viewer, request, scope))
         Decision.objects.create(
             request=request, approver=approver, outcome=outcome, comment=comment.strip()
         )
@@ -524,14 +571,26 @@ def access_request_decide(
         if outcome == Decision.Outcome.DENIED:
             request.state, request.decided_at = AccessRequest.State.DENIED, now
             _after_commit("notify_task", request, actor, "denied")
-        elif request.decisions.filter(outcome=Decision.Outcome.APPROVED).count() >= (
-            request.approvals_required
-        ):
+        elif distinct_people(
+            request.decisions.filter(outcome=Decision.Outcome.APPROVED).values_list(
+                "approver__sub", "approver__email"
+            )
+        ) >= max(request.approvals_required, scope.approvals_required):
             request.state, request.decided_at = AccessRequest.State.APPROVED, now
             _after_commit("notify_task", request, actor, "approved")
             _after_commit("provision_grant_task", request, actor)
         request.save()
     return request
+
+
+def _why_not_decider(viewer: Viewer, request: AccessRequest, scope: DecisionScope) -> str:
+    """The rule that stopped a decision, said to the person who tried."""
+    if viewer.is_person(sub=request.requester.sub, email=request.requester.email):
+        return "Nobody decides their own request, from this or another account."
+    if scope.refusal:
+        return f"Nobody may decide this request: {scope.refusal}"
+    owners = ", ".join(scope.owners)
+    return f"You may not decide this request: requests for {scope.role} are decided by {owners}."
 
 
 def already_decided_message(request: AccessRequest) -> str:
@@ -569,27 +628,68 @@ def _role_id(name: str, directory: Directory) -> str:
 def grant_provision(*, request_id: int, actor: Actor, directory: Directory | None = None) -> str:
     """Carry an approved request into Auth0 and make it an active grant; the resulting state.
 
+    The end is known before Auth0 is called: the approved duration, cut to the role's and the
+    portal's longest grant as they stand now. A protected role is never assigned. If the grant
+    cannot be recorded once Auth0 has assigned the role, the role is taken back in Auth0 (unless
+    the person held it already), so nothing stands without an end.
+
     Idempotent: a grant already active (or ended) is left alone, and assigning a role Auth0
     already gives is harmless, so a retry, a redelivered message or the reconciler can run
     it again. An Auth0Error leaves the grant in provisioning for the retry.
     """
+    from access.policy import grant_refusal, longest_grant
+    from access.selectors import role_rules
+
     with transaction.atomic():
         request = AccessRequest.objects.locked().get(pk=request_id)
         if request.state not in (AccessRequest.State.APPROVED, AccessRequest.State.PROVISIONING):
             return request.state
+        refusal = grant_refusal(role_name=request.role_name)
+        if refusal:
+            request.state, request.note = AccessRequest.State.FAILED, refusal
+            request.save()
+            actor.record("grant.refused", _request_target(request), request.correlation_id,
+                         reason=refusal)  # fmt: skip
+            return request.state
+        rules = role_rules(names=[request.role_name])[request.role_name]
+        duration = min(request.duration, longest_grant(rules=rules, entity_max=None))
+        held_before = (
+            RoleMembership.objects.active()
+            .filter(user=request.requester, role__name=request.role_name)
+            .exists()
+        )
         request.state = AccessRequest.State.PROVISIONING
         request.provision_attempts += 1
         request.save()
     directory = directory or shared_directory()
     role_id = _role_id(request.role_name, directory)
     directory.assign(request.requester.sub, [role_id], correlation_id=request.correlation_id)
+    try:
+        return _grant_activate(request_id=request_id, duration=duration, actor=actor)
+    except Exception as error:
+        logger.exception("grant %s assigned in Auth0 but not recorded", request_id)
+        message = f"the grant could not be recorded after Auth0 assigned the role: {error}"
+        if not held_before:
+            try:
+                directory.unassign(
+                    request.requester.sub, [role_id], correlation_id=request.correlation_id
+                )
+                message += "; the role was removed in Auth0 again"
+            except Auth0Error as unassign_error:
+                message += f"; removing it in Auth0 again failed too: {unassign_error}"
+        grant_fail(request_id=request_id, message=message, actor=actor)
+        return AccessRequest.State.FAILED
+
+
+def _grant_activate(*, request_id: int, duration: timedelta, actor: Actor) -> str:
+    """Auth0 has assigned the role: the grant is active until its end, in the mirror too."""
     with transaction.atomic():
         request = AccessRequest.objects.locked().get(pk=request_id)
         if request.state != AccessRequest.State.PROVISIONING:
             return request.state
         now = timezone.now()
         request.state, request.starts_at = AccessRequest.State.ACTIVE, now
-        request.expires_at = now + request.duration
+        request.expires_at = now + duration
         request.note = ""
         request.save()
         # An earlier grant of the same role ends here, replaced rather than expired: the expiry
@@ -609,8 +709,11 @@ def grant_provision(*, request_id: int, actor: Actor, directory: Directory | Non
             defaults={"source": RoleMembership.Source.PORTAL_GRANT,
                       "expires_at": request.expires_at},
         )  # fmt: skip
+        detail = {"expires_at": request.expires_at.isoformat()}
+        if duration < request.duration:
+            detail["shortened_to"] = duration_iso(duration)
         actor.record("grant.activated", _request_target(request), request.correlation_id,
-                     expires_at=request.expires_at.isoformat())  # fmt: skip
+                     **detail)  # fmt: skip
         _after_commit("notify_task", request, actor, "active")
     return request.state
 

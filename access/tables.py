@@ -6,10 +6,12 @@ from typing import Any
 
 import django_tables2 as tables
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from access.models import AuditEvent, Role, RoleMembership
+from access.policy import role_refusal
+from access.selectors import rules_of
 
 
 class RoleTable(tables.Table):
@@ -17,6 +19,8 @@ class RoleTable(tables.Table):
     description = tables.Column(orderable=False)
     member_count = tables.Column(verbose_name="Members")
     declared_by = tables.Column(verbose_name="Declared by entities")
+    owners = tables.Column(verbose_name="Owners (decide requests)", orderable=False)
+    requestable = tables.Column(verbose_name="Requestable", orderable=False, empty_values=())
 
     noun = "roles"
 
@@ -33,6 +37,13 @@ class RoleTable(tables.Table):
             mark_safe(' <span class="tag warn">deleted in Auth0</span>') if record.gone_at else ""
         )
         return format_html('<a href="{}"><code>{}</code></a>{}', url, record.name, gone)
+
+    def render_owners(self, value: list[str]) -> Any:
+        return format_html_join(", ", "<code>{}</code>", ((owner,) for owner in value))
+
+    def render_requestable(self, record: Role) -> str:
+        """Whether people may ask for it, or the rule that says they may not."""
+        return role_refusal(rules_of(record)) or "yes"
 
 
 class MemberTable(tables.Table):

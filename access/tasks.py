@@ -127,14 +127,12 @@ SUBJECTS = {
 def notify_task(self: Task, request_id: int, event: str) -> int:
     """Mail (plain text and HTML) the people an event concerns, and Slack if configured.
     Retried when the mail server or Slack fails; the request itself never waits for it."""
-    from access.selectors import decision_scopes, portal_admin_emails
+    from access.selectors import decision_scope, portal_admin_emails
 
     request = AccessRequest.objects.select_related("requester").get(pk=request_id)
     if event == "requested":
-        scope = decision_scopes(entity_refs=[request.entity_ref]).get(request.entity_ref)
-        recipients = (
-            sorted(scope.decider_emails - {request.requester.email.lower()}) if scope else []
-        )
+        scope = decision_scope(entity_ref=request.entity_ref, role=request.role_name)
+        recipients = sorted(scope.decider_emails - {request.requester.email.lower()})
         recipients = recipients or portal_admin_emails()
     else:
         recipients = [request.requester.email] if request.requester.email else []

@@ -1,4 +1,5 @@
-"""The access pages: my roles, and for portal admins the mirrored roles and the sync."""
+"""The access pages: my roles and requests, asking and deciding, and for portal admins the
+mirrored roles with their registry entries, the sync and the audit log."""
 
 from __future__ import annotations
 
@@ -19,15 +20,14 @@ from django_tables2 import RequestConfig
 
 from access.auth0 import Auth0Error
 from access.filters import AuditFilter
-from access.forms import AccessRequestForm
+from access.forms import AccessRequestForm, RoleRegistryForm
 from access.models import AccessRequest, AuditEvent, Decision, Role
-from access.policy import viewer_for, viewer_forget
+from access.policy import DecisionScope, request_refusal, role_refusal, viewer_for, viewer_forget
+from access.registry import registry_entry_of
 from access.selectors import (
-    DecisionScope,
     Standing,
     decision_scopes,
     entities_declaring,
-    gone_role_names,
     mirror_state,
     request_standing,
     requests_of,
@@ -35,6 +35,7 @@ from access.selectors import (
     role_members,
     role_memberships_of,
     roles_page,
+    rules_of,
     sync_history,
 )
 from access.services import (
@@ -50,7 +51,7 @@ from access.services import (
     grant_retry,
     humanize_duration,
     role_memberships_refresh_from_auth0,
-    roles_ending,
+    role_registry_set,
 )
 from access.tables import AuditTable, MemberTable, RoleTable
 from catalog.refs import parse_entity_ref
@@ -116,18 +117,32 @@ def roles(request: HttpRequest) -> HttpResponse:
     return render(request, "access/roles.html", context)
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 def role_detail(request: HttpRequest, name: str) -> HttpResponse:
-    """Admins: who holds a role, since how, and the entities that require it."""
+    """Admins: who holds a role, since how, the entities that require it, and its registry
+    entry (who owns it and how it may be granted), which they change here."""
     _require_admin(request)
     role = get_object_or_404(Role, name=name)
+    registry_form = RoleRegistryForm(request.POST or None, entry=registry_entry_of(role))
+    if request.method == "POST" and registry_form.is_valid():
+        changes = role_registry_set(
+            role=role, entry=registry_form.cleaned_data["entry"], actor=actor_of(request)
+        )
+        if changes:
+            messages.success(request, f"{role.name}: changed " + ", ".join(changes) + ".")
+        else:
+            messages.info(request, f"{role.name}: nothing changed.")
+        return redirect("access:role_detail", role.name)
     table = MemberTable(role_members(role=role))
     RequestConfig(request, paginate={"per_page": MEMBERS_PER_PAGE}).configure(table)
     declaring = [
         {"ref": ref, "name": entity_name, "url": parse_entity_ref(ref).url}
         for ref, entity_name in entities_declaring(role_name=role.name)
     ]
-    context = {"role": role, "table": table, "declaring": declaring}
+    context = {
+        "role": role, "table": table, "declaring": declaring, "registry_form": registry_form,
+        "refusal": role_refusal(rules_of(role)),
+    }  # fmt: skip
     return render(request, "access/role_detail.html", context)
 
 
@@ -149,13 +164,6 @@ def request_new(request: HttpRequest) -> HttpResponse:
         raise Http404(f"No entity {ref!r} in the catalog to ask access to")
     viewer = viewer_for(person)
     required = [row.role_name for row in entity.required_role_rows.all()]
-    gone = gone_role_names(names=required)
-    ending = roles_ending(user=person)
-    lacking = [
-        role for role in required
-        if role not in gone and (role in ending
-                                 or viewer.may_request(role=role, required_roles=required))
-    ]  # fmt: skip
     open_requests = {
         r.role_name: r
         for r in AccessRequest.objects.open().filter(requester=person, role_name__in=required)
@@ -164,8 +172,17 @@ def request_new(request: HttpRequest) -> HttpResponse:
     if wanted in open_requests:
         messages.info(request, f"You asked for {wanted} already; this is that request.")
         return redirect("access:request_detail", open_requests[wanted].pk)
-    longest = access_request_longest(entity=entity)
-    initial: dict[str, Any] = {"role": wanted}
+    scopes = decision_scopes(pairs=[(entity.ref, role) for role in required])
+    # Each role the entity requires, with who decides it or the rule that stops a request.
+    choices = [
+        {"name": role, "owners": scopes[entity.ref, role].owners,
+         "refusal": request_refusal(viewer, entity, role)}
+        for role in required if role not in open_requests
+    ]  # fmt: skip
+    askable = [str(choice["name"]) for choice in choices if not choice["refusal"]]
+    chosen = wanted if wanted in askable else (askable[0] if askable else "")
+    longest = access_request_longest(entity=entity, role=chosen) if chosen else None
+    initial: dict[str, Any] = {"role": chosen}
     # From a reminder's link: the form comes filled in as the grant it extends, one click away.
     extend = request.GET.get("extend", "")
     extending = (
@@ -177,17 +194,15 @@ def request_new(request: HttpRequest) -> HttpResponse:
     )
     if extending is not None:
         initial["reason"] = f"Extending request {extending.pk}: {extending.reason}"[:2000]
-    default = min(settings.ACCESS_DEFAULT_DURATION, longest)
-    if extending is not None:
-        default = min(extending.duration, longest)
-    form = AccessRequestForm(
-        request.POST or None,
-        initial=initial,
-        roles=[role for role in lacking if role not in open_requests],
-        longest=longest,
-        default=default,
-    )
-    if request.method == "POST" and form.is_valid():
+    form = None
+    if longest is not None:
+        default = min(settings.ACCESS_DEFAULT_DURATION, longest)
+        if extending is not None:
+            default = min(extending.duration, longest)
+        form = AccessRequestForm(
+            request.POST or None, initial=initial, roles=askable, longest=longest, default=default
+        )
+    if request.method == "POST" and form is not None and form.is_valid():
         try:
             access_request, created = access_request_create(
                 requester=person, entity=entity, role=form.cleaned_data["role"],
@@ -200,16 +215,16 @@ def request_new(request: HttpRequest) -> HttpResponse:
             if created:
                 messages.success(request, "Your request was sent to the people who decide it.")
             return redirect("access:request_detail", access_request.pk)
-    scope = decision_scopes(entity_refs=[entity.ref]).get(entity.ref)
     context = {
         "entity": entity,
         "form": form,
+        "choices": choices,
+        "chosen": chosen,
         "held": [role for role in required if role in viewer.held_roles],
-        "ending": ending,
+        "ending": viewer.ending_roles & set(required),
         "open_requests": list(open_requests.values()),
-        "deciders": scope.deciders if scope else (),
-        "blocked": scope.blocked if scope else False,
-        "longest": humanize_duration(longest),
+        "deciders": scopes[entity.ref, chosen].owners if chosen else (),
+        "longest": humanize_duration(longest) if longest else "",
     }
     return render(request, "access/request_new.html", context)
 
@@ -276,7 +291,7 @@ def request_revoke(request: HttpRequest, request_id: int) -> HttpResponse:
     """Owners and admins end a grant early."""
     _, standing = _visible_request(request, request_id)
     if not standing.may_revoke:
-        raise PermissionDenied("only the entity's owners and portal admins revoke its grants")
+        raise PermissionDenied("only the role's owners and portal admins revoke its grants")
     try:
         ended = grant_end(request_id=request_id, actor=actor_of(request), revoke=True)
     except Auth0Error as error:
@@ -324,7 +339,7 @@ def _decide(
     request_id: int,
     outcome: str,
     comment: str,
-    scopes: dict[str, DecisionScope] | None = None,
+    scopes: dict[tuple[str, str], DecisionScope] | None = None,
 ) -> str | None:
     """Decide one request; None when it went through, else what went wrong."""
     try:
@@ -372,8 +387,8 @@ def approvals_bulk(request: HttpRequest) -> HttpResponse:
     ids = [int(value) for value in request.POST.getlist("selected") if value.isdigit()]
     comment = request.POST.get("comment", "")[:2000]
     # Who decides on each entity is read once for the lot, not once per request.
-    refs = AccessRequest.objects.filter(pk__in=ids).values_list("entity_ref", flat=True)
-    scopes = decision_scopes(entity_refs=set(refs))
+    pairs = AccessRequest.objects.filter(pk__in=ids).values_list("entity_ref", "role_name")
+    scopes = decision_scopes(pairs=set(pairs))
     problems = [
         f"#{request_id}: {problem}"
         for request_id in ids

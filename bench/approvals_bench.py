@@ -217,9 +217,18 @@ def catalog_load(folder: Path, *, roles: list[str]) -> str:
         f"    atrium.dev/required-roles: {', '.join(roles)}\n"
         f"spec:\n  type: service\n  lifecycle: production\n  owner: {GROUP}\n"
     )
-    report = location_import(target=str(folder))
+    report = location_import(target=str(folder), allow_kinds=["User", "Group"])
     if report.problems:
         raise SystemExit(f"the bench catalog did not load: {report.problems}")
+    # The team owns the roles in the registry, so its approver decides their requests.
+    from access.models import Role
+    from access.registry import RegistryEntry
+    from access.services import SYSTEM, role_registry_set
+
+    for name in roles:
+        role, _ = Role.objects.get_or_create(name=name)
+        role_registry_set(role=role, entry=RegistryEntry(owners=(f"group:default/{GROUP}",)),
+                          actor=SYSTEM)  # fmt: skip
     return Entity.objects.get(kind__iexact="component", name=COMPONENT).ref
 
 
@@ -228,7 +237,10 @@ def portal_people(user_ids: dict[str, str]) -> tuple[Any, list[Any]]:
     from portal.models import User
 
     User.objects.bulk_create(
-        [User(sub=sub, email=email, name=email.split("@")[0]) for email, sub in user_ids.items()]
+        [
+            User(sub=sub, email=email, name=email.split("@")[0], email_verified=True)
+            for email, sub in user_ids.items()
+        ]
     )
     people = {user.email: user for user in User.objects.all()}
     requesters = [person for email, person in people.items() if email != APPROVER_EMAIL]

@@ -7,4 +7,5 @@ API_SCOPES = (
     "request:access",
     "approve:access",
     "read:audit",
+    "admin:access",
 )

@@ -13,6 +13,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.dateparse import parse_duration
 
+from portal.durations import LONGEST as LONGEST_GRANT
+
 django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -124,6 +126,12 @@ AUTH0_MGMT_CLIENT_ID = env.str("AUTH0_MGMT_CLIENT_ID", default="") or AUTH0_CLIE
 AUTH0_MGMT_CLIENT_SECRET = env.str("AUTH0_MGMT_CLIENT_SECRET", default="") or AUTH0_CLIENT_SECRET
 AUTH0_ROLES_CLAIM = env.str("AUTH0_ROLES_CLAIM", default="https://atrium.dev/roles")
 PORTAL_ADMIN_ROLE = env.str("PORTAL_ADMIN_ROLE", default="portal-admin")
+# Roles never requested nor granted through Atrium, whatever a descriptor or the registry says
+# (PORTAL_ADMIN_ROLE is always one of them).
+ACCESS_PROTECTED_ROLES = frozenset(
+    {PORTAL_ADMIN_ROLE, *(name.strip() for name in env.list("ACCESS_PROTECTED_ROLES", default=[]))}
+    - {""}
+)
 ROLE_SYNC_INTERVAL = env.int("ROLE_SYNC_INTERVAL", default=300)
 # A sync that would remove more than this share of all memberships (and at least the minimum)
 # applies nothing until forced: an Auth0 answering wrongly must not empty the mirror.
@@ -146,6 +154,11 @@ def _duration(name: str, default: str) -> timedelta:
 
 ACCESS_DEFAULT_DURATION = _duration("ACCESS_DEFAULT_DURATION", "P7D")
 ACCESS_MAX_DURATION = _duration("ACCESS_MAX_DURATION", "P90D")
+if ACCESS_MAX_DURATION > LONGEST_GRANT:
+    raise ImproperlyConfigured(
+        f"ACCESS_MAX_DURATION={env.str('ACCESS_MAX_DURATION')!r} is longer than a year (P365D), "
+        "the longest grant Atrium makes"
+    )
 ACCESS_REQUEST_LAPSE = _duration("ACCESS_REQUEST_LAPSE", "P7D")
 ACCESS_REMINDER_BEFORE = _duration("ACCESS_REMINDER_BEFORE", "P3D")
 ACCESS_RECONCILE_AFTER = timedelta(seconds=env.int("ACCESS_RECONCILE_AFTER", default=120))

@@ -37,3 +37,16 @@ def devtenant(devtenant_process: DevTenant, settings: Any) -> DevTenant:
     cache.delete_many([f"atrium:jwks:{devtenant_process.issuer}",
                        f"atrium:jwks:{devtenant_process.issuer}:refetch"])  # fmt: skip
     return devtenant_process
+
+
+def own_role(name: str, *owners: str, **entry: object) -> None:
+    """Give a role owners in the registry (creating it in the mirror if a test has not synced),
+    as a portal admin would: through the registry's own parser and service."""
+    from access.models import Role
+    from access.registry import registry_entry_parse
+    from access.services import SYSTEM, role_registry_set
+
+    role, _ = Role.objects.get_or_create(name=name)
+    role_registry_set(
+        role=role, entry=registry_entry_parse({"owners": list(owners), **entry}), actor=SYSTEM
+    )

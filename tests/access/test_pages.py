@@ -32,7 +32,9 @@ def text(html: bytes) -> str:
 def ada_of_the_tenant(devtenant: DevTenant) -> tuple[User, Client]:
     """Ada as she is after signing in: her `sub` is the devtenant's id for her."""
     users, _ = tenant_ids(devtenant)
-    ada = User.objects.create_user(users["ada@example.com"], "ada@example.com", "Ada Lovelace")
+    ada = User.objects.create_user(
+        users["ada@example.com"], "ada@example.com", "Ada Lovelace", email_verified=True
+    )
     client = Client()
     client.force_login(ada)
     return ada, client

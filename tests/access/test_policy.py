@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from access.policy import ADMINISTER_PORTAL, REQUEST_ACCESS, SEE_RESTRICTED, Viewer, viewer_for
+from access.policy import (
+    ADMINISTER_PORTAL,
+    REQUEST_ACCESS,
+    SEE_RESTRICTED,
+    DecisionScope,
+    Viewer,
+    viewer_for,
+)
 from catalog.models import Entity
 from catalog.services import location_refresh, location_register
 from portal.models import User
 from tests.catalog.conftest import signed_in
+from tests.conftest import own_role
 
 pytestmark = pytest.mark.django_db
 
@@ -45,10 +54,13 @@ OWNERS = ["team-ops", "team-payments"]
 
 def load(tmp_path: Path, name: str, text: str) -> None:
     (tmp_path / name).write_text(text)
-    location_refresh(location=location_register(target=str(tmp_path / name)))
+    location_refresh(
+        location=location_register(target=str(tmp_path / name), allow_kinds=["User", "Group"])
+    )
 
 
 def test_has_perm_gives_the_policys_answers(tmp_path: Path) -> None:
+    own_role("ledger.viewer", "team-payments")
     load(tmp_path, "people.yaml", PEOPLE)
     load(tmp_path, "ledger.yaml", restricted_components(2))
     signed_in("ada@example.com", "ledger.viewer")
@@ -73,33 +85,33 @@ def test_has_perm_gives_the_policys_answers(tmp_path: Path) -> None:
 
 
 def test_nobody_decides_their_own_request_whatever_they_hold() -> None:
-    payments = frozenset({"group:default/team-payments"})
-    admin_who_asked = Viewer(sub="auth0|linus", group_refs=payments, is_admin=True)
-    owner = Viewer(sub="auth0|grace", group_refs=payments)
-    named = Viewer(sub="auth0|ada", user_refs=frozenset({"user:default/ada"}))
+    grace_ref, ada_ref = "user:default/grace", "user:default/ada"
+    admin_who_asked = Viewer(sub="auth0|linus", user_refs=frozenset({grace_ref}), is_admin=True)
+    owner = Viewer(sub="auth0|grace", user_refs=frozenset({grace_ref}), email="grace@example.com")
+    named = Viewer(sub="auth0|ada", user_refs=frozenset({ada_ref}))
     admin = Viewer(sub="auth0|root", is_admin=True)
-    deciders = ["group:default/team-payments", "user:default/ada"]
 
-    def decides(viewer: Viewer, *, others: bool = True, declared: bool = True) -> bool:
+    def scope(*, others: bool = True, refusal: str = "") -> DecisionScope:
+        return DecisionScope(
+            role="payments.viewer", owners=("group:default/team-payments",),
+            decider_refs=frozenset({grace_ref, ada_ref}),
+            decider_emails=frozenset({"grace@example.com"} if others else set()),
+            approvals_required=1, refusal=refusal,
+        )  # fmt: skip
+
+    def decides(viewer: Viewer, *, requester: str = "auth0|linus", **kwargs: Any) -> bool:
         return viewer.may_decide(
-            requester_sub="auth0|linus",
-            deciders=deciders,
-            others_can_decide=others,
-            role_still_declared=declared,
+            requester_sub=requester, requester_email=f"{requester}@x", scope=scope(**kwargs)
         )
 
     assert not decides(admin_who_asked) and not decides(admin_who_asked, others=False)
     assert decides(owner) and decides(named)
     assert not decides(admin) and decides(admin, others=False)  # admins stand in for no one else
-    assert not decides(owner, declared=False)
-    blocked = owner.may_decide(
-        requester_sub="auth0|linus",
-        deciders=deciders,
-        others_can_decide=True,
-        role_still_declared=True,
-        blocked=True,
+    assert not decides(owner, refusal="component:default/x no longer requires payments.viewer.")
+    # Grace's other account asked: the same e-mail is the same person.
+    assert not owner.may_decide(
+        requester_sub="google-oauth2|grace", requester_email="GRACE@example.com", scope=scope()
     )
-    assert not blocked  # malformed approval annotations: nobody decides
 
 
 def test_a_persons_roles_and_groups_are_read_once_per_request(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from portal.models import User
 from tests.access.test_roles_sync import tenant_ids
 from tests.catalog.conftest import signed_in
 from tests.catalog.test_views import PAYMENTS
-from tests.conftest import DevTenant
+from tests.conftest import DevTenant, own_role
 
 pytestmark = pytest.mark.django_db
 
@@ -61,13 +61,22 @@ def eager_tasks() -> Iterator[None]:
 
 @pytest.fixture
 def payments(tmp_path: Path) -> None:
+    """The payments entities and people, with team-payments owning the payments roles."""
+    own_role("payments.viewer", "team-payments")
+    own_role("payments.admin", "team-payments")
     (tmp_path / "payments.yaml").write_text(PAYMENTS + "---\n" + ALAN)
-    location_refresh(location=location_register(target=str(tmp_path / "payments.yaml")))
+    location_refresh(
+        location=location_register(
+            target=str(tmp_path / "payments.yaml"), allow_kinds=["User", "Group"]
+        )
+    )
 
 
 def person_of_tenant(devtenant: DevTenant, email: str) -> tuple[User, Client]:
     users, _ = tenant_ids(devtenant)
-    user = User.objects.create_user(users[email], email, email.split("@")[0].title())
+    user = User.objects.create_user(
+        users[email], email, email.split("@")[0].title(), email_verified=True
+    )
     client = Client()
     client.force_login(user)
     return user, client
@@ -176,7 +185,7 @@ def test_nobody_approves_their_own_request_nor_one_they_do_not_own(
     bob = User.objects.get(email="bob@example.com")
     own = as_ada.post(f"/access/approvals/{request.pk}/", {"outcome": "approved"}, follow=True)
 
-    assert b"You may not decide this request." in own.content
+    assert b"Nobody decides their own request, from this or another account." in own.content
     assert "Nothing is waiting for you." in as_ada.get("/access/approvals/").content.decode()
     with pytest.raises(Exception, match="You may not decide this request"):
         access_request_decide(request_id=request.pk, approver=bob, outcome="approved",
@@ -209,7 +218,7 @@ def test_two_approvals_at_the_same_moment_make_one_grant(
 ) -> None:
     ada, as_ada = person_of_tenant(devtenant, "ada@example.com")
     grace, _ = person_of_tenant(devtenant, "grace@example.com")
-    alan = User.objects.create_user("auth0|alan", "alan@example.com", "Alan")
+    alan = User.objects.create_user("auth0|alan", "alan@example.com", "Alan", email_verified=True)
     ask(as_ada)
     request = AccessRequest.objects.get()
     barrier = threading.Barrier(2)
@@ -463,7 +472,7 @@ def test_two_approvals_required_need_two_people_and_ada_decides_nothing_she_does
     location_refresh(location=location_register(target=str(tmp_path / "ledger.yaml")))
     _, as_ada = person_of_tenant(devtenant, "ada@example.com")
     _, as_grace = person_of_tenant(devtenant, "grace@example.com")
-    alan = User.objects.create_user("auth0|alan", "alan@example.com", "Alan")
+    alan = User.objects.create_user("auth0|alan", "alan@example.com", "Alan", email_verified=True)
     bob = signed_in("bob@example.com")
     ledger = "component:default/ledger"
     bob.post("/access/requests/new/", {"entity": ledger, "role": "payments.admin",
@@ -473,7 +482,10 @@ def test_two_approvals_required_need_two_people_and_ada_decides_nothing_she_does
     by_ada = as_ada.post(f"/access/approvals/{request.pk}/", {"outcome": "approved"}, follow=True)
     by_ada_api = as_ada.post(f"/api/access/requests/{request.pk}/approve", {},
                              content_type="application/json")  # fmt: skip
-    assert b"You may not decide this request." in by_ada.content
+    assert (
+        b"You may not decide this request: requests for payments.admin are decided by "
+        b"group:default/team-payments." in by_ada.content
+    )
     assert by_ada_api.status_code == 404  # not hers to see either
 
     waiting = '<span class="count" aria-label="1 waiting">1</span>'

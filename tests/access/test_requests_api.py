@@ -41,7 +41,8 @@ def test_ask_decide_and_conflict_through_the_api(devtenant: DevTenant, payments:
     )
     assert own.status_code == 403
     assert own.json()["error"] == {"name": "NotAllowedError",
-                                   "message": "You may not decide this request."}  # fmt: skip
+                                   "message": "Nobody decides their own request, from this or "
+                                              "another account."}  # fmt: skip
 
     approved = as_grace.post(f"/api/access/requests/{body['id']}/approve",
                              {"comment": "ok"}, content_type="application/json")  # fmt: skip
@@ -76,7 +77,10 @@ def test_bad_requests_say_what_is_wrong(devtenant: DevTenant, payments: None) ->
         400,
         "The duration must be longer than zero and at most 30 days.",
     )
-    assert ask(duration="soon") == (400, "duration: 'soon' is not an ISO 8601 duration")
+    assert ask(duration="soon") == (
+        400,
+        "duration: 'soon' is not an ISO 8601 duration such as P30D or PT12H",
+    )
     assert ask(entityRef="component:default/nope")[0] == 404
     assert not AccessRequest.objects.exists()
 

@@ -42,3 +42,14 @@ def portal(live_server: Any, devtenant_process: Any, settings: Any) -> Any:
     settings.AUTH0_ISSUER = devtenant_process.issuer
     devtenant_process.reset(portal_base_url=live_server.url)
     return live_server
+
+
+def demo_seed() -> None:
+    """What `make run` shows: the demo catalog, with its people and teams, and the demo's role
+    registry (seed_demo's own steps, without writing the devtenant's file)."""
+    from catalog.services import location_refresh, location_register
+    from portal.management.commands.seed_demo import DEMO_CATALOG, demo_roles_seed
+
+    location = location_register(target=str(DEMO_CATALOG), allow_kinds=["User", "Group"])
+    location_refresh(location=location)
+    demo_roles_seed()

@@ -14,9 +14,8 @@ import requests
 from playwright.sync_api import Browser, Page, expect
 
 from access.models import AccessRequest, AuditEvent
-from catalog.services import location_refresh, location_register
 from portal.celery import app as celery_app
-from portal.management.commands.seed_demo import DEMO_CATALOG
+from tests.browser.conftest import demo_seed
 from tests.browser.test_catalog import sign_in
 from tests.portal.test_worker_integration import (  # noqa: F401
     StartWorker,
@@ -62,7 +61,7 @@ def tenant_roles(issuer: str, email: str) -> set[str]:
 def test_ada_asks_grace_approves_the_worker_grants_and_the_grant_ends(
     page: Page, browser: Browser, portal: Any, worker: Worker, settings: Any
 ) -> None:
-    location_refresh(location=location_register(target=str(DEMO_CATALOG)))
+    demo_seed()
 
     # Ada finds the payments API and asks for payments.viewer.
     sign_in(page, portal.url, "ada@example.com")
@@ -70,7 +69,9 @@ def test_ada_asks_grace_approves_the_worker_grants_and_the_grant_ends(
     page.locator("#results").get_by_role("link", name="Payments API", exact=True).click()
     expect(page.get_by_role("region", name="Restricted details")).to_be_visible()
     page.locator('a[href*="role=payments.viewer"]').click()
-    expect(page.get_by_text("Decided by group:default/team-payments")).to_be_visible()
+    expect(
+        page.get_by_text("Decided by group:default/team-payments, the owners of payments.viewer")
+    ).to_be_visible()
     page.get_by_label("Why do you need it?").fill("On call for payments this week")
     page.get_by_label("For how long").select_option(label="7 days")
     page.get_by_role("button", name="Send request").click()

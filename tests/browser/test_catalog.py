@@ -7,9 +7,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from catalog.services import location_refresh, location_register
 from devtenant.demo import DEMO_PASSWORD
-from portal.management.commands.seed_demo import DEMO_CATALOG
+from tests.browser.conftest import demo_seed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,7 +24,7 @@ def sign_in(page: Page, base_url: str, email: str) -> None:
 def test_grace_finds_the_payments_api_by_typing_pay_and_sees_its_roles(
     page: Page, portal: Any
 ) -> None:
-    location_refresh(location=location_register(target=str(DEMO_CATALOG)))
+    demo_seed()
     sign_in(page, portal.url, "ada@example.com")
 
     page.get_by_label("Search").fill("pay")
@@ -67,7 +66,7 @@ def test_grace_finds_the_payments_api_by_typing_pay_and_sees_its_roles(
 
 
 def test_the_search_works_without_javascript(browser: Any, portal: Any) -> None:
-    location_refresh(location=location_register(target=str(DEMO_CATALOG)))
+    demo_seed()
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     sign_in(page, portal.url, "grace@example.com")

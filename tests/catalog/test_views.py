@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from catalog.services import location_refresh, location_register
 from tests.catalog.conftest import signed_in
+from tests.conftest import own_role
 
 pytestmark = pytest.mark.django_db
 CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "backstage-examples"
@@ -58,9 +59,13 @@ spec:
 
 @pytest.fixture
 def catalog(tmp_path: Path) -> None:
+    own_role("payments.viewer", "team-payments")
+    own_role("payments.admin", "team-payments")
     (tmp_path / "payments.yaml").write_text(PAYMENTS)
     for target in (CONFORMANCE, tmp_path / "payments.yaml"):
-        location_refresh(location=location_register(target=str(target)))
+        location_refresh(
+            location=location_register(target=str(target), allow_kinds=["User", "Group"])
+        )
 
 
 def test_the_catalog_lists_entities_with_facets(catalog: None) -> None:
@@ -340,7 +345,9 @@ def test_a_groups_page_lists_its_members_and_what_it_owns_and_a_users_its_groups
         "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: x-service}\n"
         "spec: {type: service, lifecycle: production, owner: team-x}\n"
     )
-    location_refresh(location=location_register(target=str(tmp_path / "org.yaml")))
+    location_refresh(
+        location=location_register(target=str(tmp_path / "org.yaml"), allow_kinds=["User", "Group"])
+    )
     client = signed_in("ada@example.com")
 
     group = client.get("/catalog/default/group/team-x/").content.decode()

@@ -71,3 +71,17 @@ def machine_token(devtenant: DevTenant, audience: str = PORTAL_AUDIENCE, **extra
         audience=audience,
         **extra,
     )
+
+
+def client_token(devtenant: DevTenant, scopes: list[str], client_id: str = "test-client") -> str:
+    """An access token of a machine client the devtenant is told to grant exactly these scopes."""
+    secret = f"{client_id}-secret"
+    devtenant.admin("seed", {"clients": [{
+        "client_id": client_id, "client_secret": secret, "name": client_id,
+        "app_type": "non_interactive", "grant_types": ["client_credentials"],
+        "client_grants": {PORTAL_AUDIENCE: scopes},
+    }]})  # fmt: skip
+    return devtenant.token(
+        grant_type="client_credentials", client_id=client_id, client_secret=secret,
+        audience=PORTAL_AUDIENCE,
+    )  # fmt: skip

@@ -58,7 +58,9 @@ def test_navigation_lists_only_sections_that_exist(client: Client) -> None:
 @pytest.mark.django_db
 def test_navigation_marks_the_current_section(client: Client, settings: object) -> None:
     settings.ROOT_URLCONF = "tests.portal.urls_with_sections"  # type: ignore[attr-defined]
-    client.force_login(User.objects.create_user("auth0|ada", "ada@example.com", "Ada"))
+    client.force_login(
+        User.objects.create_user("auth0|ada", "ada@example.com", "Ada", email_verified=True)
+    )
 
     page = client.get("/access/approvals/").content.decode()
 

@@ -1,0 +1,33 @@
+"""ISO 8601 durations as Atrium reads them from people, descriptors and the registry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils.dateparse import parse_duration
+
+# No grant lasts longer (settings refuse an ACCESS_MAX_DURATION beyond it): a value past it is
+# refused where it is read, so no later sum with a date can overflow.
+LONGEST = timedelta(days=365)
+
+
+class DurationError(ValueError):
+    """The value is not a duration Atrium can use; the message says why, naming the value."""
+
+
+def duration_parse(raw: str) -> timedelta:
+    """`P30D`, `PT12H`, `P1DT6H`: positive, at most a year."""
+    text = raw.strip()
+    try:
+        value = parse_duration(text) if text.upper().startswith("P") else None
+    except (OverflowError, ValueError):  # more days than a timedelta holds
+        value = None
+    if value is None:
+        raise DurationError(f"{raw!r} is not an ISO 8601 duration such as P30D or PT12H")
+    if value <= timedelta(0):
+        raise DurationError(f"{raw!r} must be longer than zero")
+    if value > LONGEST:
+        raise DurationError(
+            f"{raw!r} is longer than a year (P365D), the longest grant Atrium makes"
+        )
+    return value
