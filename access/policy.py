@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
 
+from access.registry import RegistryEntry
 from portal.auth.bearer import Principal
 from portal.models import User
 
@@ -144,15 +145,12 @@ def protected_roles() -> frozenset[str]:
 
 @dataclass(frozen=True)
 class RoleRules:
-    """What the role registry says of one role, as the policy reads it."""
+    """A role as the policy reads it: whether the mirror knows it, and its registry entry."""
 
     name: str
     known: bool = False  # in the portal's mirror of Auth0's roles
     gone: bool = False  # deleted in Auth0
-    owners: tuple[str, ...] = ()
-    requestable: bool = True
-    max_duration: timedelta | None = None
-    min_approvals: int = 1
+    entry: RegistryEntry = RegistryEntry()
 
 
 def role_refusal(rules: RoleRules) -> str | None:
@@ -164,12 +162,12 @@ def role_refusal(rules: RoleRules) -> str | None:
         return f"{name} is not a role the portal knows in Auth0."
     if rules.gone:
         return f"{name} was deleted in Auth0: nobody can be granted it."
-    if not rules.owners:
+    if not rules.entry.owners:
         return (
             f"Nobody owns {name} in Atrium yet, so nobody could approve a request: a portal "
             "admin sets its owners on the Roles page."
         )
-    if not rules.requestable:
+    if not rules.entry.requestable:
         return f"The owners of {name} do not take requests for it."
     return None
 
@@ -186,14 +184,14 @@ def longest_grant(*, rules: RoleRules, entity_max: timedelta | None) -> timedelt
     role's and the portal's ACCESS_MAX_DURATION (itself at most a year)."""
     return min(
         limit
-        for limit in (entity_max, rules.max_duration, settings.ACCESS_MAX_DURATION)
+        for limit in (entity_max, rules.entry.max_duration, settings.ACCESS_MAX_DURATION)
         if limit is not None
     )
 
 
 def approvals_needed(*, rules: RoleRules, entity_required: int) -> int:
     """An entity's `approvals-required` raises the role's minimum, never lowers it."""
-    return max(rules.min_approvals, entity_required)
+    return max(rules.entry.min_approvals, entity_required)
 
 
 def distinct_people(approvers: Iterable[tuple[str, str]]) -> int:

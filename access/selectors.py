@@ -19,6 +19,7 @@ from access.policy import (
     approvals_needed,
     role_refusal,
 )
+from access.registry import registry_entry_of
 from portal.models import User
 
 if TYPE_CHECKING:
@@ -51,10 +52,8 @@ def role_rules(*, names: Iterable[str]) -> dict[str, RoleRules]:
 
 def rules_of(role: Role) -> RoleRules:
     return RoleRules(
-        name=role.name, known=True, gone=role.gone_at is not None, owners=tuple(role.owners),
-        requestable=role.requestable, max_duration=role.max_duration,
-        min_approvals=role.min_approvals,
-    )  # fmt: skip
+        name=role.name, known=True, gone=role.gone_at is not None, entry=registry_entry_of(role)
+    )
 
 
 def roles_with_member_counts() -> QuerySet[Role]:
@@ -183,7 +182,7 @@ def decision_scopes(*, pairs: Iterable[ScopeKey]) -> dict[ScopeKey, DecisionScop
     }
     annotations = {ref: access_annotations(entity.descriptor) for ref, entity in entities.items()}
     rules = role_rules(names={role for _, role in pairs})
-    named = {owner for role in rules.values() for owner in role.owners}
+    named = {owner for role in rules.values() for owner in role.entry.owners}
     named |= {str(ref).lower() for found in annotations.values() for ref in found.approvers}
     members = group_member_refs(group_refs=named)
     emails = user_emails(user_refs={user for refs in members.values() for user in refs})
@@ -195,14 +194,14 @@ def decision_scopes(*, pairs: Iterable[ScopeKey]) -> dict[ScopeKey, DecisionScop
     for ref, role in pairs:
         role_rules_ = rules[role]
         entity = entities.get(ref)
-        deciders = members_of(role_rules_.owners)
+        deciders = members_of(role_rules_.entry.owners)
         required, refusal = 1, role_refusal(role_rules_) or ""
         if entity is None:
             refusal = refusal or f"{ref} is no longer in the catalog."
         else:
             found = annotations[ref]
             required = found.approvals_required
-            if found.approvers and entity.owner_ref in role_rules_.owners:
+            if found.approvers and entity.owner_ref in role_rules_.entry.owners:
                 deciders &= members_of(str(approver).lower() for approver in found.approvers)
             declared = {row.role_name for row in entity.required_role_rows.all()}
             if not refusal and role not in declared:
@@ -213,7 +212,7 @@ def decision_scopes(*, pairs: Iterable[ScopeKey]) -> dict[ScopeKey, DecisionScop
                 )
         scopes[ref, role] = DecisionScope(
             role=role,
-            owners=role_rules_.owners,
+            owners=role_rules_.entry.owners,
             decider_refs=frozenset(deciders),
             decider_emails=frozenset(emails[user] for user in deciders if emails.get(user)),
             approvals_required=approvals_needed(rules=role_rules_, entity_required=required),
