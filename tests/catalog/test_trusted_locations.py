@@ -90,7 +90,9 @@ def test_a_spoofed_user_elsewhere_is_refused_and_makes_nobody_a_member(
     assert Entity.objects.filter(ref="component:default/innocent-service").exists()
     location = Location.objects.get(target=str(tmp_path / "spoof.yaml"))
     assert location.last_outcome == Location.Outcome.PROBLEMS
-    assert location.last_problems == [f"{tmp_path / 'spoof.yaml'}:2: {not_allowed(location.target)}"]
+    assert location.last_problems == [
+        f"{tmp_path / 'spoof.yaml'}:2: {not_allowed(location.target)}"
+    ]
     (problem,) = report.problems
     assert (problem.ref, problem.field) == ("user:default/mallory", "kind")
     assert person_refs(user=person("ada@example.com")) == ([], [])
