@@ -287,3 +287,31 @@ def test_a_grant_ends_within_the_caps_as_they_stand_and_one_not_recorded_is_take
     assert tenant_roles_of(devtenant, "ada@example.com") >= {"payments.viewer"}
     assert "payments.admin" not in tenant_roles_of(devtenant, "ada@example.com")
     assert AuditEvent.objects.filter(action="grant.failed", correlation_id=lost.correlation_id)
+
+
+def test_an_owning_teams_approvers_narrow_who_of_its_members_decides_never_widen_it(
+    devtenant: DevTenant,
+    payments: None,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # payments' own entity names Alan (one of its members) and Ada (not one of them).
+    (tmp_path / "ledger.yaml").write_text(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: ledger\n"
+        "  annotations:\n    atrium.dev/required-roles: payments.admin\n"
+        "    atrium.dev/approvers: user:alan, user:ada\n"
+        "spec: {type: service, lifecycle: production, owner: team-payments}\n"
+    )
+    location_refresh(location=location_register(target=str(tmp_path / "ledger.yaml")))
+    ada, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    grace, as_grace = person_of_tenant(devtenant, "grace@example.com")
+    _, as_alan = local_person("alan@example.com", "auth0|alan")
+    _, as_bob = local_person("bob@example.com", "auth0|bob")
+
+    asked = ask(as_bob, "component:default/ledger", "payments.admin").json()
+    by_ada = api(as_ada, f"requests/{asked['id']}/approve")
+    by_grace = api(as_grace, f"requests/{asked['id']}/approve")
+    by_alan = api(as_alan, f"requests/{asked['id']}/approve")
+
+    assert by_ada.status_code == 404  # named, but not among the role's owners
+    assert by_grace.status_code == 404  # an owner, but the entity narrowed it to Alan
+    assert by_alan.status_code == 200 and by_alan.json()["state"] == "approved"
