@@ -409,6 +409,16 @@ CSV_COLUMNS = ["at", "actor", "via", "action", "target", "correlation_id", "ip",
                "detail"]  # fmt: skip
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP's CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert_cell(value: str) -> str:
+    """The cell as text a spreadsheet shows and never evaluates: a leading quote, as OWASP
+    recommends, before anything that would start a formula."""
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
+
+
 class _Echo:
     """A file-like object whose write returns the line, for csv.writer into a stream."""
 
@@ -428,11 +438,11 @@ def audit(request: HttpRequest) -> HttpResponseBase:
         def rows() -> Iterator[str]:
             yield writer.writerow(CSV_COLUMNS)
             for event in events.iterator(chunk_size=2000):
-                yield writer.writerow([
+                yield writer.writerow([inert_cell(cell) for cell in (
                     event.at.isoformat(), event.actor, event.via, event.action, event.target,
                     event.correlation_id, event.ip or "", event.user_agent,
                     json.dumps(event.detail, sort_keys=True),
-                ])  # fmt: skip
+                )])  # fmt: skip
 
         response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="atrium-audit.csv"'

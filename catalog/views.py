@@ -129,6 +129,21 @@ def _without_empty(request: HttpRequest) -> str | None:
     return f"{request.path}?{params.urlencode()}" if params else request.path
 
 
+# A browser drops these anywhere in a URL before it reads the scheme ("java\tscript:" runs).
+_IGNORED_IN_URLS = str.maketrans("", "", "\t\n\r")
+CLICKABLE_SCHEMES = ("http:", "https:", "mailto:")
+
+
+def link_is_clickable(url: object) -> bool:
+    """Whether a descriptor's link may be an `<a href>`: only http, https and mailto. Anything
+    else (`javascript:`, `data:`, …) is valid for Backstage and shown as text, never followed."""
+    if not isinstance(url, str):
+        return False
+    # Leading C0 controls and spaces are stripped by browsers too.
+    text = url.translate(_IGNORED_IN_URLS).lstrip("".join(map(chr, range(33)))).lower()
+    return text.startswith(CLICKABLE_SCHEMES)
+
+
 def _duration_text(duration: timedelta | None) -> str:
     if duration is None:
         return ""
@@ -221,8 +236,14 @@ def entity_detail(request: HttpRequest, namespace: str, kind: str, name: str) ->
         # Who depends on what is a detail too; ownership is for everyone.
         if may_see or relation_type == "ownedBy"
     }
+    links = [
+        {"url": link.get("url"), "title": link.get("title") or link.get("url"),
+         "clickable": link_is_clickable(link.get("url"))}
+        for link in descriptor["metadata"].get("links") or [] if isinstance(link, dict)
+    ]  # fmt: skip
     context = {
         "entity": entity,
+        "links": links,
         "metadata": descriptor["metadata"],
         "spec": spec,
         "may_see": may_see,

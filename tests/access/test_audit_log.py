@@ -81,3 +81,29 @@ def test_sign_in_and_out_are_recorded(client: Client, devtenant: DevTenant) -> N
     assert actions == [("auth.signed_in", "web"), ("auth.signed_out", "web")]
     signed_in_event = AuditEvent.objects.order_by("id")[0]
     assert signed_in_event.detail == {"roles": ["checkout.viewer", "engineer"]}
+
+
+def test_the_csv_export_never_hands_a_spreadsheet_a_formula() -> None:
+    # A request's reason, a user agent, an entity name: text people chose, in the export.
+    AuditEvent.objects.bulk_create(
+        AuditEvent(actor="auth0|p1", via="web", action="request.created", target=target,
+                   user_agent=agent)
+        for target, agent in [
+            ("=HYPERLINK(\"http://evil.example\",\"x\")", "+1+1"),
+            ("@SUM(A1)", "-2"),
+            ("\tpayments", "\rcurl"),
+            ("payments.viewer on component:default/a-b", "Mozilla/5.0 (a=b)"),
+        ]
+    )  # fmt: skip
+    admin = signed_in("linus@example.com", "portal-admin")
+
+    export = admin.get("/access/audit/", {"format": "csv"})
+    rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode())))  # type: ignore[attr-defined]
+    cells = {(row[4], row[7]) for row in rows[1:]}
+
+    assert cells == {
+        ('\'=HYPERLINK("http://evil.example","x")', "'+1+1"),
+        ("'@SUM(A1)", "'-2"),
+        ("'\tpayments", "'\rcurl"),
+        ("payments.viewer on component:default/a-b", "Mozilla/5.0 (a=b)"),
+    }

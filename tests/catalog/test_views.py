@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from catalog.services import location_refresh, location_register
+from catalog.services import location_import, location_refresh, location_register
 from tests.catalog.conftest import signed_in
 from tests.conftest import own_role
 
@@ -363,3 +363,33 @@ def test_a_groups_page_lists_its_members_and_what_it_owns_and_a_users_its_groups
     assert 'href="/catalog/default/user/carol/"' in members
     assert 'href="/catalog/default/component/x-service/"' in section(group, "Owned entities")
     assert 'href="/catalog/default/group/team-x/"' in section(carol, "Groups")
+
+
+SCRIPTED_LINKS = """\
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: linked
+  links:
+    - {url: "javascript:alert(document.cookie)", title: Run me}
+    - {url: "JaVaScRiPt:alert(1)", title: Mixed case}
+    - {url: "java\\tscript:alert(1)", title: With a tab}
+    - {url: "data:text/html,<script>alert(1)</script>", title: Data}
+    - {url: "vbscript:msgbox(1)", title: VB}
+    - {url: "https://docs.example.com/linked", title: Docs}
+    - {url: "mailto:team@example.com", title: Mail us}
+spec: {type: service, lifecycle: production, owner: team-x}
+"""
+
+
+def test_only_http_https_and_mailto_links_are_clickable(tmp_path: Path) -> None:
+    (tmp_path / "linked.yaml").write_text(SCRIPTED_LINKS)
+    report = location_import(target=str(tmp_path / "linked.yaml"))
+
+    page = signed_in("ada@example.com").get("/catalog/default/component/linked/").content.decode()
+    hrefs = re.findall(r'<a href="([^"]*)" rel="noopener noreferrer">', page)
+
+    assert report.ok  # valid for Backstage, whose `new URL()` accepts every one of them
+    assert hrefs == ["https://docs.example.com/linked", "mailto:team@example.com"]
+    assert "javascript:alert(document.cookie)</code>" in page  # shown, as text
+    assert page.count("(not opened: only http, https and mailto links are)") == 5
