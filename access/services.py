@@ -549,16 +549,19 @@ def access_request_decide(
 
     with transaction.atomic():
         request = AccessRequest.objects.locked().get(pk=request_id)
+        viewer = viewer_for(approver)
+        key = (request.entity_ref, request.role_name)
+        scope = (scopes or {}).get(key) or decision_scope(entity_ref=key[0], role=key[1])
+        # Someone who may not see the request learns nothing of it, not even its state.
+        if not viewer.may_see_request(requester_sub=request.requester.sub, scope=scope):
+            raise AccessRequest.DoesNotExist(f"No access request {request_id}")
         if request.state != AccessRequest.State.PENDING:
             raise AlreadyDecided(already_decided_message(request))
-        viewer = viewer_for(approver)
         earlier = list(request.decisions.select_related("approver"))
         if any(d.approver_id == approver.pk for d in earlier):
             raise AlreadyDecided("You decided this request already.")
         if any(viewer.is_person(sub=d.approver.sub, email=d.approver.email) for d in earlier):
             raise AlreadyDecided("You decided this request already, from another account.")
-        key = (request.entity_ref, request.role_name)
-        scope = (scopes or {}).get(key) or decision_scope(entity_ref=key[0], role=key[1])
         if not may_decide(viewer=viewer, request=request, scope=scope):
             raise NotAllowed(_why_not_decider(viewer, request, scope))
         Decision.objects.create(

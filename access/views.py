@@ -350,8 +350,12 @@ def _decide(
     except (AlreadyDecided, NotAllowed) as error:
         return str(error)
     except AccessRequest.DoesNotExist:
-        return "No such request."
+        return NO_SUCH_REQUEST
     return None
+
+
+# Also what a person hears of a request they may not see: nothing more than of one that is not.
+NO_SUCH_REQUEST = "No such request."
 
 
 @require_POST
@@ -363,6 +367,8 @@ def approval_decide(request: HttpRequest, request_id: int) -> HttpResponse:
     # The row's own comment box, or a plain form's `comment`.
     comment = (request.POST.get(f"comment-{request_id}") or request.POST.get("comment", ""))[:2000]
     problem = _decide(request, request_id, outcome, comment)
+    if problem == NO_SUCH_REQUEST:
+        raise Http404(NO_SUCH_REQUEST)
     if request.htmx:  # type: ignore[attr-defined]
         access_request = AccessRequest.objects.select_related("requester").get(pk=request_id)
         context = {"r": access_request, "problem": problem, "outcome": outcome}

@@ -315,3 +315,23 @@ def test_an_owning_teams_approvers_narrow_who_of_its_members_decides_never_widen
     assert by_ada.status_code == 404  # named, but not among the role's owners
     assert by_grace.status_code == 404  # an owner, but the entity narrowed it to Alan
     assert by_alan.status_code == 200 and by_alan.json()["state"] == "approved"
+
+
+def test_a_decision_on_a_request_one_may_not_see_or_that_is_not_there_is_a_plain_404(
+    devtenant: DevTenant,
+    payments: None,  # noqa: F811
+) -> None:
+    ada, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    grace, as_grace = person_of_tenant(devtenant, "grace@example.com")
+    _, as_bob = local_person("bob@example.com", "auth0|bob")
+    asked = ask(as_ada, ENTITY, "payments.viewer").json()
+    api(as_grace, f"requests/{asked['id']}/approve")
+    htmx = {"HX-Request": "true"}
+
+    page = as_bob.post(f"/access/approvals/{asked['id']}/", {"outcome": "denied"})
+    fragment = as_bob.post(f"/access/approvals/{asked['id']}/", {"outcome": "denied"}, headers=htmx)
+    missing = as_grace.post("/access/approvals/999999/", {"outcome": "denied"}, headers=htmx)
+
+    assert (page.status_code, fragment.status_code, missing.status_code) == (404, 404, 404)
+    assert "Grace" not in page.content.decode() + fragment.content.decode()
+    assert AccessRequest.objects.get(pk=asked["id"]).state == "approved"
