@@ -219,7 +219,9 @@ class DecisionScope:
         return bool(self.decider_emails - {email.lower()})
 
 
-def request_refusal(viewer: Viewer, entity: Entity, role: str) -> str | None:
+def request_refusal(
+    viewer: Viewer, entity: Entity, role: str, scope: DecisionScope | None = None
+) -> str | None:
     """Why this person may not ask for this role on this entity; None when they may.
 
     The entity must declare the role; someone must be able to decide it (the registry allows
@@ -235,7 +237,9 @@ def request_refusal(viewer: Viewer, entity: Entity, role: str) -> str | None:
     if role not in required:
         needs = ", ".join(required) or "no role"
         return f"{entity.ref} does not require {role!r}; it requires {needs}"
-    refusal = decision_scope(entity_ref=entity.ref, role=role).refusal
+    # `scope`: who decides this (entity, role), when the caller read it already.
+    scope = scope or decision_scope(entity_ref=entity.ref, role=role)
+    refusal = scope.refusal
     if refusal:
         return refusal
     if role in viewer.held_roles and role not in viewer.ending_roles:

@@ -488,7 +488,8 @@ def access_request_create(
     from access.policy import request_refusal, viewer_for
     from access.selectors import decision_scope
 
-    refusal = request_refusal(viewer_for(requester), entity, role)
+    scope = decision_scope(entity_ref=entity.ref, role=role)
+    refusal = request_refusal(viewer_for(requester), entity, role, scope)
     if refusal:
         raise RequestRefused(refusal)
     if not reason.strip():
@@ -499,7 +500,6 @@ def access_request_create(
         raise RequestRefused(
             f"The duration must be longer than zero and at most {humanize_duration(longest)}."
         )
-    scope = decision_scope(entity_ref=entity.ref, role=role)
     open_request = AccessRequest.objects.open().filter(requester=requester, role_name=role)
     with transaction.atomic():
         existing = open_request.first()

@@ -176,7 +176,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
     # Each role the entity requires, with who decides it or the rule that stops a request.
     choices = [
         {"name": role, "owners": scopes[entity.ref, role].owners,
-         "refusal": request_refusal(viewer, entity, role)}
+         "refusal": request_refusal(viewer, entity, role, scopes[entity.ref, role])}
         for role in required if role not in open_requests
     ]  # fmt: skip
     askable = [str(choice["name"]) for choice in choices if not choice["refusal"]]
