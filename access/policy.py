@@ -257,6 +257,24 @@ def may_register_locations(principal: Principal, user: User | None) -> bool:
     return _admin_or_machine_with(principal, user, "write:catalog")
 
 
+def may_see_server_paths(principal: Principal, user: User | None) -> bool:
+    """Where a file location lies on the server is for whoever may register locations: the
+    server's layout is nobody else's business."""
+    return may_register_locations(principal, user)
+
+
+def may_refresh_entity(principal: Principal, user: User | None, *, owner_ref: str) -> bool:
+    """Reading an entity's location again now, which costs a read of the whole location: a
+    token with `write:catalog` (a person's token or session has it), held by a machine, a
+    portal admin, or someone who owns the entity (one of their groups, or themselves)."""
+    if "write:catalog" not in principal.scopes:
+        return False
+    if principal.is_machine:
+        return True
+    viewer = viewer_for(user)
+    return viewer.is_admin or (bool(owner_ref) and owner_ref in viewer.owner_refs)
+
+
 def may_administer_access(principal: Principal, user: User | None) -> bool:
     """The role registry: machines granted `admin:access`, and portal admins."""
     return _admin_or_machine_with(principal, user, "admin:access")

@@ -21,7 +21,13 @@ from ninja import Query, Router, Schema
 from ninja.errors import HttpError
 
 from access.api import api_actor
-from access.policy import Viewer, may_register_locations, viewer_for
+from access.policy import (
+    Viewer,
+    may_refresh_entity,
+    may_register_locations,
+    may_see_server_paths,
+    viewer_for,
+)
 from catalog.descriptors import DescriptorError, validate_entity
 from catalog.models import Entity, FacetCount, Location, SearchRow
 from catalog.refs import EntityRefError, parse_entity_ref
@@ -42,7 +48,7 @@ from catalog.services import (
     entity_delete,
     location_delete,
     location_import,
-    location_refresh,
+    location_refresh_queue,
     normalize_target,
 )
 from portal.api import json_response, person_of, principal_of
@@ -67,10 +73,21 @@ def _location_type(target: str) -> str:
     return "url" if urlsplit(target).scheme in {"http", "https"} else "file"
 
 
-def location_json(location: Location) -> dict[str, Any]:
-    """Backstage's Location, with Atrium's `allowKinds` beside its fields."""
-    return {"id": str(location.pk), "type": _location_type(location.target),
-            "target": location.target, "allowKinds": location.allow_kinds}  # fmt: skip
+# What a caller who may not see server paths reads instead of a file location's target.
+HIDDEN_PATH = "(a path on the Atrium server, shown to portal admins)"
+
+
+def location_json(location: Location, *, shows_paths: bool = True) -> dict[str, Any]:
+    """Backstage's Location, with Atrium's `allowKinds` beside its fields. A file location's
+    path is replaced by HIDDEN_PATH unless `shows_paths`."""
+    kind = _location_type(location.target)
+    target = location.target if kind == "url" or shows_paths else HIDDEN_PATH
+    return {"id": str(location.pk), "type": kind, "target": target,
+            "allowKinds": location.allow_kinds}  # fmt: skip
+
+
+def _shows_paths(request: HttpRequest) -> bool:
+    return may_see_server_paths(principal_of(request), person_of(request))
 
 
 def _location_ref(location: Location) -> str:
@@ -88,7 +105,11 @@ def _require_catalog_writer(request: HttpRequest, refusal: str) -> None:
 @router.get("/locations", summary="Every registered location")
 def locations_list(request: HttpRequest) -> list[dict[str, Any]]:
     principal_of(request).require_scope("read:catalog")
-    return [{"data": location_json(location)} for location in Location.objects.all()]
+    shows_paths = _shows_paths(request)
+    return [
+        {"data": location_json(location, shows_paths=shows_paths)}
+        for location in Location.objects.all()
+    ]
 
 
 @router.get("/locations/{location_id}", summary="One registered location")
@@ -97,7 +118,7 @@ def location_detail(request: HttpRequest, location_id: int) -> dict[str, Any]:
     location = Location.objects.filter(pk=location_id).first()
     if location is None:
         raise HttpError(404, f"Found no location with ID {location_id}")
-    return location_json(location)
+    return location_json(location, shows_paths=_shows_paths(request))
 
 
 @router.get(
@@ -109,7 +130,7 @@ def location_by_entity(request: HttpRequest, kind: str, namespace: str, name: st
     entity = Entity.objects.select_related("location").filter(ref=ref).first()
     if entity is None:
         raise HttpError(404, f"found no entity for ref {ref}")
-    return json_response(request, location_json(entity.location))
+    return json_response(request, location_json(entity.location, shows_paths=_shows_paths(request)))
 
 
 @router.post("/locations", summary="Register a location (dryRun=true: only show what it holds)")
@@ -709,15 +730,23 @@ class RefreshInput(Schema):
     entityRef: str
 
 
-@router.post("/refresh", summary="Read an entity's location again now")
+@router.post(
+    "/refresh",
+    summary="Queue a read of an entity's location (write:catalog, and owners or admins)",
+)
 def entity_refresh(request: HttpRequest, payload: RefreshInput) -> HttpResponse:
-    principal_of(request).require_scope("write:catalog")
+    principal = principal_of(request)
+    principal.require_scope("write:catalog")
     try:
         key = parse_entity_ref(payload.entityRef).key
     except EntityRefError as error:
         raise HttpError(400, str(error)) from error
-    entity = Entity.objects.select_related("location").filter(ref=key).first()
+    entity = Entity.objects.filter(ref=key).only("pk", "location_id", "owner_ref").first()
     if entity is None:
         raise HttpError(404, f"No entity {payload.entityRef} in the catalog")
-    location_refresh(location=entity.location)
+    if not may_refresh_entity(principal, person_of(request), owner_ref=entity.owner_ref):
+        raise HttpError(403, f"only {key}'s owners and portal admins may refresh it")
+    # Queued: a refresh reads the whole location, which the request should not wait for. The
+    # answer is 200, as Backstage's (which also only schedules) and its client expect.
+    location_refresh_queue(location_id=entity.location_id)
     return HttpResponse(status=200)

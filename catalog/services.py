@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,6 +270,47 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _is_url(target: str) -> bool:
+    return urlsplit(target).scheme in {"http", "https"}
+
+
+# How entity pages name a file location: where the server keeps files is for portal admins
+# (the locations page, `import_catalog`), not for everyone who reads an entity's problems.
+HIDDEN_LOCATION = "(a file location on the Atrium server)"
+
+
+def _problem_shown(location: Location, others: Iterable[str]) -> Callable[[Problem], str]:
+    """How an entity's page shows a problem of this location: a file's path relative to the
+    location's folder, and file locations (this one, `others` its messages name) unnamed."""
+    if _is_url(location.target):
+        return str
+    root = Path(location.target)
+    folder = root if root.is_dir() else root.parent
+    # Longest first, so that a target inside another is hidden whole.
+    hidden = sorted({location.target, *(t for t in others if not _is_url(t))}, key=len)[::-1]
+
+    def shown(problem: Problem) -> str:
+        path = Path(problem.source)
+        if not _is_url(problem.source):
+            inside = path.is_relative_to(folder)
+            source = str(path.relative_to(folder)) if inside else path.name
+            problem = dataclasses.replace(problem, source=source)
+        message = problem.message
+        for target in hidden:
+            message = message.replace(target, HIDDEN_LOCATION)
+        return str(dataclasses.replace(problem, message=message))
+
+    return shown
+
+
+def location_refresh_queue(*, location_id: int) -> None:
+    """Have a worker read the location again, once the caller's transaction commits. The
+    task's lock keeps two refreshes of one location from overlapping."""
+    from catalog.tasks import location_refresh_task
+
+    transaction.on_commit(lambda: location_refresh_task.delay(location_id))
+
+
 @transaction.atomic
 @_cyclic_gc_paused()
 def location_refresh(*, location: Location) -> RefreshReport:
@@ -316,10 +358,11 @@ def location_refresh(*, location: Location) -> RefreshReport:
             continue
         report.problems.append(Problem(emitted.source, emitted.document, message, field_path, ref))
 
+    shown = _problem_shown(location, elsewhere.values())
     problems_by_ref: dict[str, list[str]] = {}
     for problem in report.problems:
         if problem.ref:
-            problems_by_ref.setdefault(problem.ref, []).append(str(problem))
+            problems_by_ref.setdefault(problem.ref, []).append(shown(problem))
 
     # The descriptors are not needed to compare: the etag stands for them.
     current = {
@@ -334,7 +377,7 @@ def location_refresh(*, location: Location) -> RefreshReport:
         data = emitted.valid.entity
         etag = _etag(data)
         # Its annotations' problems, and for a Location the targets it could not read.
-        problems = [*access[ref].problems, *(str(problem) for problem in emitted.problems)]
+        problems = [*access[ref].problems, *(shown(problem) for problem in emitted.problems)]
         parent_ref = emitted.parent.valid.ref.key if emitted.parent else ""
         if existing is None:
             entity = Entity(ref=ref, location=location)

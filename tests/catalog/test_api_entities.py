@@ -233,25 +233,6 @@ def test_a_bad_filter_or_order_is_a_clear_400(demo_catalog: None) -> None:
     }
 
 
-def test_refresh_reads_the_location_again(demo_catalog: None, tmp_path: Any) -> None:
-    descriptor = tmp_path / "catalog-info.yaml"
-    descriptor.write_text(
-        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: x, description: a}\n"
-        "spec: {type: service, lifecycle: production, owner: team-a}\n"
-    )
-    location_refresh(location=location_register(target=str(descriptor)))
-    descriptor.write_text(descriptor.read_text().replace("description: a", "description: b"))
-
-    response = signed_in("ada@example.com").post(
-        "/api/catalog/refresh",
-        {"entityRef": "component:default/x"},
-        content_type="application/json",
-    )
-
-    assert response.status_code == 200
-    assert Entity.objects.get(name="x").description == "b"
-
-
 def test_the_list_api_runs_a_fixed_number_of_queries(
     demo_catalog: None, django_assert_max_num_queries: Any
 ) -> None:
@@ -652,7 +633,7 @@ def test_ancestry_names_the_location_entity_an_entity_was_read_through(demo_cata
 
 
 def test_the_location_an_entity_came_from(demo_catalog: None) -> None:
-    client = signed_in("ada@example.com")
+    client = signed_in("ada@example.com", "portal-admin")
 
     found = client.get("/api/catalog/locations/by-entity/component/default/payments-api")
     missing = client.get("/api/catalog/locations/by-entity/component/default/nope")

@@ -249,10 +249,11 @@ def test_a_location_shows_the_targets_it_could_not_read_and_skips_optional_ones(
     assert report.added == [
         "location:default/root", "component:default/payments-api", "location:default/extras",
     ]  # fmt: skip
+    # As everyone reading the entity sees them: no path on the server.
     assert root.problems == [
-        f"{tmp_path / 'gone.yaml'}: NotFoundError: no file at this location",
-        f"{tmp_path / 'catalog-info.yaml'}:1: the target 'https://example.invalid/c.yaml' is "
-        f"outside the registered location {tmp_path}",
+        "gone.yaml: NotFoundError: no file at this location",
+        "catalog-info.yaml:1: the target 'https://example.invalid/c.yaml' is outside the "
+        "registered location (a file location on the Atrium server)",
     ]
     assert Entity.objects.get(ref="location:default/extras").problems == []
     assert len(report.problems) == 2
