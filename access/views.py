@@ -57,6 +57,7 @@ from access.tables import AuditTable, MemberTable, RoleTable
 from catalog.refs import parse_entity_ref
 from catalog.selectors import entity_by_ref
 from portal.models import User
+from portal.ratelimits import ROLE_REFRESH, person_key, rate_limited
 
 MEMBERS_PER_PAGE = 50
 
@@ -82,6 +83,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@rate_limited(ROLE_REFRESH, person_key)  # each refresh calls Auth0's Management API
 def refresh_my_roles(request: HttpRequest) -> HttpResponse:
     """Ask Auth0 what I hold now, rather than wait for the next sync or sign-in."""
     person = _person(request)

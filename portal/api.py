@@ -14,6 +14,15 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from access.services import AlreadyDecided, NotAllowed, RequestRefused
 from portal.auth.bearer import BearerError, Principal, principal_from_token
 from portal.models import User
+from portal.ratelimits import (
+    API_CALLS,
+    BAD_TOKENS,
+    RateLimited,
+    client_address,
+    limit_check,
+    limit_count,
+    limit_hit,
+)
 from portal.scopes import API_SCOPES
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -30,19 +39,33 @@ def authenticate(request: HttpRequest) -> Principal | None:
     """A bearer token when one is sent (and only then), else the browser's session."""
     header = request.headers.get("Authorization")
     if header is not None:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise BearerError("send the token as: Authorization: Bearer <token>")
-        principal = principal_from_token(token.strip())
+        # An address that sent too many bad tokens has no more of them verified for a while.
+        address = client_address(request)
+        limit_check(BAD_TOKENS, request=request, key=address)
+        try:
+            principal = _bearer_principal(header)
+        except BearerError:
+            limit_count(BAD_TOKENS, request=request, key=address)
+            raise
     elif request.user.is_authenticated:
         if request.method not in SAFE_METHODS and _csrf_failure(request) is not None:
             raise HttpError(403, "CSRF check failed: send the X-CSRFToken header")
         # A person in the browser may use the whole API; the policy decides what they may do.
         principal = Principal(sub=request.user.sub, via="session", scopes=frozenset(API_SCOPES))
     else:
+        limit_hit(API_CALLS, request=request, key=f"address:{client_address(request)}")
         return None
+    # A person counts the same by session and by token; a machine client by its id.
+    limit_hit(API_CALLS, request=request, key=f"caller:{principal.actor}")
     request.principal = principal  # type: ignore[attr-defined]
     return principal
+
+
+def _bearer_principal(header: str) -> Principal:
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise BearerError("send the token as: Authorization: Bearer <token>")
+    return principal_from_token(token.strip())
 
 
 api = NinjaAPI(
@@ -65,6 +88,9 @@ def json_response(request: HttpRequest, body: Any, *, status: int = 200) -> Http
 ERROR_NAMES = {
     304: "NotModifiedError", 400: "InputError", 401: "AuthenticationError",
     403: "NotAllowedError", 404: "NotFoundError", 409: "ConflictError",
+    # @backstage/errors has no class for 429; this is the name http-errors gives it, which
+    # Backstage's error handler passes on.
+    429: "TooManyRequestsError",
     501: "NotImplementedError", 503: "ServiceUnavailableError",
 }  # fmt: skip
 
@@ -99,6 +125,12 @@ def _bearer_error(request: HttpRequest, error: BearerError) -> HttpResponse:
         error.description,
         {"WWW-Authenticate": error.www_authenticate},
     )
+
+
+@api.exception_handler(RateLimited)
+def _rate_limited(request: HttpRequest, error: RateLimited) -> HttpResponse:
+    retry_after = {"Retry-After": str(error.retry_after)}
+    return error_response(request, 429, ERROR_NAMES[429], str(error), retry_after)
 
 
 @api.exception_handler(AuthenticationError)

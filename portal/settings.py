@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -193,6 +194,7 @@ INSTALLED_APPS = [
     "template_partials",
     "django_tables2",
     "django_filters",
+    "django_ratelimit",
     "portal",
     "catalog",
     "access",
@@ -371,6 +373,53 @@ if BEHIND_TLS_PROXY:
     SECURE_SSL_REDIRECT = not DEBUG
     SECURE_HSTS_SECONDS = env.int("HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("HSTS_INCLUDE_SUBDOMAINS", default=False)
+
+# --- Rate limits ----------------------------------------------------------------------------
+
+# django-ratelimit rates: "20/m" is 20 a minute, "100/5m" 100 in five minutes (s, m, h, d);
+# an empty value switches that limit off. Counted in Redis when REDIS_URL is set, so that every
+# process counts together; otherwise each process counts for itself.
+_RATE = re.compile(r"(?P<count>\d+)/(?P<multiple>\d*)(?P<unit>[smhd])")
+
+
+def _rate(name: str, default: str) -> str:
+    raw = env.str(name, default=default).strip()
+    found = _RATE.fullmatch(raw)
+    if raw and not (found and int(found["count"]) > 0 and int(found["multiple"] or 1) > 0):
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a rate such as 20/m (a count of at least 1, a slash, then "
+            "s, m, h or d, optionally after a number: 100/5m); leave it empty for no limit"
+        )
+    return raw
+
+
+RATE_LIMIT_SIGN_IN = _rate("RATE_LIMIT_SIGN_IN", "20/m")  # sign-in starts, callbacks: per address
+RATE_LIMIT_BAD_TOKENS = _rate("RATE_LIMIT_BAD_TOKENS", "20/m")  # refused bearer tokens: per address
+RATE_LIMIT_ROLE_REFRESH = _rate("RATE_LIMIT_ROLE_REFRESH", "5/m")  # "Refresh my roles": per person
+RATE_LIMIT_API = _rate("RATE_LIMIT_API", "600/m")  # API calls: per caller, per address if anonymous
+# How many proxies in front of the portal append the address they saw to X-Forwarded-For: the
+# client's address is that many entries from its right end. 0 ignores the header (a client can
+# write anything in it) and counts by the connection's address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if BEHIND_TLS_PROXY else 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured(f"TRUSTED_PROXY_COUNT={TRUSTED_PROXY_COUNT} must be 0 or more")
+# Their own cache alias, so that clearing the cache does not reset the counters.
+CACHES["ratelimit"] = (
+    {**CACHES["default"], "KEY_PREFIX": "atrium-ratelimit"}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"}
+)
+RATELIMIT_USE_CACHE = "ratelimit"
+# A counter the cache lost (it expired between add and incr) lets the request through.
+RATELIMIT_FAIL_OPEN = True
+SILENCED_SYSTEM_CHECKS = [
+    # django-ratelimit knows only django-redis by name; Django's own RedisCache increments with
+    # Redis' atomic INCR too.
+    "django_ratelimit.W001",
+    # Without Redis the local-memory cache counts per process: exact for one process (dev), looser
+    # with several; the README says to set REDIS_URL in production.
+    *([] if REDIS_URL else ["django_ratelimit.E003"]),
+]
 
 # --- Static files ---------------------------------------------------------------------------
 

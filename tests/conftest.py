@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite: a devtenant running as its own process, on loopback."""
+"""Fixtures of the whole suite: a devtenant on loopback, and no rate-limit counts between tests."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.core.cache import cache
+import redis
+from django.conf import settings
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 from devtenant.demo import demo_tenant
 from devtenant.process import DevTenantProcess
@@ -19,6 +22,20 @@ class DevTenant(DevTenantProcess):
         """An empty tenant, then the demo tenant with the portal's URLs registered."""
         self.admin("reset")
         self.admin("seed", demo_tenant(portal_base_url=portal_base_url))
+
+
+@pytest.fixture(autouse=True)
+def _rate_limits_forgotten() -> None:
+    """Each test starts with nothing counted against the rate limits, whatever ran before it."""
+    counters = caches["ratelimit"]
+    if isinstance(counters, RedisCache):
+        # Only the counters' keys: flushing the database would take the broker's queues too.
+        with redis.Redis.from_url(settings.CACHES["ratelimit"]["LOCATION"]) as server:
+            stale = list(server.scan_iter(match=counters.make_key("*")))
+            if stale:
+                server.delete(*stale)
+    else:
+        counters.clear()
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from joserfc.errors import JoseError
 from access.services import Actor, role_memberships_record_from_token
 from portal.auth.oidc import id_token_claims_options, oidc_client
 from portal.auth.redirects import safe_next_path
+from portal.ratelimits import SIGN_IN_CALLBACK, SIGN_IN_START, client_address, rate_limited
 from portal.services import user_sign_in_record
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def sign_in_failed(
 @login_not_required
 @never_cache
 @require_GET
+@rate_limited(SIGN_IN_START, client_address)
 def login(request: HttpRequest) -> HttpResponse:
     next_path = safe_next_path(request.GET.get("next"))
     if request.user.is_authenticated:
@@ -84,6 +86,7 @@ def login(request: HttpRequest) -> HttpResponse:
 @login_not_required
 @never_cache
 @require_GET
+@rate_limited(SIGN_IN_CALLBACK, client_address)
 def callback(request: HttpRequest) -> HttpResponse:
     provider_error = request.GET.get("error")
     if provider_error:

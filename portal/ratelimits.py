@@ -1,0 +1,148 @@
+"""Rate limits on sign-ins, refused tokens, role refreshes and API calls, answered with 429."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django_ratelimit.core import get_usage  # type: ignore[import-untyped]
+
+View = TypeVar("View", bound=Callable[..., HttpResponse])
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit: the name its counters go by, the setting holding its rate, and how a refusal
+    names what was done too often."""
+
+    group: str
+    setting: str
+    too_many: str
+
+    @property
+    def rate(self) -> str | None:
+        rate: str = getattr(settings, self.setting)
+        return rate or None
+
+
+SIGN_IN_START = Limit("sign-in-start", "RATE_LIMIT_SIGN_IN", "sign-ins started from your address")
+SIGN_IN_CALLBACK = Limit(
+    "sign-in-callback", "RATE_LIMIT_SIGN_IN", "sign-ins answered from your address"
+)
+BAD_TOKENS = Limit("bad-tokens", "RATE_LIMIT_BAD_TOKENS", "refused tokens from this address")
+ROLE_REFRESH = Limit("role-refresh", "RATE_LIMIT_ROLE_REFRESH", "role refreshes")
+API_CALLS = Limit("api-calls", "RATE_LIMIT_API", "API calls")
+
+
+class RateLimited(Exception):
+    """A limit is used up; `retry_after` is how many seconds until its window frees."""
+
+    def __init__(self, limit: Limit, *, retry_after: int) -> None:
+        unit = "second" if retry_after == 1 else "seconds"
+        super().__init__(f"Too many {limit.too_many}: try again in {retry_after} {unit}.")
+        self.limit, self.retry_after = limit, retry_after
+
+
+def _usage(limit: Limit, *, request: HttpRequest, key: str, count: bool) -> dict[str, Any] | None:
+    rate = limit.rate
+    if rate is None:
+        return None
+    usage: dict[str, Any] | None = get_usage(
+        request, group=limit.group, key=lambda _group, _request: key, rate=rate, increment=count
+    )
+    return usage
+
+
+def _refusal(limit: Limit, usage: dict[str, Any]) -> RateLimited:
+    # django-ratelimit's window still holds during its last whole second, hence the one more.
+    return RateLimited(limit, retry_after=max(1, usage["time_left"] + 1))
+
+
+def limit_hit(limit: Limit, *, request: HttpRequest, key: str) -> None:
+    """Count one more under `key`; RateLimited once that is more than the limit allows."""
+    usage = _usage(limit, request=request, key=key, count=True)
+    if usage is not None and usage["should_limit"]:
+        raise _refusal(limit, usage)
+
+
+def limit_check(limit: Limit, *, request: HttpRequest, key: str) -> None:
+    """Count nothing; RateLimited when `key` has used the limit up already."""
+    usage = _usage(limit, request=request, key=key, count=False)
+    if usage is not None and usage["count"] >= usage["limit"]:
+        raise _refusal(limit, usage)
+
+
+def limit_count(limit: Limit, *, request: HttpRequest, key: str) -> None:
+    """Count one more under `key`, refusing nothing: for failures, refused by `limit_check`."""
+    _usage(limit, request=request, key=key, count=True)
+
+
+def _address(raw: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(raw)
+    except ValueError:
+        pass
+    try:  # some proxies write the client's port too: 203.0.113.9:51234, [2001:db8::1]:51234
+        host = urlsplit(f"//{raw}").hostname
+        return ipaddress.ip_address(host) if host else None
+    except ValueError:
+        return None
+
+
+def client_address(request: HttpRequest) -> str:
+    """The address a request came from: the connection's, or the one the trusted proxies saw.
+
+    Only the last TRUSTED_PROXY_COUNT entries of X-Forwarded-For were written by our proxies;
+    whatever is left of them the client wrote itself. An IPv6 client counts by its /64, which
+    one machine usually holds whole.
+    """
+    raw = request.META.get("REMOTE_ADDR") or ""
+    trusted = settings.TRUSTED_PROXY_COUNT
+    if trusted:
+        header = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        forwarded = [entry.strip() for entry in header.split(",") if entry.strip()]
+        if forwarded:
+            raw = forwarded[-min(trusted, len(forwarded))]
+    address = _address(raw)
+    if address is None:
+        return raw or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False).network_address)
+    return str(address)
+
+
+def person_key(request: HttpRequest) -> str:
+    return f"person:{request.user.sub}"  # type: ignore[union-attr]
+
+
+def too_many_page(request: HttpRequest, refusal: RateLimited) -> HttpResponse:
+    context = {"message": str(refusal), "retry_after": refusal.retry_after}
+    response = render(request, "429.html", context, status=429)
+    response["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
+def rate_limited(limit: Limit, key: Callable[[HttpRequest], str]) -> Callable[[View], View]:
+    """A view answered with the 429 page once `key(request)` has used `limit` up."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def limited(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                limit_hit(limit, request=request, key=key(request))
+            except RateLimited as refusal:
+                return too_many_page(request, refusal)
+            return view(request, *args, **kwargs)
+
+        return limited  # type: ignore[return-value]
+
+    return decorate
