@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -13,6 +14,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django_ratelimit.core import get_usage  # type: ignore[import-untyped]
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 View = TypeVar("View", bound=Callable[..., HttpResponse])
 
@@ -54,9 +58,15 @@ def _usage(limit: Limit, *, request: HttpRequest, key: str, count: bool) -> dict
     rate = limit.rate
     if rate is None:
         return None
-    usage: dict[str, Any] | None = get_usage(
-        request, group=limit.group, key=lambda _group, _request: key, rate=rate, increment=count
-    )
+    try:
+        usage: dict[str, Any] | None = get_usage(
+            request, group=limit.group, key=lambda _group, _request: key, rate=rate, increment=count
+        )
+    except RedisError:
+        # A limit is a guard, not a gate: with Redis away, requests go on (and say so in the log)
+        # rather than every sign-in and API call answering 500.
+        logger.warning("rate limit %s not counted: Redis is unreachable", limit.group)
+        return None
     return usage
 
 

@@ -371,3 +371,19 @@ def test_counters_live_in_redis_and_every_process_shares_them(
     keys = list(redis.Redis.from_url(redis_url).scan_iter(match=counters.make_key("*")))
     assert keys, "no counter in Redis"
     assert all(0 < redis.Redis.from_url(redis_url).ttl(key) <= 65 for key in keys)
+
+
+def test_with_redis_unreachable_requests_go_on_uncounted(client: Client, settings: Any) -> None:
+    settings.RATE_LIMIT_API = "1/m"
+    settings.CACHES = {
+        **settings.CACHES,
+        # Nothing listens on port 1: every count fails to connect.
+        "ratelimit": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        },
+    }
+
+    answers = [client.get("/api/access/me").status_code for _ in range(3)]
+
+    assert answers == [401, 401, 401]  # answered, not 500 nor 429
