@@ -30,6 +30,8 @@ MAX_LIST = 1_000
 MAX_QUERY_STRING = 8_192
 # Nesting of a JSON body, as deep as a descriptor file may nest (`catalog.yamlfiles`).
 MAX_JSON_DEPTH = 64
+# Digits of a JSON integer: no count or id Atrium keeps needs more than a bigint's 19.
+MAX_DIGITS = 19
 # Characters of a full-text search term.
 MAX_TERM = 1_000
 
@@ -68,6 +70,13 @@ def _finite(text: str) -> float:
     if value in {float("inf"), float("-inf")}:
         raise ValueError(f"the number {text[:40]} is too large")
     return value
+
+
+def _integer(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_DIGITS:
+        raise ValueError(f"the number {text[:20]}… has {digits:,} digits; at most {MAX_DIGITS}")
+    return int(text)
 
 
 def _checked(document: Any) -> None:
@@ -112,12 +121,13 @@ class JsonBody(Parser):
                 f"the body is not UTF-8: byte {error.start} is an {error.reason}"
             ) from error
         try:
-            document = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
+            document = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite,
+                                  parse_int=_integer)  # fmt: skip
         except RecursionError as error:
             raise BodyRefused(
                 f"the body nests deeper than {MAX_JSON_DEPTH} objects and arrays"
             ) from error
-        except ValueError as error:  # JSONDecodeError too; also Python's 4300-digit int limit
+        except ValueError as error:  # JSONDecodeError too
             raise BodyRefused(f"the body is not JSON Atrium reads: {error}") from error
         _checked(document)
         return document
