@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Body, Router, Schema, Status
 from ninja.errors import HttpError
+from pydantic import Field
 
 from access.models import AccessRequest, AuditEvent, Decision, Role
 from access.policy import is_portal_admin, may_administer_access, viewer_for
@@ -37,6 +38,7 @@ from access.services import (
 )
 from catalog.selectors import entity_by_ref
 from portal.api import person_of, principal_of
+from portal.bounds import MAX_ID, Id
 from portal.durations import DurationError, duration_parse
 
 router = Router(tags=["access"])
@@ -314,7 +316,7 @@ def requests_create(request: HttpRequest, body: RequestIn) -> Status[RequestOut]
     return Status(201 if created else 200, request_out(_requests().get(pk=access_request.pk)))
 
 
-def _get(request: HttpRequest, request_id: int) -> AccessRequest:
+def _get(request: HttpRequest, request_id: Id) -> AccessRequest:
     access_request = _requests().filter(pk=request_id).first()
     if access_request is None or not _readable(request, access_request):
         raise HttpError(404, f"No access request {request_id}")
@@ -322,12 +324,12 @@ def _get(request: HttpRequest, request_id: int) -> AccessRequest:
 
 
 @router.get("/requests/{request_id}", response=RequestOut, summary="One access request")
-def requests_get(request: HttpRequest, request_id: int) -> RequestOut:
+def requests_get(request: HttpRequest, request_id: Id) -> RequestOut:
     principal_of(request).require_scope("read:access")
     return request_out(_get(request, request_id))
 
 
-def _decide(request: HttpRequest, request_id: int, outcome: str, body: DecisionIn) -> RequestOut:
+def _decide(request: HttpRequest, request_id: Id, outcome: str, body: DecisionIn) -> RequestOut:
     principal_of(request).require_scope("approve:access")
     access_request = _get(request, request_id)
     person = person_of(request)
@@ -339,17 +341,17 @@ def _decide(request: HttpRequest, request_id: int, outcome: str, body: DecisionI
 
 
 @router.post("/requests/{request_id}/approve", response=RequestOut, summary="Approve")
-def requests_approve(request: HttpRequest, request_id: int, body: DecisionIn) -> RequestOut:
+def requests_approve(request: HttpRequest, request_id: Id, body: DecisionIn) -> RequestOut:
     return _decide(request, request_id, Decision.Outcome.APPROVED, body)
 
 
 @router.post("/requests/{request_id}/deny", response=RequestOut, summary="Deny")
-def requests_deny(request: HttpRequest, request_id: int, body: DecisionIn) -> RequestOut:
+def requests_deny(request: HttpRequest, request_id: Id, body: DecisionIn) -> RequestOut:
     return _decide(request, request_id, Decision.Outcome.DENIED, body)
 
 
 @router.post("/requests/{request_id}/cancel", response=RequestOut, summary="Withdraw my request")
-def requests_cancel(request: HttpRequest, request_id: int) -> RequestOut:
+def requests_cancel(request: HttpRequest, request_id: Id) -> RequestOut:
     principal_of(request).require_scope("request:access")
     access_request = _get(request, request_id)
     person = person_of(request)
@@ -428,7 +430,7 @@ def _cursor(event_id: int) -> str:
 def _before(cursor: str) -> int:
     try:
         prefix, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if prefix != "before":
+        if prefix != "before" or not 0 < int(value) <= MAX_ID:
             raise ValueError(prefix)
         return int(value)
     except (ValueError, UnicodeDecodeError) as error:
@@ -439,7 +441,7 @@ def _before(cursor: str) -> int:
 def audit_events(
     request: HttpRequest,
     cursor: str | None = None,
-    limit: int = 100,
+    limit: Annotated[int, Field(ge=1, le=1000, description="1 to 1000")] = 100,
     actor: str | None = None,
     action: str | None = None,
 ) -> AuditEventList:
@@ -448,8 +450,6 @@ def audit_events(
     principal.require_scope("read:audit")
     if not principal.is_machine and not is_portal_admin(person_of(request)):
         raise HttpError(403, "the audit log is for portal admins and automation with read:audit")
-    if not 1 <= limit <= 1000:
-        raise HttpError(400, "limit: must be between 1 and 1000")
     events = AuditEvent.objects.order_by("-id")
     if cursor:
         events = events.filter(id__lt=_before(cursor))

@@ -12,6 +12,7 @@ from typing import Any
 from access.models import Role
 from catalog.refs import EntityRefError, parse_entity_ref
 from catalog.yamlfiles import DescriptorFileError, load_documents
+from portal.bounds import MAX_LIST
 from portal.durations import DurationError, duration_parse
 
 # What an entry sets, by its name in the API and in files.
@@ -61,6 +62,8 @@ def registry_entry_parse(
 def _owners(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise RegistryError("owners: a list of group references such as group:default/team-x")
+    if len(value) > MAX_LIST:
+        raise RegistryError(f"owners: {len(value):,} groups; at most {MAX_LIST:,}")
     owners = []
     for raw in value:
         if not isinstance(raw, str):

@@ -269,6 +269,8 @@ def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
         access_request_cancel(
             request_id=request_id, person=_person(request), actor=actor_of(request)
         )
+    except AccessRequest.DoesNotExist as error:
+        raise Http404(NO_SUCH_REQUEST) from error
     except (NotAllowed, AlreadyDecided) as error:
         messages.error(request, str(error))
     else:
@@ -281,6 +283,8 @@ def request_retry(request: HttpRequest, request_id: int) -> HttpResponse:
     _require_admin(request)
     try:
         grant_retry(request_id=request_id, actor=actor_of(request))
+    except AccessRequest.DoesNotExist as error:
+        raise Http404(NO_SUCH_REQUEST) from error
     except AlreadyDecided as error:
         messages.error(request, str(error))
     else:

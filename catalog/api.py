@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import uuid
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from django.db.models import (
@@ -17,8 +17,9 @@ from django.db.models import (
 )
 from django.db.models.functions import Upper
 from django.http import HttpRequest, HttpResponse
-from ninja import Query, Router, Schema
+from ninja import Router, Schema
 from ninja.errors import HttpError
+from pydantic import Field
 
 from access.api import api_actor
 from access.policy import (
@@ -52,6 +53,7 @@ from catalog.services import (
     normalize_target,
 )
 from portal.api import json_response, person_of, principal_of
+from portal.bounds import MAX_OFFSET, MAX_TERM, Id, Offset, Values, bounded, values_param
 
 router = Router(tags=["catalog"])
 
@@ -60,7 +62,7 @@ class LocationInput(Schema):
     type: str
     target: str
     # Atrium's: the kinds the location may define besides the default ones (User, Group).
-    allowKinds: list[str] | None = None
+    allowKinds: Values | None = None
 
 
 class ValidateInput(Schema):
@@ -113,7 +115,7 @@ def locations_list(request: HttpRequest) -> list[dict[str, Any]]:
 
 
 @router.get("/locations/{location_id}", summary="One registered location")
-def location_detail(request: HttpRequest, location_id: int) -> dict[str, Any]:
+def location_detail(request: HttpRequest, location_id: Id) -> dict[str, Any]:
     principal_of(request).require_scope("read:catalog")
     location = Location.objects.filter(pk=location_id).first()
     if location is None:
@@ -175,7 +177,7 @@ def locations_add(
 
 
 @router.delete("/locations/{location_id}", summary="Forget a location and its entities")
-def locations_remove(request: HttpRequest, location_id: int) -> HttpResponse:
+def locations_remove(request: HttpRequest, location_id: Id) -> HttpResponse:
     _require_catalog_writer(request, "registering locations is for portal admins")
     location = Location.objects.filter(pk=location_id).first()
     if location is None:
@@ -268,29 +270,27 @@ def _query(
     return entities.order_by(*ordering, "pk").prefetch_related("required_role_rows")
 
 
+Limit = Annotated[int, Field(ge=1, le=MAX_PAGE, description=f"1 to {MAX_PAGE}")]
+
+
 def _limit(raw: int | None, default: int) -> int:
-    if raw is None:
-        return default
-    if not 0 < raw <= MAX_PAGE:
-        raise HttpError(400, f"limit must be between 1 and {MAX_PAGE}")
-    return raw
+    """A page size from the query, a body or a cursor: the schema bounds only the first."""
+    return default if raw is None else bounded("limit", raw, low=1, high=MAX_PAGE)
 
 
 def _offset(raw: int | None) -> int:
-    if raw is not None and raw < 0:
-        raise HttpError(400, "offset must not be negative")
-    return raw or 0
+    return 0 if raw is None else bounded("offset", raw, low=0, high=MAX_OFFSET)
 
 
 @router.get("/entities", summary="Entities, filtered as Backstage filters them")
 def entities_list(
     request: HttpRequest,
-    filter: list[str] = Query([]),
-    fields: list[str] = Query([]),
-    limit: int | None = None,
-    offset: int | None = None,
+    filter: list[str] = values_param(),
+    fields: list[str] = values_param(),
+    limit: Limit | None = None,
+    offset: Offset | None = None,
     after: str | None = None,
-    order: list[str] = Query([]),
+    order: list[str] = values_param(),
 ) -> HttpResponse:
     """All matching entities; with `limit`, a page of them and, while more follow, a `Link`
     header to the next page (`after=`, an opaque cursor of limit and offset, as Backstage's)."""
@@ -428,8 +428,8 @@ def entity_ancestry(request: HttpRequest, kind: str, namespace: str, name: str) 
 
 
 class ByRefsInput(Schema):
-    entityRefs: list[str]
-    fields: list[str] = []
+    entityRefs: Values
+    fields: Values = []
     query: Any = None
 
 
@@ -437,7 +437,7 @@ class ByRefsInput(Schema):
     "/entities/by-refs", summary="Entities by reference, in the order asked, null if absent"
 )
 def entities_by_refs(
-    request: HttpRequest, payload: ByRefsInput, filter: list[str] = Query([])
+    request: HttpRequest, payload: ByRefsInput, filter: list[str] = values_param()
 ) -> HttpResponse:
     """An entity that does not match `filter=` (or the body's `query`) is null, as a missing one."""
     viewer = _viewer(request)
@@ -471,6 +471,9 @@ def _decode_cursor(cursor: str) -> dict[str, Any]:
             raise ValueError(cursor)
     except (ValueError, RecursionError, binascii.Error) as error:
         raise HttpError(400, "the cursor is not one this API gave out") from error
+    # A cursor carries what its first request asked: the same bounds hold for it.
+    _offset(state["offset"])
+    _term(state.get("term", ""))
     return state
 
 
@@ -527,12 +530,19 @@ def _order_field(raw: str) -> list[str]:
     return [field_name.strip(), direction or "asc"]
 
 
+def _term(raw: str) -> str:
+    term = raw.strip()
+    if len(term) > MAX_TERM:
+        raise HttpError(400, f"the search term is {len(term):,} characters; at most {MAX_TERM:,}")
+    return term
+
+
 def _first_state(params: dict[str, Any]) -> dict[str, Any]:
     """What a first request asks; its cursors carry it to the next pages."""
     offset = _offset(params.get("offset"))
     state: dict[str, Any] = {
         "filter": params.get("filter") or [],
-        "term": (params.get("fullTextFilterTerm") or "").strip(),
+        "term": _term(params.get("fullTextFilterTerm") or ""),
         "order": params.get("order") or [],
         "offset": offset,
         # Where the first page began: a previous page goes back no further, as Backstage's.
@@ -581,13 +591,13 @@ def _by_query(request: HttpRequest, params: dict[str, Any]) -> HttpResponse:
 @router.get("/entities/by-query", summary="A page of entities, with a cursor to the next")
 def entities_by_query(
     request: HttpRequest,
-    filter: list[str] = Query([]),
-    fields: list[str] = Query([]),
-    limit: int | None = None,
-    offset: int | None = None,
-    orderField: list[str] = Query([]),
+    filter: list[str] = values_param(),
+    fields: list[str] = values_param(),
+    limit: Limit | None = None,
+    offset: Offset | None = None,
+    orderField: list[str] = values_param(),
     fullTextFilterTerm: str = "",
-    fullTextFilterFields: list[str] = Query([]),
+    fullTextFilterFields: list[str] = values_param(),
     totalItems: str | None = None,
     cursor: str = "",
 ) -> HttpResponse:
@@ -607,13 +617,13 @@ class ByQueryInput(Schema):
 
     query: Any = None
     orderBy: Any = None
-    orderField: list[str] = []
+    orderField: Values = []
     fullTextFilter: Any = None
-    filter: list[str] = []
+    filter: Values = []
     fullTextFilterTerm: str = ""
-    fields: list[str] = []
-    limit: int | None = None
-    offset: int | None = None
+    fields: Values = []
+    limit: Limit | None = None
+    offset: Offset | None = None
     totalItems: str | None = None
     cursor: str = ""
 
@@ -707,14 +717,14 @@ def _facets(
 @router.get("/entity-facets", summary="Counts of each value of the fields asked for")
 def entity_facets_api(
     request: HttpRequest,
-    facet: list[str] = Query([]),
-    filter: list[str] = Query([]),
+    facet: list[str] = values_param(),
+    filter: list[str] = values_param(),
 ) -> HttpResponse:
     return _facets(request, facet, filter, None)
 
 
 class FacetsInput(Schema):
-    facets: list[str] = []
+    facets: Values = []
     query: Any = None
 
 

@@ -23,6 +23,7 @@ from django.db.models.expressions import BaseExpression
 from django.db.models.functions import NullIf
 
 from catalog.models import Entity, Relation, SearchRow
+from portal.bounds import MAX_LIST
 
 if TYPE_CHECKING:
     from access.policy import Viewer
@@ -87,6 +88,9 @@ def parse_filters(raw_filters: list[str]) -> list[list[tuple[str, list[str] | No
     `kind=component,kind=api` to mean either kind.
     """
     alternatives = []
+    parts = [part for raw in raw_filters for part in raw.split(",")]
+    if len(parts) > MAX_LIST:
+        raise FilterError(f"Invalid filter: {len(parts):,} conditions; at most {MAX_LIST:,}")
     for raw in raw_filters:
         terms: dict[str, list[str] | None] = {}
         for part in raw.split(","):
@@ -310,6 +314,9 @@ class Predicate:
         if operator == "$in" and isinstance(operand, list) and all(map(_is_primitive, operand)):
             if not operand:
                 return NOTHING
+            if len(operand) > MAX_LIST:
+                raise FilterError(f'Invalid query: $in for "{key}" has {len(operand):,} values; '
+                                  f"at most {MAX_LIST:,}")  # fmt: skip
             values = list(dict.fromkeys(_text(item) for item in operand))
             return filters_q([[(key, values)]], viewer=self.viewer)
         if operator == "$hasPrefix" and isinstance(operand, str):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig
+from django.db import DataError
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
@@ -13,6 +15,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from access.services import AlreadyDecided, NotAllowed, RequestRefused
 from portal.auth.bearer import BearerError, Principal, principal_from_token
+from portal.bounds import BodyRefused, JsonBody, body_limit_message, data_error
 from portal.models import User
 from portal.ratelimits import (
     API_CALLS,
@@ -76,6 +79,7 @@ api = NinjaAPI(
     auth=authenticate,
     urls_namespace="api",
     docs_url=None,
+    parser=JsonBody(),
 )
 
 
@@ -157,7 +161,18 @@ def _invalid(request: HttpRequest, error: ValidationError) -> HttpResponse:
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, error: HttpError) -> HttpResponse:
     name = ERROR_NAMES.get(error.status_code, "Error")
-    return error_response(request, error.status_code, name, str(error))
+    refused = error.__cause__ if isinstance(error.__cause__, BodyRefused) else error
+    return error_response(request, error.status_code, name, str(refused))
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request: HttpRequest, error: RequestDataTooBig) -> HttpResponse:
+    return error_response(request, 400, "InputError", body_limit_message())
+
+
+@api.exception_handler(DataError)
+def _out_of_range(request: HttpRequest, error: DataError) -> HttpResponse:
+    return data_error(request, error)
 
 
 # The access services' refusals, answered as the pages say them: what was refused and why.

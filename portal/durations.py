@@ -15,19 +15,34 @@ class DurationError(ValueError):
     """The value is not a duration Atrium can use; the message says why, naming the value."""
 
 
+# No duration Atrium reads is written with more characters (`P365D`, `P1DT6H30M`).
+MAX_CHARACTERS = 64
+
+
+def _shown(raw: str) -> str:
+    return repr(raw if len(raw) <= 40 else raw[:40] + "…")
+
+
 def duration_parse(raw: str) -> timedelta:
     """`P30D`, `PT12H`, `P1DT6H`: positive, at most a year."""
     text = raw.strip()
+    if len(text) > MAX_CHARACTERS:
+        raise DurationError(
+            f"{_shown(raw)} is {len(text):,} characters long; a duration such as P30D has at "
+            f"most {MAX_CHARACTERS}"
+        )
     try:
         value = parse_duration(text) if text.upper().startswith("P") else None
-    except (OverflowError, ValueError):  # more days than a timedelta holds
+    except OverflowError:  # more days than a timedelta holds: certainly past the longest
+        value = LONGEST * 2
+    except ValueError:
         value = None
     if value is None:
-        raise DurationError(f"{raw!r} is not an ISO 8601 duration such as P30D or PT12H")
+        raise DurationError(f"{_shown(raw)} is not an ISO 8601 duration such as P30D or PT12H")
     if value <= timedelta(0):
-        raise DurationError(f"{raw!r} must be longer than zero")
+        raise DurationError(f"{_shown(raw)} must be longer than zero")
     if value > LONGEST:
         raise DurationError(
-            f"{raw!r} is longer than a year (P365D), the longest grant Atrium makes"
+            f"{_shown(raw)} is longer than a year (P365D), the longest grant Atrium makes"
         )
     return value

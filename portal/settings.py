@@ -173,6 +173,8 @@ AUTH_USER_MODEL = "portal.User"
 # The approvals dashboard's bulk action posts one field per request selected: a thousand
 # pending requests decided at once must not be refused as too many fields.
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 5_000
+# Django's default, said here because the README promises it: a larger body is a 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Who may do what is the access policy's to say, for `has_perm` too; nobody has a password.
 AUTHENTICATION_BACKENDS = ["access.backends.PolicyBackend"]
 LOGIN_URL = "/auth/login/"
@@ -209,6 +211,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # NUL characters and overlong query strings are refused before any view (portal/bounds.py).
+    "portal.bounds.BoundsMiddleware",
     # Every page needs a signed-in person unless its view says @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -52,3 +52,6 @@ urlpatterns = [
     re_path(r"^api/(?P<path>.*)$", not_found),
     path("admin/", admin.site.urls),
 ]
+
+# What was wrong with a request Django refused (a body too large, too many fields).
+handler400 = "portal.bounds.bad_request"
