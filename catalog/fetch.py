@@ -196,7 +196,8 @@ def _is_dot(segment: str) -> bool:
 def normal_path(path: str) -> str | None:
     """The path as a server that follows RFC 3986 reads it: unreserved characters unescaped
     (`%2e` is `.`) and dot segments removed. None when it could still climb for a less careful
-    server: a dot segment hidden behind an escaped slash or a backslash, or a NUL."""
+    server: a dot segment hidden behind an escaped slash, a backslash or a second escape, or a
+    NUL."""
     # Quoted as a request would send it (a space as %20), so what is checked is what is sent.
     path = _ANY_ESCAPE.sub(lambda match: match[0].upper(), requote_uri(path or "/"))
     path = _UNRESERVED_ESCAPE.sub(lambda match: chr(int(match[1], 16)), path)
@@ -213,9 +214,11 @@ def normal_path(path: str) -> str | None:
     if segments and _is_dot(segments[-1]):
         kept.append("")  # `/a/b/..` is the folder `/a/`
     normal = "/" + "/".join(kept)
-    decoded = unquote(normal).replace("\\", "/")
-    if "\x00" in decoded or any(_is_dot(segment) for segment in decoded.split("/")):
-        return None
+    decoded = normal
+    for _ in range(3):  # servers and proxies that decode twice (%252e) exist too
+        decoded = unquote(decoded).replace("\\", "/")
+        if "\x00" in decoded or any(_is_dot(segment) for segment in decoded.split("/")):
+            return None
     return normal
 
 
@@ -328,6 +331,13 @@ class _Deadline:
         return FetchError(f"no complete answer within {self.seconds:g} s; stopped")
 
 
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
 def _resolve(origin: Origin) -> list[tuple[socket.AddressFamily, tuple[str, int]]]:
     """Every address the host resolves to, or FetchRefused naming one that may not be read."""
     if origin.host in METADATA_NAMES:
@@ -344,8 +354,8 @@ def _resolve(origin: Origin) -> list[tuple[socket.AddressFamily, tuple[str, int]
         if kind is not None and not (allowed and kind in ALLOWABLE_KINDS):
             words = _KIND_WORDS[kind]
             said = (
-                f"{address} is {words}"
-                if str(address) == origin.host
+                f"{origin.host} is {words}"
+                if _literal(origin.host) == address
                 else f"{origin.host} resolves to {address}, {words}"
             )
             hint = " (allow it with CATALOG_ALLOWED_HOSTS)" if kind in ALLOWABLE_KINDS else ""
@@ -398,7 +408,7 @@ def _connect(origin: Origin, deadline: _Deadline) -> socket.socket:
 def _get(
     url: str, origin: Origin, *, headers: dict[str, str], max_bytes: int, deadline: _Deadline
 ) -> tuple[int, str, str | None, bytes]:
-    """One request: (status, reason, Location header, body for a 2xx, at most `max_bytes` + 1)."""
+    """One request: (status, reason, Location header, body for a 2xx)."""
     parts = urlsplit(url)
     target = (normal_path(parts.path) or "/") + (f"?{parts.query}" if parts.query else "")
     connection = _connect(origin, deadline)
@@ -408,18 +418,32 @@ def _get(
     try:
         client.request("GET", target, headers={"Host": origin.netloc, **headers})
         response = client.getresponse()
+        # A connection shut at the deadline reads as an early end, which http.client takes
+        # for the end of the headers or the body: what it returned is not the answer.
+        if deadline.expired:
+            raise deadline.error()
         if not 200 <= response.status < 300:
             return response.status, response.reason, response.getheader("Location"), b""
         encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
         if encoding != "identity":
             raise FetchError(f"answered in the {encoding} encoding, though asked for none")
+        too_large = FetchError(
+            f"the answer is larger than {max_bytes:,} bytes, the most a descriptor file may "
+            "be; not read"
+        )
+        length = response.getheader("Content-Length") or ""
+        if length.isdigit() and int(length) > max_bytes:
+            raise too_large
         body = bytearray()
-        while len(body) <= max_bytes:
-            chunk = response.read(_CHUNK)
-            if not chunk:
-                break
+        while chunk := response.read(_CHUNK):
             body += chunk
-        return response.status, response.reason, None, bytes(body[: max_bytes + 1])
+            if len(body) > max_bytes:
+                raise too_large
+        if deadline.expired:
+            raise deadline.error()
+        if length.isdigit() and len(body) != int(length):
+            raise FetchError(f"the answer ended after {len(body):,} of its {int(length):,} bytes")
+        return response.status, response.reason, None, bytes(body)
     except (OSError, http.client.HTTPException) as error:
         if deadline.expired:
             raise deadline.error() from error
@@ -431,7 +455,7 @@ def _get(
 
 
 def fetch_url(url: str, *, scope: UrlScope, max_bytes: int) -> bytes:
-    """The body of `url`, at most `max_bytes` + 1 bytes, following redirects only inside `scope`.
+    """The body of `url`, at most `max_bytes`, following redirects only inside `scope`.
 
     FileNotFoundError for a 404 or 410; FetchRefused for what may not be read (the URL, an
     address it resolves to, a redirect), decided before connecting; FetchError otherwise.
