@@ -23,6 +23,7 @@ from ninja.errors import HttpError
 from access.api import api_actor
 from access.policy import Viewer, may_register_locations, viewer_for
 from catalog.descriptors import DescriptorError, validate_entity
+from catalog.fetch import url_refusal
 from catalog.models import Entity, FacetCount, Location, SearchRow
 from catalog.refs import EntityRefError, parse_entity_ref
 from catalog.search import (
@@ -128,6 +129,8 @@ def locations_add(
     target = normalize_target(payload.target)
     if not target.startswith(("http://", "https://")):
         raise HttpError(400, f"the target {payload.target!r} is not an http(s) URL")
+    if (refusal := url_refusal(target)) is not None:
+        raise HttpError(400, f"{target}: {refusal}")
     exists = Location.objects.filter(target=target).exists()
     if exists and not dryRun:
         raise HttpError(409, f"Location url:{target} already exists")

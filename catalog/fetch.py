@@ -373,8 +373,9 @@ def _connect(origin: Origin, deadline: _Deadline) -> socket.socket:
     """A connection to one of the checked addresses of the origin, TLS verified for its name."""
     connection = None
     for family, sockaddr in _resolve(origin):
+        timeout = min(URL_TIMEOUT, deadline.remaining())
         candidate = socket.socket(family, socket.SOCK_STREAM)
-        candidate.settimeout(min(URL_TIMEOUT, deadline.remaining()))
+        candidate.settimeout(timeout)
         deadline.watch(candidate)
         try:
             candidate.connect(sockaddr)
@@ -452,6 +453,18 @@ def _get(
         raise FetchError(f"the connection to {origin.netloc} failed while reading") from error
     finally:
         client.close()
+
+
+def url_refusal(url: str) -> str | None:
+    """Why reading this URL would be refused as things resolve now, or None: for refusing a
+    registration early. Every read checks again, since names may resolve differently later."""
+    try:
+        _resolve(origin_of(requote_uri(url)))
+    except FetchRefused as error:
+        return error.message
+    except FetchError:
+        return None  # not resolvable now: the read will say so, or find it by then
+    return None
 
 
 def fetch_url(url: str, *, scope: UrlScope, max_bytes: int) -> bytes:

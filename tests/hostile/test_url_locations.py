@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import html
 import http.server
 import socket
 import ssl
@@ -25,6 +26,9 @@ from catalog import fetch
 from catalog.models import Entity, Location
 from catalog.services import location_refresh, location_register
 from catalog.yamlfiles import MAX_FILE_BYTES
+from tests.catalog.conftest import signed_in
+from tests.catalog.test_api_locations import post_location, writer_token
+from tests.conftest import DevTenant
 
 pytestmark = pytest.mark.django_db
 
@@ -539,3 +543,24 @@ def test_https_to_the_checked_address_verifies_the_certificate_for_the_name(
             f"not valid: {outcome}, certificate is not valid for 'git.internal'."
         ]
         assert server.hits == []
+
+
+def test_registering_a_loopback_url_is_refused_at_once_through_the_api_and_the_page(
+    client: Any, devtenant: DevTenant, internal: Server
+) -> None:
+    target = f"{internal.url}/catalog-info.yaml"
+    refusal = (
+        f"{target}: refused: 127.0.0.1 is a loopback address (allow it with CATALOG_ALLOWED_HOSTS)"
+    )
+    token = writer_token(devtenant, ["read:catalog", "write:catalog"])
+
+    answer = post_location(client, {"type": "url", "target": target}, token)
+    page = signed_in("linus@example.com", "portal-admin").post(
+        "/catalog/locations/", {"target": target, "action": "preview"}
+    )
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == refusal
+    assert html.escape(refusal) in page.content.decode()
+    assert not Location.objects.exists()
+    assert internal.hits == []
