@@ -411,7 +411,10 @@ def _get(
 ) -> tuple[int, str, str | None, bytes]:
     """One request: (status, reason, Location header, body for a 2xx)."""
     parts = urlsplit(url)
-    target = (normal_path(parts.path) or "/") + (f"?{parts.query}" if parts.query else "")
+    path = normal_path(parts.path)
+    if path is None:  # the scope refuses these first; never send what was not checked
+        raise FetchRefused(f"refused: the path of {url} is ambiguous")
+    target = path + (f"?{parts.query}" if parts.query else "")
     connection = _connect(origin, deadline)
     client = http.client.HTTPConnection(origin.host, origin.port, timeout=URL_TIMEOUT)
     client.sock = connection

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -90,12 +91,16 @@ class _Reader:
         if not _is_within(os.path.realpath(target), self.root_dir):
             raise FetchRefused("refused: the file is outside the location's folder")
         try:
-            with open(target, "rb") as handle:
-                return handle.read(MAX_FILE_BYTES + 1)
+            # Non-blocking, so that a named pipe is refused below rather than waited on.
+            descriptor = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as error:
             if error.errno == errno.ELOOP:
                 raise FetchRefused("refused: a loop of symbolic links") from error
             raise
+        with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise FetchRefused("refused: not a regular file")
+            return handle.read(MAX_FILE_BYTES + 1)
 
     def _resolve(self, base: str, relative: str) -> str:
         if self.is_url or urlsplit(relative).scheme in {"http", "https"}:

@@ -87,6 +87,7 @@ def test_placeholders_and_location_targets_that_leave_the_folder_are_refused(
     (root / "secret-link.txt").symlink_to(outside / "secret.txt")
     (root / "linked-dir").symlink_to(outside / "dir", target_is_directory=True)
     (root / "looping.txt").symlink_to(root / "looping.txt")
+    os.mkfifo(root / "pipe.txt")  # a read of it would wait for a writer forever
     (root / "placeholders.yaml").write_text(
         "---\n".join(
             [
@@ -95,6 +96,7 @@ def test_placeholders_and_location_targets_that_leave_the_folder_are_refused(
                 component("absolute", f"{{$text: '{outside / 'secret.txt'}'}}"),
                 component("looping", "{$text: ./looping.txt}"),
                 component("beside", "{$text: ./notes.txt}"),
+                component("piped", "{$text: ./pipe.txt}"),
                 "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: nested}\n"
                 "spec:\n  targets: [../outside/secret.yaml, ./linked-dir, ./linked-dir/inner.yaml,"
                 " /etc/hostname, ./good.yaml]\n",
@@ -117,8 +119,9 @@ def test_placeholders_and_location_targets_that_leave_the_folder_are_refused(
         "registered location",
         f"{source}:4: Placeholder $text could not read './looping.txt': refused: a loop of "
         "symbolic links",
+        f"{source}:6: Placeholder $text could not read './pipe.txt': refused: not a regular file",
         *(
-            f"{source}:6: the target {target!r} is outside the registered location {root}"
+            f"{source}:7: the target {target!r} is outside the registered location {root}"
             for target in [
                 "../outside/secret.yaml",
                 "./linked-dir",
