@@ -30,6 +30,7 @@ from access.policy import (
     viewer_for,
 )
 from catalog.descriptors import DescriptorError, validate_entity
+from catalog.fetch import url_refusal
 from catalog.models import Entity, FacetCount, Location, SearchRow
 from catalog.refs import EntityRefError, parse_entity_ref
 from catalog.search import (
@@ -151,6 +152,8 @@ def locations_add(
     target = normalize_target(payload.target)
     if not target.startswith(("http://", "https://")):
         raise HttpError(400, f"the target {payload.target!r} is not an http(s) URL")
+    if (refusal := url_refusal(target)) is not None:
+        raise HttpError(400, f"{target}: {refusal}")
     exists = Location.objects.filter(target=target).exists()
     if exists and not dryRun:
         raise HttpError(409, f"Location url:{target} already exists")

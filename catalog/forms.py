@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from catalog.fetch import url_refusal
 from catalog.models import Location
 
 
@@ -34,6 +35,8 @@ class LocationForm(forms.Form):
         target: str = self.cleaned_data["target"]
         if not target.startswith(("http://", "https://")):
             raise forms.ValidationError("Only http(s) URLs can be registered here.")
+        if (refusal := url_refusal(target)) is not None:
+            raise forms.ValidationError(f"{target}: {refusal}")
         return target
 
     @property

@@ -5,21 +5,22 @@ Nothing here writes; `catalog.services` applies what a read produced.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import requests
 import yaml
 
 from catalog.descriptors import DescriptorError, ValidEntity, validate_entity
+from catalog.fetch import FetchError, FetchRefused, UrlScope, fetch_url
 from catalog.yamlfiles import MAX_FILE_BYTES, DescriptorFileError, load_documents
 
 DESCRIPTOR_SUFFIXES = (".yaml", ".yml")
 MAX_FILES = 5_000
-URL_TIMEOUT = 10
 
 
 @dataclass(frozen=True)
@@ -58,39 +59,97 @@ class ReadResult:
 class _Reader:
     def __init__(self, root: str) -> None:
         self.is_url = urlsplit(root).scheme in {"http", "https"}
-        self.root = root if self.is_url else str(Path(root).resolve())
+        self.root = root if self.is_url else os.path.realpath(root)
+        # What the location may read: under the folder of its URL, or inside its folder (the
+        # file's own folder when it is a file), symbolic links resolved.
+        self.scope: UrlScope | None = None
+        self.scope_error: FetchRefused | None = None
+        if self.is_url:
+            try:
+                self.scope = UrlScope.of(root)
+            except FetchRefused as error:
+                self.scope_error = error
+        self.root_dir = self.root if os.path.isdir(self.root) else os.path.dirname(self.root)
         self.result = ReadResult()
         self.seen: set[str] = set()
 
     # --- fetching -------------------------------------------------------------------------
 
     def _inside_root(self, target: str) -> bool:
-        other = urlsplit(target)
         if self.is_url:
-            base = urlsplit(self.root)
-            return (other.scheme, other.netloc) == (base.scheme, base.netloc)
-        if other.scheme in {"http", "https"}:
+            return self.scope is not None and self.scope.contains(target)
+        if urlsplit(target).scheme in {"http", "https"}:
             return False
-        root = Path(self.root)
-        root_dir = root if root.is_dir() else root.parent
-        return Path(target).resolve().is_relative_to(root_dir)
+        return _is_within(os.path.realpath(target), self.root_dir)
 
     def _fetch(self, target: str) -> bytes:
         if self.is_url:
-            response = requests.get(target, timeout=URL_TIMEOUT, stream=True)
-            if response.status_code == 404:
-                raise FileNotFoundError(target)
-            response.raise_for_status()
-            body = response.raw.read(MAX_FILE_BYTES + 1, decode_content=True)
-            return bytes(body)
-        with open(target, "rb") as handle:
+            if self.scope is None:
+                raise self.scope_error or FetchRefused("refused: not a URL that can be read")
+            return fetch_url(target, scope=self.scope, max_bytes=MAX_FILE_BYTES)
+        # Resolved again as it is opened: every caller's check holds for what is read.
+        if not _is_within(os.path.realpath(target), self.root_dir):
+            raise FetchRefused("refused: the file is outside the location's folder")
+        try:
+            # Non-blocking, so that a named pipe is refused below rather than waited on.
+            descriptor = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise FetchRefused("refused: a loop of symbolic links") from error
+            raise
+        with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise FetchRefused("refused: not a regular file")
             return handle.read(MAX_FILE_BYTES + 1)
 
     def _resolve(self, base: str, relative: str) -> str:
         if self.is_url or urlsplit(relative).scheme in {"http", "https"}:
             # An absolute URL stays itself; from a folder it is outside the location.
             return urljoin(base, relative) if self.is_url else relative
-        return str((Path(base).parent / relative).resolve())
+        # realpath, not Path.resolve: a symbolic link loop is then the read's problem, not
+        # a RuntimeError.
+        return os.path.realpath(os.path.join(os.path.dirname(base), relative))
+
+    def _descriptor_files(self, folder: str, *, parent: Emitted | None) -> list[str]:
+        """The descriptor files under a folder, sorted, each resolved; a symbolic link that
+        leads outside the location is refused by name, and one looping back is read once."""
+        files: list[str] = []
+        pending, walked = [folder], set()
+        while pending and len(files) <= MAX_FILES:
+            current = pending.pop()
+            if os.path.realpath(current) in walked:
+                continue
+            walked.add(os.path.realpath(current))
+            try:
+                entries = sorted(os.scandir(current), key=lambda entry: entry.name)
+            except OSError as error:
+                self._problem(current, None, f"could not be read: {error.strerror}", parent=parent)
+                continue
+            for entry in entries:
+                real = os.path.realpath(entry.path)
+                inside = _is_within(real, self.root_dir)
+                if entry.is_dir(follow_symlinks=False) or (
+                    entry.is_symlink() and os.path.isdir(real)
+                ):
+                    if not inside:
+                        self.result.unreadable.add(entry.path)
+                        message = "refused: a symbolic link to a folder outside the location"
+                        self._problem(entry.path, None, message, parent=parent)
+                    else:
+                        pending.append(entry.path)
+                elif os.path.splitext(entry.name)[1] in DESCRIPTOR_SUFFIXES:
+                    if not inside:
+                        self.result.unreadable.add(entry.path)
+                        message = "refused: a symbolic link to a file outside the location"
+                        self._problem(entry.path, None, message, parent=parent)
+                    elif os.path.isfile(real):
+                        files.append(real)
+                    elif entry.is_symlink() and os.path.lexists(real):
+                        # realpath stops where links loop; a dangling link is no file, as before.
+                        self.result.unreadable.add(entry.path)
+                        message = "refused: a loop of symbolic links"
+                        self._problem(entry.path, None, message, parent=parent)
+        return sorted(set(files))
 
     # --- reading --------------------------------------------------------------------------
 
@@ -98,14 +157,9 @@ class _Reader:
         """Read a file, or every descriptor file under a folder. `parent` is the Location
         entity that pointed here, which the problems of reading are shown on; an `optional`
         target (`presence: optional`) may be missing."""
-        if not self.is_url and Path(target).is_dir():
-            files = sorted(
-                path
-                for path in Path(target).rglob("*")
-                if path.suffix in DESCRIPTOR_SUFFIXES and path.is_file()
-            )
-            for path in files[:MAX_FILES]:
-                self.read_file(str(path.resolve()), parent=parent)
+        if not self.is_url and os.path.isdir(target):
+            for path in self._descriptor_files(target, parent=parent)[:MAX_FILES]:
+                self.read_file(path, parent=parent)
             return
         self.read_file(target, parent=parent, optional=optional)
 
@@ -131,7 +185,12 @@ class _Reader:
             self.result.unreadable.add(source)
             self._problem(source, None, "NotFoundError: no file at this location", parent=parent)
             return
-        except (OSError, requests.RequestException) as error:
+        except FetchRefused as error:
+            # What was refused, never whether anything answered there.
+            self.result.unreadable.add(source)
+            self._problem(source, None, str(error), parent=parent)
+            return
+        except (OSError, FetchError) as error:
             self.result.unreadable.add(source)
             self._problem(source, None, f"could not be read: {error}", parent=parent)
             return
@@ -224,7 +283,7 @@ class _Reader:
             )
         try:
             raw = self._fetch(target)
-        except (OSError, requests.RequestException) as error:
+        except (OSError, FetchError) as error:
             raise DescriptorError(
                 f"Placeholder {kind} could not read {relative!r}: {error}", kind
             ) from error
@@ -295,6 +354,11 @@ def _ref_of(data: Any) -> str | None:
     if not all(isinstance(part, str) and part for part in (kind, name, namespace)):
         return None
     return f"{kind}:{namespace}/{name}".lower()
+
+
+def _is_within(path: str, folder: str) -> bool:
+    """Whether a resolved path is the folder or under it (by parts: /a/bc is not in /a/b)."""
+    return os.path.commonpath([path, folder]) == folder
 
 
 def read_location(target: str) -> ReadResult:

@@ -311,6 +311,9 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CATALOG_REFRESH_INTERVAL = env.int("CATALOG_REFRESH_INTERVAL", default=600)
+# `host` or `host:port` entries URL locations may read although they resolve to loopback or
+# private addresses (an internal Git host); every other such read is refused (catalog/fetch.py).
+CATALOG_ALLOWED_HOSTS = env.list("CATALOG_ALLOWED_HOSTS", default=[])
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "worker-heartbeat": {
         "task": "portal.tasks.worker_heartbeat_record_task",

@@ -17,11 +17,13 @@ from portal.models import User
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
+def served(tmp_path: Path, settings: Any) -> Iterator[str]:
+    """tmp_path over HTTP on loopback, which URL locations may read as an allowed host."""
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    settings.CATALOG_ALLOWED_HOSTS = [f"127.0.0.1:{server.server_address[1]}"]
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 
