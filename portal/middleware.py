@@ -17,6 +17,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from access.services import humanize_duration
 from portal import views
 from portal.auth.redirects import safe_next_path
+from portal.models import User
 
 _PROBES: dict[str, Callable[[HttpRequest], HttpResponse]] = {
     "/healthz": views.healthz,
@@ -179,10 +180,8 @@ def sign_in_url(next_path: str) -> str:
     return f"{reverse('auth:login')}?{urlencode({'next': next_path})}"
 
 
-def account_refusal(user_id: object) -> str:
+def account_refusal(user_id: str | int) -> str:
     """What a person whose account the portal refuses is told, by why it refuses it."""
-    from portal.models import User
-
     user = User.objects.filter(pk=user_id).only("auth0_state").first()
     if user is not None and user.auth0_state == User.Auth0State.BLOCKED:
         return "You were signed out: your account is blocked in Auth0."
