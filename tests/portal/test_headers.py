@@ -133,3 +133,4 @@ def test_htmx_is_told_to_evaluate_no_code_and_inject_no_style() -> None:
     assert '"allowEval": false' in page
     assert '"allowScriptTags": false' in page
     assert '"includeIndicatorStyles": false' in page
+    assert "{#" not in page and "<style" not in page  # no template comment leaks as markup

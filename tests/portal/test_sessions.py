@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.sessions.models import Session
 from django.test import Client
+from django.utils import timezone
 
 from portal.middleware import SEEN_AT, SIGNED_IN_AT
 from portal.models import User
@@ -98,8 +100,6 @@ def test_a_session_past_its_lifetime_ends_however_busy(ada: Client) -> None:
 
 
 def test_the_limits_are_settings(ada: Client, settings: Any) -> None:
-    from datetime import timedelta
-
     settings.SESSION_IDLE_TIMEOUT = timedelta(minutes=5)
     shift_clocks(ada, seen=6 * 60)
 
@@ -114,6 +114,18 @@ def test_a_form_sent_after_the_session_ended_starts_over_at_home(ada: Client) ->
 
     assert response.status_code == 302
     assert response["Location"] == "/auth/login/?next=%2F"
+
+
+def test_signing_out_of_an_ended_session_signs_out_at_auth0_too(
+    ada: Client, devtenant: DevTenant
+) -> None:
+    shift_clocks(ada, seen=31 * 60)
+
+    response = ada.post("/auth/logout/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(devtenant.issuer)
+    assert "_auth_user_id" not in ada.session
 
 
 def test_htmx_is_told_to_send_the_whole_page_to_sign_in(ada: Client) -> None:
@@ -150,12 +162,18 @@ def test_bearer_token_calls_are_not_session_calls(ada: Client, devtenant: DevTen
     assert response.json()["sub"] == "atrium-automation@clients"
 
 
-def test_a_session_from_before_the_clocks_starts_them_at_its_next_request() -> None:
+def test_a_session_without_clocks_counts_from_the_last_sign_in(settings: Any) -> None:
+    person = User.objects.create_user("auth0|old", "old@example.com")
     client = Client()
-    client.force_login(User.objects.create_user("auth0|old", "old@example.com"))
+    client.force_login(person)
 
     assert client.get("/access/").status_code == 200
-    assert abs(client.session[SIGNED_IN_AT] - time.time()) < 30
+    assert SIGNED_IN_AT not in client.session  # nothing written for it
+    User.objects.filter(pk=person.pk).update(
+        last_login=timezone.now() - settings.SESSION_LIFETIME - timedelta(seconds=5)
+    )
+    assert client.get("/access/").status_code == 302
+    assert "a session lasts at most 12 hours" in client.get("/").content.decode()
 
 
 @pytest.mark.parametrize("variable", ["SESSION_IDLE_TIMEOUT", "SESSION_LIFETIME"])
