@@ -46,6 +46,15 @@ class DirectoryUser:
     name: str = ""
 
 
+@dataclass(frozen=True)
+class DirectoryAccount:
+    """Whether Auth0 still lets a person in: `exists` False when it answers 404."""
+
+    user_id: str
+    exists: bool
+    blocked: bool = False
+
+
 class Directory:
     """One conversation with the Management API; `calls` counts the requests it made."""
 
@@ -119,6 +128,18 @@ class Directory:
         items = body.get("roles", []) if isinstance(body, dict) else body
         return [DirectoryRole(r["id"], r["name"], r.get("description") or "") for r in items]
 
+    def account(self, user_id: str) -> DirectoryAccount:
+        """The person's account as Auth0 has it now (GET /api/v2/users/{id}); a 404 says it was
+        deleted, anything else that fails raises Auth0Error as every read does."""
+        response = self._request(
+            "GET", f"users/{_segment(user_id)}", params={"fields": "user_id,blocked"},
+            missing_ok=True,
+        )  # fmt: skip
+        if response.status_code == 404:
+            return DirectoryAccount(user_id, exists=False)
+        blocked = response.json().get("blocked") is True
+        return DirectoryAccount(user_id, exists=True, blocked=blocked)
+
     # --- writes --------------------------------------------------------------------------------
 
     def assign(self, user_id: str, role_ids: list[str], *, correlation_id: str) -> None:
@@ -183,8 +204,10 @@ class Directory:
         params: dict[str, Any] | None = None,
         json: Any = None,
         correlation_id: str = "",
+        missing_ok: bool = False,
     ) -> httpx.Response:
-        """One call, retried on 429, 5xx and network trouble a bounded number of times."""
+        """One call, retried on 429, 5xx and network trouble a bounded number of times; a 404
+        is returned rather than raised when `missing_ok`."""
         fresh_token = False
         problem = ""
         for attempt in range(self.retries + 1):
@@ -215,6 +238,8 @@ class Directory:
                 problem = f"{response.status_code} {_message(response)}"
                 self._back_off(attempt)
                 continue
+            if response.status_code == 404 and missing_ok:
+                return response
             if response.status_code >= 400:
                 raise Auth0Error(
                     f"{method} /api/v2/{path}: Auth0 answered {response.status_code} "

@@ -14,10 +14,17 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from access.auth0 import Auth0Error, Directory, DirectoryRole, DirectoryUser, shared_directory
+from access.auth0 import (
+    Auth0Error,
+    Directory,
+    DirectoryAccount,
+    DirectoryRole,
+    DirectoryUser,
+    shared_directory,
+)
 from access.models import (
     AccessRequest,
     AuditEvent,
@@ -113,6 +120,10 @@ class SyncReport:
     added: list[tuple[str, str]] = field(default_factory=list)  # (user sub, role name)
     removed: list[tuple[str, str]] = field(default_factory=list)
     gone_roles: list[str] = field(default_factory=list)
+    # Accounts Auth0 blocked or deleted, (sub, User.Auth0State), and those it unblocked.
+    deactivated: list[tuple[str, str]] = field(default_factory=list)
+    reactivated: list[str] = field(default_factory=list)
+    accounts_checked: int = 0
     api_calls: int = 0
     seconds: float = 0.0
 
@@ -136,7 +147,9 @@ def roles_sync(
     nothing. A run that would remove more than the breaker allows applies nothing unless
     forced. The difference is applied in one transaction with bulk writes, each change with
     an audit record. Portal grants keep their end (they never become standing); one that Auth0
-    no longer has ends as "removed in Auth0".
+    no longer has ends as "removed in Auth0". The accounts of people who may hold a live
+    session are read too: those Auth0 blocked or deleted are made inactive, so their next
+    request finds them signed out, and those it unblocked are let back in.
     """
     token = uuid.uuid4().hex
     if not cache.add(SYNC_LOCK_KEY, token, timeout=settings.ROLE_SYNC_LOCK_SECONDS):
@@ -150,10 +163,15 @@ def roles_sync(
         try:
             roles = directory.roles()
             members = {role.id: directory.role_members(role.id) for role in roles}
+            accounts = [directory.account(user.sub) for user in accounts_to_check()]
         except Auth0Error as error:
             outcome, message = RoleSyncRun.Outcome.FAILED, str(error)
         else:
             outcome, message = _plan_and_apply(report, roles, members, dry_run=dry_run, force=force)
+            stopped = _accounts_plan_and_apply(report, accounts, dry_run=dry_run, force=force)
+            if stopped and outcome == RoleSyncRun.Outcome.OK:
+                outcome = RoleSyncRun.Outcome.BLOCKED
+            message = " ".join(part for part in (message, stopped) if part)
         _finish(report, directory, started, outcome, message)
         return report
     finally:
@@ -277,6 +295,73 @@ def _apply(
     events += [
         SYNC.event("role.gone", name, correlation, reason="deleted in Auth0")
         for name in report.gone_roles
+    ]
+    AuditEvent.objects.bulk_create(events)
+
+
+def accounts_to_check() -> QuerySet[User]:
+    """People who may still hold a live session (signed in within SESSION_LIFETIME), and those
+    the sync shut out as blocked, who come back in when Auth0 unblocks them. Bounded by how
+    many people signed in lately, not by the tenant's size."""
+    since = timezone.now() - settings.SESSION_LIFETIME
+    return User.objects.filter(
+        Q(is_active=True, last_login__gte=since) | Q(auth0_state=User.Auth0State.BLOCKED)
+    ).only("sub", "is_active", "auth0_state")
+
+
+def _accounts_plan_and_apply(
+    report: SyncReport, accounts: list[DirectoryAccount], *, dry_run: bool, force: bool
+) -> str:
+    """Shut out the people Auth0 blocked or deleted, let back in those it unblocked; why it
+    stopped, if it did. Like the roles, a run that would shut out more than the breaker's
+    share of the people checked applies none of it unless forced: an Auth0 answering wrongly
+    must not sign everyone out."""
+    report.accounts_checked = len(accounts)
+    users = {user.sub: user for user in accounts_to_check()}
+    for account in accounts:
+        user = users.get(account.user_id)
+        if user is None:
+            continue
+        state = (
+            User.Auth0State.DELETED if not account.exists
+            else User.Auth0State.BLOCKED if account.blocked
+            else User.Auth0State.OK
+        )  # fmt: skip
+        if state != User.Auth0State.OK and (user.is_active or user.auth0_state != state):
+            report.deactivated.append((user.sub, state))
+        elif state == User.Auth0State.OK and not user.is_active:
+            report.reactivated.append(user.sub)
+    if not force and _breaker_trips(removals=len(report.deactivated), memberships=len(accounts)):
+        message = (
+            f"Auth0 says {len(report.deactivated)} of the {len(accounts)} people who signed in "
+            "lately are blocked or deleted, more than the breaker allows; nobody was signed "
+            "out. If Auth0 is right, run `python manage.py sync_roles --force`."
+        )
+        _tell_admins_of_blocked_sync(report, message)
+        report.deactivated, report.reactivated = [], []
+        return message
+    if not dry_run:
+        _accounts_apply(report)
+    return ""
+
+
+@transaction.atomic
+def _accounts_apply(report: SyncReport) -> None:
+    correlation = f"sync-{report.run.pk}"
+    reasons: dict[str, str] = {
+        User.Auth0State.BLOCKED: "blocked in Auth0",
+        User.Auth0State.DELETED: "deleted in Auth0",
+    }
+    events = []
+    for sub, state in report.deactivated:
+        User.objects.filter(sub=sub).update(is_active=False, auth0_state=state)
+        events.append(SYNC.event("user.deactivated", sub, correlation, reason=reasons[state]))
+    User.objects.filter(sub__in=report.reactivated).update(
+        is_active=True, auth0_state=User.Auth0State.OK
+    )
+    events += [
+        SYNC.event("user.reactivated", sub, correlation, reason="unblocked in Auth0")
+        for sub in report.reactivated
     ]
     AuditEvent.objects.bulk_create(events)
 

@@ -1,4 +1,5 @@
-"""`python -m devtenant [--port 8400]`: run the Auth0 emulator; `rotate-key` and `seed-demo` too."""
+"""`python -m devtenant [--port 8400]`: run the Auth0 emulator; `rotate-key`, `seed-demo`,
+`block EMAIL`, `unblock EMAIL` and `delete-user EMAIL` too."""
 
 from __future__ import annotations
 
@@ -10,15 +11,32 @@ from pathlib import Path
 from devtenant.admin import seed_tenant
 from devtenant.app import DEFAULT_ROLES_CLAIM, create_app
 from devtenant.demo import DEMO_PASSWORD, DEMO_PEOPLE, demo_tenant
-from devtenant.store import Tenant
+from devtenant.store import Tenant, block, delete_user
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+USER_COMMANDS = ("block", "unblock", "delete-user")
+
+
+def user_command(tenant: Tenant, command: str, email: str) -> str:
+    """Block, unblock or delete a user of the tenant's state file, as the dashboard would."""
+    user = tenant.user_by_email(email)
+    if user is None:
+        raise SystemExit(f"devtenant: no user has the e-mail {email!r}")
+    with tenant.change() as data:
+        if command == "delete-user":
+            delete_user(data, user_id=user.user_id)
+            return f"devtenant: deleted {email} ({user.user_id})"
+        block(data, user_id=user.user_id, blocked=command == "block")
+    return f"devtenant: {command}ed {email} ({user.user_id})"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m devtenant", description=__doc__)
     parser.add_argument("command", nargs="?", default="serve",
-                        choices=["serve", "rotate-key", "seed-demo"])  # fmt: skip
+                        choices=["serve", "rotate-key", "seed-demo", *USER_COMMANDS])  # fmt: skip
+    parser.add_argument("email", nargs="?", help="for block, unblock and delete-user")
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEVTENANT_PORT", 8400)))
     parser.add_argument(
         "--state",
@@ -40,6 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "rotate-key":
         kid = Tenant(args.state, issuer).rotate_key()
         print(f"devtenant: signing with new key {kid}; the previous key stays published")
+        return
+    if args.command in USER_COMMANDS:
+        print(user_command(Tenant(args.state, issuer), args.command, args.email or ""))
         return
     if args.command == "seed-demo":
         created = seed_tenant(

@@ -10,7 +10,16 @@ from werkzeug.security import generate_password_hash
 from devtenant.forgery import FORGERIES
 from devtenant.limits import Fault
 from devtenant.oauth import MANAGEMENT_GRANT
-from devtenant.store import Client, ResourceServer, Tenant, add_role, add_user, assign
+from devtenant.store import (
+    Client,
+    ResourceServer,
+    Tenant,
+    add_role,
+    add_user,
+    assign,
+    block,
+    delete_user,
+)
 
 admin = Blueprint("admin", __name__, url_prefix="/__admin")
 
@@ -118,6 +127,31 @@ def seed_tenant(target: Tenant, body: dict[str, Any]) -> dict[str, Any]:
                 )
                 assign(data, user_id=person.user_id, role_id=role_id, held=held)
     return created
+
+
+@admin.patch("/users/<email>")
+def user_change(email: str) -> Any:
+    """{"blocked": true}: block the user with this e-mail (false unblocks)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("blocked"), bool):
+        return bad_request('send {"blocked": true} or {"blocked": false}')
+    user = tenant().user_by_email(email)
+    if user is None:
+        return jsonify({"error": f"no user has the e-mail {email}"}), 404
+    with tenant().change() as data:
+        block(data, user_id=user.user_id, blocked=body["blocked"])
+    return jsonify(tenant().data.users[user.user_id].as_auth0())
+
+
+@admin.delete("/users/<email>")
+def user_delete(email: str) -> Any:
+    """Delete the user with this e-mail, and their role assignments."""
+    user = tenant().user_by_email(email)
+    if user is None:
+        return jsonify({"error": f"no user has the e-mail {email}"}), 404
+    with tenant().change() as data:
+        delete_user(data, user_id=user.user_id)
+    return jsonify({"deleted": user.user_id})
 
 
 @admin.post("/faults")

@@ -58,6 +58,16 @@ class DevTenantProcess:
         response.raise_for_status()
         return response.json()
 
+    def block(self, email: str, *, blocked: bool = True) -> None:
+        """Block (or unblock) a user, as Auth0's dashboard does."""
+        response = self.http.patch(self.url(f"__admin/users/{email}"), json={"blocked": blocked},
+                                   timeout=self.timeout)  # fmt: skip
+        response.raise_for_status()
+
+    def delete_user(self, email: str) -> None:
+        response = self.http.delete(self.url(f"__admin/users/{email}"), timeout=self.timeout)
+        response.raise_for_status()
+
     def _get(self, path: str) -> Any:
         response = self.http.get(self.url(path), timeout=self.timeout)
         response.raise_for_status()

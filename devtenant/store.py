@@ -312,3 +312,17 @@ def unassign(data: TenantData, *, user_id: str, role_id: str) -> None:
     data.assignments = [
         a for a in data.assignments if not (a.user_id == user_id and a.role_id == role_id)
     ]
+
+
+def block(data: TenantData, *, user_id: str, blocked: bool) -> None:
+    """Block or unblock a user, as the dashboard's "Block" does: a blocked user cannot sign in,
+    and the Management API shows `"blocked": true`."""
+    user = data.users[user_id]
+    user.blocked = blocked
+    user.updated_at = now_iso()
+
+
+def delete_user(data: TenantData, *, user_id: str) -> None:
+    """Delete a user and their role assignments; the Management API answers 404 for them."""
+    del data.users[user_id]
+    data.assignments = [a for a in data.assignments if a.user_id != user_id]

@@ -1,10 +1,23 @@
 """Middleware of the portal app."""
 
+import time
 from collections.abc import Callable
+from datetime import timedelta
+from urllib.parse import urlencode, urlsplit
 
-from django.http import HttpRequest, HttpResponse
+from csp.middleware import CSPMiddleware, PolicyParts
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import SESSION_KEY, logout
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers, patch_cache_control
+from django_htmx.http import HttpResponseClientRedirect
 
+from access.services import humanize_duration
 from portal import views
+from portal.auth.redirects import safe_next_path
+from portal.models import User
 
 _PROBES: dict[str, Callable[[HttpRequest], HttpResponse]] = {
     "/healthz": views.healthz,
@@ -27,3 +40,162 @@ class HealthCheckMiddleware:
         if probe is not None:
             return probe(request)
         return self.get_response(request)
+
+
+class PortalCSPMiddleware(CSPMiddleware):
+    """django-csp's policy (CONTENT_SECURITY_POLICY), with the issuer's origin in `form-action`.
+
+    Sign-out posts here and is redirected to the issuer, as is a form sent after the session
+    ended (to sign in again); browsers hold the redirect of a form's answer to `form-action`.
+    The origin is read per response because it is the issuer's as settings say now.
+    """
+
+    def get_policy_parts(
+        self, request: HttpRequest, response: HttpResponseBase, report_only: bool = False
+    ) -> PolicyParts:
+        parts = super().get_policy_parts(request, response, report_only)
+        issuer = urlsplit(settings.AUTH0_ISSUER)
+        if not report_only and issuer.scheme and issuer.netloc:
+            parts.update = {
+                **(parts.update or {}),
+                "form-action": [f"{issuer.scheme}://{issuer.netloc}"],
+            }
+        return parts
+
+
+class PermissionsPolicyMiddleware:
+    """Deny every browser feature in PERMISSIONS_POLICY, to the portal and what it embeds."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.header = ", ".join(f"{feature}=()" for feature in settings.PERMISSIONS_POLICY)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers.setdefault("Permissions-Policy", self.header)
+        return response
+
+
+class NoStoreMiddleware:
+    """No cache keeps an API answer or a signed-in page: either may show restricted details
+    (who holds a role, an entity's links, a request's reason), and a shared computer's back
+    button or a proxy must not show them to the next person. Static files never pass here."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.path_info.startswith("/api/") or request.user.is_authenticated:
+            add_never_cache_headers(response)
+            patch_cache_control(response, private=True)
+        return response
+
+
+# When the person signed in, and when they were last seen, as Unix time in their session.
+SIGNED_IN_AT = "atrium_signed_in_at"
+SEEN_AT = "atrium_seen_at"
+# Last activity is written at most this often, not at every request.
+SEEN_EVERY_SECONDS = 60
+
+
+def session_start(request: HttpRequest) -> None:
+    """Start a signed-in session's clocks; the sign-in callback calls it after login()."""
+    now = time.time()
+    request.session[SIGNED_IN_AT] = now
+    request.session[SEEN_AT] = now
+
+
+class SessionLifetimeMiddleware:
+    """End a session idle for SESSION_IDLE_TIMEOUT or older than SESSION_LIFETIME, and one
+    whose person the portal no longer lets in (blocked or deleted in Auth0, seen by the sync).
+
+    The person is signed out and sent to sign in again with a message saying why; an API
+    caller by session gets a 401 in the API's error shape. Bearer-token calls carry no session
+    and pass untouched.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "Authorization" in request.headers and request.path_info.startswith("/api/"):
+            return self.get_response(request)
+        if request.path_info == reverse("auth:logout"):
+            # Signing out ends the session anyway, and at Auth0 too; sending the person to
+            # sign in instead would sign them straight back in.
+            return self.get_response(request)
+        reason = self.ended_because(request)
+        if reason:
+            return self.signed_out(request, reason)
+        return self.get_response(request)
+
+    def ended_because(self, request: HttpRequest) -> str:
+        """Why this request's session has ended, or "" while it goes on."""
+        session = request.session
+        user_id = session.get(SESSION_KEY)
+        if user_id is None:
+            return ""
+        if not request.user.is_authenticated:
+            # The backend no longer returns this person (PolicyBackend.get_user: inactive or
+            # gone), though the session still names them.
+            return account_refusal(user_id)
+        now = time.time()
+        signed_in_at = session.get(SIGNED_IN_AT)
+        if signed_in_at is None:
+            # A session begun before these clocks (or by login() elsewhere than the callback,
+            # as tests do) counts from the person's last sign-in, without a write per request.
+            last_login = getattr(request.user, "last_login", None)
+            signed_in_at = last_login.timestamp() if last_login else now
+            if last_login is None:
+                session[SIGNED_IN_AT] = now
+        seen_at = session.get(SEEN_AT, signed_in_at)
+        lifetime: timedelta = settings.SESSION_LIFETIME
+        idle: timedelta = settings.SESSION_IDLE_TIMEOUT
+        if now - signed_in_at > lifetime.total_seconds():
+            return (
+                f"You were signed out: a session lasts at most {humanize_duration(lifetime)}. "
+                "Sign in again to go on."
+            )
+        if now - seen_at > idle.total_seconds():
+            return (
+                f"You were signed out after {humanize_duration(idle)} without activity. "
+                "Sign in again to go on."
+            )
+        if now - seen_at >= SEEN_EVERY_SECONDS:
+            session[SEEN_AT] = now
+        return ""
+
+    def signed_out(self, request: HttpRequest, reason: str) -> HttpResponse:
+        logout(request)  # flushes the session: its key is useless from now on
+        if request.path_info.startswith("/api/"):
+            from portal.api import error_response
+
+            return error_response(
+                request, 401, "AuthenticationError", reason,
+                {"WWW-Authenticate": 'Bearer realm="atrium"'},
+            )  # fmt: skip
+        messages.warning(request, reason)
+        if request.headers.get("HX-Request") == "true":
+            current = urlsplit(request.headers.get("HX-Current-URL", ""))
+            next_path = safe_next_path(
+                current.path + (f"?{current.query}" if current.query else "")
+            )
+            return HttpResponseClientRedirect(sign_in_url(next_path))
+        # A form sent after the session ended cannot be sent again from the sign-in's end.
+        next_path = safe_next_path(request.get_full_path() if request.method == "GET" else "/")
+        return HttpResponseRedirect(sign_in_url(next_path))
+
+
+def sign_in_url(next_path: str) -> str:
+    return f"{reverse('auth:login')}?{urlencode({'next': next_path})}"
+
+
+def account_refusal(user_id: str | int) -> str:
+    """What a person whose account the portal refuses is told, by why it refuses it."""
+    user = User.objects.filter(pk=user_id).only("auth0_state").first()
+    if user is not None and user.auth0_state == User.Auth0State.BLOCKED:
+        return "You were signed out: your account is blocked in Auth0."
+    if user is not None and user.auth0_state == User.Auth0State.DELETED:
+        return "You were signed out: your account no longer exists in Auth0."
+    return "You were signed out: your account is no longer active in Atrium."

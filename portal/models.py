@@ -24,6 +24,13 @@ class UserManager(BaseUserManager["User"]):
 class User(AbstractBaseUser, PermissionsMixin):
     """A person who signed in. `sub` is who they are; e-mail and name are refreshed each time."""
 
+    class Auth0State(models.TextChoices):
+        """What the roles sync last learned of the account from Auth0, when it refused it."""
+
+        OK = "", "usable"
+        BLOCKED = "blocked", "blocked in Auth0"
+        DELETED = "deleted", "deleted in Auth0"
+
     sub = models.CharField(max_length=255, unique=True)
     email = models.EmailField(blank=True)
     # Whether the ID token of the last sign-in said Auth0 verified that e-mail: only a verified
@@ -31,6 +38,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     email_verified = models.BooleanField(default=False)
     name = models.CharField(max_length=255, blank=True)
     is_active = models.BooleanField(default=True)
+    # Set with is_active=False by the sync when Auth0 blocked or deleted the account, so that a
+    # later sync lets back in only those it shut out (not someone an admin deactivated).
+    auth0_state = models.CharField(
+        max_length=16, choices=Auth0State.choices, default=Auth0State.OK, blank=True
+    )
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
 

@@ -192,6 +192,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     # Full-text search and its indexes on PostgreSQL; inert on SQLite.
     "django.contrib.postgres",
+    "csp",
     "django_htmx",
     "template_partials",
     "django_tables2",
@@ -206,6 +207,9 @@ MIDDLEWARE = [
     # First, so that probes are answered whatever the Host header or scheme.
     "portal.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Above WhiteNoise, so that static files carry the policy and Permissions-Policy too.
+    "portal.middleware.PortalCSPMiddleware",
+    "portal.middleware.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -216,8 +220,13 @@ MIDDLEWARE = [
     # Every page needs a signed-in person unless its view says @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Sessions end when idle or too old, and a person Auth0 blocked is signed out (after the
+    # messages, to say why).
+    "portal.middleware.SessionLifetimeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Below WhiteNoise: static files keep their long cache; signed-in pages and the API don't.
+    "portal.middleware.NoStoreMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -371,6 +380,32 @@ CSRF_COOKIE_SECURE = BASE_URL_IS_HTTPS
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# No inline or foreign script, style or plugin; no framing; forms post to the portal only, and
+# to the issuer, where sign-out (and a sign-in after a session ended) redirects a form's answer.
+# The issuer's origin is added per response by portal.middleware.PortalCSPMiddleware.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
+# Features no page of the portal uses, denied to it and to anything it might embed.
+PERMISSIONS_POLICY = [
+    "accelerometer", "camera", "display-capture", "geolocation", "gyroscope", "hid",
+    "magnetometer", "microphone", "midi", "payment", "publickey-credentials-get",
+    "screen-wake-lock", "serial", "usb", "xr-spatial-tracking",
+]  # fmt: skip
+# A session ends after this long without a request, and this long after sign-in whatever
+# happens (NIST SP 800-63B's limits for AAL2: 30 minutes idle, 12 hours in all).
+SESSION_IDLE_TIMEOUT = _duration("SESSION_IDLE_TIMEOUT", "PT30M")
+SESSION_LIFETIME = _duration("SESSION_LIFETIME", "PT12H")
+# The cookie need not outlive the session it carries.
+SESSION_COOKIE_AGE = int(SESSION_LIFETIME.total_seconds())
 
 # Behind a TLS-terminating proxy (the usual deployment), trust its X-Forwarded-Proto, send
 # every plain-http request to https and pin browsers to https with HSTS.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from urllib.parse import urlencode
 
 import requests
@@ -18,9 +19,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 from joserfc.errors import JoseError
 
-from access.services import Actor, role_memberships_record_from_token
+from access.services import Actor, humanize_duration, role_memberships_record_from_token
 from portal.auth.oidc import id_token_claims_options, oidc_client
 from portal.auth.redirects import safe_next_path
+from portal.middleware import session_start
+from portal.models import User
 from portal.ratelimits import SIGN_IN_CALLBACK, SIGN_IN_START, client_address, rate_limited
 from portal.services import user_sign_in_record
 
@@ -156,6 +159,11 @@ def callback(request: HttpRequest) -> HttpResponse:
         # Only a literal true: an absent claim, "true" or 1 is not Auth0 saying it verified it.
         email_verified=claims.get("email_verified") is True,
     )
+    if not user.is_active:
+        why = user.auth0_state or "deactivated by an admin"
+        return sign_in_failed(
+            request, **_inactive_refusal(user), status=403, reason=f"{user.sub} is {why}"
+        )
     roles = claims.get(settings.AUTH0_ROLES_CLAIM) or []
     held = role_memberships_record_from_token(
         user=user, role_names=roles if isinstance(roles, list) else []
@@ -163,8 +171,26 @@ def callback(request: HttpRequest) -> HttpResponse:
     # Django's login() gives the session a new key, so a planted session id is useless.
     auth_login(request, user, backend="access.backends.PolicyBackend")
     request.session[ID_TOKEN_SESSION_KEY] = token.get("id_token", "")
+    session_start(request)
     Actor.of_request(request, user.sub, "web").record("auth.signed_in", user.sub, roles=held)
     return HttpResponseRedirect(next_path)
+
+
+def _inactive_refusal(user: User) -> dict[str, str]:
+    """Title and detail for a person Atrium no longer lets in, though Auth0 signed them in."""
+    every = humanize_duration(timedelta(seconds=settings.ROLE_SYNC_INTERVAL))
+    if user.auth0_state == User.Auth0State.BLOCKED:
+        return {
+            "title": "Your account is blocked",
+            "detail": "Atrium's last check with Auth0 found your account blocked. If it has "
+            f"been unblocked since, Atrium learns so at its next check (every {every}): "
+            "try again then.",
+        }
+    return {
+        "title": "Your account is not active",
+        "detail": "A portal admin has deactivated your account in Atrium. Ask them to "
+        "reactivate it.",
+    }
 
 
 @login_not_required

@@ -35,9 +35,14 @@ class Command(BaseCommand):
             self.stdout.write(f"- {role} → {sub}")
         for role in report.gone_roles:
             self.stdout.write(f"! role {role} no longer exists in Auth0")
+        for sub, state in report.deactivated:
+            self.stdout.write(f"x {sub} is {state} in Auth0: signed out at their next request")
+        for sub in report.reactivated:
+            self.stdout.write(f"✓ {sub} was unblocked in Auth0: may sign in again")
         self.stdout.write(
             f"{report.roles} roles, {len(report.added)} members added, "
-            f"{len(report.removed)} removed, {report.api_calls} API calls, "
+            f"{len(report.removed)} removed, {report.accounts_checked} accounts checked, "
+            f"{report.api_calls} API calls, "
             f"{report.seconds:.1f} s: {report.run.get_outcome_display()}"
         )
         if report.outcome in {RoleSyncRun.Outcome.FAILED, RoleSyncRun.Outcome.BLOCKED}:
