@@ -56,6 +56,7 @@ from access.services import (
 from access.tables import AuditTable, MemberTable, RoleTable
 from catalog.refs import parse_entity_ref
 from catalog.selectors import entity_by_ref
+from portal.bounds import MAX_ID, whole_number
 from portal.models import User
 from portal.ratelimits import ROLE_REFRESH, person_key, rate_limited
 
@@ -186,12 +187,12 @@ def request_new(request: HttpRequest) -> HttpResponse:
     longest = access_request_longest(entity=entity, role=chosen) if chosen else None
     initial: dict[str, Any] = {"role": chosen}
     # From a reminder's link: the form comes filled in as the grant it extends, one click away.
-    extend = request.GET.get("extend", "")
+    extend = whole_number(request.GET.get("extend", ""))
     extending = (
         AccessRequest.objects.filter(
-            pk=int(extend), requester=person, role_name=wanted, entity_ref=entity.ref
+            pk=extend, requester=person, role_name=wanted, entity_ref=entity.ref
         ).first()
-        if extend.isdigit()
+        if extend is not None and extend <= MAX_ID
         else None
     )
     if extending is not None:
@@ -396,7 +397,8 @@ def approvals_bulk(request: HttpRequest) -> HttpResponse:
     if outcome not in Decision.Outcome.values:
         messages.error(request, "Choose approve or deny.")
         return redirect("access:approvals")
-    ids = [int(value) for value in request.POST.getlist("selected") if value.isdigit()]
+    selected = (whole_number(value) for value in request.POST.getlist("selected"))
+    ids = [value for value in selected if value is not None and value <= MAX_ID]
     comment = request.POST.get("comment", "")[:2000]
     # Who decides on each entity is read once for the lot, not once per request.
     pairs = AccessRequest.objects.filter(pk__in=ids).values_list("entity_ref", "role_name")

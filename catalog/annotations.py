@@ -17,9 +17,13 @@ from portal.durations import DurationError, duration_parse
 
 REQUIRED_ROLES = "atrium.dev/required-roles"
 MAX_ROLE_NAME = 255
+# More roles than any entity needs; each is a row and a line of the entity's page.
+MAX_REQUIRED_ROLES = 50
 APPROVERS = "atrium.dev/approvers"
 MAX_ACCESS_DURATION = "atrium.dev/max-access-duration"
 APPROVALS_REQUIRED = "atrium.dev/approvals-required"
+# As the role registry's `minApprovals`: each request keeps its count in a small integer.
+MOST_APPROVALS = 10
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,13 @@ def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def _shown(value: str) -> str:
+    """A value as a problem quotes it: whole when short, its start and length when not."""
+    if len(value) <= 100:
+        return repr(value)
+    return f"{value[:60]!r}… ({len(value):,} characters)"
+
+
 def access_annotations(entity: dict[str, Any]) -> AccessAnnotations:
     annotations: dict[str, str] = entity["metadata"].get("annotations") or {}
     namespace = entity["metadata"].get("namespace", "default")
@@ -52,6 +63,13 @@ def access_annotations(entity: dict[str, Any]) -> AccessAnnotations:
         # Longer than any Auth0 role name, and than the column that stores it: left out.
         problems.append(f"{REQUIRED_ROLES}: a role name may be at most {MAX_ROLE_NAME} characters")
         roles = tuple(role for role in roles if len(role) <= MAX_ROLE_NAME)
+    if len(roles) > MAX_REQUIRED_ROLES:
+        # The first ones still restrict the entity: fewer roles only ever show less.
+        problems.append(
+            f"{REQUIRED_ROLES}: {len(roles)} roles; an entity may require at most "
+            f"{MAX_REQUIRED_ROLES}, and only the first {MAX_REQUIRED_ROLES} count"
+        )
+        roles = roles[:MAX_REQUIRED_ROLES]
 
     approvers: list[EntityRef] = []
     for raw in _split(annotations.get(APPROVERS, "")):
@@ -62,7 +80,7 @@ def access_annotations(entity: dict[str, Any]) -> AccessAnnotations:
             blocked = True
             continue
         if ref.kind.lower() not in {"group", "user"}:
-            problems.append(f"{APPROVERS}: {raw!r} is neither a group nor a user")
+            problems.append(f"{APPROVERS}: {_shown(raw)} is neither a group nor a user")
             blocked = True
             continue
         approvers.append(ref)
@@ -78,12 +96,15 @@ def access_annotations(entity: dict[str, Any]) -> AccessAnnotations:
     approvals = 1
     raw_approvals = annotations.get(APPROVALS_REQUIRED)
     if raw_approvals is not None:
-        if raw_approvals.strip().isdigit() and int(raw_approvals) >= 1:
-            approvals = int(raw_approvals)
+        # ASCII digits only: `²` is a digit to str.isdigit() and no number to int(); and
+        # few of them, as int() refuses thousands of digits.
+        text = str(raw_approvals).strip().lstrip("0")
+        if text.isascii() and text.isdigit() and len(text) <= 2 and int(text) <= MOST_APPROVALS:
+            approvals = int(text)
         else:
             problems.append(
-                f"{APPROVALS_REQUIRED}: {raw_approvals!r} is not a whole number of at least 1; "
-                "requests cannot be decided until it is fixed"
+                f"{APPROVALS_REQUIRED}: {_shown(raw_approvals)} is not a whole number from 1 to "
+                f"{MOST_APPROVALS}; requests cannot be decided until it is fixed"
             )
             blocked = True
 

@@ -30,6 +30,8 @@ import idna
 from django.conf import settings
 from requests.utils import requote_uri
 
+from portal.bounds import whole_number
+
 # Seconds one socket operation (connect, one read) may wait, and one file's read may take in all,
 # redirects included: a server that drips its answer cannot hold a refresh for longer.
 URL_TIMEOUT = 10
@@ -172,7 +174,7 @@ def _allowed_entries() -> set[tuple[str, int | None]]:
             host, port = bracketed[1], int(bracketed[2]) if bracketed[2] else None
         elif entry.count(":") == 1:
             host, _, digits = entry.partition(":")
-            port = int(digits) if digits.isdigit() else None
+            port = whole_number(digits)
         entries.add((host.rstrip("."), port))
     return entries
 
@@ -435,8 +437,8 @@ def _get(
             f"the answer is larger than {max_bytes:,} bytes, the most a descriptor file may "
             "be; not read"
         )
-        length = response.getheader("Content-Length") or ""
-        if length.isdigit() and int(length) > max_bytes:
+        length = whole_number(response.getheader("Content-Length") or "")
+        if length is not None and length > max_bytes:
             raise too_large
         body = bytearray()
         while chunk := response.read(_CHUNK):
@@ -445,8 +447,8 @@ def _get(
                 raise too_large
         if deadline.expired:
             raise deadline.error()
-        if length.isdigit() and len(body) != int(length):
-            raise FetchError(f"the answer ended after {len(body):,} of its {int(length):,} bytes")
+        if length is not None and len(body) != length:
+            raise FetchError(f"the answer ended after {len(body):,} of its {length:,} bytes")
         return response.status, response.reason, None, bytes(body)
     except (OSError, http.client.HTTPException) as error:
         if deadline.expired:

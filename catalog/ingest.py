@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import stat
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import yaml
 
 from catalog.descriptors import DescriptorError, ValidEntity, validate_entity
 from catalog.fetch import FetchError, FetchRefused, UrlScope, fetch_url
-from catalog.yamlfiles import MAX_FILE_BYTES, DescriptorFileError, load_documents
+from catalog.yamlfiles import MAX_DEPTH, MAX_FILE_BYTES, DescriptorFileError, load_documents
 
 DESCRIPTOR_SUFFIXES = (".yaml", ".yml")
 MAX_FILES = 5_000
@@ -225,7 +226,7 @@ class _Reader:
             if placeholders:
                 data = self._placeholders(source, data)
             if placeholders or may_hold_nul:
-                _refuse_nul(data)
+                _refuse_unstorable(data)
             valid = validate_entity(data)
         except DescriptorError as error:
             self._problem(source, number, error.message, error.field, ref)
@@ -292,12 +293,16 @@ class _Reader:
         text = raw.decode("utf-8", errors="replace")
         try:
             if kind == "$json":
-                return json.loads(text, parse_constant=_refuse_constant)
+                return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
             if kind == "$yaml":
                 documents = load_documents(raw, source=target)
                 if len(documents) > 1:
                     raise ValueError("it holds more than one YAML document")
                 return documents[0].data if documents else None
+        except RecursionError as error:
+            raise DescriptorError(
+                f"Placeholder {kind} failed to parse {relative!r}: it nests too deep", kind
+            ) from error
         except (ValueError, DescriptorFileError, yaml.YAMLError) as error:
             raise DescriptorError(
                 f"Placeholder {kind} failed to parse {relative!r}: {error}", kind
@@ -321,28 +326,61 @@ class _Reader:
 
 
 # How a NUL character gets into a YAML document: raw, or escaped in a double-quoted string.
+# (Half a surrogate pair, which PostgreSQL cannot store either, only a `$json` placeholder
+# makes: libyaml refuses the escape, and UTF-8 has no bytes for one.)
 NUL_MARKS = (b"\x00", b"\\0", b"\\x00", b"\\u0000", b"\\U00000000")
 
 
-def _refuse_nul(value: Any, path: str = "") -> None:
-    """DescriptorError if a key or value anywhere holds a NUL character, naming where."""
+def _unstorable(text: str) -> str | None:
+    """What of `text` PostgreSQL would refuse to store, as a problem says it; None if nothing."""
+    if "\x00" in text:
+        return "a NUL character (\\0)"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "half of a UTF-16 surrogate pair"
+    return None
+
+
+def _path_part(key: str) -> str:
+    """A key as a problem's field path shows it: printable, and short."""
+    shown = key if key.isprintable() else repr(key)[1:-1]
+    return shown if len(shown) <= 60 else f"{shown[:60]}…"
+
+
+def _refuse_unstorable(value: Any, path: str = "", depth: int = 0) -> None:
+    """DescriptorError if a key or value anywhere holds what PostgreSQL stores in neither text
+    nor JSON, or if placeholders made the document nest past the YAML limit, naming where."""
     if isinstance(value, str):
-        if "\x00" in value:
+        unstorable = _unstorable(value)
+        if unstorable:
             where = path or "<root>"
-            raise DescriptorError(f"{where} holds a NUL character (\\0), which is not stored", path)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            inner = f"{path}.{key}" if path else str(key)
-            _refuse_nul(key, inner)
-            _refuse_nul(item, inner)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _refuse_nul(item, f"{path}.{index}" if path else str(index))
+            raise DescriptorError(f"{where} holds {unstorable}, which is not stored", path)
+    elif isinstance(value, dict | list):
+        if depth >= MAX_DEPTH:
+            raise DescriptorError(
+                f"{path or '<root>'} nests lists and mappings more than {MAX_DEPTH} deep", path
+            )
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            inner = f"{path}.{_path_part(str(key))}" if path else _path_part(str(key))
+            if isinstance(key, str):
+                _refuse_unstorable(key, inner, depth + 1)
+            _refuse_unstorable(item, inner, depth + 1)
 
 
 def _refuse_constant(name: str) -> None:
     """NaN and Infinity are not JSON (Python reads them; PostgreSQL would refuse to store them)."""
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    """A JSON number too large for a float (`1e999`) is Infinity to Python, and no JSON."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text[:40]} is too large a number")
+    return number
 
 
 def _ref_of(data: Any) -> str | None:

@@ -34,13 +34,17 @@ class EntityRef:
 
     @property
     def url(self) -> str:
-        """The entity's page: /catalog/<namespace>/<kind>/<name>/."""
-        from django.urls import reverse
+        """The entity's page: /catalog/<namespace>/<kind>/<name>/; empty for a reference no
+        entity can answer (a relation may name `group:default/a/b`), shown as text."""
+        from django.urls import NoReverseMatch, reverse
 
-        return reverse(
-            "catalog:entity_detail",
-            kwargs={"namespace": self.namespace, "kind": self.kind.lower(), "name": self.name},
-        )
+        try:
+            return reverse(
+                "catalog:entity_detail",
+                kwargs={"namespace": self.namespace, "kind": self.kind.lower(), "name": self.name},
+            )
+        except NoReverseMatch:
+            return ""
 
 
 def parse_entity_ref(

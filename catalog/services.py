@@ -186,7 +186,30 @@ def _copy_browsing_columns(entity: Entity, emitted: Emitted, access: AccessAnnot
     # What the search box finds an entity by; a restricted entity's tags are a detail not
     # everyone may see, so they are not searchable either (filters on them are gated too).
     public_tags = [] if entity.restricted else entity.tags
-    entity.search_text = " ".join([entity.name, entity.title, entity.description, *public_tags])
+    search_text = " ".join([entity.name, entity.title, entity.description, *public_tags])
+    entity.search_text = search_text[:MAX_SEARCH_TEXT]
+
+
+# What of an entity's text the search box looks in: PostgreSQL refuses a full-text document
+# over 1 MB, which a description of a megabyte of distinct words would make, failing the
+# refresh. The name, title and start of the description come first and are kept.
+MAX_SEARCH_TEXT = 64_000
+# Entity.source's column; a path deep in a folder can be longer.
+MAX_SOURCE_LENGTH = 2048
+# A problem longer than this (one quoting a 10,000-character value) keeps its start and end.
+MAX_PROBLEM_LENGTH = 1_000
+
+
+def _storable(message: str) -> str:
+    """A problem's text as stored and shown: without what PostgreSQL cannot store in JSON (a
+    NUL, half a surrogate pair), and short enough to read, so no message fails a refresh."""
+    if "\x00" in message:
+        message = message.replace("\x00", "\\0")
+    if not message.isascii():
+        message = message.encode("utf-8", errors="backslashreplace").decode("utf-8")
+    if len(message) > MAX_PROBLEM_LENGTH:
+        message = f"{message[:700]} … {message[-200:]}"
+    return message
 
 
 _ENTITY_COLUMN: dict[type[models.Model], str] = {
@@ -342,7 +365,13 @@ def location_refresh(*, location: Location) -> RefreshReport:
         first = accepted.get(ref)
         holder = elsewhere.get(ref)
         field_path = ""
-        if not may_define(emitted.valid.kind):
+        if len(emitted.source) > MAX_SOURCE_LENGTH:
+            field_path = "source"
+            message = (
+                f"the file's path is {len(emitted.source):,} characters; Atrium stores at most "
+                f"{MAX_SOURCE_LENGTH:,}"
+            )
+        elif not may_define(emitted.valid.kind):
             field_path = "kind"
             message = (
                 f"NotAllowedError: {emitted.valid.kind} entities may not come from the location "
@@ -362,7 +391,7 @@ def location_refresh(*, location: Location) -> RefreshReport:
     problems_by_ref: dict[str, list[str]] = {}
     for problem in report.problems:
         if problem.ref:
-            problems_by_ref.setdefault(problem.ref, []).append(shown(problem))
+            problems_by_ref.setdefault(problem.ref, []).append(_storable(shown(problem)))
 
     # The descriptors are not needed to compare: the etag stands for them.
     current = {
@@ -377,7 +406,9 @@ def location_refresh(*, location: Location) -> RefreshReport:
         data = emitted.valid.entity
         etag = _etag(data)
         # Its annotations' problems, and for a Location the targets it could not read.
-        problems = [*access[ref].problems, *(shown(problem) for problem in emitted.problems)]
+        problems = [
+            _storable(problem) for problem in [*access[ref].problems, *map(shown, emitted.problems)]
+        ]
         parent_ref = emitted.parent.valid.ref.key if emitted.parent else ""
         if existing is None:
             entity = Entity(ref=ref, location=location)
@@ -484,7 +515,7 @@ def location_refresh(*, location: Location) -> RefreshReport:
         location.last_outcome = Location.Outcome.PROBLEMS
     else:
         location.last_outcome = Location.Outcome.OK
-    location.last_problems = [str(problem) for problem in report.problems]
+    location.last_problems = [_storable(str(problem)) for problem in report.problems]
     location.save(update_fields=["last_refreshed_at", "last_outcome", "last_problems"])
     return report
 

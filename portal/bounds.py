@@ -46,6 +46,14 @@ def values_param() -> Any:
     return Query([], max_length=MAX_LIST, description=f"at most {MAX_LIST} values")
 
 
+def whole_number(text: str) -> int | None:
+    """`text` as a whole number if it is one in ASCII digits, of at most MAX_DIGITS: `²` and
+    `٣` are digits to str.isdigit(), and int() refuses or reads them."""
+    if text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS:
+        return int(text)
+    return None
+
+
 def bounded(name: str, value: int, *, low: int, high: int) -> int:
     """A number read from a cursor or a body field that the schema cannot bound."""
     if isinstance(value, bool) or not low <= value <= high:
