@@ -84,7 +84,8 @@ def test_any_duration_text_is_a_duration_or_says_why_not(raw: str) -> None:
     try:
         duration = duration_parse(raw)
     except DurationError as error:
-        assert repr(raw) in str(error)
+        # Named by its start: a long value is cut at 40 characters.
+        assert repr(raw[:40])[:-1] in str(error)
     else:
         assert duration <= LONGEST
 
