@@ -10,15 +10,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 RUN useradd --create-home --uid 1000 atrium
 
-# Dependencies first, from the exact pins in pyproject.toml, so code changes reuse this layer.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
- && pip install -r /tmp/requirements.txt
+# Dependencies first, from the lock (hashes checked), so code changes reuse this layer.
+# deploy/install-runtime.sh is what tests/deploy/test_runtime_image.py replays in CI.
+COPY requirements/runtime.txt requirements/
+COPY deploy/install-runtime.sh deploy/
+RUN sh deploy/install-runtime.sh deps
 
 COPY . .
-RUN pip install --no-deps -e . \
- && SECRET_KEY=build-only AUTH0_DOMAIN=build.invalid AUTH0_CLIENT_ID=build AUTH0_CLIENT_SECRET=build \
-    DEBUG=false python manage.py collectstatic --no-input \
+RUN sh deploy/install-runtime.sh project \
+ && SECRET_KEY=build-only DEBUG=false python manage.py collectstatic --no-input \
  && chown -R atrium:atrium /app/var
 
 USER atrium

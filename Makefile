@@ -12,23 +12,45 @@ PORT ?= 8000
 export DEBUG ?= true
 export PORTAL_BASE_URL ?= http://127.0.0.1:$(PORT)
 
-.PHONY: help install run test test-integration check format clean
+.PHONY: help install lock run test test-integration check format clean
 
 help:
 	@echo "make run     start web, Celery worker, beat and the devtenant on $(PORTAL_BASE_URL)"
 	@echo "make test    run the whole test suite"
 	@echo "make check   ruff, ruff format --check, mypy, makemigrations --check"
+	@echo "make lock    update requirements/*.txt from pyproject.toml (UPGRADE=--upgrade for newer)"
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Atrium needs Python 3.11 on PATH (or PYTHON=/path/to/python3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# Everything comes from the lock, hashes checked; the project itself goes in without resolving.
+$(STAMP): requirements/dev.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@
 
 install: $(STAMP)
+
+# The locks: requirements/dev.txt (everything `make install` puts in .venv) and
+# requirements/runtime.txt (what the image installs, at dev.txt's versions), both resolved by
+# uv for every platform, with hashes. Existing pins are kept unless pyproject.toml needs others;
+# `make lock UPGRADE=--upgrade` moves everything to the newest allowed,
+# `make lock UPGRADE="--upgrade-package django"` one package.
+UV_VERSION := 0.13.8
+LOCK_TOOLS := var/lock-tools
+UV := $(LOCK_TOOLS)/bin/uv
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet \
+	--custom-compile-command "make lock" $(UPGRADE)
+
+$(UV):
+	$(PYTHON) -m venv $(LOCK_TOOLS)
+	$(LOCK_TOOLS)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+lock: $(UV)
+	$(UV) pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements/dev.txt
+	$(UV) pip compile pyproject.toml $(LOCK_FLAGS) -c requirements/dev.txt -o requirements/runtime.txt
 
 # Backstage's own catalog client, for the test that reads Atrium's API with it.
 CLIENT_DIR := tests/backstage_client

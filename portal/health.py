@@ -1,4 +1,5 @@
-"""Readiness checks: can this process reach the database, the broker and the cache right now."""
+"""Readiness checks: can this process reach the database, the broker and the cache right now;
+and, for admins, how current the roles mirror is."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -21,6 +24,8 @@ class CheckResult:
     name: str
     ok: bool
     error: str = ""
+    # The exception's message: for the log and for admins, never for the open probe.
+    detail: str = ""
 
 
 def _database() -> None:
@@ -45,20 +50,11 @@ def _cache() -> None:
         raise RuntimeError("cache did not return what was just written")
 
 
-class StaleMirror(Exception):
-    """The roles mirror has not been synced with Auth0 for three intervals."""
-
-
-def _roles_mirror() -> None:
-    from access.selectors import mirror_state
-
-    state = mirror_state()
-    if state.stale:
-        raise StaleMirror(state.stale_reason)
-
-
 def _checks() -> dict[str, Callable[[], None]]:
-    checks = {"database": _database, "broker": _broker, "roles mirror": _roles_mirror}
+    # Only what leaves this process unable to serve: a stale roles mirror (wrong Management API
+    # credentials, say) still serves every page, so restarting web would not help; it is on
+    # /healthz/details instead.
+    checks = {"database": _database, "broker": _broker}
     if settings.REDIS_URL:
         checks["cache"] = _cache
     return checks
@@ -72,7 +68,46 @@ def readiness() -> list[CheckResult]:
         except Exception as exc:
             # The full message goes to the log; the unauthenticated probe gets the kind only.
             logger.warning("readiness check %s failed: %s", name, exc)
-            results.append(CheckResult(name=name, ok=False, error=type(exc).__name__))
+            results.append(
+                CheckResult(name=name, ok=False, error=type(exc).__name__, detail=str(exc))
+            )
         else:
             results.append(CheckResult(name=name, ok=True))
     return results
+
+
+def _when(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def details() -> dict[str, Any]:
+    """The readiness checks with their messages, the roles mirror's age and the last sync."""
+    from access.selectors import mirror_state, sync_history
+
+    results = readiness()
+    mirror = mirror_state()
+    last = next(iter(sync_history(limit=1)), None)
+    degraded = mirror.stale or any(not result.ok for result in results)
+    return {
+        "status": "degraded" if degraded else "ok",
+        "checks": {
+            result.name: "ok" if result.ok else f"down: {result.error}: {result.detail}"
+            for result in results
+        },
+        "roles_mirror": {
+            "last_synced_at": _when(mirror.last_synced_at),
+            "age_seconds": None if mirror.age_seconds is None else round(mirror.age_seconds),
+            "stale": mirror.stale,
+            "stale_reason": mirror.stale_reason,
+            "stale_after_seconds": 3 * settings.ROLE_SYNC_INTERVAL,
+        },
+        "last_sync": None
+        if last is None
+        else {
+            "outcome": last.outcome,
+            "started_at": _when(last.started_at),
+            "finished_at": _when(last.finished_at),
+            "api_calls": last.api_calls,
+            "message": last.message,
+        },
+    }

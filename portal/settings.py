@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import django_stubs_ext
@@ -56,6 +58,14 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 
+# .env.example's placeholders must be replaced before production starts (the value stays unsaid).
+for _name in ("SECRET_KEY", "POSTGRES_PASSWORD"):
+    if not DEBUG and os.environ.get(_name, "").startswith("change-me"):
+        raise ImproperlyConfigured(
+            f"{_name} is still the placeholder from .env.example (it starts with 'change-me'): "
+            "set it to a long random value, e.g. from `openssl rand -base64 36`."
+        )
+
 # --- The portal's public origin -------------------------------------------------------------
 
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
@@ -101,11 +111,13 @@ def _issuer() -> str:
         return f"https://{domain.strip().rstrip('/')}/"
     if DEBUG:
         return f"http://127.0.0.1:{DEVTENANT_PORT}/"
-    raise ImproperlyConfigured(
-        "Set AUTH0_DOMAIN (or AUTH0_ISSUER_URL): sign-in needs an Auth0 tenant when DEBUG is off."
-    )
+    AUTH0_MISSING.append("AUTH0_DOMAIN (or AUTH0_ISSUER_URL)")
+    return ""
 
 
+# What sign-in and the Management API need, missing: named when web or a worker starts
+# (portal/startup.py), not here, since migrate, beat and collectstatic do not need them.
+AUTH0_MISSING: list[str] = []
 AUTH0_ISSUER = _issuer()
 USING_DEVTENANT = f"http://127.0.0.1:{DEVTENANT_PORT}/" == AUTH0_ISSUER
 
@@ -116,7 +128,8 @@ def _required_unless_devtenant(name: str, devtenant_default: str) -> str:
         return value
     if USING_DEVTENANT:
         return devtenant_default
-    raise ImproperlyConfigured(f"Set {name}: it is required with a real Auth0 tenant.")
+    AUTH0_MISSING.append(name)
+    return ""
 
 
 # The devtenant's demo applications (devtenant/demo.py) when no tenant is configured.
@@ -251,9 +264,25 @@ TEMPLATES = [
 
 # --- Data -----------------------------------------------------------------------------------
 
-DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'atrium.sqlite3'}"),
-}
+
+def _database() -> dict[str, Any]:
+    if env.str("DATABASE_URL", default=""):
+        return env.db_url("DATABASE_URL")
+    if env.str("POSTGRES_HOST", default=""):
+        # The parts, as Compose passes them: a password needs no URL-encoding this way (read
+        # from os.environ, since django-environ would take a leading `$` for another variable).
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": env.str("POSTGRES_HOST"),
+            "PORT": env.int("POSTGRES_PORT", default=5432),
+            "NAME": env.str("POSTGRES_DB", default="atrium"),
+            "USER": env.str("POSTGRES_USER", default="atrium"),
+            "PASSWORD": os.environ.get("POSTGRES_PASSWORD", ""),
+        }
+    return env.db_url_config(f"sqlite:///{VAR_DIR / 'atrium.sqlite3'}")
+
+
+DATABASES = {"default": _database()}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that a Celery worker started by the integration tests shares it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-atrium.sqlite3")}

@@ -44,6 +44,7 @@ urlpatterns = [
     # Also answered by HealthCheckMiddleware before host checks; routed here for reverse().
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("healthz/details", views.healthz_details, name="healthz-details"),
     path("auth/", include("portal.auth.urls")),
     path("catalog/", include("catalog.urls")),
     path("access/", include("access.urls")),

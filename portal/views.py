@@ -6,8 +6,9 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from access.policy import is_portal_admin
 from access.selectors import role_memberships_of
-from portal.health import readiness
+from portal.health import details, readiness
 
 
 @login_not_required
@@ -40,3 +41,19 @@ def readyz(request: HttpRequest) -> JsonResponse:
         },
     }
     return JsonResponse(body, status=503 if down else 200)
+
+
+@login_not_required
+@never_cache
+@require_safe
+def healthz_details(request: HttpRequest) -> JsonResponse:
+    """What /readyz checks, with its messages, and the roles mirror's age: for portal admins.
+
+    Not answered before host checks like the probes: it names internals, so it is a page like
+    any other, reached through the proxy by a signed-in admin.
+    """
+    if not request.user.is_authenticated:
+        return JsonResponse({"detail": "sign in as a portal admin"}, status=401)
+    if not is_portal_admin(request.user):
+        return JsonResponse({"detail": "for portal admins"}, status=403)
+    return JsonResponse(details())

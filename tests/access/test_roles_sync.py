@@ -12,7 +12,6 @@ from django.core import mail
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -253,17 +252,3 @@ def test_the_command_reports_a_dry_run_and_changes_nothing(
     assert "+ portal-admin → " in out
     assert "dry run: nothing applied" in out and "API calls" in out
     assert not RoleMembership.objects.exists()
-
-
-def test_readyz_reports_a_stale_mirror(client: Client, settings: Any) -> None:
-    settings.ROLE_SYNC_INTERVAL = 300
-    RoleSyncRun.objects.create(
-        started_at=timezone.now() - timedelta(seconds=1000),
-        finished_at=timezone.now() - timedelta(seconds=950),
-        outcome=RoleSyncRun.Outcome.OK,
-    )
-
-    response = client.get("/readyz")
-
-    assert response.status_code == 503
-    assert "roles mirror" in response.json()["down"]

@@ -72,7 +72,6 @@ def test_web_worker_and_beat_start_without_a_database_or_broker_server(tmp_path:
         assert json.loads(body)["checks"] == {
             "database": "ok",
             "broker": "ok",
-            "roles mirror": "ok",
         }
         home_status, home = get(f"http://127.0.0.1:{port}/")
         assert home_status == 200

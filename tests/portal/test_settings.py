@@ -31,6 +31,11 @@ CONFIG_VARIABLES = {
     "AUTH0_AUDIENCE",
     "AUTH0_MGMT_CLIENT_ID",
     "AUTH0_MGMT_CLIENT_SECRET",
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "POSTGRES_DB",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
 }
 # What a production deployment sets besides the variable under test.
 PRODUCTION = {
@@ -68,7 +73,9 @@ print(json.dumps({
 """
 
 
-def load_settings(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+def load_settings(
+    tmp_path: Path, script: str = PRINT_SETTINGS, **variables: str
+) -> subprocess.CompletedProcess[str]:
     """Import the settings in a fresh interpreter, as a process started with this env would."""
     environment = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES}
     environment.update(
@@ -78,7 +85,7 @@ def load_settings(tmp_path: Path, **variables: str) -> subprocess.CompletedProce
         **variables,
     )
     return subprocess.run(
-        [sys.executable, "-c", PRINT_SETTINGS],
+        [sys.executable, "-c", script],
         env=environment,
         cwd=ROOT,
         capture_output=True,
@@ -224,12 +231,75 @@ def test_plain_http_issuer_is_refused_unless_loopback(tmp_path: Path) -> None:
     assert loopback["AUTH0_ISSUER"] == "http://127.0.0.1:9000/"
 
 
-def test_production_without_a_tenant_names_the_missing_variable(tmp_path: Path) -> None:
-    no_domain = load_settings(tmp_path, SECRET_KEY="x" * 50)
-    no_client = load_settings(tmp_path, SECRET_KEY="x" * 50, AUTH0_DOMAIN="acme.eu.auth0.com")
+IMPORT_WSGI = "import portal.wsgi"
 
-    assert "AUTH0_DOMAIN" in no_domain.stderr
-    assert "AUTH0_CLIENT_ID" in no_client.stderr
+
+def test_migrate_needs_no_tenant_but_web_names_what_is_missing(tmp_path: Path) -> None:
+    # migrate, beat and collectstatic start from the same .env before the tenant is filled in.
+    without_tenant = load_settings(tmp_path, SECRET_KEY="x" * 50)
+    no_domain = load_settings(tmp_path, IMPORT_WSGI, SECRET_KEY="x" * 50)
+    no_client = load_settings(
+        tmp_path, IMPORT_WSGI, SECRET_KEY="x" * 50, AUTH0_DOMAIN="acme.eu.auth0.com"
+    )
+    complete = load_settings(tmp_path, IMPORT_WSGI, **PRODUCTION)
+
+    assert without_tenant.returncode == 0, without_tenant.stderr
+    assert no_domain.returncode != 0
+    assert "Set AUTH0_DOMAIN (or AUTH0_ISSUER_URL), AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET" in (
+        no_domain.stderr
+    )
+    assert "the web process needs them" in no_domain.stderr
+    assert "Set AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET:" in no_client.stderr
+    assert complete.returncode == 0, complete.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "placeholder"),
+    [("SECRET_KEY", "change-me-to-a-long-random-string"), ("POSTGRES_PASSWORD", "change-me")],
+)
+def test_the_env_examples_placeholders_are_refused_in_production(
+    tmp_path: Path, name: str, placeholder: str
+) -> None:
+    refused = load_settings(tmp_path, **(PRODUCTION | {name: placeholder}))
+    in_dev = load_settings(tmp_path, **(PRODUCTION | {name: placeholder}), DEBUG="true")
+
+    assert refused.returncode != 0
+    assert f"{name} is still the placeholder from .env.example" in refused.stderr
+    assert in_dev.returncode == 0, in_dev.stderr
+
+
+PRINT_DATABASE = """
+import json
+from django.conf import settings
+db = settings.DATABASES["default"]
+print(json.dumps({k: db.get(k) for k in ("ENGINE", "NAME", "HOST", "PORT", "USER", "PASSWORD")}))
+"""
+
+
+def test_the_database_is_built_from_postgres_parts_so_any_password_works(tmp_path: Path) -> None:
+    password = "$p@ss:w/rd?#%20 x"
+    parts = {
+        "POSTGRES_HOST": "db",
+        "POSTGRES_USER": "atrium",
+        "POSTGRES_DB": "atrium",
+        "POSTGRES_PASSWORD": password,
+    }
+    loaded = load_settings(tmp_path, PRINT_DATABASE, **PRODUCTION, **parts)
+    url_wins = load_settings(
+        tmp_path, PRINT_DATABASE, **PRODUCTION, **parts,
+        DATABASE_URL="postgres://other:pw@db.internal:5433/other",
+    )  # fmt: skip
+
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout) == {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "atrium",
+        "HOST": "db",
+        "PORT": 5432,
+        "USER": "atrium",
+        "PASSWORD": password,
+    }
+    assert json.loads(url_wins.stdout)["HOST"] == "db.internal"
 
 
 def test_dev_without_a_tenant_uses_the_devtenant(tmp_path: Path) -> None:
