@@ -35,6 +35,7 @@ from access.models import (
 )
 from access.registry import RegistryEntry, registry_entry_json, registry_entry_of
 from portal.models import User
+from portal.ratelimits import request_address
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -57,7 +58,7 @@ class Actor:
     @classmethod
     def of_request(cls, request: HttpRequest, name: str, via: str) -> Actor:
         """The caller of a page or the API, with the address and client they came from."""
-        return cls(name, via=via, ip=request.META.get("REMOTE_ADDR"),
+        return cls(name, via=via, ip=request_address(request),
                    user_agent=request.headers.get("User-Agent", ""))  # fmt: skip
 
     def event(

@@ -94,7 +94,10 @@ def limit_count(limit: Limit, *, request: HttpRequest, key: str) -> None:
     _usage(limit, request=request, key=key, count=True)
 
 
-def _address(raw: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _address(raw: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(raw)
     except ValueError:
@@ -106,13 +109,10 @@ def _address(raw: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def client_address(request: HttpRequest) -> str:
-    """The address a request came from: the connection's, or the one the trusted proxies saw.
-
-    Only the last TRUSTED_PROXY_COUNT entries of X-Forwarded-For were written by our proxies;
-    whatever is left of them the client wrote itself. An IPv6 client counts by its /64, which
-    one machine usually holds whole.
-    """
+def _seen_address(request: HttpRequest) -> tuple[str, IPAddress | None]:
+    """The raw address a request came from and its parse: the connection's, or the one the
+    trusted proxies saw. Only the last TRUSTED_PROXY_COUNT entries of X-Forwarded-For were
+    written by our proxies; whatever is left of them the client wrote itself."""
     raw = request.META.get("REMOTE_ADDR") or ""
     trusted = settings.TRUSTED_PROXY_COUNT
     if trusted:
@@ -121,11 +121,24 @@ def client_address(request: HttpRequest) -> str:
         if forwarded:
             raw = forwarded[-min(trusted, len(forwarded))]
     address = _address(raw)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return raw, address
+
+
+def request_address(request: HttpRequest) -> str | None:
+    """The client's address exactly, as the audit log records it; None when it is no address."""
+    _raw, address = _seen_address(request)
+    return str(address) if address is not None else None
+
+
+def client_address(request: HttpRequest) -> str:
+    """The address a request counts by: `request_address`, but an IPv6 client by its /64,
+    which one machine usually holds whole."""
+    raw, address = _seen_address(request)
     if address is None:
         return raw or "unknown"
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped:
-            return str(address.ipv4_mapped)
         return str(ipaddress.ip_network(f"{address}/64", strict=False).network_address)
     return str(address)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 import pytest
-from django.test import Client
+from django.test import Client, RequestFactory
 
 from access.models import AuditEvent
+from access.services import Actor
 from tests.access.test_pages import text
 from tests.catalog.conftest import signed_in
 from tests.conftest import DevTenant
@@ -107,3 +109,22 @@ def test_the_csv_export_never_hands_a_spreadsheet_a_formula() -> None:
         ("'\tpayments", "'\rcurl"),
         ("payments.viewer on component:default/a-b", "Mozilla/5.0 (a=b)"),
     }
+
+
+def test_behind_a_proxy_the_log_records_the_clients_address_not_the_proxys(
+    settings: Any,
+) -> None:
+    """The address the trusted proxy appended, exactly (rate limits count an IPv6 /64)."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    factory = RequestFactory()
+    behind = factory.get(
+        "/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 2001:db8:0:1::7"
+    )
+    direct = factory.get("/", REMOTE_ADDR="192.0.2.8", HTTP_X_FORWARDED_FOR="6.6.6.6")
+
+    Actor.of_request(behind, "auth0|ada", AuditEvent.Via.WEB).record("probe.behind", "x")
+    settings.TRUSTED_PROXY_COUNT = 0
+    Actor.of_request(direct, "auth0|ada", AuditEvent.Via.WEB).record("probe.direct", "x")
+
+    assert AuditEvent.objects.get(action="probe.behind").ip == "2001:db8:0:1::7"
+    assert AuditEvent.objects.get(action="probe.direct").ip == "192.0.2.8"
