@@ -15,6 +15,7 @@ import pytest
 import redis
 from django.conf import settings
 
+from portal.beat import entry_slot
 from portal.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,14 +55,23 @@ def test_two_beats_send_each_run_once(tmp_path: Path) -> None:
         beat(entry=entry, queue=queue, var_dir=tmp_path / name, log=tmp_path / f"{name}.log")
         for name in ("first", "second")
     ]
+    logs = [tmp_path / f"{name}.log" for name in ("first", "second")]
     try:
-        time.sleep(16)
+        # Both schedule from their start; then eight slots' worth of runs.
+        deadline = time.monotonic() + 60
+        while not all("beat: Starting..." in log.read_text() for log in logs):
+            assert time.monotonic() < deadline, "\n".join(log.read_text() for log in logs)
+            assert all(process.poll() is None for process in beats), "a beat exited:\n" + "\n".join(
+                log.read_text() for log in logs
+            )
+            time.sleep(0.2)
+        time.sleep(8 * EVERY)
     finally:
         for process in beats:
             process.terminate()
         for process in beats:
             process.wait(timeout=20)
-    logs = [(tmp_path / f"{name}.log").read_text() for name in ("first", "second")]
+    outputs = [log.read_text() for log in logs]
     keys = list(broker.keys(f"{queue}*"))
     messages = [json.loads(raw) for key in keys for raw in broker.lrange(key, 0, -1)]
     if keys:
@@ -73,9 +83,23 @@ def test_two_beats_send_each_run_once(tmp_path: Path) -> None:
         for message in messages
     ]
     slots = [int(moment.timestamp() // EVERY) for moment in sent]
-    assert len(messages) >= 4, "\n".join(logs)
+    assert len(messages) >= 4, "\n".join(outputs)
     assert len(slots) == len(set(slots)), f"a run was sent twice: slots {sorted(slots)}"
     # Both beats were due every slot; the one that came second in a slot sent nothing.
-    assert all("Starting..." in log for log in logs), "\n".join(logs)
-    assert sum(log.count("another beat sent this run") for log in logs) >= 3, "\n".join(logs)
-    assert sum(log.count("Sending due task") for log in logs) == len(messages)
+    assert sum(out.count("another beat sent this run") for out in outputs) >= 3, "\n".join(outputs)
+    assert sum(out.count("Sending due task") for out in outputs) == len(messages)
+
+
+def test_a_beats_runs_never_share_a_slot_and_crontabs_have_a_minute_each() -> None:
+    from celery.beat import ScheduleEntry
+    from celery.schedules import crontab, schedule
+
+    every = ScheduleEntry(name="e", schedule=schedule(timedelta(seconds=300)), app=celery_app)
+    # A beat's runs are at least the interval apart, late or not: each has a slot of its own.
+    runs = [1_000_000.0 + 299.5, 1_000_000.0 + 299.5 + 300, 1_000_000.0 + 299.5 + 601.7]
+    slots = [entry_slot(entry=every, now=moment)[0] for moment in runs]
+    assert len(set(slots)) == 3
+    assert entry_slot(entry=every, now=0)[1] == 300
+
+    minutely = ScheduleEntry(name="c", schedule=crontab(), app=celery_app)
+    assert entry_slot(entry=minutely, now=119.9) == (1, 60)
