@@ -347,7 +347,12 @@ CELERY_TASK_ALWAYS_EAGER = False
 # The queue tasks go to and workers take from; portals sharing one Redis each need their own.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Beat's own state; a read-only container points it at a writable volume.
+CELERY_BEAT_SCHEDULE_FILENAME = env.str(
+    "CELERY_BEAT_SCHEDULE_FILENAME", default=str(VAR_DIR / "celerybeat-schedule")
+)
+# Sends each scheduled run once however many beats run: a lock per run in Redis (portal/beat.py).
+CELERY_BEAT_SCHEDULER = "portal.beat:LockedScheduler"
 CATALOG_REFRESH_INTERVAL = env.int("CATALOG_REFRESH_INTERVAL", default=600)
 # `host` or `host:port` entries URL locations may read although they resolve to loopback or
 # private addresses (an internal Git host); every other such read is refused (catalog/fetch.py).
