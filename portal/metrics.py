@@ -146,7 +146,7 @@ def _queue() -> Iterator[Metric]:
     with celery_app.connection_for_read() as connection:
         # kombu's Redis channel sums LLEN over the queue's priority lists; the filesystem
         # channel counts its files.
-        size = connection.default_channel._size(name)
+        size = connection.default_channel._size(name)  # type: ignore[attr-defined]
     depth = GaugeMetricFamily(
         "atrium_celery_queue_length", "Messages waiting in the Celery queue.", labels=["queue"]
     )
@@ -223,7 +223,7 @@ def _process_metrics() -> bytes:
     is set (prometheus-client then keeps them in files there), else this process's."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        MultiProcessCollector(registry)
         return generate_latest(registry)
     return generate_latest(REGISTRY)
 
@@ -249,5 +249,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     own = CollectorRegistry(auto_describe=False)
-    own.register(AtriumCollector())  # type: ignore[arg-type]
+    own.register(AtriumCollector())
     return HttpResponse(_process_metrics() + generate_latest(own), content_type=CONTENT_TYPE_LATEST)

@@ -29,9 +29,9 @@ def token(settings: Any) -> str:
     return TOKEN
 
 
-def scrape(**headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape(host: str = "testserver") -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of one authorised scrape, by name and labels."""
-    response = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}", **headers)
+    response = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}", HTTP_HOST=host)
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("text/plain; version=")
     return {
@@ -62,7 +62,7 @@ def test_a_scrape_by_the_internal_address_over_http_is_answered(token: str, sett
     # As Prometheus calls web inside the stack: a Host not in ALLOWED_HOSTS, plain http, even
     # behind the proxy's https redirect.
     settings.SECURE_SSL_REDIRECT = True
-    samples = scrape(HTTP_HOST="web:8000")
+    samples = scrape(host="web:8000")
     assert value(samples, "atrium_metrics_errors", part="requests") == 0
     # django-prometheus' request metrics are there too, counting this process' requests.
     seen = value(samples, "django_http_requests_before_middlewares_total")
