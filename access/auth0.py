@@ -23,6 +23,8 @@ import httpx
 from django.conf import settings
 from django.core.cache import cache
 
+from portal.metrics import auth0_rate_limited
+
 PAGE_SIZE = 100  # the most Auth0 gives per page
 # A cached Management API token is dropped this long before Auth0 would refuse it.
 TOKEN_MARGIN_SECONDS = 60
@@ -232,6 +234,7 @@ class Directory:
                 continue
             if response.status_code == 429:
                 problem = f"429 {_message(response)}"
+                auth0_rate_limited()
                 self._wait_for_reset(attempt)
                 continue
             if response.status_code >= 500:

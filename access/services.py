@@ -34,6 +34,7 @@ from access.models import (
     RoleSyncRun,
 )
 from access.registry import RegistryEntry, registry_entry_json, registry_entry_of
+from portal.logs import correlate
 from portal.models import User
 from portal.ratelimits import request_address
 
@@ -157,6 +158,7 @@ def roles_sync(
         raise SyncBusy("another role sync is running; this one did not start")
     started = time.monotonic()
     run = RoleSyncRun.objects.create(forced=force)
+    correlate(f"sync-{run.pk}")
     report = SyncReport(run=run)
     owned = directory is None
     directory = directory or Directory()
@@ -635,6 +637,7 @@ def access_request_decide(
 
     with transaction.atomic():
         request = AccessRequest.objects.locked().get(pk=request_id)
+        correlate(request.correlation_id)
         viewer = viewer_for(approver)
         key = (request.entity_ref, request.role_name)
         scope = (scopes or {}).get(key) or decision_scope(entity_ref=key[0], role=key[1])
@@ -654,6 +657,7 @@ def access_request_decide(
             request=request, approver=approver, outcome=outcome, comment=comment.strip()
         )
         verb = "approved" if outcome == Decision.Outcome.APPROVED else "denied"
+        logger.info("request %s: %s by %s", request.pk, verb, actor.name)
         actor.record(f"request.{verb}", _request_target(request), request.correlation_id,
                      comment=comment.strip())  # fmt: skip
         now = timezone.now()
@@ -731,6 +735,7 @@ def grant_provision(*, request_id: int, actor: Actor, directory: Directory | Non
 
     with transaction.atomic():
         request = AccessRequest.objects.locked().get(pk=request_id)
+        correlate(request.correlation_id)
         if request.state not in (AccessRequest.State.APPROVED, AccessRequest.State.PROVISIONING):
             return request.state
         refusal = grant_refusal(role_name=request.role_name)
@@ -753,6 +758,7 @@ def grant_provision(*, request_id: int, actor: Actor, directory: Directory | Non
     directory = directory or shared_directory()
     role_id = _role_id(request.role_name, directory)
     directory.assign(request.requester.sub, [role_id], correlation_id=request.correlation_id)
+    logger.info("grant %s: %s assigned in Auth0", request_id, request.role_name)
     try:
         return _grant_activate(request_id=request_id, duration=duration, actor=actor)
     except Exception as error:
@@ -801,6 +807,7 @@ def _grant_activate(*, request_id: int, duration: timedelta, actor: Actor) -> st
         detail = {"expires_at": request.expires_at.isoformat()}
         if duration < request.duration:
             detail["shortened_to"] = duration_iso(duration)
+        logger.info("grant %s active until %s", request.pk, request.expires_at)
         actor.record("grant.activated", _request_target(request), request.correlation_id,
                      **detail)  # fmt: skip
         _after_commit("notify_task", request, actor, "active")
@@ -840,6 +847,7 @@ def grant_end(
     so nobody keeps a role the portal shows as ended.
     """
     request = AccessRequest.objects.select_related("requester").get(pk=request_id)
+    correlate(request.correlation_id)
     if request.state != AccessRequest.State.ACTIVE:
         return False
     directory = directory or shared_directory()

@@ -37,6 +37,8 @@ class Location(models.Model):
     last_outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.NEVER)
     # `file:document: message` lines from the last refresh.
     last_problems = models.JSONField(default=list, blank=True)
+    # How long the last refresh took, read and stored, for /metrics.
+    last_refresh_seconds = models.FloatField(null=True, blank=True)
     # Columns rather than a list of kinds, so that a query can ask "from a location allowed
     # Users" on every database (see `trusted_q`).
     allows_users = models.BooleanField(default=False, help_text="may define User entities")

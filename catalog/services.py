@@ -7,6 +7,7 @@ import functools
 import gc
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -346,6 +347,7 @@ def location_refresh(*, location: Location) -> RefreshReport:
     read as part of the location, so under its rules) is refused as its own problem, and
     removed if an earlier refresh stored it.
     """
+    started = time.monotonic()
     location = Location.objects.select_for_update().get(pk=location.pk)
     result = read_location(location.target)
     report = RefreshReport(location=location, problems=list(result.problems))
@@ -516,7 +518,10 @@ def location_refresh(*, location: Location) -> RefreshReport:
     else:
         location.last_outcome = Location.Outcome.OK
     location.last_problems = [_storable(str(problem)) for problem in report.problems]
-    location.save(update_fields=["last_refreshed_at", "last_outcome", "last_problems"])
+    location.last_refresh_seconds = time.monotonic() - started
+    location.save(
+        update_fields=["last_refreshed_at", "last_outcome", "last_problems", "last_refresh_seconds"]
+    )
     return report
 
 

@@ -17,11 +17,14 @@ from django_htmx.http import HttpResponseClientRedirect
 from access.services import humanize_duration
 from portal import views
 from portal.auth.redirects import safe_next_path
+from portal.metrics import metrics
 from portal.models import User
 
 _PROBES: dict[str, Callable[[HttpRequest], HttpResponse]] = {
     "/healthz": views.healthz,
     "/readyz": views.readyz,
+    # Prometheus scrapes by the internal address too; the token is what protects it.
+    "/metrics": metrics,
 }
 
 

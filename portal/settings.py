@@ -211,13 +211,18 @@ INSTALLED_APPS = [
     "django_tables2",
     "django_filters",
     "django_ratelimit",
+    "django_prometheus",
     "portal",
     "catalog",
     "access",
 ]
 
 MIDDLEWARE = [
-    # First, so that probes are answered whatever the Host header or scheme.
+    # Every request gets an id for its log lines, and is counted for /metrics (with its pair,
+    # the last middleware).
+    "portal.logs.RequestIdMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Before the rest, so that probes and /metrics are answered whatever the Host or scheme.
     "portal.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Above WhiteNoise, so that static files carry the policy and Permissions-Policy too.
@@ -240,6 +245,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # Below WhiteNoise: static files keep their long cache; signed-in pages and the API don't.
     "portal.middleware.NoStoreMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -524,12 +530,31 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# --- Logging --------------------------------------------------------------------------------
+# --- Logging and metrics ------------------------------------------------------------------
 
+# `json`: one JSON object a line (time, level, logger, message, request_id, correlation_id),
+# for a log collector; `text` for people.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be text or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "portal.logs.ContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "portal.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+# Celery's worker keeps the root logger as configured here, so its lines are JSON too.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT == "text"
+# /metrics answers only a scrape with `Authorization: Bearer <METRICS_TOKEN>`; 404 while unset.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

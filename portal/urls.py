@@ -13,6 +13,7 @@ from django.urls import include, path, re_path
 from access.policy import is_portal_admin
 from portal import views
 from portal.api import api, not_found
+from portal.metrics import metrics
 
 
 @login_not_required
@@ -45,6 +46,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("healthz/details", views.healthz_details, name="healthz-details"),
+    path("metrics", metrics, name="metrics"),
     path("auth/", include("portal.auth.urls")),
     path("catalog/", include("catalog.urls")),
     path("access/", include("access.urls")),

@@ -11,6 +11,7 @@ import ssl
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,3 +196,14 @@ def test_a_clients_own_x_forwarded_proto_is_replaced_by_caddys(stack: Stack) -> 
     assert spoofed.status == 302, spoofed.headers
     assert spoofed.headers["Location"] == "/auth/login/?next=/catalog/"
     assert "Strict-Transport-Security" in spoofed.headers
+
+
+def test_each_request_gets_caddys_request_id_not_the_clients(stack: Stack) -> None:
+    ids = [
+        request(
+            stack.https_port, "/healthz", tls=stack.tls(), headers={"X-Request-ID": "mine"}
+        ).headers["X-Request-ID"]
+        for _ in range(2)
+    ]
+    assert "mine" not in ids and ids[0] != ids[1]
+    assert all(len(uuid.UUID(rid).hex) == 32 for rid in ids)
