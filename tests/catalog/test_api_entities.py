@@ -248,7 +248,10 @@ def test_the_list_api_runs_a_fixed_number_of_queries(
     assert body["totalItems"] == len(body["items"]) > 0
     assert {item["kind"] for item in body["items"]} == {"Component"}
     assert {item["spec"]["type"] for item in body["items"]} == {"service"}
-    assert "payments-api" in names(body["items"])
+    # payments-api is a service too, but restricted: Ada may not see its spec, so not match on it.
+    assert names(body["items"]) == [
+        "cart-service", "log-pipeline", "metrics-collector", "payouts-service", "warehouse-loader",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
