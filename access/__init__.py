@@ -1,1 +1,1 @@
-"""Roles mirror, access requests, approvals, grants and the audit log (built in later issues)."""
+"""Access to Auth0 roles: the mirror, requests, approvals, grants, their policy, the audit log."""

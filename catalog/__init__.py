@@ -1,1 +1,1 @@
-"""Catalog of services, APIs, resources and the teams that own them (built in a later issue)."""
+"""The catalog: Backstage-format descriptors read from locations, shown in pages and the API."""

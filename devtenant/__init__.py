@@ -1,1 +1,1 @@
-"""A local Auth0 tenant emulator for development, demos and tests (built in a later issue)."""
+"""A local Auth0 tenant (sign-in, tokens, Management API) for development, demos and tests."""

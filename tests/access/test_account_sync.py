@@ -16,7 +16,7 @@ from access.auth0 import Directory
 from access.models import AuditEvent, RoleSyncRun
 from access.services import roles_sync
 from portal.models import User
-from tests.conftest import DevTenant
+from tests.helpers import DevTenant
 from tests.portal.auth_helpers import answer_at_tenant, sign_in, start_sign_in
 
 pytestmark = pytest.mark.django_db

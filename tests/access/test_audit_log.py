@@ -11,9 +11,7 @@ from django.test import Client, RequestFactory
 
 from access.models import AuditEvent
 from access.services import Actor
-from tests.access.test_pages import text
-from tests.catalog.conftest import signed_in
-from tests.conftest import DevTenant
+from tests.helpers import DevTenant, signed_in, text
 from tests.portal.auth_helpers import machine_token, sign_in
 
 pytestmark = pytest.mark.django_db

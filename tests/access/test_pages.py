@@ -16,28 +16,18 @@ from access.services import roles_sync
 from catalog.services import location_refresh, location_register
 from devtenant.demo import demo_tenant
 from portal.models import User
-from tests.access.test_roles_sync import management, seed_members, tenant_ids
-from tests.catalog.conftest import signed_in
-from tests.conftest import DevTenant
+from tests.helpers import (
+    DevTenant,
+    ada_of_the_tenant,
+    management,
+    seed_members,
+    signed_in,
+    tenant_ids,
+    text,
+)
 from tests.portal.auth_helpers import machine_token
 
 pytestmark = pytest.mark.django_db
-
-
-def text(html: bytes) -> str:
-    """The page as a person reads it: tags dropped, whitespace folded."""
-    return " ".join(re.sub(r"<[^>]+>", " ", html.decode()).split())
-
-
-def ada_of_the_tenant(devtenant: DevTenant) -> tuple[User, Client]:
-    """Ada as she is after signing in: her `sub` is the devtenant's id for her."""
-    users, _ = tenant_ids(devtenant)
-    ada = User.objects.create_user(
-        users["ada@example.com"], "ada@example.com", "Ada Lovelace", email_verified=True
-    )
-    client = Client()
-    client.force_login(ada)
-    return ada, client
 
 
 def test_my_access_lists_my_roles_with_source_and_end() -> None:

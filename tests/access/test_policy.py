@@ -20,8 +20,7 @@ from access.policy import (
 from catalog.models import Entity
 from catalog.services import location_refresh, location_register
 from portal.models import User
-from tests.catalog.conftest import signed_in
-from tests.conftest import own_role
+from tests.helpers import own_role, signed_in
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from access.models import AuditEvent, Role
-from tests.catalog.conftest import signed_in
-from tests.conftest import DevTenant
+from tests.helpers import DevTenant, signed_in
 from tests.portal.auth_helpers import client_token, machine_token
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ import requests
 from django.core import mail
 from django.core.management import call_command
 from django.db import connection
-from django.test import Client
 from django.utils import timezone
 
 from access.auth0 import Auth0Error, Directory
@@ -31,67 +29,16 @@ from access.tasks import reconcile_grants_task
 from catalog.services import location_refresh, location_register
 from portal.celery import app as celery_app
 from portal.models import User
-from tests.access.test_roles_sync import tenant_ids
-from tests.catalog.conftest import signed_in
-from tests.catalog.test_views import PAYMENTS
-from tests.conftest import DevTenant, own_role
+from tests.helpers import (
+    ENTITY,
+    DevTenant,
+    ask,
+    person_of_tenant,
+    signed_in,
+    tenant_roles_of,
+)
 
 pytestmark = pytest.mark.django_db
-
-# Another owner of the payments services, so two people can decide at once.
-ALAN = """\
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: alan}
-spec:
-  profile: {email: alan@example.com}
-  memberOf: [team-payments]
-"""
-ENTITY = "component:default/payments-api"
-
-
-@pytest.fixture
-def eager_tasks() -> Iterator[None]:
-    """Tasks run in-process when queued, so a test sees their whole effect (the worker test
-    runs them in a real worker)."""
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
-
-
-@pytest.fixture
-def payments(tmp_path: Path) -> None:
-    """The payments entities and people, with team-payments owning the payments roles."""
-    own_role("payments.viewer", "team-payments")
-    own_role("payments.admin", "team-payments")
-    (tmp_path / "payments.yaml").write_text(PAYMENTS + "---\n" + ALAN)
-    location_refresh(
-        location=location_register(
-            target=str(tmp_path / "payments.yaml"), allow_kinds=["User", "Group"]
-        )
-    )
-
-
-def person_of_tenant(devtenant: DevTenant, email: str) -> tuple[User, Client]:
-    users, _ = tenant_ids(devtenant)
-    user = User.objects.create_user(
-        users[email], email, email.split("@")[0].title(), email_verified=True
-    )
-    client = Client()
-    client.force_login(user)
-    return user, client
-
-
-def tenant_roles_of(devtenant: DevTenant, email: str) -> set[str]:
-    state = requests.get(devtenant.url("__admin/state"), timeout=10).json()
-    user_id = next(u["user_id"] for u in state["users"] if u["email"] == email)
-    names = {r["id"]: r["name"] for r in state["roles"]}
-    return {names[a["role_id"]] for a in state.get("assignments", []) if a["user_id"] == user_id}
-
-
-def ask(client: Client, role: str = "payments.viewer", **extra: str) -> Any:
-    form = {"entity": ENTITY, "role": role, "reason": "On call for payments", "duration": "P7D"}
-    return client.post("/access/requests/new/", {**form, **extra}, follow=True)
 
 
 def audit_trail(request: AccessRequest) -> list[tuple[str, str, str]]:

@@ -8,8 +8,7 @@ import pytest
 from django.test import Client
 
 from access.models import AccessRequest
-from tests.access.test_requests import ENTITY, payments, person_of_tenant  # noqa: F401
-from tests.conftest import DevTenant
+from tests.helpers import ENTITY, DevTenant, person_of_tenant
 from tests.portal.auth_helpers import machine_token
 
 pytestmark = pytest.mark.django_db
@@ -88,7 +87,7 @@ def test_bad_requests_say_what_is_wrong(devtenant: DevTenant, payments: None) ->
 def test_machines_read_requests_and_grants_but_do_not_ask(
     client: Client,
     devtenant: DevTenant,
-    payments: None,  # noqa: F811
+    payments: None,
 ) -> None:
     _, as_ada = person_of_tenant(devtenant, "ada@example.com")
     as_ada.post("/api/access/requests", ASK, content_type="application/json")
@@ -105,7 +104,7 @@ def test_machines_read_requests_and_grants_but_do_not_ask(
 
 def test_people_see_only_requests_that_concern_them(
     devtenant: DevTenant,
-    payments: None,  # noqa: F811
+    payments: None,
 ) -> None:
     _, as_ada = person_of_tenant(devtenant, "ada@example.com")
     _, as_grace = person_of_tenant(devtenant, "grace@example.com")

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from access.models import Role, RoleMembership
-from tests.catalog.conftest import signed_in
+from tests.helpers import signed_in
 
 pytestmark = pytest.mark.django_db
 

@@ -20,38 +20,9 @@ from access.models import AccessRequest, AuditEvent, Role, RoleMembership, RoleS
 from access.services import SYNC_LOCK_KEY, SyncBusy, roles_sync
 from devtenant.demo import demo_tenant
 from portal.models import User
-from tests.conftest import DevTenant
+from tests.helpers import DevTenant, management, seed_members, tenant_ids
 
 pytestmark = pytest.mark.django_db
-
-
-def seed_members(devtenant: DevTenant, role: str, count: int) -> None:
-    users = [
-        {"email": f"member-{i}@example.com", "password": "atrium-demo", "roles": [role]}
-        for i in range(count)
-    ]
-    devtenant.admin("seed", {"roles": [{"name": role}], "users": users})
-
-
-def management(devtenant: DevTenant, method: str, path: str, body: Any = None) -> Any:
-    token = devtenant.token(
-        grant_type="client_credentials", client_id="atrium-portal",
-        client_secret="atrium-portal-dev-secret", audience=devtenant.url("api/v2/"),
-    )  # fmt: skip
-    response = requests.request(
-        method, devtenant.url(f"api/v2/{path}"), json=body,
-        headers={"Authorization": f"Bearer {token}"}, timeout=10,
-    )  # fmt: skip
-    response.raise_for_status()
-    return response.json() if response.content else None
-
-
-def tenant_ids(devtenant: DevTenant) -> tuple[dict[str, str], dict[str, str]]:
-    """(user id by e-mail, role id by name) of the devtenant."""
-    state = requests.get(devtenant.url("__admin/state"), timeout=10).json()
-    users = {u["email"]: u["user_id"] for u in state["users"]}
-    roles = {r["name"]: r["id"] for r in state["roles"]}
-    return users, roles
 
 
 def held(role: str) -> set[str]:

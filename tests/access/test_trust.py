@@ -17,13 +17,7 @@ from access.services import SYSTEM, grant_provision
 from catalog.models import Location
 from catalog.services import location_refresh, location_register
 from portal.models import User
-from tests.access.test_requests import (  # noqa: F401
-    ENTITY,
-    payments,
-    person_of_tenant,
-    tenant_roles_of,
-)
-from tests.conftest import DevTenant, own_role
+from tests.helpers import ENTITY, DevTenant, own_role, person_of_tenant, tenant_roles_of
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +57,7 @@ TOOLS = "component:default/checkout-tools"
 
 
 @pytest.fixture
-def checkout(tmp_path: Path, payments: None) -> None:  # noqa: F811
+def checkout(tmp_path: Path, payments: None) -> None:
     (tmp_path / "checkout.yaml").write_text(CHECKOUT)
     location = location_register(
         target=str(tmp_path / "checkout.yaml"), allow_kinds=["User", "Group"]
@@ -154,7 +148,7 @@ def test_protected_and_ownerless_roles_are_never_requested_nor_granted(
 
 def test_people_and_groups_from_a_location_not_allowed_them_give_no_membership(
     devtenant: DevTenant,
-    payments: None,  # noqa: F811
+    payments: None,
     tmp_path: Path,
 ) -> None:
     # Anyone who can add a descriptor somewhere claims Bob's e-mail and a seat in team-payments.
@@ -180,7 +174,7 @@ def test_people_and_groups_from_a_location_not_allowed_them_give_no_membership(
 
 def test_an_unverified_account_has_no_groups_and_cannot_approve(
     devtenant: DevTenant,
-    payments: None,  # noqa: F811
+    payments: None,
 ) -> None:
     ada, as_ada = person_of_tenant(devtenant, "ada@example.com")
     grace, as_grace = person_of_tenant(devtenant, "grace@example.com")
@@ -197,7 +191,7 @@ def test_an_unverified_account_has_no_groups_and_cannot_approve(
 
 def test_a_second_account_of_a_person_neither_approves_their_request_nor_counts_twice(
     devtenant: DevTenant,
-    payments: None,  # noqa: F811
+    payments: None,
     tmp_path: Path,
 ) -> None:
     own_role("payments.admin", "team-payments", minApprovals=2)
@@ -256,7 +250,7 @@ def test_a_duration_beyond_every_cap_is_refused_before_auth0_is_called(
 
 def test_a_grant_ends_within_the_caps_as_they_stand_and_one_not_recorded_is_taken_back(
     devtenant: DevTenant,
-    payments: None,  # noqa: F811
+    payments: None,
     monkeypatch: pytest.MonkeyPatch,
     settings: Any,
 ) -> None:
@@ -291,7 +285,7 @@ def test_a_grant_ends_within_the_caps_as_they_stand_and_one_not_recorded_is_take
 
 def test_an_owning_teams_approvers_narrow_who_of_its_members_decides_never_widen_it(
     devtenant: DevTenant,
-    payments: None,  # noqa: F811
+    payments: None,
     tmp_path: Path,
 ) -> None:
     # payments' own entity names Alan (one of its members) and Ada (not one of them).
@@ -319,7 +313,7 @@ def test_an_owning_teams_approvers_narrow_who_of_its_members_decides_never_widen
 
 def test_a_decision_on_a_request_one_may_not_see_or_that_is_not_there_is_a_plain_404(
     devtenant: DevTenant,
-    payments: None,  # noqa: F811
+    payments: None,
 ) -> None:
     ada, as_ada = person_of_tenant(devtenant, "ada@example.com")
     grace, as_grace = person_of_tenant(devtenant, "grace@example.com")

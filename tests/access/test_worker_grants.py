@@ -14,14 +14,8 @@ import requests
 from access.models import AccessRequest, AuditEvent
 from access.services import Actor, access_request_decide
 from portal.celery import app as celery_app
-from tests.access.test_requests import ask, payments, person_of_tenant, tenant_roles_of  # noqa: F401
-from tests.conftest import DevTenant
-from tests.portal.test_worker_integration import (  # noqa: F401
-    StartWorker,
-    access_tasks_on,
-    auth0_env,
-    start_worker,
-)
+from tests.helpers import DevTenant, ask, person_of_tenant, tenant_roles_of
+from tests.worker import StartWorker, access_tasks_on, auth0_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -37,8 +31,8 @@ def wait_until(condition: Any, what: str, timeout: float = 60) -> None:
 
 def test_a_worker_killed_while_provisioning_leaves_a_grant_the_reconciler_finishes_once(
     devtenant: DevTenant,
-    payments: None,  # noqa: F811
-    start_worker: StartWorker,  # noqa: F811
+    payments: None,
+    start_worker: StartWorker,
     settings: Any,
 ) -> None:
     redis_url = os.environ.get("REDIS_URL")

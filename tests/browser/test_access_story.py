@@ -16,21 +16,15 @@ from playwright.sync_api import Browser, Page, expect
 from access.models import AccessRequest, AuditEvent
 from portal.celery import app as celery_app
 from tests.browser.conftest import demo_seed
-from tests.browser.test_catalog import sign_in
-from tests.portal.test_worker_integration import (  # noqa: F401
-    StartWorker,
-    Worker,
-    access_tasks_on,
-    auth0_env,
-    start_worker,
-)
+from tests.helpers import browser_sign_in
+from tests.worker import StartWorker, Worker, access_tasks_on, auth0_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PAYMENTS_API = "/catalog/default/component/payments-api/"
 
 
 @pytest.fixture
-def worker(start_worker: StartWorker, portal: Any, settings: Any) -> Iterator[Worker]:  # noqa: F811
+def worker(start_worker: StartWorker, portal: Any, settings: Any) -> Iterator[Worker]:
     """A worker as `make run` starts one, on a queue of its own that the portal's access
     tasks are routed to for this test."""
     redis_url = os.environ.get("REDIS_URL")
@@ -64,7 +58,7 @@ def test_ada_asks_grace_approves_the_worker_grants_and_the_grant_ends(
     demo_seed()
 
     # Ada finds the payments API and asks for payments.viewer.
-    sign_in(page, portal.url, "ada@example.com")
+    browser_sign_in(page, portal.url, "ada@example.com")
     page.get_by_label("Search").fill("pay")
     page.locator("#results").get_by_role("link", name="Payments API", exact=True).click()
     expect(page.get_by_role("region", name="Restricted details")).to_be_visible()
@@ -84,7 +78,7 @@ def test_ada_asks_grace_approves_the_worker_grants_and_the_grant_ends(
 
     # Grace sees it waiting, with a count in the bar, and approves it inline.
     grace = browser.new_context().new_page()
-    sign_in(grace, portal.url, "grace@example.com")
+    browser_sign_in(grace, portal.url, "grace@example.com")
     expect(grace.get_by_role("navigation", name="Sections")).to_contain_text("Approvals 1")
     grace.get_by_role("link", name="Approvals").click()
     other_tab = grace.context.new_page()  # the dashboard left open in a second tab

@@ -7,25 +7,17 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from devtenant.demo import DEMO_PASSWORD
 from tests.browser.conftest import demo_seed
+from tests.helpers import browser_sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def sign_in(page: Page, base_url: str, email: str) -> None:
-    page.goto(f"{base_url}/catalog/")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Continue").click()
-    expect(page.get_by_role("heading", name="Catalog", exact=True)).to_be_visible()
 
 
 def test_grace_finds_the_payments_api_by_typing_pay_and_sees_its_roles(
     page: Page, portal: Any
 ) -> None:
     demo_seed()
-    sign_in(page, portal.url, "ada@example.com")
+    browser_sign_in(page, portal.url, "ada@example.com")
 
     page.get_by_label("Search").fill("pay")
 
@@ -69,7 +61,7 @@ def test_the_search_works_without_javascript(browser: Any, portal: Any) -> None:
     demo_seed()
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
-    sign_in(page, portal.url, "grace@example.com")
+    browser_sign_in(page, portal.url, "grace@example.com")
 
     page.get_by_label("Search").fill("ledger")
     page.get_by_label("Search").press("Enter")

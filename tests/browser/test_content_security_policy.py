@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from catalog.services import location_refresh, location_register
 from tests.browser.conftest import demo_seed
-from tests.browser.test_catalog import sign_in
+from tests.helpers import browser_sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,7 +50,7 @@ def watched(page: Page) -> list[str]:
 def test_the_catalog_an_approval_and_sign_out_run_under_the_policy(page: Page, portal: Any) -> None:
     demo_seed()
     violations = watched(page)
-    sign_in(page, portal.url, "ada@example.com")
+    browser_sign_in(page, portal.url, "ada@example.com")
 
     # htmx: results as she types, a facet, an owner typed in.
     page.get_by_label("Search").fill("pay")
@@ -70,7 +70,7 @@ def test_the_catalog_an_approval_and_sign_out_run_under_the_policy(page: Page, p
     assert page.url.rstrip("/") == portal.url
 
     # Grace approves inline, through htmx.
-    sign_in(page, portal.url, "grace@example.com")
+    browser_sign_in(page, portal.url, "grace@example.com")
     page.goto(f"{portal.url}/access/approvals/")
     page.locator("tr", has_text="On call this week").get_by_role("button", name="Approve").click()
     expect(page.get_by_role("status")).to_contain_text("You approved the request")
@@ -81,7 +81,7 @@ def test_the_catalog_an_approval_and_sign_out_run_under_the_policy(page: Page, p
 def test_the_django_admin_works_under_the_policy(page: Page, portal: Any) -> None:
     demo_seed()
     violations = watched(page)
-    sign_in(page, portal.url, "linus@example.com")
+    browser_sign_in(page, portal.url, "linus@example.com")
 
     page.goto(f"{portal.url}/admin/")
     expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
@@ -99,7 +99,7 @@ def test_a_javascript_link_runs_nothing(page: Page, portal: Any, tmp_path: Path)
     (tmp_path / "linked.yaml").write_text(SCRIPTED_LINK)
     location_refresh(location=location_register(target=str(tmp_path / "linked.yaml")))
     violations = watched(page)
-    sign_in(page, portal.url, "ada@example.com")
+    browser_sign_in(page, portal.url, "ada@example.com")
     page.goto(f"{portal.url}/catalog/default/component/linked/")
     title = page.title()
 

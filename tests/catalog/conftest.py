@@ -1,4 +1,4 @@
-"""Catalog test helpers: descriptor files served over loopback HTTP, and signed-in people."""
+"""Catalog fixtures: descriptor files served over loopback HTTP."""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import Client
-
-from access.models import Role, RoleMembership
-from portal.models import User
 
 
 @pytest.fixture
@@ -26,33 +22,3 @@ def served(tmp_path: Path, settings: Any) -> Iterator[str]:
     settings.CATALOG_ALLOWED_HOSTS = [f"127.0.0.1:{server.server_address[1]}"]
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
-
-
-def signed_in(email: str, *roles: str, email_verified: bool = True) -> Client:
-    """A browser session of a person who holds these roles in the mirror, signed in with an
-    e-mail Auth0 verified unless told otherwise."""
-    user = User.objects.create_user(
-        f"auth0|{email}", email, email.split("@")[0].title(), email_verified=email_verified
-    )
-    for name in roles:
-        role, _ = Role.objects.get_or_create(name=name)
-        RoleMembership.objects.create(user=user, role=role, source="sign_in")
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def demo_catalog() -> None:
-    """The demo catalog `make run` shows (demo/catalog/), ingested."""
-    from catalog.services import location_refresh, location_register
-    from portal.management.commands.seed_demo import DEMO_CATALOG
-
-    location_refresh(
-        location=location_register(target=str(DEMO_CATALOG), allow_kinds=["User", "Group"])
-    )
-
-
-def names(items: list[dict[str, Any]]) -> list[str]:
-    """The names of entities as the API returns them."""
-    return [item["metadata"]["name"] for item in items]

@@ -10,8 +10,7 @@ from django.test import Client
 
 from access.models import AuditEvent
 from catalog.models import Entity, Location
-from devtenant.demo import PORTAL_AUDIENCE
-from tests.conftest import DevTenant
+from tests.helpers import DevTenant, post_location, writer_token
 from tests.portal.auth_helpers import sign_in
 
 pytestmark = pytest.mark.django_db
@@ -22,36 +21,6 @@ kind: Component
 metadata: {name: payments-api}
 spec: {type: service, lifecycle: production, owner: team-payments}
 """
-
-
-def writer_token(devtenant: DevTenant, scopes: list[str]) -> str:
-    devtenant.admin(
-        "seed",
-        {
-            "clients": [
-                {
-                    "client_id": "catalog-writer",
-                    "client_secret": "s3cret",
-                    "name": "Catalog writer",
-                    "app_type": "non_interactive",
-                    "grant_types": ["client_credentials"],
-                    "client_grants": {PORTAL_AUDIENCE: scopes},
-                }
-            ]
-        },
-    )
-    return devtenant.token(
-        grant_type="client_credentials",
-        client_id="catalog-writer",
-        client_secret="s3cret",
-        audience=PORTAL_AUDIENCE,
-    )
-
-
-def post_location(client: Client, body: dict[str, Any], token: str = "", **query: str) -> Any:
-    path = "/api/catalog/locations" + ("?" + "&".join(f"{k}={v}" for k, v in query.items()))
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return client.post(path, body, content_type="application/json", headers=headers)
 
 
 def test_a_machine_with_write_catalog_registers_previews_and_removes_a_location(

@@ -13,7 +13,7 @@ import pytest
 from catalog.services import location_refresh, location_register
 from devtenant.demo import AUTOMATION_CLIENT_ID, AUTOMATION_CLIENT_SECRET, PORTAL_AUDIENCE
 from portal.management.commands.seed_demo import DEMO_CATALOG
-from tests.conftest import DevTenant
+from tests.helpers import DevTenant
 
 CLIENT_DIR = Path(__file__).resolve().parents[1] / "backstage_client"
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from catalog.annotations import APPROVALS_REQUIRED, APPROVERS, MAX_ACCESS_DURATION, REQUIRED_ROLES
 from catalog.models import Entity, Location
 from catalog.services import location_refresh, location_register
-from tests.catalog.conftest import signed_in
+from tests.helpers import signed_in
 
 pytestmark = pytest.mark.django_db
 

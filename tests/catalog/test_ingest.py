@@ -9,9 +9,9 @@ from django.core.management import call_command
 
 from catalog.models import Entity, Location, Relation
 from catalog.services import RefreshReport, location_refresh, location_register
+from tests.conftest import shared_path
 
 pytestmark = pytest.mark.django_db
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "backstage-examples"
 
 PAYMENTS = """\
 apiVersion: backstage.io/v1alpha1
@@ -34,8 +34,9 @@ def refresh(target: Path | str) -> RefreshReport:
 def test_backstages_examples_ingest_with_their_relations_and_errors(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    examples = shared_path("conformance", "backstage-examples")
     with pytest.raises(SystemExit) as exited:
-        call_command("import_catalog", str(CONFORMANCE), "--allow-kinds", "User,Group")
+        call_command("import_catalog", str(examples), "--allow-kinds", "User,Group")
 
     assert exited.value.code == 1
     out, err = capsys.readouterr()
@@ -60,8 +61,9 @@ def test_backstages_examples_ingest_with_their_relations_and_errors(
 
 
 def test_dry_run_reports_and_changes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    examples = shared_path("conformance", "backstage-examples")
     with pytest.raises(SystemExit):
-        call_command("import_catalog", str(CONFORMANCE), "--dry-run", "--allow-kinds", "User,Group")
+        call_command("import_catalog", str(examples), "--dry-run", "--allow-kinds", "User,Group")
 
     assert "22 added" in capsys.readouterr().out
     assert Entity.objects.count() == 0

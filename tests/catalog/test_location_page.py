@@ -9,7 +9,7 @@ import pytest
 
 from access.models import AuditEvent
 from catalog.models import Entity, Location
-from tests.catalog.conftest import signed_in
+from tests.helpers import signed_in
 
 pytestmark = pytest.mark.django_db
 DESCRIPTOR = """\

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from portal.bounds import whole_number
-from tests.catalog.conftest import signed_in
+from tests.helpers import signed_in
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from catalog.services import location_refresh, location_register
 from portal.auth.bearer import Principal
 from portal.celery import app as celery_app
 from portal.models import User
-from tests.catalog.conftest import signed_in
+from tests.helpers import signed_in
 
 pytestmark = pytest.mark.django_db
 

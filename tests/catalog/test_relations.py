@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from catalog.services import location_refresh, location_register
-from tests.catalog.conftest import names, signed_in
+from tests.helpers import names, signed_in
 
 pytestmark = pytest.mark.django_db
 

@@ -10,51 +10,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from catalog.services import location_import, location_refresh, location_register
-from tests.catalog.conftest import signed_in
-from tests.conftest import own_role
+from tests.conftest import shared_path
+from tests.helpers import PAYMENTS, own_role, signed_in
 
 pytestmark = pytest.mark.django_db
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "backstage-examples"
-
-PAYMENTS = """\
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: team-payments}
-spec: {type: team, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: grace}
-spec:
-  profile: {email: grace@example.com}
-  memberOf: [team-payments]
----
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata:
-  name: payments-api
-  title: Payments API
-  description: Takes card payments
-  tags: [java, payments]
-  links: [{url: "https://runbooks.example.com/payments", title: Runbook}]
-  annotations:
-    atrium.dev/required-roles: payments.viewer, payments.admin
-    atrium.dev/max-access-duration: P30D
-spec:
-  type: service
-  lifecycle: production
-  owner: team-payments
-  providesApis: [payments]
----
-apiVersion: backstage.io/v1alpha1
-kind: API
-metadata: {name: payments, description: The payments API}
-spec:
-  type: openapi
-  lifecycle: production
-  owner: team-payments
-  definition: "openapi: 3.0.0"
-"""
 
 
 @pytest.fixture
@@ -62,7 +21,7 @@ def catalog(tmp_path: Path) -> None:
     own_role("payments.viewer", "team-payments")
     own_role("payments.admin", "team-payments")
     (tmp_path / "payments.yaml").write_text(PAYMENTS)
-    for target in (CONFORMANCE, tmp_path / "payments.yaml"):
+    for target in (shared_path("conformance", "backstage-examples"), tmp_path / "payments.yaml"):
         location_refresh(
             location=location_register(target=str(target), allow_kinds=["User", "Group"])
         )

@@ -21,6 +21,7 @@ from catalog.yamlfiles import (
     Document,
     load_documents,
 )
+from tests.conftest import shared_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -357,12 +358,10 @@ def test_asked_to_the_other_documents_are_read_beside_a_refused_one() -> None:
 
 # --- Backstage's examples ------------------------------------------------------------------------
 
-CONFORMANCE = ROOT.parent / "shared" / "conformance"
-
 
 def test_backstage_example_files_load_as_before() -> None:
     # They hold no scalar that YAML 1.1 (PyYAML) and 1.2 read differently: they load as they did.
-    paths = sorted(CONFORMANCE.rglob("*.yaml"))
+    paths = sorted(shared_path("conformance").rglob("*.yaml"))
     assert len(paths) > 10
 
     for path in paths:

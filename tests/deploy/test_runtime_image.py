@@ -26,6 +26,7 @@ from django.conf import settings
 from devtenant.process import free_port
 from tests.deploy.compose import (
     ROOT,
+    compose,
     env_example,
     service_command,
     service_environment,
@@ -232,8 +233,6 @@ def test_the_image_runs_migrate_web_worker_and_beat_from_the_lock_alone(
 
 def healthcheck_command(service: str) -> list[str]:
     """A service's health check as an argv: CMD as is, CMD-SHELL through sh (with $$ as $)."""
-    from tests.deploy.compose import compose
-
     test = compose()["services"][service]["healthcheck"]["test"]
     kind, *rest = test
     if kind == "CMD-SHELL":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from devtenant.demo import (
     PORTAL_CLIENT_SECRET,
     demo_tenant,
 )
+from tests.helpers import pkce_pair
 
 ISSUER = "http://127.0.0.1:8400/"
 PORTAL = "http://127.0.0.1:8000"
@@ -45,12 +44,6 @@ def tenant_app(tmp_path: Path) -> Flask:
 def browser(tenant_app: Flask) -> FlaskClient:
     """A client with a cookie jar, as a person's browser at the tenant."""
     return tenant_app.test_client()
-
-
-def pkce_pair() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 @dataclass

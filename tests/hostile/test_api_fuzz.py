@@ -20,8 +20,7 @@ from catalog.selectors import entity_by_ref
 from portal.models import User
 from portal.scopes import API_SCOPES
 from portal.wsgi import application
-from tests.catalog.conftest import demo_catalog  # noqa: F401
-from tests.conftest import DevTenant, own_role
+from tests.helpers import DevTenant, own_role
 from tests.portal.auth_helpers import client_token
 
 # Loaded as the test module is collected: the document needs no database. (schemathesis'

@@ -10,8 +10,7 @@ from django.test import Client
 
 from access.models import AccessRequest, AuditEvent, Role
 from catalog.models import Entity
-from tests.catalog.conftest import demo_catalog, signed_in  # noqa: F401
-from tests.conftest import own_role
+from tests.helpers import own_role, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -80,7 +79,7 @@ WRITES = [
                          ids=[case[0] for case in CORPUS])  # fmt: skip
 def test_a_hostile_body_is_refused_with_what_was_wrong_and_writes_nothing(
     admin: Client,
-    demo_catalog: None,  # noqa: F811
+    demo_catalog: None,
     method: str,
     path: str,
     what: str,

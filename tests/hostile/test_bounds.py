@@ -8,7 +8,7 @@ import json
 import pytest
 
 from access.models import AccessRequest
-from tests.catalog.conftest import demo_catalog, signed_in  # noqa: F401
+from tests.helpers import signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +57,7 @@ API_CASES = [
 
 @pytest.mark.parametrize(("url", "message"), API_CASES, ids=[url[:70] for url, _ in API_CASES])
 def test_an_out_of_range_parameter_is_an_input_error_naming_the_limit(
-    demo_catalog: None,  # noqa: F811
+    demo_catalog: None,
     url: str,
     message: str,
 ) -> None:

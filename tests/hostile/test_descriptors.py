@@ -17,7 +17,7 @@ from django.utils.html import escape
 
 from catalog.models import Entity, Location
 from catalog.services import MAX_SEARCH_TEXT, location_refresh, location_register
-from tests.catalog.conftest import signed_in
+from tests.helpers import signed_in
 
 pytestmark = pytest.mark.django_db
 CORPUS = Path(__file__).parent / "descriptors"

@@ -18,11 +18,16 @@ from django.test import Client, RequestFactory
 
 from portal.models import User
 from portal.ratelimits import client_address
-from tests.access.test_pages import ada_of_the_tenant, text
-from tests.access.test_roles_sync import tenant_ids
-from tests.conftest import DevTenant
+from tests.helpers import (
+    CONFIG_VARIABLES,
+    PRODUCTION,
+    DevTenant,
+    ada_of_the_tenant,
+    load_settings,
+    tenant_ids,
+    text,
+)
 from tests.portal.auth_helpers import machine_token, sign_in
-from tests.portal.test_settings import CONFIG_VARIABLES, PRODUCTION, load_settings
 
 pytestmark = pytest.mark.django_db
 

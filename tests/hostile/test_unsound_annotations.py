@@ -13,8 +13,7 @@ from access.services import Actor, access_request_create
 from catalog.models import Entity
 from catalog.services import location_refresh, location_register
 from portal.models import User
-from tests.catalog.conftest import signed_in
-from tests.conftest import own_role
+from tests.helpers import own_role, signed_in
 
 pytestmark = pytest.mark.django_db
 

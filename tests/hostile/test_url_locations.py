@@ -26,9 +26,7 @@ from catalog import fetch
 from catalog.models import Entity, Location
 from catalog.services import location_refresh, location_register
 from catalog.yamlfiles import MAX_FILE_BYTES
-from tests.catalog.conftest import signed_in
-from tests.catalog.test_api_locations import post_location, writer_token
-from tests.conftest import DevTenant
+from tests.helpers import DevTenant, post_location, signed_in, writer_token
 
 pytestmark = pytest.mark.django_db
 

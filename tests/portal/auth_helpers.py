@@ -15,7 +15,7 @@ from devtenant.demo import (
     DEMO_PASSWORD,
     PORTAL_AUDIENCE,
 )
-from tests.conftest import DevTenant
+from tests.helpers import DevTenant
 
 
 @dataclass

@@ -9,7 +9,7 @@ from django.test import Client
 from django.test.client import RequestFactory
 
 from portal.middleware import PortalCSPMiddleware
-from tests.catalog.conftest import signed_in
+from tests.helpers import signed_in
 
 pytestmark = pytest.mark.django_db
 

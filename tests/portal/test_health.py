@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from access.models import RoleSyncRun
 from portal.celery import app as celery_app
-from tests.catalog.conftest import signed_in
+from tests.helpers import signed_in
 
 
 def test_healthz_answers_without_touching_the_database(client: Client) -> None:

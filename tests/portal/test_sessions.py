@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from portal.middleware import SEEN_AT, SIGNED_IN_AT
 from portal.models import User
-from tests.conftest import DevTenant
+from tests.helpers import DevTenant, load_settings
 from tests.portal.auth_helpers import machine_token, sign_in
 
 pytestmark = pytest.mark.django_db
@@ -178,7 +178,6 @@ def test_a_session_without_clocks_counts_from_the_last_sign_in(settings: Any) ->
 
 @pytest.mark.parametrize("variable", ["SESSION_IDLE_TIMEOUT", "SESSION_LIFETIME"])
 def test_a_limit_that_is_not_a_duration_is_refused_by_name(tmp_path: Any, variable: str) -> None:
-    from tests.portal.test_settings import load_settings
 
     loaded = load_settings(tmp_path, DEBUG="true", **{variable: "8 hours"})
 

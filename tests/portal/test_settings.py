@@ -3,95 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from portal.celery import app as celery_app
-
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG_VARIABLES = {
-    "DATABASE_URL",
-    "REDIS_URL",
-    "CELERY_BROKER_URL",
-    "SECRET_KEY",
-    "DEBUG",
-    "PORTAL_BASE_URL",
-    "EMAIL_URL",
-    "BEHIND_TLS_PROXY",
-    "EXTRA_ALLOWED_HOSTS",
-    "AUTH0_DOMAIN",
-    "AUTH0_ISSUER_URL",
-    "AUTH0_CLIENT_ID",
-    "AUTH0_CLIENT_SECRET",
-    "AUTH0_AUDIENCE",
-    "AUTH0_MGMT_CLIENT_ID",
-    "AUTH0_MGMT_CLIENT_SECRET",
-    "POSTGRES_HOST",
-    "POSTGRES_PORT",
-    "POSTGRES_DB",
-    "POSTGRES_USER",
-    "POSTGRES_PASSWORD",
-}
-# What a production deployment sets besides the variable under test.
-PRODUCTION = {
-    "SECRET_KEY": "x" * 50,
-    "AUTH0_DOMAIN": "acme.eu.auth0.com",
-    "AUTH0_CLIENT_ID": "portal-client",
-    "AUTH0_CLIENT_SECRET": "portal-secret",
-}
-PRINT_SETTINGS = """
-import json
-from django.conf import settings as s
-print(json.dumps({
-    "DEBUG": s.DEBUG,
-    "SECRET_KEY": s.SECRET_KEY,
-    "DATABASE": {k: s.DATABASES["default"][k] for k in ("ENGINE", "NAME", "HOST", "PORT", "USER")},
-    "CACHE": s.CACHES["default"],
-    "BROKER": s.CELERY_BROKER_URL,
-    "BROKER_OPTIONS": s.CELERY_BROKER_TRANSPORT_OPTIONS,
-    "ALLOWED_HOSTS": s.ALLOWED_HOSTS,
-    "CSRF_TRUSTED_ORIGINS": s.CSRF_TRUSTED_ORIGINS,
-    "SESSION_COOKIE_SECURE": s.SESSION_COOKIE_SECURE,
-    "CSRF_COOKIE_SECURE": s.CSRF_COOKIE_SECURE,
-    "SESSION_COOKIE_HTTPONLY": s.SESSION_COOKIE_HTTPONLY,
-    "SECURE_SSL_REDIRECT": s.SECURE_SSL_REDIRECT,
-    "SECURE_HSTS_SECONDS": s.SECURE_HSTS_SECONDS,
-    "SECURE_PROXY_SSL_HEADER": s.SECURE_PROXY_SSL_HEADER,
-    "EMAIL_BACKEND": s.EMAIL_BACKEND,
-    "EMAIL_HOST": s.EMAIL_HOST,
-    "PORTAL_BASE_URL": s.PORTAL_BASE_URL,
-    "AUTH0_ISSUER": s.AUTH0_ISSUER,
-    "AUTH0_CLIENT_ID": s.AUTH0_CLIENT_ID,
-    "AUTH0_MGMT_CLIENT_ID": s.AUTH0_MGMT_CLIENT_ID,
-    "AUTH0_MGMT_CLIENT_SECRET": s.AUTH0_MGMT_CLIENT_SECRET,
-}))
-"""
-
-
-def load_settings(
-    tmp_path: Path, script: str = PRINT_SETTINGS, **variables: str
-) -> subprocess.CompletedProcess[str]:
-    """Import the settings in a fresh interpreter, as a process started with this env would."""
-    environment = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES}
-    environment.update(
-        DJANGO_SETTINGS_MODULE="portal.settings",
-        ATRIUM_VAR_DIR=str(tmp_path / "var"),
-        ATRIUM_ENV_FILE=str(tmp_path / "no.env"),
-        **variables,
-    )
-    return subprocess.run(
-        [sys.executable, "-c", script],
-        env=environment,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.helpers import PRODUCTION, load_settings
 
 
 def settings_of(tmp_path: Path, **variables: str) -> dict[str, Any]:

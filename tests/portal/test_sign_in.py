@@ -13,7 +13,7 @@ from access.models import RoleMembership
 from devtenant.process import free_port
 from portal.auth.redirects import safe_next_path
 from portal.models import User
-from tests.conftest import DevTenant
+from tests.helpers import DevTenant
 from tests.portal.auth_helpers import answer_at_tenant, query_of, sign_in, start_sign_in
 
 pytestmark = pytest.mark.django_db
