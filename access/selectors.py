@@ -20,6 +20,9 @@ from access.policy import (
     role_refusal,
 )
 from access.registry import registry_entry_of
+from catalog.annotations import access_annotations
+from catalog.models import Entity, EntityRequiredRole
+from catalog.selectors import group_member_refs, user_emails
 from portal.models import User
 
 if TYPE_CHECKING:
@@ -75,7 +78,6 @@ def role_members(*, role: Role) -> QuerySet[RoleMembership]:
 def roles_page() -> QuerySet[Role]:
     """Every mirrored role with `member_count` and `declared_by`: the catalog entities that
     require it (for a role deleted in Auth0, the entities to fix)."""
-    from catalog.models import EntityRequiredRole
 
     declared = (
         EntityRequiredRole.objects.filter(role_name=OuterRef("name"))
@@ -101,7 +103,6 @@ def gone_role_names(*, names: Iterable[str]) -> set[str]:
 
 def entities_declaring(*, role_name: str) -> list[tuple[str, str]]:
     """(ref, display name) of the catalog entities that require this role."""
-    from catalog.models import Entity
 
     return list(
         Entity.objects.filter(required_role_rows__role_name=role_name)
@@ -169,9 +170,6 @@ def decision_scopes(*, pairs: Iterable[ScopeKey]) -> dict[ScopeKey, DecisionScop
     are among the owners' members: a descriptor's `owner` is its author's claim, so what it
     names can never add a decider the role's owners did not already count.
     """
-    from catalog.annotations import access_annotations
-    from catalog.models import Entity
-    from catalog.selectors import group_member_refs, user_emails
 
     pairs = set(pairs)
     entities = {
