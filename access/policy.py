@@ -10,19 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
 
 from access.registry import RegistryEntry
-from catalog.models import EntityRequiredRole
+from catalog.models import Entity, EntityRequiredRole
 from catalog.selectors import person_refs
 from portal.auth.bearer import Principal
 from portal.models import User
-
-if TYPE_CHECKING:
-    from catalog.models import Entity
 
 # The permissions `user.has_perm` answers from this module (see access.backends).
 ADMINISTER_PORTAL = "access.administer_portal"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
@@ -16,6 +15,7 @@ from access.models import AccessRequest, Role, RoleMembership, RoleSyncRun, in_f
 from access.policy import (
     DecisionScope,
     RoleRules,
+    Viewer,
     approvals_needed,
     role_refusal,
 )
@@ -24,9 +24,6 @@ from catalog.annotations import access_annotations
 from catalog.models import Entity, EntityRequiredRole
 from catalog.selectors import group_member_refs, user_emails
 from portal.models import User
-
-if TYPE_CHECKING:
-    from access.policy import Viewer
 
 
 def role_memberships_of(*, user: User) -> list[RoleMembership]:

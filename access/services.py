@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from celery import Task
 from django.conf import settings
@@ -16,6 +16,7 @@ from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 
 from access.auth0 import (
@@ -34,19 +35,22 @@ from access.models import (
     RoleMembership,
     RoleSyncRun,
 )
-from access.policy import distinct_people, grant_refusal, longest_grant, request_refusal, viewer_for
+from access.policy import (
+    DecisionScope,
+    Viewer,
+    distinct_people,
+    grant_refusal,
+    longest_grant,
+    request_refusal,
+    viewer_for,
+)
 from access.registry import RegistryEntry, registry_entry_json, registry_entry_of
 from access.selectors import decision_scope, may_decide, portal_admin_emails, role_rules
 from catalog.annotations import access_annotations
+from catalog.models import Entity
 from portal.durations import duration_iso
 from portal.models import User
 from portal.ratelimits import request_address
-
-if TYPE_CHECKING:
-    from django.http import HttpRequest
-
-    from access.policy import DecisionScope, Viewer
-    from catalog.models import Entity
 
 logger = logging.getLogger(__name__)
 
