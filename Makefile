@@ -17,7 +17,7 @@ export PORTAL_BASE_URL ?= http://127.0.0.1:$(PORT)
 help:
 	@echo "make run     start web, Celery worker, beat and the devtenant on $(PORTAL_BASE_URL)"
 	@echo "make test    run the whole test suite"
-	@echo "make check   ruff, ruff format --check, mypy, makemigrations --check"
+	@echo "make check   ruff, ruff format --check, mypy, the import layering, makemigrations --check"
 	@echo "make lock    update requirements/*.txt from pyproject.toml (UPGRADE=--upgrade for newer)"
 
 $(BIN)/python:
@@ -79,6 +79,7 @@ check: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy portal catalog access devtenant tests
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 format: install

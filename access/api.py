@@ -33,13 +33,12 @@ from access.services import (
     access_request_cancel,
     access_request_create,
     access_request_decide,
-    duration_iso,
     role_registry_set,
 )
 from catalog.selectors import entity_by_ref
-from portal.api import person_of, principal_of
+from portal.apikit import person_of, principal_of
 from portal.bounds import MAX_ID, Id
-from portal.durations import DurationError, duration_parse
+from portal.durations import DurationError, duration_iso, duration_parse
 
 router = Router(tags=["access"])
 

@@ -9,7 +9,8 @@ from typing import Any
 from django import forms
 
 from access.registry import RegistryEntry, RegistryError, registry_entry_parse
-from access.services import duration_iso, humanize_duration
+from access.services import humanize_duration
+from portal.durations import duration_iso
 
 OFFERED = [timedelta(hours=8), timedelta(days=1), timedelta(days=7), timedelta(days=14),
            timedelta(days=30), timedelta(days=90)]  # fmt: skip

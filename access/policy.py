@@ -10,17 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
 
 from access.registry import RegistryEntry
+from catalog.models import Entity, EntityRequiredRole
+from catalog.selectors import person_refs
 from portal.auth.bearer import Principal
 from portal.models import User
-
-if TYPE_CHECKING:
-    from catalog.models import Entity
 
 # The permissions `user.has_perm` answers from this module (see access.backends).
 ADMINISTER_PORTAL = "access.administer_portal"
@@ -64,7 +62,6 @@ class Viewer:
 
     def may_see_restricted_q(self) -> Q:
         """The same rule as a filter on catalog entities, for lists of them."""
-        from catalog.models import EntityRequiredRole
 
         if self.is_admin:
             return Q()
@@ -80,7 +77,6 @@ class Viewer:
         ownership, and those declared by an entity whose details they may see, by the rule
         of `may_see_restricted_q` asked of the relation's origin. `kafka-cluster dependencyOf
         payments-api` comes from payments-api's `dependsOn`, a detail of payments-api."""
-        from catalog.models import EntityRequiredRole
 
         if self.is_admin:
             return Q()
@@ -229,6 +225,7 @@ def request_refusal(
     are sound); the person must not hold it already without an end (a grant that ends may be
     extended by asking again).
     """
+    # access.selectors builds its scopes with this module's rules, so it is read when asked.
     from access.selectors import decision_scope
 
     if not viewer.sub:
@@ -294,8 +291,8 @@ ANONYMOUS = Viewer()
 
 def viewer_for(user: User | None) -> Viewer:
     """A person's roles, groups and admin standing; a machine client (None) has none of them."""
+    # access.selectors imports this module (its scopes apply the rules here); see above.
     from access.selectors import roles_held
-    from catalog.selectors import person_refs
 
     if user is None or not user.is_authenticated or not user.is_active:
         return ANONYMOUS

@@ -13,7 +13,7 @@ from access.models import Role
 from catalog.refs import EntityRefError, parse_entity_ref
 from catalog.yamlfiles import DescriptorFileError, load_documents
 from portal.bounds import MAX_LIST
-from portal.durations import DurationError, duration_parse
+from portal.durations import DurationError, duration_iso, duration_parse
 
 # What an entry sets, by its name in the API and in files.
 FIELDS = ("owners", "requestable", "maxDuration", "minApprovals")
@@ -141,8 +141,6 @@ def registry_entry_of(role: Role) -> RegistryEntry:
 
 def registry_entry_json(entry: RegistryEntry) -> dict[str, Any]:
     """The entry as the API and `import_roles` write it."""
-    from access.services import duration_iso
-
     return {
         "owners": list(entry.owners),
         "requestable": entry.requestable,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
@@ -16,14 +15,15 @@ from access.models import AccessRequest, Role, RoleMembership, RoleSyncRun, in_f
 from access.policy import (
     DecisionScope,
     RoleRules,
+    Viewer,
     approvals_needed,
     role_refusal,
 )
 from access.registry import registry_entry_of
+from catalog.annotations import access_annotations
+from catalog.models import Entity, EntityRequiredRole
+from catalog.selectors import group_member_refs, user_emails
 from portal.models import User
-
-if TYPE_CHECKING:
-    from access.policy import Viewer
 
 
 def role_memberships_of(*, user: User) -> list[RoleMembership]:
@@ -75,7 +75,6 @@ def role_members(*, role: Role) -> QuerySet[RoleMembership]:
 def roles_page() -> QuerySet[Role]:
     """Every mirrored role with `member_count` and `declared_by`: the catalog entities that
     require it (for a role deleted in Auth0, the entities to fix)."""
-    from catalog.models import EntityRequiredRole
 
     declared = (
         EntityRequiredRole.objects.filter(role_name=OuterRef("name"))
@@ -101,7 +100,6 @@ def gone_role_names(*, names: Iterable[str]) -> set[str]:
 
 def entities_declaring(*, role_name: str) -> list[tuple[str, str]]:
     """(ref, display name) of the catalog entities that require this role."""
-    from catalog.models import Entity
 
     return list(
         Entity.objects.filter(required_role_rows__role_name=role_name)
@@ -169,9 +167,6 @@ def decision_scopes(*, pairs: Iterable[ScopeKey]) -> dict[ScopeKey, DecisionScop
     are among the owners' members: a descriptor's `owner` is its author's claim, so what it
     names can never add a decider the role's owners did not already count.
     """
-    from catalog.annotations import access_annotations
-    from catalog.models import Entity
-    from catalog.selectors import group_member_refs, user_emails
 
     pairs = set(pairs)
     entities = {

@@ -8,13 +8,15 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from celery import Task
 from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 
 from access.auth0 import (
@@ -33,16 +35,23 @@ from access.models import (
     RoleMembership,
     RoleSyncRun,
 )
+from access.policy import (
+    DecisionScope,
+    Viewer,
+    distinct_people,
+    grant_refusal,
+    longest_grant,
+    request_refusal,
+    viewer_for,
+)
 from access.registry import RegistryEntry, registry_entry_json, registry_entry_of
+from access.selectors import decision_scope, may_decide, portal_admin_emails, role_rules
+from catalog.annotations import access_annotations
+from catalog.models import Entity
+from portal.durations import duration_iso
 from portal.logs import correlate
 from portal.models import User
 from portal.ratelimits import request_address
-
-if TYPE_CHECKING:
-    from django.http import HttpRequest
-
-    from access.policy import DecisionScope, Viewer
-    from catalog.models import Entity
 
 logger = logging.getLogger(__name__)
 
@@ -401,7 +410,6 @@ def _membership_events(
 
 
 def _tell_admins_of_blocked_sync(report: SyncReport, message: str) -> None:
-    from access.selectors import portal_admin_emails
 
     recipients = portal_admin_emails()
     SYNC.record("sync.blocked", "roles mirror", f"sync-{report.run.pk}",
@@ -549,13 +557,29 @@ def _request_target(request: AccessRequest) -> str:
     return f"{request.role_name} on {request.entity_ref} for {request.requester.sub}"
 
 
-def _after_commit(task_name: str, request: AccessRequest, actor: Actor, *args: Any) -> None:
-    """Queue a task once the transaction commits, carrying who caused it in its headers."""
-    from access import tasks
+# Queuing after commit. The tasks call these services (a worker provisions a grant through
+# `grant_provision`), and these services queue the tasks, by reference, once their transaction
+# commits: a real two-way dependency between this module and access.tasks. The direction kept
+# at import time is tasks -> services; the two functions below take the task objects from
+# access.tasks when they run, the only imports in a function that the access app needs.
 
-    task = getattr(tasks, task_name)
+
+def _after_commit(task: Task, request: AccessRequest, actor: Actor, *args: Any) -> None:
+    """Queue a task once the transaction commits, carrying who caused it in its headers."""
     headers = {"atrium_actor": actor.name, "atrium_via": actor.via}
     transaction.on_commit(lambda: task.apply_async(args=(request.pk, *args), headers=headers))
+
+
+def _notify_after_commit(request: AccessRequest, actor: Actor, event: str) -> None:
+    from access.tasks import notify_task  # access.tasks imports this module (see above)
+
+    _after_commit(notify_task, request, actor, event)
+
+
+def _provision_after_commit(request: AccessRequest, actor: Actor) -> None:
+    from access.tasks import provision_grant_task  # access.tasks imports this module
+
+    _after_commit(provision_grant_task, request, actor)
 
 
 def access_request_create(
@@ -573,8 +597,6 @@ def access_request_create(
     bound the duration and set how many approvals it needs. Asking again while a request for
     the same role is open gives back the open one.
     """
-    from access.policy import request_refusal, viewer_for
-    from access.selectors import decision_scope
 
     scope = decision_scope(entity_ref=entity.ref, role=role)
     refusal = request_refusal(viewer_for(requester), entity, role, scope)
@@ -604,15 +626,12 @@ def access_request_create(
             return open_request.get(), False
         actor.record("request.created", _request_target(request), request.correlation_id,
                      reason=request.reason, duration=duration_iso(duration))  # fmt: skip
-        _after_commit("notify_task", request, actor, "requested")
+        _notify_after_commit(request, actor, "requested")
     return request, True
 
 
 def access_request_longest(*, entity: Entity, role: str) -> timedelta:
     """The longest grant of this role a request on this entity may ask for."""
-    from access.policy import longest_grant
-    from access.selectors import role_rules
-    from catalog.annotations import access_annotations
 
     declared = access_annotations(entity.descriptor).max_access_duration
     return longest_grant(rules=role_rules(names=[role])[role], entity_max=declared)
@@ -632,8 +651,6 @@ def access_request_decide(
 
     `scopes`: who decides each (entity, role), read once for a bulk decision of many requests.
     """
-    from access.policy import distinct_people, viewer_for
-    from access.selectors import decision_scope, may_decide
 
     with transaction.atomic():
         request = AccessRequest.objects.locked().get(pk=request_id)
@@ -663,15 +680,15 @@ def access_request_decide(
         now = timezone.now()
         if outcome == Decision.Outcome.DENIED:
             request.state, request.decided_at = AccessRequest.State.DENIED, now
-            _after_commit("notify_task", request, actor, "denied")
+            _notify_after_commit(request, actor, "denied")
         elif distinct_people(
             request.decisions.filter(outcome=Decision.Outcome.APPROVED).values_list(
                 "approver__sub", "approver__email"
             )
         ) >= max(request.approvals_required, scope.approvals_required):
             request.state, request.decided_at = AccessRequest.State.APPROVED, now
-            _after_commit("notify_task", request, actor, "approved")
-            _after_commit("provision_grant_task", request, actor)
+            _notify_after_commit(request, actor, "approved")
+            _provision_after_commit(request, actor)
         request.save()
     return request
 
@@ -730,8 +747,6 @@ def grant_provision(*, request_id: int, actor: Actor, directory: Directory | Non
     already gives is harmless, so a retry, a redelivered message or the reconciler can run
     it again. An Auth0Error leaves the grant in provisioning for the retry.
     """
-    from access.policy import grant_refusal, longest_grant
-    from access.selectors import role_rules
 
     with transaction.atomic():
         request = AccessRequest.objects.locked().get(pk=request_id)
@@ -810,7 +825,7 @@ def _grant_activate(*, request_id: int, duration: timedelta, actor: Actor) -> st
         logger.info("grant %s active until %s", request.pk, request.expires_at)
         actor.record("grant.activated", _request_target(request), request.correlation_id,
                      **detail)  # fmt: skip
-        _after_commit("notify_task", request, actor, "active")
+        _notify_after_commit(request, actor, "active")
     return request.state
 
 
@@ -835,7 +850,7 @@ def grant_retry(*, request_id: int, actor: Actor) -> None:
         request.state = AccessRequest.State.APPROVED
         request.save()
         actor.record("grant.retried", f"request {request.pk}", request.correlation_id)
-        _after_commit("provision_grant_task", request, actor)
+        _provision_after_commit(request, actor)
 
 
 def grant_end(
@@ -866,7 +881,7 @@ def grant_end(
         ).delete()  # fmt: skip
         action = "grant.revoked" if revoke else "grant.expired"
         actor.record(action, _request_target(request), request.correlation_id)
-        _after_commit("notify_task", request, actor, "revoked" if revoke else "expired")
+        _notify_after_commit(request, actor, "revoked" if revoke else "expired")
     return True
 
 
@@ -900,7 +915,7 @@ def requests_lapse(*, actor: Actor = SYSTEM) -> int:
             request.state, request.decided_at = AccessRequest.State.LAPSED, timezone.now()
             request.save()
             actor.record("request.lapsed", _request_target(request), request.correlation_id)
-            _after_commit("notify_task", request, actor, "lapsed")
+            _notify_after_commit(request, actor, "lapsed")
             lapsed += 1
     return lapsed
 
@@ -915,16 +930,6 @@ def grants_stuck() -> list[int]:
             updated_at__lt=cutoff,
         ).values_list("pk", flat=True)
     )
-
-
-def duration_iso(duration: timedelta) -> str:
-    """ISO 8601 as people write it: P7D, PT8H, P1DT12H."""
-    days, seconds = duration.days, duration.seconds
-    hours, minutes = seconds // 3600, seconds % 3600 // 60
-    time = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
-    if not days and not time:
-        return "PT0S"
-    return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "")
 
 
 def humanize_duration(duration: timedelta) -> str:

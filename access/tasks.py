@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from access.auth0 import Auth0Error
 from access.models import AccessRequest, AuditEvent
+from access.selectors import decision_scope, portal_admin_emails
 from access.services import (
     Actor,
     SyncBusy,
@@ -127,7 +128,6 @@ SUBJECTS = {
 def notify_task(self: Task, request_id: int, event: str) -> int:
     """Mail (plain text and HTML) the people an event concerns, and Slack if configured.
     Retried when the mail server or Slack fails; the request itself never waits for it."""
-    from access.selectors import decision_scope, portal_admin_emails
 
     request = AccessRequest.objects.select_related("requester").get(pk=request_id)
     if event == "requested":

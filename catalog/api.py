@@ -50,10 +50,10 @@ from catalog.services import (
     entity_delete,
     location_delete,
     location_import,
-    location_refresh_queue,
     normalize_target,
 )
-from portal.api import json_response, person_of, principal_of
+from catalog.tasks import location_refresh_queue
+from portal.apikit import json_response, person_of, principal_of
 from portal.bounds import MAX_OFFSET, MAX_TERM, Id, Offset, Values, bounded, values_param
 
 router = Router(tags=["catalog"])

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from django.urls import NoReverseMatch, reverse
+
 DEFAULT_NAMESPACE = "default"
 
 
@@ -36,7 +38,6 @@ class EntityRef:
     def url(self) -> str:
         """The entity's page: /catalog/<namespace>/<kind>/<name>/; empty for a reference no
         entity can answer (a relation may name `group:default/a/b`), shown as text."""
-        from django.urls import NoReverseMatch, reverse
 
         try:
             return reverse(

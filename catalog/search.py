@@ -4,7 +4,7 @@ the API's predicates, full-text fields and ordering, all on the same rule for re
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db.models import (
     Case,
@@ -22,11 +22,10 @@ from django.db.models import (
 from django.db.models.expressions import BaseExpression
 from django.db.models.functions import NullIf
 
+from access.policy import Viewer
+from catalog.descriptors import KINDS
 from catalog.models import Entity, Relation, SearchRow
 from portal.bounds import MAX_LIST
-
-if TYPE_CHECKING:
-    from access.policy import Viewer
 
 MAX_KEY_LENGTH = 200
 MAX_VALUE_LENGTH = 200
@@ -159,7 +158,6 @@ def filters_q(alternatives: list[list[tuple[str, list[str] | None]]], *, viewer:
 
 
 def _relation_inverses() -> dict[str, str]:
-    from catalog.descriptors import KINDS
 
     pairs = {spec.outgoing: spec.incoming for kind in KINDS.values() for spec in kind.relations}
     return pairs | {incoming: outgoing for outgoing, incoming in pairs.items()}
@@ -176,7 +174,6 @@ def relation_counts(key: str, *, among: QuerySet[Entity] | None) -> list[tuple[s
     have that relation, whoever declared it; as with search rows, only relations everyone
     may see (public ones, or declared by an entity that is not restricted) of entities that
     are not restricted, unless the relation is public."""
-    from access.policy import Viewer
 
     name = RELATION_TYPES.get(key.removeprefix("relations."))
     if name is None:

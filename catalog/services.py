@@ -327,14 +327,6 @@ def _problem_shown(location: Location, others: Iterable[str]) -> Callable[[Probl
     return shown
 
 
-def location_refresh_queue(*, location_id: int) -> None:
-    """Have a worker read the location again, once the caller's transaction commits. The
-    task's lock keeps two refreshes of one location from overlapping."""
-    from catalog.tasks import location_refresh_task
-
-    transaction.on_commit(lambda: location_refresh_task.delay(location_id))
-
-
 @transaction.atomic
 @_cyclic_gc_paused()
 def location_refresh(*, location: Location) -> RefreshReport:

@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 from django.core.cache import cache
+from django.db import transaction
 
 from catalog.models import Location
 from catalog.services import location_refresh
@@ -47,3 +48,10 @@ def location_refresh_task(location_id: int) -> str:
         return report.location.last_outcome
     finally:
         cache.delete(lock)
+
+
+def location_refresh_queue(*, location_id: int) -> None:
+    """Have a worker read the location again, once the caller's transaction commits. The
+    task's lock keeps two refreshes of one location from overlapping. It lives beside the task
+    it queues: tasks call services, so services never import tasks."""
+    transaction.on_commit(lambda: location_refresh_task.delay(location_id))

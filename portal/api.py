@@ -1,4 +1,7 @@
-"""The JSON API: one NinjaAPI, by session or Auth0 bearer token, with Backstage's error shape."""
+"""The JSON API assembled: one NinjaAPI with every router and error handler, for portal.urls.
+
+The routers and what they share (portal.apikit) never import this module; only the URLs do.
+"""
 
 from __future__ import annotations
 
@@ -8,68 +11,18 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
 from django.db import DataError
 from django.http import HttpRequest, HttpResponse
-from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from access.api import audit_router
+from access.api import router as access_router
 from access.services import AlreadyDecided, NotAllowed, RequestRefused
-from portal.auth.bearer import BearerError, Principal, principal_from_token
+from catalog.api import router as catalog_router
+from portal.apikit import ERROR_NAMES, RENDERER, authenticate, error_response
+from portal.auth.bearer import BearerError
 from portal.bounds import BodyRefused, JsonBody, body_limit_message, data_error
-from portal.models import User
-from portal.ratelimits import (
-    API_CALLS,
-    BAD_TOKENS,
-    RateLimited,
-    client_address,
-    limit_check,
-    limit_count,
-    limit_hit,
-)
-from portal.scopes import API_SCOPES
-
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-
-
-def _csrf_failure(request: HttpRequest) -> HttpResponse | None:
-    check = CsrfViewMiddleware(lambda _: HttpResponse())
-    check.process_request(request)
-    result: HttpResponse | None = check.process_view(request, lambda _: HttpResponse(), (), {})
-    return result
-
-
-def authenticate(request: HttpRequest) -> Principal | None:
-    """A bearer token when one is sent (and only then), else the browser's session."""
-    header = request.headers.get("Authorization")
-    if header is not None:
-        # An address that sent too many bad tokens has no more of them verified for a while.
-        address = client_address(request)
-        limit_check(BAD_TOKENS, request=request, key=address)
-        try:
-            principal = _bearer_principal(header)
-        except BearerError:
-            limit_count(BAD_TOKENS, request=request, key=address)
-            raise
-    elif request.user.is_authenticated:
-        if request.method not in SAFE_METHODS and _csrf_failure(request) is not None:
-            raise HttpError(403, "CSRF check failed: send the X-CSRFToken header")
-        # A person in the browser may use the whole API; the policy decides what they may do.
-        principal = Principal(sub=request.user.sub, via="session", scopes=frozenset(API_SCOPES))
-    else:
-        limit_hit(API_CALLS, request=request, key=f"address:{client_address(request)}")
-        return None
-    # A person counts the same by session and by token; a machine client by its id.
-    limit_hit(API_CALLS, request=request, key=f"caller:{principal.actor}")
-    request.principal = principal  # type: ignore[attr-defined]
-    return principal
-
-
-def _bearer_principal(header: str) -> Principal:
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise BearerError("send the token as: Authorization: Bearer <token>")
-    return principal_from_token(token.strip())
-
+from portal.ratelimits import RateLimited
 
 api = NinjaAPI(
     title="Atrium API",
@@ -80,43 +33,8 @@ api = NinjaAPI(
     urls_namespace="api",
     docs_url=None,
     parser=JsonBody(),
+    renderer=RENDERER,
 )
-
-
-def json_response(request: HttpRequest, body: Any, *, status: int = 200) -> HttpResponse:
-    return api.create_response(request, body, status=status)
-
-
-# The names Backstage's error handler gives each status (`@backstage/errors`); its clients tell
-# errors apart by name.
-ERROR_NAMES = {
-    304: "NotModifiedError", 400: "InputError", 401: "AuthenticationError",
-    403: "NotAllowedError", 404: "NotFoundError", 409: "ConflictError",
-    # @backstage/errors has no class for 429; this is the name http-errors gives it, which
-    # Backstage's error handler passes on.
-    429: "TooManyRequestsError",
-    501: "NotImplementedError", 503: "ServiceUnavailableError",
-}  # fmt: skip
-
-
-def error_response(
-    request: HttpRequest,
-    status: int,
-    name: str,
-    message: str,
-    headers: dict[str, str] | None = None,
-) -> HttpResponse:
-    """Backstage's error body. Its `request` and `response` parts are what Backstage's clients
-    (`ResponseError.fromResponse`) look for before they trust the error's name and message."""
-    body = {
-        "error": {"name": name, "message": message},
-        "request": {"method": request.method, "url": request.get_full_path()},
-        "response": {"statusCode": status},
-    }
-    response = api.create_response(request, body, status=status)
-    for header, value in (headers or {}).items():
-        response[header] = value
-    return response
 
 
 @api.exception_handler(BearerError)
@@ -197,22 +115,6 @@ def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
     )
 
 
-def principal_of(request: HttpRequest) -> Principal:
-    principal: Principal = request.principal  # type: ignore[attr-defined]
-    return principal
-
-
-def person_of(request: HttpRequest) -> User | None:
-    """The person calling, if a person is: the session's user, or a bearer token's `sub`."""
-    principal = principal_of(request)
-    if principal.is_machine:
-        return None
-    if principal.via == "session":
-        user: User = request.user  # type: ignore[assignment]
-        return user
-    return User.objects.filter(sub=principal.sub).first()
-
-
-api.add_router("/access/", "access.api.router")
-api.add_router("/audit/", "access.api.audit_router")
-api.add_router("/catalog/", "catalog.api.router")
+api.add_router("/access/", access_router)
+api.add_router("/audit/", audit_router)
+api.add_router("/catalog/", catalog_router)

@@ -17,6 +17,8 @@ from ninja.errors import HttpError
 from ninja.parser import Parser
 from pydantic import Field
 
+from portal.apikit import error_response
+
 logger = logging.getLogger(__name__)
 
 # The largest primary key PostgreSQL's bigint holds; a larger id names no row.
@@ -147,8 +149,6 @@ class JsonBody(Parser):
 def refusal(request: HttpRequest, message: str, *, status: int = 400) -> HttpResponse:
     """The API's InputError under /api/, the error page elsewhere."""
     if request.path_info.startswith("/api/"):
-        from portal.api import error_response  # the API imports this module
-
         return error_response(request, status, "InputError", message)
     context = {"message": message, "status": status}
     return render(request, "400.html", context, status=status)

@@ -6,6 +6,8 @@ import sys
 from celery import Celery, signals
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.startup import auth0_require
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("atrium")
@@ -15,8 +17,6 @@ app.autodiscover_tasks()
 
 @signals.worker_init.connect
 def _auth0_required(**_: object) -> None:
-    from portal.startup import auth0_require
-
     try:
         auth0_require(process="worker")
     except ImproperlyConfigured as missing:

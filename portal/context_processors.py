@@ -4,6 +4,8 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from access.policy import viewer_for
+from access.selectors import blocked_sync, count_to_decide
 from portal.navigation import nav_items
 
 
@@ -17,8 +19,6 @@ def portal(request: HttpRequest) -> dict[str, Any]:
 
 
 def _portal(request: HttpRequest) -> dict[str, Any]:
-    from access.policy import viewer_for
-    from access.selectors import blocked_sync, count_to_decide
 
     # The viewer is the one the page's view asked for already (kept for the request).
     viewer = viewer_for(getattr(request, "user", None))

@@ -46,3 +46,13 @@ def duration_parse(raw: str) -> timedelta:
             f"{_shown(raw)} is longer than a year (P365D), the longest grant Atrium makes"
         )
     return value
+
+
+def duration_iso(duration: timedelta) -> str:
+    """ISO 8601 as people write it: P7D, PT8H, P1DT12H."""
+    days, seconds = duration.days, duration.seconds
+    hours, minutes = seconds // 3600, seconds % 3600 // 60
+    time = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
+    if not days and not time:
+        return "PT0S"
+    return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "")

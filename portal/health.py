@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 
+from access.selectors import mirror_state, sync_history
 from portal.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,6 @@ def _when(moment: datetime | None) -> str | None:
 
 def details() -> dict[str, Any]:
     """The readiness checks with their messages, the roles mirror's age and the last sync."""
-    from access.selectors import mirror_state, sync_history
 
     results = readiness()
     mirror = mirror_state()

@@ -16,6 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from access.services import humanize_duration
 from portal import views
+from portal.apikit import error_response
 from portal.auth.redirects import safe_next_path
 from portal.metrics import metrics
 from portal.models import User
@@ -172,8 +173,6 @@ class SessionLifetimeMiddleware:
     def signed_out(self, request: HttpRequest, reason: str) -> HttpResponse:
         logout(request)  # flushes the session: its key is useless from now on
         if request.path_info.startswith("/api/"):
-            from portal.api import error_response
-
             return error_response(
                 request, 401, "AuthenticationError", reason,
                 {"WWW-Authenticate": 'Bearer realm="atrium"'},

@@ -1,5 +1,6 @@
-"""Fixtures of the whole suite (a devtenant on loopback, Celery workers, the demo catalog, no
-rate-limit counts between tests), and `shared_path`, the one way a test reaches ../shared."""
+"""Fixtures of the whole suite (a devtenant on loopback, Celery workers and tasks run in-process,
+the demo and payments catalogs, no rate-limit counts between tests), and `shared_path`, the
+one way a test reaches ../shared."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 
-from tests.helpers import DevTenant
+from catalog.services import location_refresh, location_register
+from portal.celery import app as celery_app
+from tests.helpers import ALAN, PAYMENTS, DevTenant, own_role
 from tests.worker import StartWorker, Worker
 
 # ../shared stands beside the checkout: Backstage's example descriptors (conformance/) that the
@@ -90,9 +93,30 @@ def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
 @pytest.fixture
 def demo_catalog() -> None:
     """The demo catalog `make run` shows (demo/catalog/), ingested."""
-    from catalog.services import location_refresh, location_register
     from portal.management.commands.seed_demo import DEMO_CATALOG
 
     location_refresh(
         location=location_register(target=str(DEMO_CATALOG), allow_kinds=["User", "Group"])
+    )
+
+
+@pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    """Tasks run in-process when queued, so a test sees their whole effect (the worker test
+    runs them in a real worker)."""
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def payments(tmp_path: Path) -> None:
+    """The payments entities and people, with team-payments owning the payments roles."""
+    own_role("payments.viewer", "team-payments")
+    own_role("payments.admin", "team-payments")
+    (tmp_path / "payments.yaml").write_text(PAYMENTS + "---\n" + ALAN)
+    location_refresh(
+        location=location_register(
+            target=str(tmp_path / "payments.yaml"), allow_kinds=["User", "Group"]
+        )
     )

@@ -19,6 +19,8 @@ from joserfc.errors import (
 from joserfc.jwk import KeySet
 from joserfc.jws import extract_compact
 
+from portal.auth.oidc import oidc_client
+
 logger = logging.getLogger(__name__)
 
 JWKS_CACHE_SECONDS = 600
@@ -72,7 +74,6 @@ def _jwks_cache_key() -> str:
 
 
 def _jwks_uri() -> str:
-    from portal.auth.oidc import oidc_client
 
     uri: str = oidc_client().load_server_metadata()["jwks_uri"]
     return uri

@@ -17,8 +17,7 @@ from django.test import Client
 
 from access.models import AccessRequest
 from portal.logs import ContextFilter, JsonFormatter, correlation_id
-from tests.access.test_requests import ask, eager_tasks, payments, person_of_tenant  # noqa: F401
-from tests.conftest import DevTenant
+from tests.helpers import DevTenant, ask, person_of_tenant
 
 pytestmark = pytest.mark.django_db
 

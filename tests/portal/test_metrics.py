@@ -15,8 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from access.models import AccessRequest
 from access.services import roles_sync
 from portal.celery import app as celery_app
-from tests.access.test_requests import ask, eager_tasks, payments, person_of_tenant  # noqa: F401
-from tests.conftest import DevTenant
+from tests.helpers import DevTenant, ask, person_of_tenant
 
 pytestmark = pytest.mark.django_db
 
