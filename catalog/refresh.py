@@ -3,6 +3,9 @@
 `catalog.services.location_refresh` runs them in order, in its one transaction.
 """
 
+# About 400 lines, kept whole: the refresh's steps and the column and problem helpers only
+# they use; the COPY writes are catalog.bulk.
+
 from __future__ import annotations
 
 import dataclasses
