@@ -1,21 +1,14 @@
 """The catalog API, in the shapes of Backstage's catalog REST API so its clients work."""
 
+# Over 400 lines, kept whole: one router for Backstage's one catalog API, each endpoint beside
+# the parsing of its parameters; the reads are catalog.selectors', the cursors catalog.cursors'.
+
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import uuid
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from django.db.models import (
-    Count,
-    Max,
-    Q,
-    QuerySet,
-)
-from django.db.models.functions import Upper
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema
 from ninja.errors import HttpError
@@ -29,21 +22,13 @@ from access.policy import (
     may_see_server_paths,
     viewer_for,
 )
+from catalog import selectors
+from catalog.cursors import CursorError, decode_after, decode_query_cursor, encode_cursor
 from catalog.descriptors import DescriptorError, validate_entity
 from catalog.fetch import url_refusal
-from catalog.models import Entity, FacetCount, Location, SearchRow
+from catalog.models import Entity, Location
 from catalog.refs import EntityRefError, parse_entity_ref
-from catalog.search import (
-    PUBLIC_KEYS,
-    FilterError,
-    Predicate,
-    filters_q,
-    ordering_by,
-    parse_filters,
-    relation_counts,
-    text_fields_q,
-)
-from catalog.selectors import catalog_facets
+from catalog.search import FilterError, Predicate, filters_q, parse_filters
 from catalog.serializers import entities_json
 from catalog.services import (
     LocationRefused,
@@ -111,14 +96,14 @@ def locations_list(request: HttpRequest) -> list[dict[str, Any]]:
     shows_paths = _shows_paths(request)
     return [
         {"data": location_json(location, shows_paths=shows_paths)}
-        for location in Location.objects.all()
+        for location in selectors.locations_all()
     ]
 
 
 @router.get("/locations/{location_id}", summary="One registered location")
 def location_detail(request: HttpRequest, location_id: Id) -> dict[str, Any]:
     principal_of(request).require_scope("read:catalog")
-    location = Location.objects.filter(pk=location_id).first()
+    location = selectors.location_by_id(location_id=location_id)
     if location is None:
         raise HttpError(404, f"Found no location with ID {location_id}")
     return location_json(location, shows_paths=_shows_paths(request))
@@ -130,7 +115,7 @@ def location_detail(request: HttpRequest, location_id: Id) -> dict[str, Any]:
 def location_by_entity(request: HttpRequest, kind: str, namespace: str, name: str) -> HttpResponse:
     principal_of(request).require_scope("read:catalog")
     ref = f"{kind}:{namespace}/{name}".lower()
-    entity = Entity.objects.select_related("location").filter(ref=ref).first()
+    entity = selectors.entity_with_location(ref=ref)
     if entity is None:
         raise HttpError(404, f"found no entity for ref {ref}")
     return json_response(request, location_json(entity.location, shows_paths=_shows_paths(request)))
@@ -154,7 +139,7 @@ def locations_add(
         raise HttpError(400, f"the target {payload.target!r} is not an http(s) URL")
     if (refusal := url_refusal(target)) is not None:
         raise HttpError(400, f"{target}: {refusal}")
-    exists = Location.objects.filter(target=target).exists()
+    exists = selectors.location_exists(target=target)
     if exists and not dryRun:
         raise HttpError(409, f"Location url:{target} already exists")
     try:
@@ -182,7 +167,7 @@ def locations_add(
 @router.delete("/locations/{location_id}", summary="Forget a location and its entities")
 def locations_remove(request: HttpRequest, location_id: Id) -> HttpResponse:
     _require_catalog_writer(request, "registering locations is for portal admins")
-    location = Location.objects.filter(pk=location_id).first()
+    location = selectors.location_by_id(location_id=location_id)
     if location is None:
         raise HttpError(404, f"Found no location with ID {location_id}")
     location_delete(location=location)
@@ -258,19 +243,13 @@ def _query(
     predicate: Any = None,
     text_fields: list[str] | None = None,
 ) -> QuerySet[Entity]:
-    entities = Entity.objects.all()
-    conditions = _conditions(filters, predicate, viewer=viewer)
-    if conditions is not None:
-        entities = entities.filter(conditions)
-    term = term.strip()
-    if term and text_fields:
-        details_q = viewer.may_see_restricted_q()
-        entities = entities.filter(text_fields_q(term, text_fields, details_q=details_q))
-    else:
-        entities = entities.matching(term)
-    ordering = ordering_by(order or [("metadata.name", "asc")],
-                         details_q=viewer.may_see_restricted_q())  # fmt: skip
-    return entities.order_by(*ordering, "pk").prefetch_related("required_role_rows")
+    return selectors.entities_matching(
+        viewer=viewer,
+        conditions=_conditions(filters, predicate, viewer=viewer),
+        term=term,
+        text_fields=text_fields,
+        order=order,
+    )
 
 
 Limit = Annotated[int, Field(ge=1, le=MAX_PAGE, description=f"1 to {MAX_PAGE}")]
@@ -307,7 +286,11 @@ def entities_list(
         ordering.append((field_name, direction))
     entities = _query(filter, order=ordering, viewer=viewer)
     if after is not None:
-        limit, offset = _decode_after(after, limit, offset)
+        try:
+            state = decode_after(after)
+        except CursorError as error:
+            raise HttpError(400, str(error)) from error
+        limit, offset = state.get("limit", limit), state.get("offset", offset or 0)
     start = _offset(offset)
     if limit is None:
         return json_response(
@@ -320,30 +303,9 @@ def entities_list(
     if len(page) > limit:
         query = request.GET.copy()
         query.pop("offset", None)
-        query["after"] = _encode_cursor({"limit": limit, "offset": start + limit})
+        query["after"] = encode_cursor({"limit": limit, "offset": start + limit})
         response["Link"] = f'<{request.path}?{query.urlencode()}>; rel="next"'
     return response
-
-
-def _decode_json_cursor(raw: str) -> Any:
-    """A cursor as Backstage makes them (base64 of JSON); the URL-safe alphabet is read too,
-    and a `+` that a query string turned into a space."""
-    text = raw.replace(" ", "+").replace("-", "+").replace("_", "/")
-    return json.loads(base64.b64decode(text + "=" * (-len(text) % 4), validate=True))
-
-
-def _decode_after(after: str, limit: int | None, offset: int | None) -> tuple[int | None, int]:
-    """Backstage's `after`: the limit and offset of the page it points to."""
-    try:
-        state = _decode_json_cursor(after)
-        if not isinstance(state, dict):
-            raise ValueError(after)
-    except (ValueError, RecursionError, binascii.Error) as error:
-        raise HttpError(400, "Malformed after cursor, could not be parsed") from error
-    for key in ("limit", "offset"):
-        if key in state and (not isinstance(state[key], int) or isinstance(state[key], bool)):
-            raise HttpError(400, f"Malformed after cursor, {key} was not a number")
-    return state.get("limit", limit), state.get("offset", offset or 0)
 
 
 def _entity_json(request: HttpRequest, entity: Entity, viewer: Viewer) -> HttpResponse:
@@ -354,7 +316,7 @@ def _entity_json(request: HttpRequest, entity: Entity, viewer: Viewer) -> HttpRe
 @router.get("/entities/by-name/{kind}/{namespace}/{name}", summary="One entity by its name")
 def entity_by_name(request: HttpRequest, kind: str, namespace: str, name: str) -> HttpResponse:
     viewer = _viewer(request)
-    entity = Entity.objects.filter(ref=f"{kind}:{namespace}/{name}".lower()).first()
+    entity = selectors.entity_named(ref=f"{kind}:{namespace}/{name}".lower())
     if entity is None:
         raise HttpError(
             404, f"No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
@@ -362,18 +324,10 @@ def entity_by_name(request: HttpRequest, kind: str, namespace: str, name: str) -
     return _entity_json(request, entity, viewer)
 
 
-def _by_uid(uid: str) -> Entity | None:
-    try:
-        key = uuid.UUID(uid)
-    except ValueError:
-        return None
-    return Entity.objects.select_related("location").filter(uid=key).first()
-
-
 @router.get("/entities/by-uid/{uid}", summary="One entity by its uid")
 def entity_by_uid(request: HttpRequest, uid: str) -> HttpResponse:
     viewer = _viewer(request)
-    entity = _by_uid(uid)
+    entity = selectors.entity_by_uid(uid=uid)
     if entity is None:
         raise HttpError(404, f"No entity with uid {uid}")
     return _entity_json(request, entity, viewer)
@@ -386,7 +340,7 @@ def entity_remove(request: HttpRequest, uid: str) -> HttpResponse:
     """As Backstage's: the entity goes now, and comes back when its location is next read if
     the location still emits it. Nothing to remove is not an error (204 either way)."""
     _require_catalog_writer(request, "removing entities is for portal admins")
-    entity = _by_uid(uid)
+    entity = selectors.entity_by_uid(uid=uid)
     if entity is not None:
         entity_delete(
             entity=entity, actor=api_actor(request), location=_location_ref(entity.location)
@@ -399,35 +353,19 @@ def entity_remove(request: HttpRequest, uid: str) -> HttpResponse:
     summary="The entity and the Location entities it was read through",
 )
 def entity_ancestry(request: HttpRequest, kind: str, namespace: str, name: str) -> HttpResponse:
-    """Backstage's ancestry: the entity, then each parent: the Location entity whose target its
-    file was read through, as the refresh recorded it. An entity in the registered file itself
-    is a root (Atrium makes no entity for a location)."""
+    """Backstage's ancestry: the entity, then each Location entity it was read through
+    (`catalog.selectors.entity_ancestry`)."""
     viewer = _viewer(request)
     ref = f"{kind}:{namespace}/{name}".lower()
-    entity = Entity.objects.filter(ref=ref).prefetch_related("required_role_rows").first()
-    if entity is None:
+    chain = selectors.entity_ancestry(ref=ref)
+    if chain is None:
         raise HttpError(404, f"No such entity {ref}")
-    # A chain is a few Locations deep: one query reads them all.
-    location_entities = {
-        candidate.ref: candidate
-        for candidate in Entity.objects.filter(
-            location_id=entity.location_id, kind__iexact="location"
-        ).prefetch_related("required_role_rows")
-    }
-    chain: list[tuple[Entity, list[str]]] = []
-    current: Entity | None = entity
-    seen = set()
-    while current is not None and current.ref not in seen:
-        seen.add(current.ref)
-        parent = location_entities.get(current.parent_ref)
-        chain.append((current, [parent.ref] if parent else []))
-        current = parent
     bodies = entities_json([member for member, _ in chain], viewer=viewer)
     items = [
         {"entity": body, "parentEntityRefs": parents}
         for body, (_, parents) in zip(bodies, chain, strict=True)
     ]
-    return json_response(request, {"rootEntityRef": entity.ref, "items": items})
+    return json_response(request, {"rootEntityRef": chain[0][0].ref, "items": items})
 
 
 class ByRefsInput(Schema):
@@ -451,77 +389,23 @@ def entities_by_refs(
             keys.append(parse_entity_ref(raw).key)
         except EntityRefError as error:
             raise HttpError(400, str(error)) from error
-    entities = Entity.objects.filter(ref__in=keys)
     conditions = _conditions(filter, payload.query, viewer=viewer)
-    if conditions is not None:
-        entities = entities.filter(conditions)
-    found = {entity.ref: entity for entity in entities.prefetch_related("required_role_rows")}
+    found = selectors.entities_by_refs(keys=keys, conditions=conditions)
     bodies = dict(
         zip(found, entities_json(found.values(), viewer=viewer, fields=projection), strict=True)
     )
     return json_response(request, {"items": [bodies.get(key) for key in keys]})
 
 
-def _encode_cursor(state: dict[str, Any]) -> str:
-    # Standard base64, as Backstage's: its client reads a cursor to choose GET or POST.
-    return base64.b64encode(json.dumps(state).encode()).decode()
-
-
 def _decode_cursor(cursor: str) -> dict[str, Any]:
     try:
-        state = _decode_json_cursor(cursor)
-        if not isinstance(state, dict) or not _cursor_is_sound(state):
-            raise ValueError(cursor)
-    except (ValueError, RecursionError, binascii.Error) as error:
-        raise HttpError(400, "the cursor is not one this API gave out") from error
+        state = decode_query_cursor(cursor)
+    except CursorError as error:
+        raise HttpError(400, str(error)) from error
     # A cursor carries what its first request asked: the same bounds hold for it.
     _offset(state["offset"])
     _term(state.get("term", ""))
     return state
-
-
-def _cursor_is_sound(state: dict[str, Any]) -> bool:
-    def strings(value: Any) -> bool:
-        return isinstance(value, list) and all(isinstance(item, str) for item in value)
-
-    def number(value: Any) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-    return (
-        number(state.get("offset"))
-        and number(state.get("start", 0))
-        and strings(state.get("filter", []))
-        and isinstance(state.get("term", ""), str)
-        and strings(state.get("textFields", []))
-        and isinstance(state.get("order", []), list)
-        and all(
-            isinstance(pair, list) and len(pair) == 2 and strings(pair)
-            for pair in state.get("order", [])
-        )
-    )
-
-
-def _stored_total(state: dict[str, Any]) -> int | None:
-    """The number of entities for the whole catalog or one filter on kinds, from the counts
-    made when the catalog last changed (kind is public, so the same for every caller); None
-    when the query asks more and must be counted."""
-    if state.get("term") or "query" in state:
-        return None
-    alternatives = parse_filters(state.get("filter", []))
-    if not alternatives:
-        kinds = FacetCount.objects.filter(facet="kind")
-    elif len(alternatives) == 1 and len(alternatives[0]) == 1 and alternatives[0][0][0] == "kind":
-        values = alternatives[0][0][1]
-        if not values:
-            return None
-        kinds = (
-            FacetCount.objects.filter(facet="kind")
-            .annotate(upper=Upper("value"))
-            .filter(upper__in=[value.upper() for value in values])
-        )
-    else:
-        return None
-    return sum(kinds.values_list("count", flat=True))
 
 
 def _order_field(raw: str) -> list[str]:
@@ -577,16 +461,18 @@ def _by_query(request: HttpRequest, params: dict[str, Any]) -> HttpResponse:
     )
     total = 0
     if state.get("count", True):
-        stored = _stored_total(state)
+        stored = selectors.entity_total_stored(
+            filters=state.get("filter", []), term=state.get("term", ""), has_query="query" in state
+        )
         total = entities.count() if stored is None else stored
     offset, start = state["offset"], state.get("start", 0)
     # One more than the page, to know whether another follows.
     page = list(entities[offset : offset + limit + 1])
     page_info: dict[str, str] = {}
     if len(page) > limit:
-        page_info["nextCursor"] = _encode_cursor({**state, "offset": offset + limit})
+        page_info["nextCursor"] = encode_cursor({**state, "offset": offset + limit})
     if offset > start:
-        page_info["prevCursor"] = _encode_cursor({**state, "offset": max(offset - limit, start)})
+        page_info["prevCursor"] = encode_cursor({**state, "offset": max(offset - limit, start)})
     items = entities_json(page[:limit], viewer=viewer, fields=projection)
     return json_response(request, {"items": items, "totalItems": total, "pageInfo": page_info})
 
@@ -667,16 +553,6 @@ def entities_by_query_post(request: HttpRequest, payload: ByQueryInput) -> HttpR
     return _by_query(request, params)
 
 
-# API facet keys that the catalog page's facets count too (`catalog.selectors.FACET_FIELDS`).
-SUMMARIZED_FACETS = {
-    "kind": "kind",
-    "metadata.namespace": "namespace",
-    "spec.type": "type",
-    "spec.lifecycle": "lifecycle",
-    "metadata.tags": "tag",
-}
-
-
 def _facets(
     request: HttpRequest, facet: list[str], filters: list[str], predicate: Any
 ) -> HttpResponse:
@@ -684,36 +560,12 @@ def _facets(
     narrowed = bool(filters) or predicate is not None
     # Conditions on details match what the caller may see: only they need to know who it is.
     viewer = _viewer(request) if narrowed else Viewer()
-    summarized = not narrowed and any(name.lower() in SUMMARIZED_FACETS for name in facet)
-    whole = catalog_facets(limit=None) if summarized else None
     conditions = _conditions(filters, predicate, viewer=viewer)
-    entities = Entity.objects.filter(conditions).values("pk") if conditions is not None else None
-    facets: dict[str, list[dict[str, Any]]] = {}
-    for name in facet:
-        if whole is not None and name.lower() in SUMMARIZED_FACETS:
-            # The whole catalog's counts of these keys were made when it last changed.
-            values = whole.groups[SUMMARIZED_FACETS[name.lower()]]
-            facets[name] = [{"value": value.value, "count": value.count} for value in values]
-            continue
-        if name.lower().startswith("relations."):
-            # Every relation of an entity, whoever declared it, as filters on them match.
-            among = Entity.objects.filter(conditions) if conditions is not None else None
-            counts = relation_counts(name.lower(), among=among)
-            facets[name] = [{"value": value, "count": count} for value, count in counts]
-            continue
-        rows = SearchRow.objects.filter(key=name.lower())
-        if entities is not None:
-            rows = rows.filter(entity__in=entities)
-        if name.lower() not in PUBLIC_KEYS:
-            # What restricted entities hold beyond the public keys is theirs: not counted.
-            rows = rows.filter(entity__restricted=False)
-        counted = (
-            rows.exclude(value=None)
-            .values("value")
-            .annotate(count=Count("entity", distinct=True), original=Max("original_value"))
-            .order_by("-count", "value")
-        )
-        facets[name] = [{"value": row["original"], "count": row["count"]} for row in counted]
+    counted = selectors.field_facets(names=facet, conditions=conditions, narrowed=narrowed)
+    facets = {
+        name: [{"value": value.value, "count": value.count} for value in values]
+        for name, values in counted.items()
+    }
     return json_response(request, {"facets": facets})
 
 
@@ -754,7 +606,7 @@ def entity_refresh(request: HttpRequest, payload: RefreshInput) -> HttpResponse:
         key = parse_entity_ref(payload.entityRef).key
     except EntityRefError as error:
         raise HttpError(400, str(error)) from error
-    entity = Entity.objects.filter(ref=key).only("pk", "location_id", "owner_ref").first()
+    entity = selectors.entity_for_refresh(ref=key)
     if entity is None:
         raise HttpError(404, f"No entity {payload.entityRef} in the catalog")
     if not may_refresh_entity(principal, person_of(request), owner_ref=entity.owner_ref):

@@ -3,6 +3,9 @@
 Nothing here writes; `catalog.services` applies what a read produced.
 """
 
+# About 400 lines, kept whole: one reader of a location, its files and the Location entities
+# they point to, whose steps share the reader's state.
+
 from __future__ import annotations
 
 import errno

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -9,9 +10,11 @@ from typing import TYPE_CHECKING
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import Count, Max, Q, QuerySet
+from django.db.models.functions import Upper
 
-from catalog.models import Entity, FacetCount, Relation
+from catalog.models import Entity, FacetCount, Location, Relation, SearchRow
+from catalog.search import PUBLIC_KEYS, ordering_by, parse_filters, relation_counts, text_fields_q
 from portal.models import User
 
 if TYPE_CHECKING:
@@ -213,3 +216,174 @@ def entity_relations(*, entity: Entity, viewer: Viewer) -> dict[str, list[Relati
         if relation.target_ref not in {r.target_ref for r in grouped[relation.type]}:
             grouped[relation.type].append(relation)
     return dict(grouped)
+
+
+# --- Reads of the Backstage-shaped API (catalog/api.py) ------------------------------------------
+
+
+def locations_all() -> QuerySet[Location]:
+    return Location.objects.all()
+
+
+def location_by_id(*, location_id: int) -> Location | None:
+    return Location.objects.filter(pk=location_id).first()
+
+
+def entity_with_location(*, ref: str) -> Entity | None:
+    """The entity of a lower-cased ref, with its location read in the same query."""
+    return Entity.objects.select_related("location").filter(ref=ref).first()
+
+
+def entity_by_uid(*, uid: str) -> Entity | None:
+    """The entity of a uid, with its location; None for a uid that is no UUID too."""
+    try:
+        key = uuid.UUID(uid)
+    except ValueError:
+        return None
+    return Entity.objects.select_related("location").filter(uid=key).first()
+
+
+def entity_for_refresh(*, ref: str) -> Entity | None:
+    """Only what a refresh request needs of the entity: its location and its owner."""
+    return Entity.objects.filter(ref=ref).only("pk", "location_id", "owner_ref").first()
+
+
+def entities_matching(
+    *,
+    viewer: Viewer,
+    conditions: Q | None,
+    term: str = "",
+    text_fields: list[str] | None = None,
+    order: list[tuple[str, str]] | None = None,
+) -> QuerySet[Entity]:
+    """Entities that meet the conditions and the search term (over `text_fields` when given,
+    else the catalog's search), in the API's order, ties broken by primary key."""
+    entities = Entity.objects.all()
+    if conditions is not None:
+        entities = entities.filter(conditions)
+    term = term.strip()
+    if term and text_fields:
+        details_q = viewer.may_see_restricted_q()
+        entities = entities.filter(text_fields_q(term, text_fields, details_q=details_q))
+    else:
+        entities = entities.matching(term)
+    ordering = ordering_by(order or [("metadata.name", "asc")],
+                         details_q=viewer.may_see_restricted_q())  # fmt: skip
+    return entities.order_by(*ordering, "pk").prefetch_related("required_role_rows")
+
+
+def entities_by_refs(*, keys: list[str], conditions: Q | None) -> dict[str, Entity]:
+    """The entities of these lower-cased refs that meet the conditions, by ref."""
+    entities = Entity.objects.filter(ref__in=keys)
+    if conditions is not None:
+        entities = entities.filter(conditions)
+    return {entity.ref: entity for entity in entities.prefetch_related("required_role_rows")}
+
+
+def entity_total_stored(*, filters: list[str], term: str, has_query: bool) -> int | None:
+    """The number of entities for the whole catalog or one filter on kinds, from the counts
+    made when the catalog last changed (kind is public, so the same for every caller); None
+    when the query asks more and must be counted."""
+    if term or has_query:
+        return None
+    alternatives = parse_filters(filters)
+    if not alternatives:
+        kinds = FacetCount.objects.filter(facet="kind")
+    elif len(alternatives) == 1 and len(alternatives[0]) == 1 and alternatives[0][0][0] == "kind":
+        values = alternatives[0][0][1]
+        if not values:
+            return None
+        kinds = (
+            FacetCount.objects.filter(facet="kind")
+            .annotate(upper=Upper("value"))
+            .filter(upper__in=[value.upper() for value in values])
+        )
+    else:
+        return None
+    return sum(kinds.values_list("count", flat=True))
+
+
+# API facet keys that the catalog page's facets count too (FACET_FIELDS, and "tag").
+SUMMARIZED_FACETS = {
+    "kind": "kind",
+    "metadata.namespace": "namespace",
+    "spec.type": "type",
+    "spec.lifecycle": "lifecycle",
+    "metadata.tags": "tag",
+}
+
+
+def field_facets(
+    *, names: list[str], conditions: Q | None, narrowed: bool
+) -> dict[str, list[FacetValue]]:
+    """For each field asked (Backstage's `facet=`), its values' counts among the entities that
+    meet the conditions (all of them when None), most common first.
+
+    When the caller asked no conditions (not `narrowed`), the keys the catalog page counts too
+    come from the counts its last change left. Beyond the public keys, what restricted
+    entities hold is not counted.
+    """
+    summarized = not narrowed and any(name.lower() in SUMMARIZED_FACETS for name in names)
+    whole = catalog_facets(limit=None) if summarized else None
+    entities = Entity.objects.filter(conditions).values("pk") if conditions is not None else None
+    facets: dict[str, list[FacetValue]] = {}
+    for name in names:
+        key = name.lower()
+        if whole is not None and key in SUMMARIZED_FACETS:
+            facets[name] = whole.groups[SUMMARIZED_FACETS[key]]
+            continue
+        if key.startswith("relations."):
+            # Every relation of an entity, whoever declared it, as filters on them match.
+            among = Entity.objects.filter(conditions) if conditions is not None else None
+            counts = relation_counts(key, among=among)
+            facets[name] = [FacetValue(value, count) for value, count in counts]
+            continue
+        rows = SearchRow.objects.filter(key=key)
+        if entities is not None:
+            rows = rows.filter(entity__in=entities)
+        if key not in PUBLIC_KEYS:
+            # What restricted entities hold beyond the public keys is theirs: not counted.
+            rows = rows.filter(entity__restricted=False)
+        counted = (
+            rows.exclude(value=None)
+            .values("value")
+            .annotate(count=Count("entity", distinct=True), original=Max("original_value"))
+            .order_by("-count", "value")
+        )
+        facets[name] = [FacetValue(row["original"], row["count"]) for row in counted]
+    return facets
+
+
+def entity_ancestry(*, ref: str) -> list[tuple[Entity, list[str]]] | None:
+    """Backstage's ancestry of an entity: the entity, then each parent (the Location entity
+    whose target its file was read through, as the refresh recorded it), each with its
+    parent's ref; None when there is no such entity. An entity in the registered file itself
+    is a root (Atrium makes no entity for a location)."""
+    entity = Entity.objects.filter(ref=ref).prefetch_related("required_role_rows").first()
+    if entity is None:
+        return None
+    # A chain is a few Locations deep: one query reads them all.
+    location_entities = {
+        candidate.ref: candidate
+        for candidate in Entity.objects.filter(
+            location_id=entity.location_id, kind__iexact="location"
+        ).prefetch_related("required_role_rows")
+    }
+    chain: list[tuple[Entity, list[str]]] = []
+    current: Entity | None = entity
+    seen = set()
+    while current is not None and current.ref not in seen:
+        seen.add(current.ref)
+        parent = location_entities.get(current.parent_ref)
+        chain.append((current, [parent.ref] if parent else []))
+        current = parent
+    return chain
+
+
+def location_exists(*, target: str) -> bool:
+    return Location.objects.filter(target=target).exists()
+
+
+def entity_named(*, ref: str) -> Entity | None:
+    """The entity of a lower-cased ref, read alone."""
+    return Entity.objects.filter(ref=ref).first()

@@ -16,7 +16,8 @@ from django.conf import settings
 from django.utils.html import escape
 
 from catalog.models import Entity, Location
-from catalog.services import MAX_SEARCH_TEXT, location_refresh, location_register
+from catalog.refresh import MAX_SEARCH_TEXT
+from catalog.services import location_refresh, location_register
 from tests.helpers import signed_in
 
 pytestmark = pytest.mark.django_db
