@@ -16,7 +16,6 @@ from django.db.models import Exists, OuterRef, Q
 
 from access.registry import RegistryEntry
 from catalog.models import Entity, EntityRequiredRole
-from catalog.selectors import person_refs
 from portal.auth.bearer import Principal
 from portal.models import User
 
@@ -291,8 +290,10 @@ ANONYMOUS = Viewer()
 
 def viewer_for(user: User | None) -> Viewer:
     """A person's roles, groups and admin standing; a machine client (None) has none of them."""
-    # access.selectors imports this module (its scopes apply the rules here); see above.
+    # access.selectors imports this module (its scopes apply the rules here); see above. And
+    # catalog.selectors filters through catalog.search, which builds its filters from Viewer.
     from access.selectors import roles_held
+    from catalog.selectors import person_refs
 
     if user is None or not user.is_authenticated or not user.is_active:
         return ANONYMOUS
