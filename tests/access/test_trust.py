@@ -17,6 +17,7 @@ from access.services import SYSTEM, grant_provision
 from catalog.models import Location
 from catalog.services import location_refresh, location_register
 from portal.models import User
+from tests.factories import AccessRequestFactory
 from tests.helpers import ENTITY, DevTenant, own_role, person_of_tenant, tenant_roles_of
 
 pytestmark = pytest.mark.django_db
@@ -135,8 +136,8 @@ def test_protected_and_ownerless_roles_are_never_requested_nor_granted(
 
     # A request for it that reached the worker anyway (a row written by hand) is never
     # carried into Auth0.
-    forged = AccessRequest.objects.create(
-        requester=ada, entity_ref=TOOLS, role_name="portal-admin", reason="x",
+    forged = AccessRequestFactory.create(
+        requester=ada, entity_ref=TOOLS, role_name="portal-admin",
         duration=timedelta(days=1), state=AccessRequest.State.APPROVED,
     )  # fmt: skip
     state = grant_provision(request_id=forged.pk, actor=SYSTEM)
@@ -257,10 +258,11 @@ def test_a_grant_ends_within_the_caps_as_they_stand_and_one_not_recorded_is_take
     ada, _ = person_of_tenant(devtenant, "ada@example.com")
 
     def approved(role: str, days: int) -> AccessRequest:
-        return AccessRequest.objects.create(
-            requester=ada, entity_ref=ENTITY, role_name=role, reason="x",
+        request: AccessRequest = AccessRequestFactory.create(
+            requester=ada, entity_ref=ENTITY, role_name=role,
             duration=timedelta(days=days), state=AccessRequest.State.APPROVED,
         )  # fmt: skip
+        return request
 
     # Approved for ten years (before a cap was lowered): granted, ending within today's cap.
     long_ago = approved("payments.viewer", 3650)
