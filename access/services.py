@@ -448,3 +448,20 @@ def requests_lapse(*, actor: Actor = SYSTEM) -> int:
             _notify_after_commit(request, actor, "lapsed")
             lapsed += 1
     return lapsed
+
+
+def grants_remind_claim() -> list[int]:
+    """Grants ending within ACCESS_REMINDER_BEFORE whose holder was not reminded yet, marked
+    reminded now; their ids. Each is claimed by one conditional update, so two runs at once
+    remind nobody twice."""
+    soon = timezone.now() + settings.ACCESS_REMINDER_BEFORE
+    due = AccessRequest.objects.filter(
+        state=AccessRequest.State.ACTIVE, expires_at__lte=soon, reminded_at__isnull=True
+    )
+    return [
+        request_id
+        for request_id in list(due.values_list("pk", flat=True))
+        if AccessRequest.objects.filter(pk=request_id, reminded_at__isnull=True).update(
+            reminded_at=timezone.now()
+        )
+    ]

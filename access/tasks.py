@@ -9,15 +9,19 @@ import logging
 
 import httpx
 from celery import Task, shared_task
-from django.conf import settings
-from django.utils import timezone
 
 from access.audit import SYSTEM_ACTOR, Actor
 from access.auth0 import Auth0Error
 from access.models import AccessRequest, AuditEvent
 from access.notifications import request_event_notify
 from access.selectors import grants_stuck
-from access.services import grant_fail, grant_provision, grants_expire, requests_lapse
+from access.services import (
+    grant_fail,
+    grant_provision,
+    grants_expire,
+    grants_remind_claim,
+    requests_lapse,
+)
 from access.sync import SyncBusy, roles_sync
 
 logger = logging.getLogger(__name__)
@@ -87,18 +91,10 @@ def lapse_requests_task() -> int:
 @shared_task
 def remind_grants_task() -> int:
     """Tell holders a set time before their grant ends, once, with a link to ask again."""
-    soon = timezone.now() + settings.ACCESS_REMINDER_BEFORE
-    due = AccessRequest.objects.filter(
-        state=AccessRequest.State.ACTIVE, expires_at__lte=soon, reminded_at__isnull=True
-    )
-    reminded = 0
-    for request_id in list(due.values_list("pk", flat=True)):
-        if AccessRequest.objects.filter(pk=request_id, reminded_at__isnull=True).update(
-            reminded_at=timezone.now()
-        ):
-            notify_task.delay(request_id, "reminder")
-            reminded += 1
-    return reminded
+    due = grants_remind_claim()
+    for request_id in due:
+        notify_task.delay(request_id, "reminder")
+    return len(due)
 
 
 # --- telling people --------------------------------------------------------------------------
