@@ -12,6 +12,7 @@ from ninja import Body, Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import Field
 
+from access.audit import Actor
 from access.models import AccessRequest, AuditEvent, Decision, Role
 from access.policy import is_portal_admin, may_administer_access, viewer_for
 from access.registry import (
@@ -29,7 +30,6 @@ from access.selectors import (
     roles_with_member_counts,
 )
 from access.services import (
-    Actor,
     access_request_cancel,
     access_request_create,
     access_request_decide,

@@ -9,8 +9,7 @@ from typing import Any
 from django import forms
 
 from access.registry import RegistryEntry, RegistryError, registry_entry_parse
-from access.services import humanize_duration
-from portal.durations import duration_iso
+from portal.durations import duration_iso, duration_words
 
 OFFERED = [timedelta(hours=8), timedelta(days=1), timedelta(days=7), timedelta(days=14),
            timedelta(days=30), timedelta(days=90)]  # fmt: skip
@@ -39,7 +38,7 @@ class AccessRequestForm(forms.Form):
         offered = {d for d in OFFERED if d <= longest} | {longest, default}
         durations = sorted(offered)
         self.fields["duration"].choices = [  # type: ignore[attr-defined]
-            (duration_iso(d), humanize_duration(d)) for d in durations
+            (duration_iso(d), duration_words(d)) for d in durations
         ]
         self.fields["duration"].initial = duration_iso(default)
         self.durations = {duration_iso(d): d for d in durations}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -17,9 +18,10 @@ from access.policy import (
     RoleRules,
     Viewer,
     approvals_needed,
+    longest_grant,
     role_refusal,
 )
-from access.registry import registry_entry_of
+from access.registry import RegistryEntry, registry_entry_json, registry_entry_of
 from catalog.annotations import access_annotations
 from catalog.models import Entity, EntityRequiredRole
 from catalog.selectors import group_member_refs, user_emails
@@ -312,3 +314,49 @@ def portal_admin_emails() -> list[str]:
         is_active=True,
     ).exclude(email="")
     return sorted(set(admins.values_list("email", flat=True)))
+
+
+def accounts_to_check() -> QuerySet[User]:
+    """People who may still hold a live session (signed in within SESSION_LIFETIME), and those
+    the sync shut out as blocked, who come back in when Auth0 unblocks them. Bounded by how
+    many people signed in lately, not by the tenant's size."""
+    since = timezone.now() - settings.SESSION_LIFETIME
+    return User.objects.filter(
+        Q(is_active=True, last_login__gte=since) | Q(auth0_state=User.Auth0State.BLOCKED)
+    ).only("sub", "is_active", "auth0_state")
+
+
+def access_request_longest(*, entity: Entity, role: str) -> timedelta:
+    """The longest grant of this role a request on this entity may ask for."""
+
+    declared = access_annotations(entity.descriptor).max_access_duration
+    return longest_grant(rules=role_rules(names=[role])[role], entity_max=declared)
+
+
+def already_decided_message(request: AccessRequest) -> str:
+    last = request.decisions.select_related("approver").last()
+    if last is not None:
+        return f"This request was already {last.outcome} by {last.approver}."
+    return f"This request is {request.get_state_display()} already."
+
+
+def grants_stuck() -> list[int]:
+    """Grants left approved or provisioning longer than ACCESS_RECONCILE_AFTER: a worker died
+    or a message was lost. The reconciler queues them again."""
+    cutoff = timezone.now() - settings.ACCESS_RECONCILE_AFTER
+    return list(
+        AccessRequest.objects.filter(
+            state__in=[AccessRequest.State.APPROVED, AccessRequest.State.PROVISIONING],
+            updated_at__lt=cutoff,
+        ).values_list("pk", flat=True)
+    )
+
+
+def role_registry_changes(*, role: Role, entry: RegistryEntry) -> dict[str, dict[str, Any]]:
+    """What setting this entry would change on the role: {field: {"from": …, "to": …}}."""
+    before, after = registry_entry_json(registry_entry_of(role)), registry_entry_json(entry)
+    return {
+        name: {"from": before[name], "to": after[name]}
+        for name in after
+        if before[name] != after[name]
+    }

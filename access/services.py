@@ -1,40 +1,22 @@
-"""Writes of the access app."""
+"""Access requests and grants, from asking to ending, and the role registry's entries."""
+
+# Over 400 lines because a request's life is one state machine (created, decided, provisioned,
+# ended, lapsed): its steps share the row lock, the audit target and the after-commit queueing.
 
 from __future__ import annotations
 
 import logging
-import time
-import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from celery import Task
 from django.conf import settings
-from django.core.cache import cache
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
-from django.http import HttpRequest
 from django.utils import timezone
 
-from access.auth0 import (
-    Auth0Error,
-    Directory,
-    DirectoryAccount,
-    DirectoryRole,
-    DirectoryUser,
-    shared_directory,
-)
-from access.models import (
-    AccessRequest,
-    AuditEvent,
-    Decision,
-    Role,
-    RoleMembership,
-    RoleSyncRun,
-)
+from access.audit import SYSTEM, Actor, request_target
+from access.auth0 import Auth0Error, Directory, shared_directory
+from access.models import AccessRequest, Decision, Role, RoleMembership
 from access.policy import (
     DecisionScope,
     Viewer,
@@ -44,456 +26,24 @@ from access.policy import (
     request_refusal,
     viewer_for,
 )
-from access.registry import RegistryEntry, registry_entry_json, registry_entry_of
-from access.selectors import decision_scope, may_decide, portal_admin_emails, role_rules
-from catalog.annotations import access_annotations
+from access.registry import RegistryEntry
+from access.selectors import (
+    access_request_longest,
+    already_decided_message,
+    decision_scope,
+    may_decide,
+    role_registry_changes,
+    role_rules,
+)
 from catalog.models import Entity
-from portal.durations import duration_iso
+from portal.durations import duration_iso, duration_words
 from portal.logs import correlate
 from portal.models import User
-from portal.ratelimits import request_address
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who caused a change, through what, from where: what the audit log records of it."""
-
-    name: str  # a person's `sub`, `client:<id>` for a machine, `system` for the portal's jobs
-    via: str = AuditEvent.Via.WEB
-    ip: str | None = None
-    user_agent: str = ""
-
-    @classmethod
-    def of_request(cls, request: HttpRequest, name: str, via: str) -> Actor:
-        """The caller of a page or the API, with the address and client they came from."""
-        return cls(name, via=via, ip=request_address(request),
-                   user_agent=request.headers.get("User-Agent", ""))  # fmt: skip
-
-    def event(
-        self, action: str, target: str, correlation_id: str = "", **detail: Any
-    ) -> AuditEvent:
-        """An audit record by this actor, not yet written (for bulk writes)."""
-        return AuditEvent(
-            actor=self.name, via=self.via, action=action, target=target[:500],
-            correlation_id=correlation_id, detail=detail, ip=self.ip,
-            user_agent=self.user_agent[:500],
-        )  # fmt: skip
-
-    def record(self, action: str, target: str, correlation_id: str = "", **detail: Any) -> None:
-        self.event(action, target, correlation_id, **detail).save()
-
-
-@transaction.atomic
-def role_memberships_record_from_token(*, user: User, role_names: Iterable[str]) -> list[str]:
-    """Record the roles a sign-in token says this person holds now; return them sorted.
-
-    The token is Auth0's latest word on this person: roles it names are added (as seen at
-    sign-in), and roles the portal had seen only in earlier tokens are dropped. Memberships
-    the portal granted or imported are left to the grant and sync jobs that own them.
-    """
-    names = sorted({name.strip() for name in role_names if name and name.strip()})
-    existing_roles = {role.name: role for role in Role.objects.filter(name__in=names)}
-    missing = [Role(name=name) for name in names if name not in existing_roles]
-    Role.objects.bulk_create(missing, ignore_conflicts=True)
-    roles = Role.objects.filter(name__in=names)
-    held = set(user.role_memberships.values_list("role__name", flat=True))
-    RoleMembership.objects.bulk_create(
-        [
-            RoleMembership(user=user, role=role, source=RoleMembership.Source.SIGN_IN)
-            for role in roles
-            if role.name not in held
-        ],
-        ignore_conflicts=True,
-    )
-    user.role_memberships.filter(source=RoleMembership.Source.SIGN_IN).exclude(
-        role__name__in=names
-    ).delete()
-    return names
-
-
-# --- mirroring Auth0's roles -----------------------------------------------------------------
-
-SYNC_LOCK_KEY = "atrium:role-sync:lock"
-SYSTEM_ACTOR = "system"
-SYNC = Actor(SYSTEM_ACTOR, via=AuditEvent.Via.SYNC)
-
-
-class SyncBusy(Exception):
-    """Another sync holds the lock."""
-
-
-@dataclass
-class SyncReport:
-    run: RoleSyncRun
-    roles: int = 0
-    added: list[tuple[str, str]] = field(default_factory=list)  # (user sub, role name)
-    removed: list[tuple[str, str]] = field(default_factory=list)
-    gone_roles: list[str] = field(default_factory=list)
-    # Accounts Auth0 blocked or deleted, (sub, User.Auth0State), and those it unblocked.
-    deactivated: list[tuple[str, str]] = field(default_factory=list)
-    reactivated: list[str] = field(default_factory=list)
-    accounts_checked: int = 0
-    api_calls: int = 0
-    seconds: float = 0.0
-
-    @property
-    def outcome(self) -> str:
-        return self.run.outcome
-
-
-def _breaker_trips(*, removals: int, memberships: int) -> bool:
-    """More than the allowed share of all memberships, and at least the minimum count."""
-    share = settings.ROLE_SYNC_BREAKER_SHARE
-    return removals >= settings.ROLE_SYNC_BREAKER_MINIMUM and removals > share * memberships
-
-
-def roles_sync(
-    *, dry_run: bool = False, force: bool = False, directory: Directory | None = None
-) -> SyncReport:
-    """Make the portal's mirror of who holds which Auth0 role match Auth0.
-
-    Reads every role and its members first; a read that fails after its retries changes
-    nothing. A run that would remove more than the breaker allows applies nothing unless
-    forced. The difference is applied in one transaction with bulk writes, each change with
-    an audit record. Portal grants keep their end (they never become standing); one that Auth0
-    no longer has ends as "removed in Auth0". The accounts of people who may hold a live
-    session are read too: those Auth0 blocked or deleted are made inactive, so their next
-    request finds them signed out, and those it unblocked are let back in.
-    """
-    token = uuid.uuid4().hex
-    if not cache.add(SYNC_LOCK_KEY, token, timeout=settings.ROLE_SYNC_LOCK_SECONDS):
-        raise SyncBusy("another role sync is running; this one did not start")
-    started = time.monotonic()
-    run = RoleSyncRun.objects.create(forced=force)
-    correlate(f"sync-{run.pk}")
-    report = SyncReport(run=run)
-    owned = directory is None
-    directory = directory or Directory()
-    try:
-        try:
-            roles = directory.roles()
-            members = {role.id: directory.role_members(role.id) for role in roles}
-            accounts = [directory.account(user.sub) for user in accounts_to_check()]
-        except Auth0Error as error:
-            outcome, message = RoleSyncRun.Outcome.FAILED, str(error)
-        else:
-            outcome, message = _plan_and_apply(report, roles, members, dry_run=dry_run, force=force)
-            stopped = _accounts_plan_and_apply(report, accounts, dry_run=dry_run, force=force)
-            if stopped and outcome == RoleSyncRun.Outcome.OK:
-                outcome = RoleSyncRun.Outcome.BLOCKED
-            message = " ".join(part for part in (message, stopped) if part)
-        _finish(report, directory, started, outcome, message)
-        return report
-    finally:
-        if owned:
-            directory.close()
-        if cache.get(SYNC_LOCK_KEY) == token:
-            cache.delete(SYNC_LOCK_KEY)
-
-
-def _finish(
-    report: SyncReport, directory: Directory, started: float, outcome: str, message: str
-) -> None:
-    report.api_calls = directory.calls + directory.token_calls
-    report.seconds = time.monotonic() - started
-    run = report.run
-    run.outcome, run.message = outcome, message
-    run.finished_at = timezone.now()
-    run.roles, run.added, run.removed = report.roles, len(report.added), len(report.removed)
-    run.api_calls = report.api_calls
-    run.save()
-
-
-def _plan_and_apply(
-    report: SyncReport,
-    roles: list[DirectoryRole],
-    members: dict[str, list[DirectoryUser]],
-    *,
-    dry_run: bool,
-    force: bool,
-) -> tuple[RoleSyncRun.Outcome, str]:
-    """Work out the difference and apply it; the run's outcome and, if it stopped, why."""
-    report.roles = len(roles)
-    wanted = {(user.user_id, role.name) for role in roles for user in members[role.id]}
-    people = {user.user_id: user for role in roles for user in members[role.id]}
-    # Every membership, ended or not: a portal grant past its end but still in Auth0 is the
-    # expiry job's to remove, never something to import as a standing membership.
-    current = {
-        (m.user.sub, m.role.name): m for m in RoleMembership.objects.select_related("user", "role")
-    }
-    report.added = sorted(pair for pair in wanted if pair not in current)
-    report.removed = sorted(pair for pair in current if pair not in wanted)
-    known_names = {role.name for role in roles}
-    report.gone_roles = sorted(
-        Role.objects.filter(gone_at__isnull=True)
-        .exclude(name__in=known_names)
-        .values_list("name", flat=True)
-    )
-    if not force and _breaker_trips(removals=len(report.removed), memberships=len(current)):
-        message = (
-            f"the sync would remove {len(report.removed)} of {len(current)} memberships, more "
-            f"than the breaker allows ({settings.ROLE_SYNC_BREAKER_SHARE:.0%}, at least "
-            f"{settings.ROLE_SYNC_BREAKER_MINIMUM}); nothing was applied. If Auth0 is right, "
-            "run `python manage.py sync_roles --force`."
-        )
-        _tell_admins_of_blocked_sync(report, message)
-        return RoleSyncRun.Outcome.BLOCKED, message
-    if dry_run:
-        return RoleSyncRun.Outcome.DRY_RUN, ""
-    _apply(report, roles, people, current)
-    return RoleSyncRun.Outcome.OK, ""
-
-
-@transaction.atomic
-def _apply(
-    report: SyncReport,
-    roles: list[DirectoryRole],
-    people: dict[str, DirectoryUser],
-    current: dict[tuple[str, str], RoleMembership],
-) -> None:
-    now = timezone.now()
-    correlation = f"sync-{report.run.pk}"
-    # Roles: new ones created, descriptions and ids kept up to date, vanished ones marked gone.
-    by_name = {role.name: role for role in Role.objects.all()}
-    Role.objects.bulk_create(
-        [Role(name=r.name, auth0_id=r.id, description=r.description) for r in roles
-         if r.name not in by_name]
-    )  # fmt: skip
-    changed_roles = []
-    for r in roles:
-        role = by_name.get(r.name)
-        if role and (role.auth0_id, role.description, role.gone_at) != (r.id, r.description, None):
-            role.auth0_id, role.description, role.gone_at = r.id, r.description, None
-            changed_roles.append(role)
-    Role.objects.bulk_update(changed_roles, ["auth0_id", "description", "gone_at"])
-    Role.objects.filter(name__in=report.gone_roles).update(gone_at=now)
-    by_name = {role.name: role for role in Role.objects.all()}
-
-    # People Auth0 names who never signed in yet get an account, so they can be found.
-    subs = {sub for sub, _ in report.added}
-    known_users = {u.sub: u for u in User.objects.filter(sub__in=subs)}
-    User.objects.bulk_create(
-        [User(sub=sub, email=people[sub].email, name=people[sub].name) for sub in subs
-         if sub not in known_users],
-        ignore_conflicts=True,
-    )  # fmt: skip
-    users = {u.sub: u for u in User.objects.filter(sub__in=subs)}
-
-    RoleMembership.objects.bulk_create(
-        [RoleMembership(user=users[sub], role=by_name[name], source=RoleMembership.Source.AUTH0)
-         for sub, name in report.added],
-        ignore_conflicts=True,
-    )  # fmt: skip
-    RoleMembership.objects.filter(pk__in=[current[pair].pk for pair in report.removed]).delete()
-    # A portal grant Auth0 no longer has is over: its request ends too, not at its old end.
-    ended = Q()
-    for sub, name in report.removed:
-        if current[(sub, name)].source == RoleMembership.Source.PORTAL_GRANT:
-            ended |= Q(requester__sub=sub, role_name=name)
-    if ended:
-        AccessRequest.objects.filter(ended, state=AccessRequest.State.ACTIVE).update(
-            state=AccessRequest.State.REVOKED, ended_at=now, note="removed in Auth0",
-            updated_at=now,
-        )  # fmt: skip
-
-    events = _membership_events(
-        added=report.added,
-        removed=[current[pair] for pair in report.removed],
-        actor=SYNC,
-        correlation_id=correlation,
-    )
-    events += [
-        SYNC.event("role.gone", name, correlation, reason="deleted in Auth0")
-        for name in report.gone_roles
-    ]
-    AuditEvent.objects.bulk_create(events)
-
-
-def accounts_to_check() -> QuerySet[User]:
-    """People who may still hold a live session (signed in within SESSION_LIFETIME), and those
-    the sync shut out as blocked, who come back in when Auth0 unblocks them. Bounded by how
-    many people signed in lately, not by the tenant's size."""
-    since = timezone.now() - settings.SESSION_LIFETIME
-    return User.objects.filter(
-        Q(is_active=True, last_login__gte=since) | Q(auth0_state=User.Auth0State.BLOCKED)
-    ).only("sub", "is_active", "auth0_state")
-
-
-def _accounts_plan_and_apply(
-    report: SyncReport, accounts: list[DirectoryAccount], *, dry_run: bool, force: bool
-) -> str:
-    """Shut out the people Auth0 blocked or deleted, let back in those it unblocked; why it
-    stopped, if it did. Like the roles, a run that would shut out more than the breaker's
-    share of the people checked applies none of it unless forced: an Auth0 answering wrongly
-    must not sign everyone out."""
-    report.accounts_checked = len(accounts)
-    users = {user.sub: user for user in accounts_to_check()}
-    for account in accounts:
-        user = users.get(account.user_id)
-        if user is None:
-            continue
-        state = (
-            User.Auth0State.DELETED if not account.exists
-            else User.Auth0State.BLOCKED if account.blocked
-            else User.Auth0State.OK
-        )  # fmt: skip
-        if state != User.Auth0State.OK and (user.is_active or user.auth0_state != state):
-            report.deactivated.append((user.sub, state))
-        elif state == User.Auth0State.OK and not user.is_active:
-            report.reactivated.append(user.sub)
-    if not force and _breaker_trips(removals=len(report.deactivated), memberships=len(accounts)):
-        message = (
-            f"Auth0 says {len(report.deactivated)} of the {len(accounts)} people who signed in "
-            "lately are blocked or deleted, more than the breaker allows; nobody was signed "
-            "out. If Auth0 is right, run `python manage.py sync_roles --force`."
-        )
-        _tell_admins_of_blocked_sync(report, message)
-        report.deactivated, report.reactivated = [], []
-        return message
-    if not dry_run:
-        _accounts_apply(report)
-    return ""
-
-
-@transaction.atomic
-def _accounts_apply(report: SyncReport) -> None:
-    correlation = f"sync-{report.run.pk}"
-    reasons: dict[str, str] = {
-        User.Auth0State.BLOCKED: "blocked in Auth0",
-        User.Auth0State.DELETED: "deleted in Auth0",
-    }
-    events = []
-    for sub, state in report.deactivated:
-        User.objects.filter(sub=sub).update(is_active=False, auth0_state=state)
-        events.append(SYNC.event("user.deactivated", sub, correlation, reason=reasons[state]))
-    User.objects.filter(sub__in=report.reactivated).update(
-        is_active=True, auth0_state=User.Auth0State.OK
-    )
-    events += [
-        SYNC.event("user.reactivated", sub, correlation, reason="unblocked in Auth0")
-        for sub in report.reactivated
-    ]
-    AuditEvent.objects.bulk_create(events)
-
-
-def _membership_events(
-    *,
-    added: Iterable[tuple[str, str]],
-    removed: Iterable[RoleMembership],
-    actor: Actor,
-    correlation_id: str,
-) -> list[AuditEvent]:
-    """The audit records of memberships found in Auth0 and of memberships Auth0 no longer has:
-    a portal grant so ended is "grant.ended", anything else "role.removed"."""
-    events = [
-        actor.event("role.imported", f"{name} → {sub}", correlation_id, role=name, user=sub,
-                    source="granted outside the portal")
-        for sub, name in added
-    ]  # fmt: skip
-    for membership in removed:
-        sub, name = membership.user.sub, membership.role.name
-        ended_grant = membership.source == RoleMembership.Source.PORTAL_GRANT
-        events.append(
-            actor.event(
-                "grant.ended" if ended_grant else "role.removed",
-                f"{name} → {sub}",
-                correlation_id,
-                role=name,
-                user=sub,
-                reason="removed in Auth0",
-                source=membership.source,
-            )  # fmt: skip
-        )
-    return events
-
-
-def _tell_admins_of_blocked_sync(report: SyncReport, message: str) -> None:
-
-    recipients = portal_admin_emails()
-    SYNC.record("sync.blocked", "roles mirror", f"sync-{report.run.pk}",
-                removals=len(report.removed), message=message)  # fmt: skip
-    if recipients:
-        send_mail(
-            subject="[Atrium] The roles sync was stopped by its breaker",
-            message=f"{message}\n\n{settings.PORTAL_BASE_URL}\n",
-            from_email=None,
-            recipient_list=recipients,
-            fail_silently=True,
-        )
-
-
-@dataclass(frozen=True)
-class RefreshOutcome:
-    added: list[str]
-    removed: list[str]
-
-
-@transaction.atomic
-def role_memberships_refresh_from_auth0(
-    *, user: User, actor: Actor, directory: Directory | None = None
-) -> RefreshOutcome:
-    """Make one person's memberships match what Auth0 says they hold now.
-
-    Raises Auth0Error, changing nothing, when Auth0 cannot be asked. Roles Auth0 has that the
-    portal did not are imported as granted outside the portal; memberships Auth0 no longer has
-    are removed (a portal grant so ended is recorded as "removed in Auth0"). Portal grants Auth0
-    still has keep their end.
-    """
-    owned = directory is None
-    directory = directory or Directory()
-    try:
-        in_auth0 = directory.user_roles(user.sub)
-    finally:
-        if owned:
-            directory.close()
-    wanted = {role.name: role for role in in_auth0}
-    # The row lock keeps a concurrent refresh or sync from adding the same rows twice.
-    current = {
-        m.role.name: m
-        for m in RoleMembership.objects.select_for_update(of=("self",))
-        .filter(user=user)
-        .select_related("user", "role")
-    }
-    added = sorted(name for name in wanted if name not in current)
-    removed = [current[name] for name in sorted(current) if name not in wanted]
-
-    known = {role.name: role for role in Role.objects.filter(name__in=wanted)}
-    Role.objects.bulk_create(
-        [Role(name=r.name, auth0_id=r.id, description=r.description)
-         for r in in_auth0 if r.name not in known],
-        ignore_conflicts=True,
-    )  # fmt: skip
-    roles = {role.name: role for role in Role.objects.filter(name__in=added)}
-    RoleMembership.objects.bulk_create(
-        [RoleMembership(user=user, role=roles[name], source=RoleMembership.Source.AUTH0)
-         for name in added],
-        ignore_conflicts=True,
-    )  # fmt: skip
-    RoleMembership.objects.filter(pk__in=[m.pk for m in removed]).delete()
-    AuditEvent.objects.bulk_create(
-        _membership_events(
-            added=[(user.sub, name) for name in added],
-            removed=removed,
-            actor=actor,
-            correlation_id=f"refresh-{uuid.uuid4().hex[:12]}",
-        )
-    )
-    return RefreshOutcome(added=added, removed=[m.role.name for m in removed])
-
-
 # --- the role registry -----------------------------------------------------------------------
-
-
-def role_registry_changes(*, role: Role, entry: RegistryEntry) -> dict[str, dict[str, Any]]:
-    """What setting this entry would change on the role: {field: {"from": …, "to": …}}."""
-    before, after = registry_entry_json(registry_entry_of(role)), registry_entry_json(entry)
-    return {
-        name: {"from": before[name], "to": after[name]}
-        for name in after
-        if before[name] != after[name]
-    }
 
 
 def role_registry_set(*, role: Role, entry: RegistryEntry, actor: Actor) -> dict[str, Any]:
@@ -538,9 +88,6 @@ def roles_registry_import(
 # --- access requests and grants --------------------------------------------------------------
 
 
-SYSTEM = Actor(SYSTEM_ACTOR, via=AuditEvent.Via.TASK)
-
-
 class RequestRefused(Exception):
     """The request cannot be made or changed as asked; the message says why, to the person."""
 
@@ -553,10 +100,6 @@ class NotAllowed(Exception):
     """The person may not do this; the message says why."""
 
 
-def _request_target(request: AccessRequest) -> str:
-    return f"{request.role_name} on {request.entity_ref} for {request.requester.sub}"
-
-
 # Queuing after commit. The tasks call these services (a worker provisions a grant through
 # `grant_provision`), and these services queue the tasks, by reference, once their transaction
 # commits: a real two-way dependency between this module and access.tasks. The direction kept
@@ -566,7 +109,8 @@ def _request_target(request: AccessRequest) -> str:
 
 def _after_commit(task: Task, request: AccessRequest, actor: Actor, *args: Any) -> None:
     """Queue a task once the transaction commits, carrying who caused it in its headers."""
-    headers = {"atrium_actor": actor.name, "atrium_via": actor.via}
+    # Only the name: the worker's records say they came through a task (access.tasks.actor_of).
+    headers = {"atrium_actor": actor.name}
     transaction.on_commit(lambda: task.apply_async(args=(request.pk, *args), headers=headers))
 
 
@@ -608,7 +152,7 @@ def access_request_create(
     duration = duration or min(settings.ACCESS_DEFAULT_DURATION, longest)
     if duration <= timedelta(0) or duration > longest:
         raise RequestRefused(
-            f"The duration must be longer than zero and at most {humanize_duration(longest)}."
+            f"The duration must be longer than zero and at most {duration_words(longest)}."
         )
     open_request = AccessRequest.objects.open().filter(requester=requester, role_name=role)
     with transaction.atomic():
@@ -624,17 +168,10 @@ def access_request_create(
                 )  # fmt: skip
         except IntegrityError:  # the same person asked twice at once: one request stands
             return open_request.get(), False
-        actor.record("request.created", _request_target(request), request.correlation_id,
+        actor.record("request.created", request_target(request), request.correlation_id,
                      reason=request.reason, duration=duration_iso(duration))  # fmt: skip
         _notify_after_commit(request, actor, "requested")
     return request, True
-
-
-def access_request_longest(*, entity: Entity, role: str) -> timedelta:
-    """The longest grant of this role a request on this entity may ask for."""
-
-    declared = access_annotations(entity.descriptor).max_access_duration
-    return longest_grant(rules=role_rules(names=[role])[role], entity_max=declared)
 
 
 def access_request_decide(
@@ -675,7 +212,7 @@ def access_request_decide(
         )
         verb = "approved" if outcome == Decision.Outcome.APPROVED else "denied"
         logger.info("request %s: %s by %s", request.pk, verb, actor.name)
-        actor.record(f"request.{verb}", _request_target(request), request.correlation_id,
+        actor.record(f"request.{verb}", request_target(request), request.correlation_id,
                      comment=comment.strip())  # fmt: skip
         now = timezone.now()
         if outcome == Decision.Outcome.DENIED:
@@ -703,13 +240,6 @@ def _why_not_decider(viewer: Viewer, request: AccessRequest, scope: DecisionScop
     return f"You may not decide this request: requests for {scope.role} are decided by {owners}."
 
 
-def already_decided_message(request: AccessRequest) -> str:
-    last = request.decisions.select_related("approver").last()
-    if last is not None:
-        return f"This request was already {last.outcome} by {last.approver}."
-    return f"This request is {request.get_state_display()} already."
-
-
 def access_request_cancel(*, request_id: int, person: User, actor: Actor) -> AccessRequest:
     """The requester withdraws a request nobody decided yet."""
     with transaction.atomic():
@@ -720,7 +250,7 @@ def access_request_cancel(*, request_id: int, person: User, actor: Actor) -> Acc
             raise AlreadyDecided(already_decided_message(request))
         request.state, request.decided_at = AccessRequest.State.CANCELLED, timezone.now()
         request.save()
-        actor.record("request.cancelled", _request_target(request), request.correlation_id)
+        actor.record("request.cancelled", request_target(request), request.correlation_id)
     return request
 
 
@@ -757,7 +287,7 @@ def grant_provision(*, request_id: int, actor: Actor, directory: Directory | Non
         if refusal:
             request.state, request.note = AccessRequest.State.FAILED, refusal
             request.save()
-            actor.record("grant.refused", _request_target(request), request.correlation_id,
+            actor.record("grant.refused", request_target(request), request.correlation_id,
                          reason=refusal)  # fmt: skip
             return request.state
         rules = role_rules(names=[request.role_name])[request.role_name]
@@ -811,7 +341,7 @@ def _grant_activate(*, request_id: int, duration: timedelta, actor: Actor) -> st
             earlier.state, earlier.ended_at = AccessRequest.State.EXPIRED, now
             earlier.note = f"extended by request {request.pk}"
             earlier.save()
-            actor.record("grant.extended", _request_target(earlier), earlier.correlation_id,
+            actor.record("grant.extended", request_target(earlier), earlier.correlation_id,
                          by_request=request.pk)  # fmt: skip
         role, _ = Role.objects.get_or_create(name=request.role_name)
         RoleMembership.objects.update_or_create(
@@ -823,7 +353,7 @@ def _grant_activate(*, request_id: int, duration: timedelta, actor: Actor) -> st
         if duration < request.duration:
             detail["shortened_to"] = duration_iso(duration)
         logger.info("grant %s active until %s", request.pk, request.expires_at)
-        actor.record("grant.activated", _request_target(request), request.correlation_id,
+        actor.record("grant.activated", request_target(request), request.correlation_id,
                      **detail)  # fmt: skip
         _notify_after_commit(request, actor, "active")
     return request.state
@@ -837,7 +367,7 @@ def grant_fail(*, request_id: int, message: str, actor: Actor) -> None:
             return
         request.state, request.note = AccessRequest.State.FAILED, message
         request.save()
-        actor.record("grant.failed", _request_target(request), request.correlation_id,
+        actor.record("grant.failed", request_target(request), request.correlation_id,
                      error=message)  # fmt: skip
 
 
@@ -880,7 +410,7 @@ def grant_end(
             source=RoleMembership.Source.PORTAL_GRANT,
         ).delete()  # fmt: skip
         action = "grant.revoked" if revoke else "grant.expired"
-        actor.record(action, _request_target(request), request.correlation_id)
+        actor.record(action, request_target(request), request.correlation_id)
         _notify_after_commit(request, actor, "revoked" if revoke else "expired")
     return True
 
@@ -914,27 +444,24 @@ def requests_lapse(*, actor: Actor = SYSTEM) -> int:
                 continue
             request.state, request.decided_at = AccessRequest.State.LAPSED, timezone.now()
             request.save()
-            actor.record("request.lapsed", _request_target(request), request.correlation_id)
+            actor.record("request.lapsed", request_target(request), request.correlation_id)
             _notify_after_commit(request, actor, "lapsed")
             lapsed += 1
     return lapsed
 
 
-def grants_stuck() -> list[int]:
-    """Grants left approved or provisioning longer than ACCESS_RECONCILE_AFTER: a worker died
-    or a message was lost. The reconciler queues them again."""
-    cutoff = timezone.now() - settings.ACCESS_RECONCILE_AFTER
-    return list(
-        AccessRequest.objects.filter(
-            state__in=[AccessRequest.State.APPROVED, AccessRequest.State.PROVISIONING],
-            updated_at__lt=cutoff,
-        ).values_list("pk", flat=True)
+def grants_remind_claim() -> list[int]:
+    """Grants ending within ACCESS_REMINDER_BEFORE whose holder was not reminded yet, marked
+    reminded now; their ids. Each is claimed by one conditional update, so two runs at once
+    remind nobody twice."""
+    soon = timezone.now() + settings.ACCESS_REMINDER_BEFORE
+    due = AccessRequest.objects.filter(
+        state=AccessRequest.State.ACTIVE, expires_at__lte=soon, reminded_at__isnull=True
     )
-
-
-def humanize_duration(duration: timedelta) -> str:
-    days, hours = duration.days, duration.seconds // 3600
-    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
-    if hours:
-        parts.append(f"{hours} hour{'s' if hours != 1 else ''}")
-    return ", ".join(parts) or f"{int(duration.total_seconds() // 60)} minutes"
+    return [
+        request_id
+        for request_id in list(due.values_list("pk", flat=True))
+        if AccessRequest.objects.filter(pk=request_id, reminded_at__isnull=True).update(
+            reminded_at=timezone.now()
+        )
+    ]

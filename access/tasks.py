@@ -1,34 +1,28 @@
 """Celery tasks of the access app: the roles mirror kept in step with Auth0, grants carried
 into Auth0 and ended on time, and the mail that tells people. Tasks take primary keys; the
-person who caused a task travels in its message headers (`atrium_actor`, `atrium_via`), so the
-audit record the worker writes names them."""
+person who caused a task travels in its message header `atrium_actor`, so the audit record the
+worker writes names them (through "task")."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 from celery import Task, shared_task
-from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string
-from django.utils import timezone
 
+from access.audit import SYSTEM_ACTOR, Actor
 from access.auth0 import Auth0Error
 from access.models import AccessRequest, AuditEvent
-from access.selectors import decision_scope, portal_admin_emails
+from access.notifications import request_event_notify
+from access.selectors import grants_stuck
 from access.services import (
-    Actor,
-    SyncBusy,
     grant_fail,
     grant_provision,
     grants_expire,
-    grants_stuck,
+    grants_remind_claim,
     requests_lapse,
-    roles_sync,
 )
+from access.sync import SyncBusy, roles_sync
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +30,11 @@ PROVISION_RETRIES = 6
 
 
 def actor_of(task: Task) -> Actor:
-    """Who caused this task, from its headers; the portal itself when nobody did. A worker
-    has custom headers on the request itself; a task applied in-process keeps them apart."""
+    """Who caused this task, from its headers; the portal itself when nobody did. The record
+    says it came through a task, whatever the cause came through. A worker has custom headers
+    on the request itself; a task applied in-process keeps them apart."""
     headers = task.request.headers or {}
-    name = task.request.get("atrium_actor") or headers.get("atrium_actor") or "system"
+    name = task.request.get("atrium_actor") or headers.get("atrium_actor") or SYSTEM_ACTOR
     return Actor(name, via=AuditEvent.Via.TASK)
 
 
@@ -96,77 +91,20 @@ def lapse_requests_task() -> int:
 @shared_task
 def remind_grants_task() -> int:
     """Tell holders a set time before their grant ends, once, with a link to ask again."""
-    soon = timezone.now() + settings.ACCESS_REMINDER_BEFORE
-    due = AccessRequest.objects.filter(
-        state=AccessRequest.State.ACTIVE, expires_at__lte=soon, reminded_at__isnull=True
-    )
-    reminded = 0
-    for request_id in list(due.values_list("pk", flat=True)):
-        if AccessRequest.objects.filter(pk=request_id, reminded_at__isnull=True).update(
-            reminded_at=timezone.now()
-        ):
-            notify_task.delay(request_id, "reminder")
-            reminded += 1
-    return reminded
+    due = grants_remind_claim()
+    for request_id in due:
+        notify_task.delay(request_id, "reminder")
+    return len(due)
 
 
 # --- telling people --------------------------------------------------------------------------
 
-SUBJECTS = {
-    "requested": "{requester} asks for {role}",
-    "approved": "Your request for {role} was approved",
-    "denied": "Your request for {role} was denied",
-    "active": "You now hold {role}",
-    "reminder": "Your access to {role} ends {ends}",
-    "expired": "Your access to {role} has ended",
-    "revoked": "Your access to {role} was revoked",
-    "lapsed": "Your request for {role} lapsed without a decision",
-}
-
 
 @shared_task(bind=True, max_retries=5, default_retry_delay=60)
 def notify_task(self: Task, request_id: int, event: str) -> int:
-    """Mail (plain text and HTML) the people an event concerns, and Slack if configured.
-    Retried when the mail server or Slack fails; the request itself never waits for it."""
-
-    request = AccessRequest.objects.select_related("requester").get(pk=request_id)
-    if event == "requested":
-        scope = decision_scope(entity_ref=request.entity_ref, role=request.role_name)
-        recipients = sorted(scope.decider_emails - {request.requester.email.lower()})
-        recipients = recipients or portal_admin_emails()
-    else:
-        recipients = [request.requester.email] if request.requester.email else []
-    base = settings.PORTAL_BASE_URL.rstrip("/")
-    context: dict[str, Any] = {
-        "request": request,
-        "event": event,
-        "request_url": f"{base}/access/requests/{request.pk}/",
-        "approvals_url": f"{base}/access/approvals/",
-        "extend_url": f"{base}/access/requests/new/?"
-        + urlencode(
-            {"entity": request.entity_ref, "role": request.role_name, "extend": request.pk}
-        ),  # fmt: skip
-    }
-    subject = "[Atrium] " + SUBJECTS[event].format(
-        requester=request.requester, role=request.role_name,
-        ends=request.expires_at.strftime("%Y-%m-%d %H:%M UTC") if request.expires_at else "soon",
-    )  # fmt: skip
+    """Tell the people an event concerns (access/notifications.py). Retried when the mail
+    server or Slack fails; the request itself never waits for it."""
     try:
-        if recipients:
-            mail = EmailMultiAlternatives(
-                subject=subject,
-                body=render_to_string("access/mail/event.txt", context),
-                to=recipients,
-            )
-            mail.attach_alternative(
-                render_to_string("access/mail/event.html", context), "text/html"
-            )
-            mail.send()
-        if settings.SLACK_WEBHOOK_URL:
-            text = f"{subject} — {context['request_url']}"
-            httpx.post(
-                settings.SLACK_WEBHOOK_URL, json={"text": text}, timeout=10
-            ).raise_for_status()
+        return request_event_notify(request_id=request_id, event=event)
     except (OSError, httpx.HTTPError) as error:
         raise self.retry(exc=error) from error
-    return len(recipients)

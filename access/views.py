@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_tables2 import RequestConfig
 
+from access.audit import Actor
 from access.auth0 import Auth0Error
 from access.filters import AuditFilter
 from access.forms import AccessRequestForm, RoleRegistryForm
@@ -26,6 +27,7 @@ from access.policy import DecisionScope, request_refusal, role_refusal, viewer_f
 from access.registry import registry_entry_of
 from access.selectors import (
     Standing,
+    access_request_longest,
     decision_scopes,
     entities_declaring,
     mirror_state,
@@ -39,24 +41,22 @@ from access.selectors import (
     sync_history,
 )
 from access.services import (
-    Actor,
     AlreadyDecided,
     NotAllowed,
     RequestRefused,
     access_request_cancel,
     access_request_create,
     access_request_decide,
-    access_request_longest,
     grant_end,
     grant_retry,
-    humanize_duration,
-    role_memberships_refresh_from_auth0,
     role_registry_set,
 )
+from access.sync import role_memberships_refresh_from_auth0
 from access.tables import AuditTable, MemberTable, RoleTable
 from catalog.refs import parse_entity_ref
 from catalog.selectors import entity_by_ref
 from portal.bounds import MAX_ID, whole_number
+from portal.durations import duration_words
 from portal.models import User
 from portal.ratelimits import ROLE_REFRESH, person_key, rate_limited
 
@@ -227,7 +227,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
         "ending": viewer.ending_roles & set(required),
         "open_requests": list(open_requests.values()),
         "deciders": scopes[entity.ref, chosen].owners if chosen else (),
-        "longest": humanize_duration(longest) if longest else "",
+        "longest": duration_words(longest) if longest else "",
     }
     return render(request, "access/request_new.html", context)
 

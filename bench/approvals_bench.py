@@ -221,9 +221,10 @@ def catalog_load(folder: Path, *, roles: list[str]) -> str:
     if report.problems:
         raise SystemExit(f"the bench catalog did not load: {report.problems}")
     # The team owns the roles in the registry, so its approver decides their requests.
+    from access.audit import SYSTEM
     from access.models import Role
     from access.registry import RegistryEntry
-    from access.services import SYSTEM, role_registry_set
+    from access.services import role_registry_set
 
     for name in roles:
         role, _ = Role.objects.get_or_create(name=name)

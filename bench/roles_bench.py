@@ -209,7 +209,7 @@ def measure_sync(devtenant: DevTenantProcess) -> Measured:
 
     from access.auth0 import Directory, DirectoryRole, DirectoryUser
     from access.models import AuditEvent
-    from access.services import roles_sync
+    from access.sync import roles_sync
 
     class TimedDirectory(Directory):
         """The sync's own client, timing the reads so that the database's share shows."""

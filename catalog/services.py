@@ -27,7 +27,7 @@ from catalog.refresh import (
 from catalog.selectors import entity_facets
 
 if TYPE_CHECKING:
-    from access.services import Actor
+    from access.audit import Actor
 
 # Any number both processes agree on: refreshes take it in turn to rewrite the facet counts.
 FACET_COUNTS_LOCK = 0x617472  # "atr"

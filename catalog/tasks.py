@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.core.cache import cache
 from django.db import transaction
 
 from catalog.models import Location
 from catalog.services import location_refresh
+from portal.locks import lock_held
 
 logger = logging.getLogger(__name__)
 
@@ -28,11 +28,11 @@ def catalog_locations_refresh_task() -> int:
 
 @shared_task
 def location_refresh_task(location_id: int) -> str:
-    lock = f"atrium:catalog:refresh:{location_id}"
-    # Two refreshes of one location never overlap; a lost worker's lock times out.
-    if not cache.add(lock, "held", LOCK_SECONDS):
-        return "skipped: a refresh of this location is already running"
-    try:
+    # Two refreshes of one location never overlap; a lost worker's lock times out, and a
+    # refresh that outlived its lock leaves the next one's alone.
+    with lock_held(f"atrium:catalog:refresh:{location_id}", seconds=LOCK_SECONDS) as taken:
+        if not taken:
+            return "skipped: a refresh of this location is already running"
         location = Location.objects.filter(pk=location_id).first()
         if location is None:
             return "skipped: the location was removed"
@@ -46,8 +46,6 @@ def location_refresh_task(location_id: int) -> str:
             len(report.problems),
         )
         return report.location.last_outcome
-    finally:
-        cache.delete(lock)
 
 
 def location_refresh_queue(*, location_id: int) -> None:

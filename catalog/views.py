@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,10 +15,10 @@ from django.utils.functional import cached_property
 from django.views.decorators.http import require_GET, require_http_methods
 from django_tables2 import RequestConfig
 
+from access.audit import Actor
 from access.models import AuditEvent
 from access.policy import is_portal_admin, viewer_for
 from access.selectors import decision_scopes, gone_role_names
-from access.services import Actor
 from catalog.annotations import access_annotations
 from catalog.filters import EntityFilter, owner_key
 from catalog.forms import LocationForm
@@ -34,6 +33,7 @@ from catalog.selectors import (
 )
 from catalog.services import location_import
 from catalog.tables import EntityTable
+from portal.durations import duration_words
 
 PAGE_SIZE = 25
 LIST_COLUMNS = ("ref", "kind", "namespace", "name", "title", "description", "spec_type",
@@ -144,22 +144,6 @@ def link_is_clickable(url: object) -> bool:
     return text.startswith(CLICKABLE_SCHEMES)
 
 
-def _duration_text(duration: timedelta | None) -> str:
-    if duration is None:
-        return ""
-    days, seconds = duration.days, duration.seconds
-    parts = []
-    if days:
-        parts.append(f"{days} day{'s' if days != 1 else ''}")
-    if seconds // 3600:
-        hours = seconds // 3600
-        parts.append(f"{hours} hour{'s' if hours != 1 else ''}")
-    if seconds % 3600 // 60:
-        minutes = seconds % 3600 // 60
-        parts.append(f"{minutes} minute{'s' if minutes != 1 else ''}")
-    return ", ".join(parts) or f"{duration.total_seconds():.0f} seconds"
-
-
 @require_GET
 def entity_list(request: HttpRequest) -> HttpResponse:
     clean_url = _without_empty(request)
@@ -253,7 +237,7 @@ def entity_detail(request: HttpRequest, namespace: str, kind: str, name: str) ->
         "owner_url": ref_url(entity.owner_ref) if entity.owner_ref else "",
         "system_url": ref_url(entity.system_ref) if entity.system_ref else "",
         "definition": spec.get("definition") if entity.kind.lower() == "api" else None,
-        "max_duration": _duration_text(annotations.max_access_duration),
+        "max_duration": duration_words(d) if (d := annotations.max_access_duration) else "",
     }
     return render(request, "catalog/entity_detail.html", context)
 

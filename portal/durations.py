@@ -56,3 +56,16 @@ def duration_iso(duration: timedelta) -> str:
     if not days and not time:
         return "PT0S"
     return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "")
+
+
+def duration_words(duration: timedelta) -> str:
+    """A length as people say it (7 days, 1 day, 8 hours, 30 minutes): the one wording the
+    forms, the pages, the mail and the messages share."""
+    days, seconds = duration.days, duration.seconds
+    hours, minutes = seconds // 3600, seconds % 3600 // 60
+    parts = [
+        f"{count} {unit}{'s' if count != 1 else ''}"
+        for count, unit in ((days, "day"), (hours, "hour"), (minutes, "minute"))
+        if count
+    ]
+    return ", ".join(parts) or f"{int(duration.total_seconds())} seconds"

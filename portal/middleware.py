@@ -14,10 +14,10 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django_htmx.http import HttpResponseClientRedirect
 
-from access.services import humanize_duration
 from portal import views
 from portal.apikit import error_response
 from portal.auth.redirects import safe_next_path
+from portal.durations import duration_words
 from portal.metrics import metrics
 from portal.models import User
 
@@ -158,12 +158,12 @@ class SessionLifetimeMiddleware:
         idle: timedelta = settings.SESSION_IDLE_TIMEOUT
         if now - signed_in_at > lifetime.total_seconds():
             return (
-                f"You were signed out: a session lasts at most {humanize_duration(lifetime)}. "
+                f"You were signed out: a session lasts at most {duration_words(lifetime)}. "
                 "Sign in again to go on."
             )
         if now - seen_at > idle.total_seconds():
             return (
-                f"You were signed out after {humanize_duration(idle)} without activity. "
+                f"You were signed out after {duration_words(idle)} without activity. "
                 "Sign in again to go on."
             )
         if now - seen_at >= SEEN_EVERY_SECONDS:

@@ -144,9 +144,10 @@ def ada_of_the_tenant(devtenant: DevTenant) -> tuple[User, Client]:
 def own_role(name: str, *owners: str, **entry: object) -> None:
     """Give a role owners in the registry (creating it in the mirror if a test has not synced),
     as a portal admin would: through the registry's own parser and service."""
+    from access.audit import SYSTEM
     from access.models import Role
     from access.registry import registry_entry_parse
-    from access.services import SYSTEM, role_registry_set
+    from access.services import role_registry_set
 
     role, _ = Role.objects.get_or_create(name=name)
     role_registry_set(

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django import template
 
-from access.services import humanize_duration
+from portal.durations import duration_words
 
 register = template.Library()
 
@@ -12,4 +12,4 @@ register = template.Library()
 @register.filter
 def human_duration(value: timedelta | None) -> str:
     """7 days, 8 hours: a grant's length as people say it."""
-    return humanize_duration(value) if value is not None else ""
+    return duration_words(value) if value is not None else ""

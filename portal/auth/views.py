@@ -19,9 +19,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 from joserfc.errors import JoseError
 
-from access.services import Actor, humanize_duration, role_memberships_record_from_token
+from access.audit import Actor
+from access.sync import role_memberships_record_from_token
 from portal.auth.oidc import id_token_claims_options, oidc_client
 from portal.auth.redirects import safe_next_path
+from portal.durations import duration_words
 from portal.middleware import session_start
 from portal.models import User
 from portal.ratelimits import SIGN_IN_CALLBACK, SIGN_IN_START, client_address, rate_limited
@@ -178,7 +180,7 @@ def callback(request: HttpRequest) -> HttpResponse:
 
 def _inactive_refusal(user: User) -> dict[str, str]:
     """Title and detail for a person Atrium no longer lets in, though Auth0 signed them in."""
-    every = humanize_duration(timedelta(seconds=settings.ROLE_SYNC_INTERVAL))
+    every = duration_words(timedelta(seconds=settings.ROLE_SYNC_INTERVAL))
     if user.auth0_state == User.Auth0State.BLOCKED:
         return {
             "title": "Your account is blocked",

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from access.auth0 import Directory
 from access.models import AuditEvent, RoleSyncRun
-from access.services import roles_sync
+from access.sync import roles_sync
 from portal.models import User
 from tests.helpers import DevTenant
 from tests.portal.auth_helpers import answer_at_tenant, sign_in, start_sign_in

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from django.test import Client, RequestFactory
 
+from access.audit import Actor
 from access.models import AuditEvent
-from access.services import Actor
 from tests.helpers import DevTenant, signed_in, text
 from tests.portal.auth_helpers import machine_token, sign_in
 

@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from access.models import AuditEvent, Role, RoleMembership, RoleSyncRun
-from access.services import roles_sync
+from access.sync import roles_sync
 from catalog.services import location_refresh, location_register
 from devtenant.demo import demo_tenant
 from portal.models import User

@@ -16,15 +16,10 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from access.audit import Actor
 from access.auth0 import Auth0Error, Directory
 from access.models import AccessRequest, AuditEvent, RoleMembership
-from access.services import (
-    Actor,
-    AlreadyDecided,
-    access_request_decide,
-    grant_fail,
-    grant_provision,
-)
+from access.services import AlreadyDecided, access_request_decide, grant_fail, grant_provision
 from access.tasks import reconcile_grants_task
 from catalog.services import location_refresh, location_register
 from portal.celery import app as celery_app

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from access.auth0 import Directory, DirectoryRole
 from access.models import AccessRequest, AuditEvent, Role, RoleMembership, RoleSyncRun
-from access.services import SYNC_LOCK_KEY, SyncBusy, roles_sync
+from access.sync import SYNC_LOCK_KEY, SyncBusy, roles_sync
 from devtenant.demo import demo_tenant
 from portal.models import User
 from tests.helpers import DevTenant, management, seed_members, tenant_ids

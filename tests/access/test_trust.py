@@ -12,8 +12,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from access.audit import SYSTEM
 from access.models import AccessRequest, AuditEvent
-from access.services import SYSTEM, grant_provision
+from access.services import grant_provision
 from catalog.models import Location
 from catalog.services import location_refresh, location_register
 from portal.models import User

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import requests
 
+from access.audit import Actor
 from access.models import AccessRequest, AuditEvent
-from access.services import Actor, access_request_decide
+from access.services import access_request_decide
 from portal.celery import app as celery_app
 from tests.helpers import DevTenant, ask, person_of_tenant, tenant_roles_of
 from tests.worker import StartWorker, access_tasks_on, auth0_env

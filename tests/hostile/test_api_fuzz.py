@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from access.audit import SYSTEM
 from access.models import AccessRequest
-from access.services import SYSTEM, access_request_create
+from access.services import access_request_create
 from catalog.selectors import entity_by_ref
 from portal.models import User
 from portal.scopes import API_SCOPES

@@ -9,7 +9,8 @@ import pytest
 from django.conf import settings
 from django.utils.html import escape
 
-from access.services import Actor, access_request_create
+from access.audit import Actor
+from access.services import access_request_create
 from catalog.models import Entity
 from catalog.services import location_refresh, location_register
 from portal.models import User

@@ -13,7 +13,7 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from access.models import AccessRequest
-from access.services import roles_sync
+from access.sync import roles_sync
 from portal.celery import app as celery_app
 from tests.helpers import DevTenant, ask, person_of_tenant
 

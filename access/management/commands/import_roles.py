@@ -8,9 +8,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from access.audit import Actor
 from access.models import AuditEvent
 from access.registry import RegistryError, registry_file_read
-from access.services import Actor, RequestRefused, roles_registry_import
+from access.services import RequestRefused, roles_registry_import
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from access.models import RoleSyncRun
-from access.services import SyncBusy, roles_sync
+from access.sync import SyncBusy, roles_sync
 
 
 class Command(BaseCommand):

@@ -9,8 +9,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from access.audit import Actor
 from access.models import AuditEvent
-from access.services import Actor
 from catalog.services import LocationRefused, location_import
 
 

@@ -7,9 +7,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from access.audit import Actor
 from access.models import AuditEvent, Role
 from access.registry import registry_file_read
-from access.services import Actor, roles_registry_import
+from access.services import roles_registry_import
 from catalog.services import location_import
 from devtenant.admin import seed_tenant
 from devtenant.demo import DEMO_PASSWORD, DEMO_PEOPLE, demo_tenant

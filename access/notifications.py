@@ -1,0 +1,70 @@
+"""Telling people of a request's events: who is told, the mail they get, the Slack line."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+
+from access.models import AccessRequest
+from access.selectors import decision_scope, portal_admin_emails
+
+SUBJECTS = {
+    "requested": "{requester} asks for {role}",
+    "approved": "Your request for {role} was approved",
+    "denied": "Your request for {role} was denied",
+    "active": "You now hold {role}",
+    "reminder": "Your access to {role} ends {ends}",
+    "expired": "Your access to {role} has ended",
+    "revoked": "Your access to {role} was revoked",
+    "lapsed": "Your request for {role} lapsed without a decision",
+}
+
+
+def event_recipients(*, request: AccessRequest, event: str) -> list[str]:
+    """A new request goes to those who decide it (the portal's admins when nobody else may);
+    everything after it to the person who asked."""
+    if event == "requested":
+        scope = decision_scope(entity_ref=request.entity_ref, role=request.role_name)
+        recipients = sorted(scope.decider_emails - {request.requester.email.lower()})
+        return recipients or portal_admin_emails()
+    return [request.requester.email] if request.requester.email else []
+
+
+def request_event_notify(*, request_id: int, event: str) -> int:
+    """Mail (plain text and HTML) the people an event concerns, and Slack if configured; how
+    many were mailed. A mail server or Slack that fails raises (OSError, httpx.HTTPError), for
+    the caller to try again."""
+    request = AccessRequest.objects.select_related("requester").get(pk=request_id)
+    recipients = event_recipients(request=request, event=event)
+    base = settings.PORTAL_BASE_URL.rstrip("/")
+    context: dict[str, Any] = {
+        "request": request,
+        "event": event,
+        "request_url": f"{base}/access/requests/{request.pk}/",
+        "approvals_url": f"{base}/access/approvals/",
+        "extend_url": f"{base}/access/requests/new/?"
+        + urlencode(
+            {"entity": request.entity_ref, "role": request.role_name, "extend": request.pk}
+        ),  # fmt: skip
+    }
+    subject = "[Atrium] " + SUBJECTS[event].format(
+        requester=request.requester, role=request.role_name,
+        ends=request.expires_at.strftime("%Y-%m-%d %H:%M UTC") if request.expires_at else "soon",
+    )  # fmt: skip
+    if recipients:
+        mail = EmailMultiAlternatives(
+            subject=subject,
+            body=render_to_string("access/mail/event.txt", context),
+            to=recipients,
+        )
+        mail.attach_alternative(render_to_string("access/mail/event.html", context), "text/html")
+        mail.send()
+    if settings.SLACK_WEBHOOK_URL:
+        text = f"{subject} — {context['request_url']}"
+        httpx.post(settings.SLACK_WEBHOOK_URL, json={"text": text}, timeout=10).raise_for_status()
+    return len(recipients)
