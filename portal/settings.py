@@ -1,4 +1,8 @@
-"""Atrium's one settings module: every value comes from the environment (or `.env`)."""
+"""Atrium's one settings module: every value comes from the environment (or `.env`).
+
+It is long, and one file on purpose: an operator reads every setting, its default and the check
+that refuses a bad value in one place.
+"""
 
 from __future__ import annotations
 
