@@ -7,13 +7,14 @@ authentication backend in `access.backends` gives the same answers to `user.has_
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from access.models import AccessRequest
 from access.registry import RegistryEntry
 from catalog.models import Entity, EntityRequiredRole
 from catalog.selectors import person_refs
@@ -244,6 +245,36 @@ def request_refusal(
     return None
 
 
+ScopeKey = tuple[str, str]  # (entity ref, role name)
+
+
+def visible_requests(
+    viewer: Viewer,
+    requests: QuerySet[AccessRequest],
+    *,
+    scopes: Mapping[ScopeKey, DecisionScope],
+) -> QuerySet[AccessRequest]:
+    """The requests this person may see, by the rule of `Viewer.may_see_request`, as a filter
+    on `requests`: their own, those of the (entity, role) pairs they decide, every one for a
+    portal admin. `scopes`: who decides each pair among `requests` (access.selectors reads
+    them; `requests_visible` there does both)."""
+    if viewer.is_admin:
+        return requests
+    if not viewer.sub:
+        return requests.none()
+    seen = Q(requester__sub=viewer.sub)
+    for (ref, role), scope in scopes.items():
+        if viewer.may_see_request(requester_sub="", scope=scope):
+            seen |= Q(entity_ref=ref, role_name=role)
+    return requests.filter(seen)
+
+
+def is_admin_or_machine(principal: Principal, user: User | None) -> bool:
+    """Who holds which role, every request and grant, and the audit log are for the portal's
+    admins and for automation (a machine client), not for everyone."""
+    return principal.is_machine or is_portal_admin(user)
+
+
 def is_portal_admin(user: User | None) -> bool:
     """Holds PORTAL_ADMIN_ROLE in the roles mirror (and it has not expired)."""
     return viewer_for(user).is_admin
@@ -280,7 +311,7 @@ def may_administer_access(principal: Principal, user: User | None) -> bool:
 def _admin_or_machine_with(principal: Principal, user: User | None, scope: str) -> bool:
     if scope not in principal.scopes:
         return False
-    return principal.is_machine or is_portal_admin(user)
+    return is_admin_or_machine(principal, user)
 
 
 # Kept on the user object for the rest of the request (as Django's ModelBackend keeps its

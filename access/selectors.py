@@ -15,9 +15,11 @@ from access.models import AccessRequest, Role, RoleMembership, RoleSyncRun, in_f
 from access.policy import (
     DecisionScope,
     RoleRules,
+    ScopeKey,
     Viewer,
     approvals_needed,
     role_refusal,
+    visible_requests,
 )
 from access.registry import registry_entry_of
 from catalog.annotations import access_annotations
@@ -156,9 +158,6 @@ def sync_history(*, limit: int = 20) -> list[RoleSyncRun]:
 # --- access requests -------------------------------------------------------------------------
 
 
-ScopeKey = tuple[str, str]  # (entity ref, role name)
-
-
 def decision_scopes(*, pairs: Iterable[ScopeKey]) -> dict[ScopeKey, DecisionScope]:
     """Who decides requests for each (entity, role), in a fixed number of queries however many.
 
@@ -218,6 +217,16 @@ def decision_scopes(*, pairs: Iterable[ScopeKey]) -> dict[ScopeKey, DecisionScop
 
 def decision_scope(*, entity_ref: str, role: str) -> DecisionScope:
     return decision_scopes(pairs=[(entity_ref, role)])[entity_ref, role]
+
+
+def requests_visible(
+    *, viewer: Viewer, requests: QuerySet[AccessRequest]
+) -> QuerySet[AccessRequest]:
+    """The policy's `visible_requests` of these, with who decides each of them read here."""
+    if viewer.is_admin or not viewer.sub:
+        return visible_requests(viewer, requests, scopes={})
+    pairs = requests.order_by().values_list("entity_ref", "role_name").distinct()
+    return visible_requests(viewer, requests, scopes=decision_scopes(pairs=pairs))
 
 
 def may_decide(*, viewer: Viewer, request: AccessRequest, scope: DecisionScope) -> bool:
