@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from access.models import AccessRequest, Role, RoleMembership, RoleSyncRun, in_force
+from access.models import AccessRequest, Decision, Role, RoleMembership, RoleSyncRun, in_force
 from access.policy import (
     DecisionScope,
     RoleRules,
     ScopeKey,
     Viewer,
     approvals_needed,
+    longest_grant,
+    request_refusal,
     role_refusal,
     visible_requests,
 )
@@ -276,6 +278,37 @@ def requests_to_decide(*, viewer: Viewer) -> list[AccessRequest]:
     ]  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """The pending requests a person may decide, as the approvals page lists and filters them."""
+
+    ids: list[int]
+    requests: QuerySet[AccessRequest]  # oldest first, with their requesters
+    roles: list[str]  # what the page's filters offer
+    entities: list[str]
+
+
+def requests_waiting_for(*, viewer: Viewer) -> Waiting:
+    pending = requests_to_decide(viewer=viewer)
+    ids = [r.pk for r in pending]
+    requests = (
+        AccessRequest.objects.filter(pk__in=ids)
+        .select_related("requester")
+        .order_by("created_at", "pk")
+    )
+    roles = sorted({r.role_name for r in pending})
+    return Waiting(ids, requests, roles, sorted({r.entity_ref for r in pending}))
+
+
+def decisions_by(*, user: User, limit: int = 200) -> QuerySet[Decision]:
+    """What this person decided, newest first."""
+    return (
+        Decision.objects.filter(approver=user)
+        .select_related("request__requester")
+        .order_by("-at")[:limit]
+    )
+
+
 def count_to_decide(*, viewer: Viewer) -> int:
     """How many pending requests this person may decide, for the navigation bar: the same rule
     as the dashboard, read as plain values (no request objects, no decisions prefetched)."""
@@ -321,3 +354,67 @@ def portal_admin_emails() -> list[str]:
         is_active=True,
     ).exclude(email="")
     return sorted(set(admins.values_list("email", flat=True)))
+
+
+def access_request_longest(*, entity: Entity, role: str) -> timedelta:
+    """The longest grant of this role a request on this entity may ask for."""
+    declared = access_annotations(entity.descriptor).max_access_duration
+    return longest_grant(rules=role_rules(names=[role])[role], entity_max=declared)
+
+
+@dataclass(frozen=True)
+class RoleChoice:
+    """A role the entity requires, with who decides it or the rule that stops a request."""
+
+    name: str
+    owners: tuple[str, ...]
+    refusal: str | None
+
+
+@dataclass(frozen=True)
+class Asking:
+    """What the request form offers one person for one entity."""
+
+    open_requests: dict[str, AccessRequest]  # by role: asked already, not yet ended
+    choices: list[RoleChoice]
+    askable: list[str]
+    chosen: str  # the role the form starts with; "" when none may be asked for
+    deciders: tuple[str, ...]  # the chosen role's owners
+    longest: timedelta | None  # of a grant of the chosen role
+    held: list[str]
+    ending: frozenset[str]
+    extending: AccessRequest | None  # the grant a reminder's link asks to extend
+
+
+def asking(
+    *, viewer: Viewer, user: User, entity: Entity, wanted: str, extend: int | None
+) -> Asking:
+    """The roles `entity` requires as this person may ask for them, `wanted` chosen when they
+    may; `extend`: the id of one of their requests for it, to fill the form in from."""
+    required = [row.role_name for row in entity.required_role_rows.all()]
+    open_requests = {
+        r.role_name: r
+        for r in AccessRequest.objects.open().filter(requester=user, role_name__in=required)
+    }
+    scopes = decision_scopes(pairs=[(entity.ref, role) for role in required])
+    choices = [
+        RoleChoice(role, scopes[entity.ref, role].owners,
+                   request_refusal(viewer, entity, role, scopes[entity.ref, role]))
+        for role in required if role not in open_requests
+    ]  # fmt: skip
+    askable = [choice.name for choice in choices if not choice.refusal]
+    chosen = wanted if wanted in askable else (askable[0] if askable else "")
+    extending = (
+        AccessRequest.objects.filter(
+            pk=extend, requester=user, role_name=wanted, entity_ref=entity.ref
+        ).first()
+        if extend is not None
+        else None
+    )
+    return Asking(
+        open_requests=open_requests, choices=choices, askable=askable, chosen=chosen,
+        deciders=scopes[entity.ref, chosen].owners if chosen else (),
+        longest=access_request_longest(entity=entity, role=chosen) if chosen else None,
+        held=[role for role in required if role in viewer.held_roles],
+        ending=viewer.ending_roles & set(required), extending=extending,
+    )  # fmt: skip

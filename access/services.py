@@ -45,8 +45,13 @@ from access.policy import (
     viewer_for,
 )
 from access.registry import RegistryEntry, registry_entry_json, registry_entry_of
-from access.selectors import decision_scope, may_decide, portal_admin_emails, role_rules
-from catalog.annotations import access_annotations
+from access.selectors import (
+    access_request_longest,
+    decision_scope,
+    may_decide,
+    portal_admin_emails,
+    role_rules,
+)
 from catalog.models import Entity
 from portal.durations import duration_iso
 from portal.logs import correlate
@@ -628,13 +633,6 @@ def access_request_create(
                      reason=request.reason, duration=duration_iso(duration))  # fmt: skip
         _notify_after_commit(request, actor, "requested")
     return request, True
-
-
-def access_request_longest(*, entity: Entity, role: str) -> timedelta:
-    """The longest grant of this role a request on this entity may ask for."""
-
-    declared = access_annotations(entity.descriptor).max_access_duration
-    return longest_grant(rules=role_rules(names=[role])[role], entity_max=declared)
 
 
 def access_request_decide(
