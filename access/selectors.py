@@ -16,11 +16,13 @@ from access.policy import (
     DecisionScope,
     RoleRules,
     ScopeKey,
+    Standing,
     Viewer,
     approvals_needed,
     longest_grant,
     request_refusal,
     role_refusal,
+    standing_of,
     visible_requests,
 )
 from access.registry import registry_entry_of
@@ -33,18 +35,6 @@ from portal.models import User
 def role_memberships_of(*, user: User) -> list[RoleMembership]:
     """The roles this person holds now, with where each came from and when it ends."""
     return list(user.role_memberships.active().select_related("role").order_by("role__name"))
-
-
-def roles_held(*, user: User) -> dict[str, bool]:
-    """The roles this person holds now, each with whether it is a portal grant that ends
-    (asking again extends it)."""
-    if not user.is_authenticated:
-        return {}
-    held = RoleMembership.objects.active().filter(user=user)
-    return {
-        name: source == RoleMembership.Source.PORTAL_GRANT and expires_at is not None
-        for name, source, expires_at in held.values_list("role__name", "source", "expires_at")
-    }
 
 
 def role_rules(*, names: Iterable[str]) -> dict[str, RoleRules]:
@@ -238,26 +228,10 @@ def may_decide(*, viewer: Viewer, request: AccessRequest, scope: DecisionScope) 
     )
 
 
-@dataclass(frozen=True)
-class Standing:
-    """Where a person stands to one request."""
-
-    asked: bool
-    may_see: bool
-    may_decide: bool  # may decide this request now (admins too, when nobody else can)
-    may_revoke: bool
-    is_admin: bool
-
-
 def request_standing(*, viewer: Viewer, request: AccessRequest) -> Standing:
+    """Where this person stands to the request, with who decides it read here."""
     scope = decision_scope(entity_ref=request.entity_ref, role=request.role_name)
-    return Standing(
-        asked=bool(viewer.sub) and request.requester.sub == viewer.sub,
-        may_see=viewer.may_see_request(requester_sub=request.requester.sub, scope=scope),
-        may_decide=may_decide(viewer=viewer, request=request, scope=scope),
-        may_revoke=viewer.may_revoke(scope),
-        is_admin=viewer.is_admin,
-    )
+    return standing_of(viewer, request=request, scope=scope)
 
 
 def requests_to_decide(*, viewer: Viewer) -> list[AccessRequest]:

@@ -233,15 +233,14 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     timeline = AuditEvent.objects.filter(correlation_id=access_request.correlation_id).order_by(
         "at", "id"
     )
-    state = access_request.state
     context = {
         "access_request": access_request,
         "entity_url": parse_entity_ref(access_request.entity_ref).url,
         "timeline": timeline,
-        "may_decide": standing.may_decide and state == AccessRequest.State.PENDING,
-        "may_cancel": standing.asked and state == AccessRequest.State.PENDING,
-        "may_retry": standing.is_admin and state == AccessRequest.State.FAILED,
-        "may_revoke": standing.may_revoke and state == AccessRequest.State.ACTIVE,
+        "may_decide": standing.offers_decision,
+        "may_cancel": standing.offers_cancel,
+        "may_retry": standing.offers_retry,
+        "may_revoke": standing.offers_revoke,
     }
     return render(request, "access/request_detail.html", context)
 
