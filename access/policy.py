@@ -102,6 +102,11 @@ class Viewer:
             return False
         return sub == self.sub or bool(email and self.email and email.lower() == self.email)
 
+    def has_decided(self, approvers: Iterable[tuple[str, str]]) -> bool:
+        """Among these (sub, e-mail) deciders already, from this or another account: a
+        request waits for nobody twice."""
+        return any(self.is_person(sub=sub, email=email) for sub, email in approvers)
+
     def decides(self, scope: DecisionScope) -> bool:
         """One of the people who decide requests for this role from this entity."""
         return bool(self.user_refs & scope.decider_refs)

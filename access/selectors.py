@@ -11,7 +11,15 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from access.models import AccessRequest, Decision, Role, RoleMembership, RoleSyncRun, in_force
+from access.models import (
+    AccessRequest,
+    AuditEvent,
+    Decision,
+    Role,
+    RoleMembership,
+    RoleSyncRun,
+    in_force,
+)
 from access.policy import (
     DecisionScope,
     RoleRules,
@@ -247,8 +255,7 @@ def requests_to_decide(*, viewer: Viewer) -> list[AccessRequest]:
     return [
         r for r in pending
         if may_decide(viewer=viewer, request=r, scope=scopes[r.entity_ref, r.role_name])
-        and not any(viewer.is_person(sub=d.approver.sub, email=d.approver.email)
-                    for d in r.decisions.all())
+        and not viewer.has_decided((d.approver.sub, d.approver.email) for d in r.decisions.all())
     ]  # fmt: skip
 
 
@@ -272,6 +279,11 @@ def requests_waiting_for(*, viewer: Viewer) -> Waiting:
     )
     roles = sorted({r.role_name for r in pending})
     return Waiting(ids, requests, roles, sorted({r.entity_ref for r in pending}))
+
+
+def request_timeline(*, request: AccessRequest) -> QuerySet[AuditEvent]:
+    """What the audit log holds of this request, oldest first: asked, decided, granted, ended."""
+    return AuditEvent.objects.filter(correlation_id=request.correlation_id).order_by("at", "id")
 
 
 def decisions_by(*, user: User, limit: int = 200) -> QuerySet[Decision]:

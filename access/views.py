@@ -22,7 +22,13 @@ from access.auth0 import Auth0Error
 from access.filters import ApprovalsFilter, AuditFilter
 from access.forms import AccessRequestForm, RoleRegistryForm
 from access.models import AccessRequest, AuditEvent, Decision, Role
-from access.policy import DecisionScope, role_refusal, viewer_for, viewer_forget
+from access.policy import (
+    DecisionScope,
+    is_portal_admin,
+    role_refusal,
+    viewer_for,
+    viewer_forget,
+)
 from access.registry import registry_entry_of
 from access.selectors import (
     Standing,
@@ -33,6 +39,7 @@ from access.selectors import (
     entities_declaring,
     mirror_state,
     request_standing,
+    request_timeline,
     requests_of,
     requests_waiting_for,
     role_members,
@@ -70,7 +77,7 @@ def _person(request: HttpRequest) -> User:
 
 
 def _require_admin(request: HttpRequest) -> None:
-    if not viewer_for(_person(request)).is_admin:
+    if not is_portal_admin(_person(request)):
         raise PermissionDenied("the roles mirror is for portal admins")
 
 
@@ -230,9 +237,7 @@ def _visible_request(request: HttpRequest, request_id: int) -> tuple[AccessReque
 def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     """A request's timeline: asked, decided, granted, ended — from the audit log."""
     access_request, standing = _visible_request(request, request_id)
-    timeline = AuditEvent.objects.filter(correlation_id=access_request.correlation_id).order_by(
-        "at", "id"
-    )
+    timeline = request_timeline(request=access_request)
     context = {
         "access_request": access_request,
         "entity_url": parse_entity_ref(access_request.entity_ref).url,
