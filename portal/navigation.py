@@ -22,7 +22,8 @@ SECTIONS = [
     ("My access", "access:overview"),
     ("Approvals", "access:approvals"),
 ]
-# Sections whose count a page's decision changes, and the fragment that says it again.
+# Sections whose count a page's decision changes, and the fragment that says it again (while
+# a count shows: a page with nothing waiting has nothing to decide).
 LIVE_COUNTS = {"Approvals": "access:approvals_count"}
 ADMIN_SECTIONS = [
     ("Roles", "access:roles"),
@@ -46,7 +47,14 @@ def nav_items(
     return [
         NavItem(
             label=label, url=url, current=url == current, count=counts.get(label, 0),
-            count_url=reverse(LIVE_COUNTS[label]) if label in LIVE_COUNTS else "",
+            count_url=_url_of(LIVE_COUNTS.get(label, "")),
         )
         for label, url in routed
     ]  # fmt: skip
+
+
+def _url_of(url_name: str) -> str:
+    try:
+        return reverse(url_name) if url_name else ""
+    except NoReverseMatch:
+        return ""
