@@ -14,7 +14,7 @@ from pydantic import Field
 
 from access.audit import Actor
 from access.models import AccessRequest, AuditEvent, Decision, Role
-from access.policy import is_portal_admin, may_administer_access, viewer_for
+from access.policy import is_admin_or_machine, may_administer_access, viewer_for
 from access.registry import (
     READ_ONLY,
     RegistryError,
@@ -23,8 +23,7 @@ from access.registry import (
     registry_entry_parse,
 )
 from access.selectors import (
-    request_standing,
-    requests_to_decide,
+    requests_visible,
     role_members,
     role_memberships_of,
     roles_with_member_counts,
@@ -170,11 +169,8 @@ def roles_put(request: HttpRequest, name: str, body: Body[dict[str, Any]]) -> Ro
     "/roles/{name}/members", response=MemberList, summary="Who holds a role now, and since how"
 )
 def role_members_list(request: HttpRequest, name: str) -> MemberList:
-    principal = principal_of(request)
-    principal.require_scope("read:access")
-    # Who holds which role is for the portal's admins and for automation, not for everyone.
-    if not principal.is_machine and not is_portal_admin(person_of(request)):
-        raise HttpError(403, "only portal admins may list a role's members")
+    principal_of(request).require_scope("read:access")
+    require_admin_or_machine(request, "only portal admins may list a role's members")
     role = _mirrored_role(name)
     return MemberList(
         items=[
@@ -259,6 +255,12 @@ def request_out(access_request: AccessRequest) -> RequestOut:
     )  # fmt: skip
 
 
+def require_admin_or_machine(request: HttpRequest, refusal: str) -> None:
+    """A 403 saying `refusal` unless the caller is a portal admin or a machine client."""
+    if not is_admin_or_machine(principal_of(request), person_of(request)):
+        raise HttpError(403, refusal)
+
+
 def api_actor(request: HttpRequest) -> Actor:
     """The API's caller, as the audit log records them."""
     return Actor.of_request(request, principal_of(request).actor, AuditEvent.Via.API)
@@ -268,12 +270,11 @@ def _requests() -> QuerySet[AccessRequest]:
     return AccessRequest.objects.select_related("requester").prefetch_related("decisions__approver")
 
 
-def _readable(request: HttpRequest, access_request: AccessRequest) -> bool:
-    """Machines with read:access read every request; people as the pages let them."""
-    if principal_of(request).is_machine:
-        return True
-    viewer = viewer_for(person_of(request))
-    return request_standing(viewer=viewer, request=access_request).may_see
+def _visible(request: HttpRequest, requests: QuerySet[AccessRequest]) -> QuerySet[AccessRequest]:
+    """Machines with read:access read every request; people those the pages show them."""
+    if is_admin_or_machine(principal_of(request), person_of(request)):
+        return requests
+    return requests_visible(viewer=viewer_for(person_of(request)), requests=requests)
 
 
 @router.get("/requests", response=RequestList, summary="Access requests the caller may see")
@@ -282,11 +283,7 @@ def requests_list(request: HttpRequest, state: str | None = None) -> RequestList
     items = _requests().order_by("-created_at", "-pk")
     if state:
         items = items.filter(state=state)
-    person = person_of(request)
-    if not principal_of(request).is_machine and not viewer_for(person).is_admin:
-        mine = items.filter(requester=person) if person else items.none()
-        to_decide = [r.pk for r in requests_to_decide(viewer=viewer_for(person))]
-        items = (mine | items.filter(pk__in=to_decide)).distinct()
+    items = _visible(request, items)
     return RequestList(items=[request_out(r) for r in items[:500]])
 
 
@@ -316,8 +313,8 @@ def requests_create(request: HttpRequest, body: RequestIn) -> Status[RequestOut]
 
 
 def _get(request: HttpRequest, request_id: Id) -> AccessRequest:
-    access_request = _requests().filter(pk=request_id).first()
-    if access_request is None or not _readable(request, access_request):
+    access_request = _visible(request, _requests().filter(pk=request_id)).first()
+    if access_request is None:
         raise HttpError(404, f"No access request {request_id}")
     return access_request
 
@@ -382,9 +379,7 @@ def grants_list(request: HttpRequest, state: str | None = None) -> GrantList:
     grants = _requests().filter(state__in=AccessRequest.GRANT_STATES).order_by("expires_at")
     if state:
         grants = grants.filter(state=state)
-    person = person_of(request)
-    if not principal_of(request).is_machine and not viewer_for(person).is_admin:
-        grants = grants.filter(requester=person) if person else grants.none()
+    grants = _visible(request, grants)
     return GrantList(
         items=[
             GrantListItem(requestId=g.pk, sub=g.requester.sub, email=g.requester.email,
@@ -445,10 +440,10 @@ def audit_events(
     action: str | None = None,
 ) -> AuditEventList:
     """Cursor-paged: pass `pageInfo.nextCursor` back as `cursor` for the next (older) page."""
-    principal = principal_of(request)
-    principal.require_scope("read:audit")
-    if not principal.is_machine and not is_portal_admin(person_of(request)):
-        raise HttpError(403, "the audit log is for portal admins and automation with read:audit")
+    principal_of(request).require_scope("read:audit")
+    require_admin_or_machine(
+        request, "the audit log is for portal admins and automation with read:audit"
+    )
     events = AuditEvent.objects.order_by("-id")
     if cursor:
         events = events.filter(id__lt=_before(cursor))

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth.backends import BaseBackend
 
 from access import policy
+from access.selectors import decision_scopes
 from portal.models import User
 
 
@@ -26,7 +27,11 @@ class PolicyBackend(BaseBackend):
         if perm == policy.REQUEST_ACCESS and obj is not None:
             # Asked of admins too: nobody requests a protected role or one without owners.
             roles = [row.role_name for row in obj.required_role_rows.all()]
-            return any(policy.request_refusal(viewer, obj, role) is None for role in roles)
+            scopes = decision_scopes(pairs=[(obj.ref, role) for role in roles])
+            return any(
+                policy.request_refusal(viewer, obj, role, scopes[obj.ref, role]) is None
+                for role in roles
+            )
         if viewer.is_admin:
             return True
         if perm == policy.SEE_RESTRICTED and obj is not None:

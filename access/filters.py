@@ -1,4 +1,5 @@
-"""The audit log's filters: who, what, which role or entity, and when."""
+"""The filters of the audit log (who, what, which role or entity, when) and of the requests
+waiting for a decision (which role, which entity, who asked)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 
-from access.models import AuditEvent
+from access.models import AccessRequest, AuditEvent
 
 WHEN = forms.DateTimeInput(attrs={"type": "datetime-local"})
 
@@ -33,3 +34,21 @@ class AuditFilter(django_filters.FilterSet):
         self, queryset: QuerySet[AuditEvent], name: str, value: str
     ) -> QuerySet[AuditEvent]:
         return queryset.filter(Q(detail__role=value) | Q(target__startswith=f"{value} "))
+
+
+class ApprovalsFilter(django_filters.FilterSet):
+    role = django_filters.CharFilter(field_name="role_name", label="Role")
+    entity = django_filters.CharFilter(field_name="entity_ref", label="Entity")
+    requester = django_filters.CharFilter(method="asked_by", label="Requester")
+
+    class Meta:
+        model = AccessRequest
+        fields: list[str] = []
+
+    def asked_by(
+        self, queryset: QuerySet[AccessRequest], name: str, value: str
+    ) -> QuerySet[AccessRequest]:
+        """Part of the requester's name or e-mail, in any case."""
+        return queryset.filter(
+            Q(requester__email__icontains=value) | Q(requester__name__icontains=value)
+        )

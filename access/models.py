@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from portal.models import User
 
 
 class Role(models.Model):
@@ -47,6 +51,11 @@ def in_force(through: str = "") -> models.Q:
 class RoleMembershipQuerySet(models.QuerySet["RoleMembership"]):
     def active(self) -> RoleMembershipQuerySet:
         return self.filter(in_force())
+
+    def held_by(self, user: User) -> list[tuple[str, str, datetime | None]]:
+        """(role name, source, end) of each role this person holds now."""
+        held = self.active().filter(user=user)
+        return list(held.values_list("role__name", "source", "expires_at"))
 
 
 class RoleMembership(models.Model):

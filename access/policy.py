@@ -7,13 +7,14 @@ authentication backend in `access.backends` gives the same answers to `user.has_
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from access.models import AccessRequest, RoleMembership
 from access.registry import RegistryEntry
 from catalog.models import Entity, EntityRequiredRole
 from portal.auth.bearer import Principal
@@ -99,6 +100,11 @@ class Viewer:
         if not self.sub:
             return False
         return sub == self.sub or bool(email and self.email and email.lower() == self.email)
+
+    def has_decided(self, approvers: Iterable[tuple[str, str]]) -> bool:
+        """Among these (sub, e-mail) deciders already, from this or another account: a
+        request waits for nobody twice."""
+        return any(self.is_person(sub=sub, email=email) for sub, email in approvers)
 
     def decides(self, scope: DecisionScope) -> bool:
         """One of the people who decide requests for this role from this entity."""
@@ -214,33 +220,102 @@ class DecisionScope:
         return bool(self.decider_emails - {email.lower()})
 
 
-def request_refusal(
-    viewer: Viewer, entity: Entity, role: str, scope: DecisionScope | None = None
-) -> str | None:
+def request_refusal(viewer: Viewer, entity: Entity, role: str, scope: DecisionScope) -> str | None:
     """Why this person may not ask for this role on this entity; None when they may.
 
     The entity must declare the role; someone must be able to decide it (the registry allows
     it to be granted: an owner, not protected, requestable; the entity's approval annotations
     are sound); the person must not hold it already without an end (a grant that ends may be
-    extended by asking again).
+    extended by asking again). `scope`: who decides this (entity, role), as
+    access.selectors reads it.
     """
-    # access.selectors builds its scopes with this module's rules, so it is read when asked.
-    from access.selectors import decision_scope
-
     if not viewer.sub:
         return "Sign in to ask for access."
     required = [row.role_name for row in entity.required_role_rows.all()]
     if role not in required:
         needs = ", ".join(required) or "no role"
         return f"{entity.ref} does not require {role!r}; it requires {needs}"
-    # `scope`: who decides this (entity, role), when the caller read it already.
-    scope = scope or decision_scope(entity_ref=entity.ref, role=role)
     refusal = scope.refusal
     if refusal:
         return refusal
     if role in viewer.held_roles and role not in viewer.ending_roles:
         return f"You hold {role} already, with no end."
     return None
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a person stands to one request."""
+
+    asked: bool
+    may_see: bool
+    may_decide: bool  # may decide this request now (admins too, when nobody else can)
+    may_revoke: bool
+    is_admin: bool
+    state: str = ""  # the request's, for what its page offers now
+
+    @property
+    def offers_decision(self) -> bool:
+        return self.may_decide and self.state == AccessRequest.State.PENDING
+
+    @property
+    def offers_cancel(self) -> bool:
+        """Only the person who asked withdraws a request, before anyone decided it."""
+        return self.asked and self.state == AccessRequest.State.PENDING
+
+    @property
+    def offers_retry(self) -> bool:
+        """Portal admins carry a failed grant into Auth0 again."""
+        return self.is_admin and self.state == AccessRequest.State.FAILED
+
+    @property
+    def offers_revoke(self) -> bool:
+        return self.may_revoke and self.state == AccessRequest.State.ACTIVE
+
+
+def standing_of(viewer: Viewer, *, request: AccessRequest, scope: DecisionScope) -> Standing:
+    """Where this person stands to the request, given who decides it."""
+    requester = request.requester
+    return Standing(
+        asked=bool(viewer.sub) and requester.sub == viewer.sub,
+        may_see=viewer.may_see_request(requester_sub=requester.sub, scope=scope),
+        may_decide=viewer.may_decide(
+            requester_sub=requester.sub, requester_email=requester.email, scope=scope
+        ),
+        may_revoke=viewer.may_revoke(scope),
+        is_admin=viewer.is_admin,
+        state=request.state,
+    )
+
+
+ScopeKey = tuple[str, str]  # (entity ref, role name)
+
+
+def visible_requests(
+    viewer: Viewer,
+    requests: QuerySet[AccessRequest],
+    *,
+    scopes: Mapping[ScopeKey, DecisionScope],
+) -> QuerySet[AccessRequest]:
+    """The requests this person may see, by the rule of `Viewer.may_see_request`, as a filter
+    on `requests`: their own, those of the (entity, role) pairs they decide, every one for a
+    portal admin. `scopes`: who decides each pair among `requests` (access.selectors reads
+    them; `requests_visible` there does both)."""
+    if viewer.is_admin:
+        return requests
+    if not viewer.sub:
+        return requests.none()
+    seen = Q(requester__sub=viewer.sub)
+    for (ref, role), scope in scopes.items():
+        if viewer.may_see_request(requester_sub="", scope=scope):
+            seen |= Q(entity_ref=ref, role_name=role)
+    return requests.filter(seen)
+
+
+def is_admin_or_machine(principal: Principal, user: User | None) -> bool:
+    """Who holds which role, every request and grant, and the audit log are for the portal's
+    admins and for automation (a machine client), not for everyone."""
+    return principal.is_machine or is_portal_admin(user)
 
 
 def is_portal_admin(user: User | None) -> bool:
@@ -279,7 +354,7 @@ def may_administer_access(principal: Principal, user: User | None) -> bool:
 def _admin_or_machine_with(principal: Principal, user: User | None, scope: str) -> bool:
     if scope not in principal.scopes:
         return False
-    return principal.is_machine or is_portal_admin(user)
+    return is_admin_or_machine(principal, user)
 
 
 # Kept on the user object for the rest of the request (as Django's ModelBackend keeps its
@@ -288,11 +363,18 @@ _VIEWER_ATTRIBUTE = "_atrium_viewer"
 ANONYMOUS = Viewer()
 
 
+def roles_held(*, user: User) -> dict[str, bool]:
+    """The roles this person holds now, each with whether it is a portal grant that ends
+    (asking again extends it)."""
+    return {
+        name: source == RoleMembership.Source.PORTAL_GRANT and expires_at is not None
+        for name, source, expires_at in RoleMembership.objects.held_by(user)
+    }
+
+
 def viewer_for(user: User | None) -> Viewer:
     """A person's roles, groups and admin standing; a machine client (None) has none of them."""
-    # access.selectors imports this module (its scopes apply the rules here); see above. And
     # catalog.selectors filters through catalog.search, which builds its filters from Viewer.
-    from access.selectors import roles_held
     from catalog.selectors import person_refs
 
     if user is None or not user.is_authenticated or not user.is_active:

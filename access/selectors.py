@@ -12,14 +12,27 @@ from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquer
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from access.models import AccessRequest, Role, RoleMembership, RoleSyncRun, in_force
+from access.models import (
+    AccessRequest,
+    AuditEvent,
+    Decision,
+    Role,
+    RoleMembership,
+    RoleSyncRun,
+    in_force,
+)
 from access.policy import (
     DecisionScope,
     RoleRules,
+    ScopeKey,
+    Standing,
     Viewer,
     approvals_needed,
     longest_grant,
+    request_refusal,
     role_refusal,
+    standing_of,
+    visible_requests,
 )
 from access.registry import RegistryEntry, registry_entry_json, registry_entry_of
 from catalog.annotations import access_annotations
@@ -31,18 +44,6 @@ from portal.models import User
 def role_memberships_of(*, user: User) -> list[RoleMembership]:
     """The roles this person holds now, with where each came from and when it ends."""
     return list(user.role_memberships.active().select_related("role").order_by("role__name"))
-
-
-def roles_held(*, user: User) -> dict[str, bool]:
-    """The roles this person holds now, each with whether it is a portal grant that ends
-    (asking again extends it)."""
-    if not user.is_authenticated:
-        return {}
-    held = RoleMembership.objects.active().filter(user=user)
-    return {
-        name: source == RoleMembership.Source.PORTAL_GRANT and expires_at is not None
-        for name, source, expires_at in held.values_list("role__name", "source", "expires_at")
-    }
 
 
 def role_rules(*, names: Iterable[str]) -> dict[str, RoleRules]:
@@ -158,9 +159,6 @@ def sync_history(*, limit: int = 20) -> list[RoleSyncRun]:
 # --- access requests -------------------------------------------------------------------------
 
 
-ScopeKey = tuple[str, str]  # (entity ref, role name)
-
-
 def decision_scopes(*, pairs: Iterable[ScopeKey]) -> dict[ScopeKey, DecisionScope]:
     """Who decides requests for each (entity, role), in a fixed number of queries however many.
 
@@ -222,6 +220,16 @@ def decision_scope(*, entity_ref: str, role: str) -> DecisionScope:
     return decision_scopes(pairs=[(entity_ref, role)])[entity_ref, role]
 
 
+def requests_visible(
+    *, viewer: Viewer, requests: QuerySet[AccessRequest]
+) -> QuerySet[AccessRequest]:
+    """The policy's `visible_requests` of these, with who decides each of them read here."""
+    if viewer.is_admin or not viewer.sub:
+        return visible_requests(viewer, requests, scopes={})
+    pairs = requests.order_by().values_list("entity_ref", "role_name").distinct()
+    return visible_requests(viewer, requests, scopes=decision_scopes(pairs=pairs))
+
+
 def may_decide(*, viewer: Viewer, request: AccessRequest, scope: DecisionScope) -> bool:
     """The policy's answer for this request, given its decision scope."""
     return viewer.may_decide(
@@ -229,26 +237,10 @@ def may_decide(*, viewer: Viewer, request: AccessRequest, scope: DecisionScope) 
     )
 
 
-@dataclass(frozen=True)
-class Standing:
-    """Where a person stands to one request."""
-
-    asked: bool
-    may_see: bool
-    may_decide: bool  # may decide this request now (admins too, when nobody else can)
-    may_revoke: bool
-    is_admin: bool
-
-
 def request_standing(*, viewer: Viewer, request: AccessRequest) -> Standing:
+    """Where this person stands to the request, with who decides it read here."""
     scope = decision_scope(entity_ref=request.entity_ref, role=request.role_name)
-    return Standing(
-        asked=bool(viewer.sub) and request.requester.sub == viewer.sub,
-        may_see=viewer.may_see_request(requester_sub=request.requester.sub, scope=scope),
-        may_decide=may_decide(viewer=viewer, request=request, scope=scope),
-        may_revoke=viewer.may_revoke(scope),
-        is_admin=viewer.is_admin,
-    )
+    return standing_of(viewer, request=request, scope=scope)
 
 
 def requests_to_decide(*, viewer: Viewer) -> list[AccessRequest]:
@@ -264,9 +256,44 @@ def requests_to_decide(*, viewer: Viewer) -> list[AccessRequest]:
     return [
         r for r in pending
         if may_decide(viewer=viewer, request=r, scope=scopes[r.entity_ref, r.role_name])
-        and not any(viewer.is_person(sub=d.approver.sub, email=d.approver.email)
-                    for d in r.decisions.all())
+        and not viewer.has_decided((d.approver.sub, d.approver.email) for d in r.decisions.all())
     ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The pending requests a person may decide, as the approvals page lists and filters them."""
+
+    ids: list[int]
+    requests: QuerySet[AccessRequest]  # oldest first, with their requesters
+    roles: list[str]  # what the page's filters offer
+    entities: list[str]
+
+
+def requests_waiting_for(*, viewer: Viewer) -> Waiting:
+    pending = requests_to_decide(viewer=viewer)
+    ids = [r.pk for r in pending]
+    requests = (
+        AccessRequest.objects.filter(pk__in=ids)
+        .select_related("requester")
+        .order_by("created_at", "pk")
+    )
+    roles = sorted({r.role_name for r in pending})
+    return Waiting(ids, requests, roles, sorted({r.entity_ref for r in pending}))
+
+
+def request_timeline(*, request: AccessRequest) -> QuerySet[AuditEvent]:
+    """What the audit log holds of this request, oldest first: asked, decided, granted, ended."""
+    return AuditEvent.objects.filter(correlation_id=request.correlation_id).order_by("at", "id")
+
+
+def decisions_by(*, user: User, limit: int = 200) -> QuerySet[Decision]:
+    """What this person decided, newest first."""
+    return (
+        Decision.objects.filter(approver=user)
+        .select_related("request__requester")
+        .order_by("-at")[:limit]
+    )
 
 
 def count_to_decide(*, viewer: Viewer) -> int:
@@ -328,7 +355,6 @@ def accounts_to_check() -> QuerySet[User]:
 
 def access_request_longest(*, entity: Entity, role: str) -> timedelta:
     """The longest grant of this role a request on this entity may ask for."""
-
     declared = access_annotations(entity.descriptor).max_access_duration
     return longest_grant(rules=role_rules(names=[role])[role], entity_max=declared)
 
@@ -360,3 +386,61 @@ def role_registry_changes(*, role: Role, entry: RegistryEntry) -> dict[str, dict
         for name in after
         if before[name] != after[name]
     }
+
+
+@dataclass(frozen=True)
+class RoleChoice:
+    """A role the entity requires, with who decides it or the rule that stops a request."""
+
+    name: str
+    owners: tuple[str, ...]
+    refusal: str | None
+
+
+@dataclass(frozen=True)
+class Asking:
+    """What the request form offers one person for one entity."""
+
+    open_requests: dict[str, AccessRequest]  # by role: asked already, not yet ended
+    choices: list[RoleChoice]
+    askable: list[str]
+    chosen: str  # the role the form starts with; "" when none may be asked for
+    deciders: tuple[str, ...]  # the chosen role's owners
+    longest: timedelta | None  # of a grant of the chosen role
+    held: list[str]
+    ending: frozenset[str]
+    extending: AccessRequest | None  # the grant a reminder's link asks to extend
+
+
+def asking(
+    *, viewer: Viewer, user: User, entity: Entity, wanted: str, extend: int | None
+) -> Asking:
+    """The roles `entity` requires as this person may ask for them, `wanted` chosen when they
+    may; `extend`: the id of one of their requests for it, to fill the form in from."""
+    required = [row.role_name for row in entity.required_role_rows.all()]
+    open_requests = {
+        r.role_name: r
+        for r in AccessRequest.objects.open().filter(requester=user, role_name__in=required)
+    }
+    scopes = decision_scopes(pairs=[(entity.ref, role) for role in required])
+    choices = [
+        RoleChoice(role, scopes[entity.ref, role].owners,
+                   request_refusal(viewer, entity, role, scopes[entity.ref, role]))
+        for role in required if role not in open_requests
+    ]  # fmt: skip
+    askable = [choice.name for choice in choices if not choice.refusal]
+    chosen = wanted if wanted in askable else (askable[0] if askable else "")
+    extending = (
+        AccessRequest.objects.filter(
+            pk=extend, requester=user, role_name=wanted, entity_ref=entity.ref
+        ).first()
+        if extend is not None
+        else None
+    )
+    return Asking(
+        open_requests=open_requests, choices=choices, askable=askable, chosen=chosen,
+        deciders=scopes[entity.ref, chosen].owners if chosen else (),
+        longest=access_request_longest(entity=entity, role=chosen) if chosen else None,
+        held=[role for role in required if role in viewer.held_roles],
+        ending=viewer.ending_roles & set(required), extending=extending,
+    )  # fmt: skip

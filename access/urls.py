@@ -18,6 +18,7 @@ urlpatterns = [
     path("requests/<int:request_id>/revoke/", views.request_revoke, name="request_revoke"),
     path("approvals/", views.approvals, name="approvals"),
     path("audit/", views.audit, name="audit"),
+    path("approvals/count/", views.approvals_count, name="approvals_count"),
     path("approvals/bulk/", views.approvals_bulk, name="approvals_bulk"),
     path("approvals/<int:request_id>/", views.approval_decide, name="approval_decide"),
 ]

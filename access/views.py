@@ -20,20 +20,29 @@ from django_tables2 import RequestConfig
 
 from access.audit import Actor
 from access.auth0 import Auth0Error
-from access.filters import AuditFilter
+from access.filters import ApprovalsFilter, AuditFilter
 from access.forms import AccessRequestForm, RoleRegistryForm
 from access.models import AccessRequest, AuditEvent, Decision, Role
-from access.policy import DecisionScope, request_refusal, role_refusal, viewer_for, viewer_forget
+from access.policy import (
+    DecisionScope,
+    is_portal_admin,
+    role_refusal,
+    viewer_for,
+    viewer_forget,
+)
 from access.registry import registry_entry_of
 from access.selectors import (
     Standing,
-    access_request_longest,
+    asking,
+    count_to_decide,
     decision_scopes,
+    decisions_by,
     entities_declaring,
     mirror_state,
     request_standing,
+    request_timeline,
     requests_of,
-    requests_to_decide,
+    requests_waiting_for,
     role_members,
     role_memberships_of,
     roles_page,
@@ -68,7 +77,7 @@ def _person(request: HttpRequest) -> User:
 
 
 def _require_admin(request: HttpRequest) -> None:
-    if not viewer_for(_person(request)).is_admin:
+    if not is_portal_admin(_person(request)):
         raise PermissionDenied("the roles mirror is for portal admins")
 
 
@@ -165,36 +174,18 @@ def request_new(request: HttpRequest) -> HttpResponse:
     entity = entity_by_ref(ref=ref) if ref else None
     if entity is None:
         raise Http404(f"No entity {ref!r} in the catalog to ask access to")
-    viewer = viewer_for(person)
-    required = [row.role_name for row in entity.required_role_rows.all()]
-    open_requests = {
-        r.role_name: r
-        for r in AccessRequest.objects.open().filter(requester=person, role_name__in=required)
-    }
     wanted = request.GET.get("role") or request.POST.get("role") or ""
-    if wanted in open_requests:
-        messages.info(request, f"You asked for {wanted} already; this is that request.")
-        return redirect("access:request_detail", open_requests[wanted].pk)
-    scopes = decision_scopes(pairs=[(entity.ref, role) for role in required])
-    # Each role the entity requires, with who decides it or the rule that stops a request.
-    choices = [
-        {"name": role, "owners": scopes[entity.ref, role].owners,
-         "refusal": request_refusal(viewer, entity, role, scopes[entity.ref, role])}
-        for role in required if role not in open_requests
-    ]  # fmt: skip
-    askable = [str(choice["name"]) for choice in choices if not choice["refusal"]]
-    chosen = wanted if wanted in askable else (askable[0] if askable else "")
-    longest = access_request_longest(entity=entity, role=chosen) if chosen else None
-    initial: dict[str, Any] = {"role": chosen}
     # From a reminder's link: the form comes filled in as the grant it extends, one click away.
     extend = whole_number(request.GET.get("extend", ""))
-    extending = (
-        AccessRequest.objects.filter(
-            pk=extend, requester=person, role_name=wanted, entity_ref=entity.ref
-        ).first()
-        if extend is not None and extend <= MAX_ID
-        else None
-    )
+    ask = asking(
+        viewer=viewer_for(person), user=person, entity=entity, wanted=wanted,
+        extend=extend if extend is not None and extend <= MAX_ID else None,
+    )  # fmt: skip
+    if wanted in ask.open_requests:
+        messages.info(request, f"You asked for {wanted} already; this is that request.")
+        return redirect("access:request_detail", ask.open_requests[wanted].pk)
+    longest, extending = ask.longest, ask.extending
+    initial: dict[str, Any] = {"role": ask.chosen}
     if extending is not None:
         initial["reason"] = f"Extending request {extending.pk}: {extending.reason}"[:2000]
     form = None
@@ -203,7 +194,11 @@ def request_new(request: HttpRequest) -> HttpResponse:
         if extending is not None:
             default = min(extending.duration, longest)
         form = AccessRequestForm(
-            request.POST or None, initial=initial, roles=askable, longest=longest, default=default
+            request.POST or None,
+            initial=initial,
+            roles=ask.askable,
+            longest=longest,
+            default=default,
         )
     if request.method == "POST" and form is not None and form.is_valid():
         try:
@@ -219,16 +214,10 @@ def request_new(request: HttpRequest) -> HttpResponse:
                 messages.success(request, "Your request was sent to the people who decide it.")
             return redirect("access:request_detail", access_request.pk)
     context = {
-        "entity": entity,
-        "form": form,
-        "choices": choices,
-        "chosen": chosen,
-        "held": [role for role in required if role in viewer.held_roles],
-        "ending": viewer.ending_roles & set(required),
-        "open_requests": list(open_requests.values()),
-        "deciders": scopes[entity.ref, chosen].owners if chosen else (),
-        "longest": duration_words(longest) if longest else "",
-    }
+        "entity": entity, "form": form, "choices": ask.choices, "chosen": ask.chosen,
+        "held": ask.held, "ending": ask.ending, "open_requests": list(ask.open_requests.values()),
+        "deciders": ask.deciders, "longest": duration_words(longest) if longest else "",
+    }  # fmt: skip
     return render(request, "access/request_new.html", context)
 
 
@@ -248,18 +237,15 @@ def _visible_request(request: HttpRequest, request_id: int) -> tuple[AccessReque
 def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     """A request's timeline: asked, decided, granted, ended — from the audit log."""
     access_request, standing = _visible_request(request, request_id)
-    timeline = AuditEvent.objects.filter(correlation_id=access_request.correlation_id).order_by(
-        "at", "id"
-    )
-    state = access_request.state
+    timeline = request_timeline(request=access_request)
     context = {
         "access_request": access_request,
         "entity_url": parse_entity_ref(access_request.entity_ref).url,
         "timeline": timeline,
-        "may_decide": standing.may_decide and state == AccessRequest.State.PENDING,
-        "may_cancel": standing.asked and state == AccessRequest.State.PENDING,
-        "may_retry": standing.is_admin and state == AccessRequest.State.FAILED,
-        "may_revoke": standing.may_revoke and state == AccessRequest.State.ACTIVE,
+        "may_decide": standing.offers_decision,
+        "may_cancel": standing.offers_cancel,
+        "may_retry": standing.offers_retry,
+        "may_revoke": standing.offers_revoke,
     }
     return render(request, "access/request_detail.html", context)
 
@@ -315,30 +301,26 @@ def request_revoke(request: HttpRequest, request_id: int) -> HttpResponse:
 def approvals(request: HttpRequest) -> HttpResponse:
     """Pending requests I may decide, oldest first; or, on the history tab, what I decided."""
     person = _person(request)
-    viewer = viewer_for(person)
     if request.GET.get("tab") == "history":
-        decided = (
-            Decision.objects.filter(approver=person)
-            .select_related("request__requester")
-            .order_by("-at")[:200]
-        )
+        decided = decisions_by(user=person)
         return render(request, "access/approvals.html", {"tab": "history", "decided": decided})
-    pending = requests_to_decide(viewer=viewer)
-    filters = {key: request.GET.get(key, "").strip() for key in ("role", "entity", "requester")}
-    roles = sorted({r.role_name for r in pending})
-    entities = sorted({r.entity_ref for r in pending})
-    shown = [
-        r for r in pending
-        if (not filters["role"] or r.role_name == filters["role"])
-        and (not filters["entity"] or r.entity_ref == filters["entity"])
-        and (not filters["requester"] or filters["requester"].lower()
-             in f"{r.requester.email} {r.requester.name}".lower())
-    ]  # fmt: skip
+    waiting = requests_waiting_for(viewer=viewer_for(person))
+    filterset = ApprovalsFilter(request.GET, queryset=waiting.requests)
     context = {
-        "tab": "pending", "pending": shown, "waiting": len(pending), "filters": filters,
-        "roles": roles, "entities": entities, "now": timezone.now(),
+        "tab": "pending", "pending": filterset.qs, "waiting": len(waiting.ids),
+        "filters": filterset.form.cleaned_data if filterset.is_valid() else {},
+        "roles": waiting.roles, "entities": waiting.entities, "now": timezone.now(),
     }  # fmt: skip
     return render(request, "access/approvals.html", context)
+
+
+@require_GET
+def approvals_count(request: HttpRequest) -> HttpResponse:
+    """How many requests wait for me, as the navigation bar and the Waiting tab show it: they
+    fetch it again when a decision on the page fires `approvals-changed`."""
+    count = count_to_decide(viewer=viewer_for(_person(request)))
+    context = {"count": count, "tab": request.GET.get("as") == "tab"}
+    return render(request, "components/approvals_count.html", context)
 
 
 def _decide(
@@ -347,17 +329,18 @@ def _decide(
     outcome: str,
     comment: str,
     scopes: dict[tuple[str, str], DecisionScope] | None = None,
-) -> str | None:
-    """Decide one request; None when it went through, else what went wrong."""
+) -> AlreadyDecided | NotAllowed | AccessRequest.DoesNotExist | None:
+    """Decide one request; None when it went through, else the refusal (its kind says how
+    the page answers: a decision that came too late is a conflict)."""
     try:
         access_request_decide(
             request_id=request_id, approver=_person(request), outcome=outcome,
             comment=comment, actor=actor_of(request), scopes=scopes,
         )  # fmt: skip
     except (AlreadyDecided, NotAllowed) as error:
-        return str(error)
+        return error
     except AccessRequest.DoesNotExist:
-        return NO_SUCH_REQUEST
+        return AccessRequest.DoesNotExist(NO_SUCH_REQUEST)
     return None
 
 
@@ -374,17 +357,18 @@ def approval_decide(request: HttpRequest, request_id: int) -> HttpResponse:
     # The row's own comment box, or a plain form's `comment`.
     comment = (request.POST.get(f"comment-{request_id}") or request.POST.get("comment", ""))[:2000]
     problem = _decide(request, request_id, outcome, comment)
-    if problem == NO_SUCH_REQUEST:
+    if isinstance(problem, AccessRequest.DoesNotExist):
         raise Http404(NO_SUCH_REQUEST)
     if request.htmx:  # type: ignore[attr-defined]
         access_request = AccessRequest.objects.select_related("requester").get(pk=request_id)
-        context = {"r": access_request, "problem": problem, "outcome": outcome}
-        status = 409 if problem and "already" in problem else 200
+        context = {"r": access_request, "problem": problem and str(problem), "outcome": outcome}
+        status = 409 if isinstance(problem, AlreadyDecided) else 200
         response = render(request, "access/approvals.html#decided-row", context, status=status)
+        # The counts of what waits (the navigation bar's, the Waiting tab's) fetch theirs again.
         response["HX-Trigger"] = "approvals-changed"
         return response
     if problem:
-        messages.error(request, problem)
+        messages.error(request, str(problem))
     else:
         messages.success(request, f"Request {request_id} {outcome}.")
     return redirect("access:approvals")
@@ -406,13 +390,13 @@ def approvals_bulk(request: HttpRequest) -> HttpResponse:
     problems = [
         f"#{request_id}: {problem}"
         for request_id in ids
-        if (problem := _decide(request, request_id, outcome, comment, scopes))
+        if (problem := _decide(request, request_id, outcome, comment, scopes)) is not None
     ]
     done = len(ids) - len(problems)
     if done:
         messages.success(request, f"{done} request{'s' if done != 1 else ''} {outcome}.")
-    for problem in problems:
-        messages.error(request, problem)
+    for said in problems:
+        messages.error(request, said)
     return redirect("access:approvals")
 
 

@@ -11,6 +11,8 @@ class NavItem:
     url: str
     current: bool
     count: int = 0
+    # Where the count is fetched again when a page fires `approvals-changed`; "" for none.
+    count_url: str = ""
 
 
 # In the order they stand in the bar; an entry whose URL name is not routed yet is left out,
@@ -20,6 +22,9 @@ SECTIONS = [
     ("My access", "access:overview"),
     ("Approvals", "access:approvals"),
 ]
+# Sections whose count a page's decision changes, and the fragment that says it again (while
+# a count shows: a page with nothing waiting has nothing to decide).
+LIVE_COUNTS = {"Approvals": "access:approvals_count"}
 ADMIN_SECTIONS = [
     ("Roles", "access:roles"),
     ("Audit", "access:audit"),
@@ -40,6 +45,16 @@ def nav_items(
     current = max((url for _, url in routed if path.startswith(url)), key=len, default=None)
     counts = counts or {}
     return [
-        NavItem(label=label, url=url, current=url == current, count=counts.get(label, 0))
+        NavItem(
+            label=label, url=url, current=url == current, count=counts.get(label, 0),
+            count_url=_url_of(LIVE_COUNTS.get(label, "")),
+        )
         for label, url in routed
-    ]
+    ]  # fmt: skip
+
+
+def _url_of(url_name: str) -> str:
+    try:
+        return reverse(url_name) if url_name else ""
+    except NoReverseMatch:
+        return ""

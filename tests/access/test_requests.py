@@ -153,6 +153,48 @@ def test_a_second_decision_is_told_who_decided_first(
     assert "This request was already denied by Grace" in twice.content.decode()
 
 
+def test_a_decision_on_the_page_updates_the_counts_of_what_waits(
+    devtenant: DevTenant, payments: None, eager_tasks: None
+) -> None:
+    _, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    _, as_grace = person_of_tenant(devtenant, "grace@example.com")
+    ask(as_ada)
+    request = AccessRequest.objects.get()
+    page = as_grace.get("/access/approvals/").content.decode()
+    # The navigation bar's count and the Waiting tab's listen for the decision's event.
+    assert page.count('hx-trigger="approvals-changed from:body"') == 2
+    assert as_grace.get("/access/approvals/count/").content.decode().strip() == (
+        '<span class="count" aria-label="1 waiting">1</span>'
+    )
+    assert as_grace.get("/access/approvals/count/?as=tab").content.decode().strip() == "(1)"
+
+    decided = as_grace.post(
+        f"/access/approvals/{request.pk}/", {"outcome": "denied"}, HTTP_HX_REQUEST="true"
+    )
+
+    assert decided.status_code == 200 and decided["HX-Trigger"] == "approvals-changed"
+    assert as_grace.get("/access/approvals/count/").content.decode().strip() == ""
+    assert as_grace.get("/access/approvals/count/?as=tab").content.decode().strip() == "(0)"
+
+
+def test_the_approvals_list_filters_by_role_entity_and_requester(
+    devtenant: DevTenant, payments: None, eager_tasks: None
+) -> None:
+    _, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    _, as_grace = person_of_tenant(devtenant, "grace@example.com")
+    ask(as_ada)
+    request = AccessRequest.objects.get()
+    row = f'id="request-{request.pk}"'
+
+    def shown(query: str) -> bool:
+        return row in as_grace.get(f"/access/approvals/?{query}").content.decode()
+
+    assert shown("") and shown(f"role={request.role_name}") and shown("requester=ADA")
+    assert shown(f"entity={request.entity_ref}&requester=example.com")
+    assert not shown("role=nobody.role") and not shown("requester=linus")
+    assert not shown("entity=component:default/elsewhere")
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks are PostgreSQL's")
 @pytest.mark.django_db(transaction=True)
 def test_two_approvals_at_the_same_moment_make_one_grant(
