@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from celery.beat import PersistentScheduler, ScheduleEntry
+from django.core.cache import cache
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,6 @@ def entry_slot(*, entry: ScheduleEntry, now: float) -> tuple[int, int]:
 def slot_claim(*, entry: ScheduleEntry, now: float) -> bool:
     """Take the entry's current slot in the shared cache (Redis in production); False when
     another beat took it first."""
-    from django.core.cache import cache
-
     slot, length = entry_slot(entry=entry, now=now)
     # The key names its slot, so it only has to outlive the slot; it then expires by itself.
     return bool(cache.add(f"atrium:beat:{entry.name}:{slot}", "sent", timeout=length))

@@ -29,6 +29,11 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from access.models import AccessRequest, RoleSyncRun
+from access.selectors import mirror_state
+from catalog.models import Location
+from portal.celery import app as celery_app
+
 logger = logging.getLogger(__name__)
 
 # The cache key (Redis in production, so every process adds to one count) of the Management
@@ -48,7 +53,6 @@ def auth0_rate_limited() -> None:
 
 
 def _requests() -> Iterator[Metric]:
-    from access.models import AccessRequest
 
     counts = dict(
         AccessRequest.objects.order_by()
@@ -91,8 +95,6 @@ def _requests() -> Iterator[Metric]:
 
 
 def _roles_mirror() -> Iterator[Metric]:
-    from access.models import RoleSyncRun
-    from access.selectors import mirror_state
 
     mirror = mirror_state()
     yield GaugeMetricFamily(
@@ -140,7 +142,6 @@ def _auth0() -> Iterator[Metric]:
 
 
 def _queue() -> Iterator[Metric]:
-    from portal.celery import app as celery_app
 
     name = settings.CELERY_TASK_DEFAULT_QUEUE
     with celery_app.connection_for_read() as connection:
@@ -155,7 +156,6 @@ def _queue() -> Iterator[Metric]:
 
 
 def _catalog() -> Iterator[Metric]:
-    from catalog.models import Location
 
     refreshed = GaugeMetricFamily(
         "atrium_catalog_location_last_refresh_timestamp_seconds",
