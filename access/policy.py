@@ -3,6 +3,7 @@
 Every answer starts from a `Viewer`: a person's roles (from the mirror), the catalog Users and
 groups they are, and whether they administer the portal, read once per request. The Django
 authentication backend in `access.backends` gives the same answers to `user.has_perm(...)`.
+Every rule is here, which is why this module is a little past 400 lines.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Reads of the access app."""
+"""Reads of the access app: roles and who holds them, who decides, requests, the mirror.
+
+Every read the access pages, API and services compose is here, past 400 lines, so that none
+hides in a view; each is short.
+"""
 
 from __future__ import annotations
 

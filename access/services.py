@@ -203,7 +203,7 @@ def access_request_decide(
         earlier = list(request.decisions.select_related("approver"))
         if any(d.approver_id == approver.pk for d in earlier):
             raise AlreadyDecided("You decided this request already.")
-        if any(viewer.is_person(sub=d.approver.sub, email=d.approver.email) for d in earlier):
+        if viewer.has_decided((d.approver.sub, d.approver.email) for d in earlier):
             raise AlreadyDecided("You decided this request already, from another account.")
         if not may_decide(viewer=viewer, request=request, scope=scope):
             raise NotAllowed(_why_not_decider(viewer, request, scope))

@@ -1,5 +1,9 @@
 """The access pages: my roles and requests, asking and deciding, and for portal admins the
-mirrored roles with their registry entries, the sync and the audit log."""
+mirrored roles with their registry entries, the sync and the audit log.
+
+Each view parses, asks one selector or service and renders; they are many, not long, hence one
+module past 400 lines.
+"""
 
 from __future__ import annotations
 
