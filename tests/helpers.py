@@ -16,6 +16,7 @@ from typing import Any
 import requests
 from django.test import Client
 
+from access.models import AccessRequest
 from devtenant.demo import DEMO_PASSWORD, PORTAL_AUDIENCE, demo_tenant
 from devtenant.process import DevTenantProcess
 from portal.models import User
@@ -172,6 +173,15 @@ def ask(client: Client, role: str = "payments.viewer", **extra: str) -> Any:
     """Ask for a role of the payments API through the form, as a person would."""
     form = {"entity": ENTITY, "role": role, "reason": "On call for payments", "duration": "P7D"}
     return client.post("/access/requests/new/", {**form, **extra}, follow=True)
+
+
+def ada_asks_grace(devtenant: DevTenant) -> tuple[AccessRequest, Client, Client]:
+    """Ada asks for payments.viewer through the form; Grace, of team-payments, decides it. The
+    pending request, and Ada's and Grace's sessions."""
+    _, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    _, as_grace = person_of_tenant(devtenant, "grace@example.com")
+    ask(as_ada)
+    return AccessRequest.objects.get(), as_ada, as_grace
 
 
 def post_location(client: Client, body: dict[str, Any], token: str = "", **query: str) -> Any:

@@ -27,6 +27,7 @@ from portal.models import User
 from tests.helpers import (
     ENTITY,
     DevTenant,
+    ada_asks_grace,
     ask,
     person_of_tenant,
     signed_in,
@@ -139,10 +140,7 @@ def test_nobody_approves_their_own_request_nor_one_they_do_not_own(
 def test_a_second_decision_is_told_who_decided_first(
     devtenant: DevTenant, payments: None, eager_tasks: None
 ) -> None:
-    _, as_ada = person_of_tenant(devtenant, "ada@example.com")
-    _, as_grace = person_of_tenant(devtenant, "grace@example.com")
-    ask(as_ada)
-    request = AccessRequest.objects.get()
+    request, as_ada, as_grace = ada_asks_grace(devtenant)
     as_grace.post(f"/access/approvals/{request.pk}/", {"outcome": "denied"})
 
     twice = as_grace.post(
@@ -156,10 +154,7 @@ def test_a_second_decision_is_told_who_decided_first(
 def test_a_decision_on_the_page_updates_the_counts_of_what_waits(
     devtenant: DevTenant, payments: None, eager_tasks: None
 ) -> None:
-    _, as_ada = person_of_tenant(devtenant, "ada@example.com")
-    _, as_grace = person_of_tenant(devtenant, "grace@example.com")
-    ask(as_ada)
-    request = AccessRequest.objects.get()
+    request, as_ada, as_grace = ada_asks_grace(devtenant)
     page = as_grace.get("/access/approvals/").content.decode()
     # The navigation bar's count and the Waiting tab's listen for the decision's event.
     assert page.count('hx-trigger="approvals-changed from:body"') == 2
@@ -180,10 +175,7 @@ def test_a_decision_on_the_page_updates_the_counts_of_what_waits(
 def test_the_approvals_list_filters_by_role_entity_and_requester(
     devtenant: DevTenant, payments: None, eager_tasks: None
 ) -> None:
-    _, as_ada = person_of_tenant(devtenant, "ada@example.com")
-    _, as_grace = person_of_tenant(devtenant, "grace@example.com")
-    ask(as_ada)
-    request = AccessRequest.objects.get()
+    request, as_ada, as_grace = ada_asks_grace(devtenant)
     row = f'id="request-{request.pk}"'
 
     def shown(query: str) -> bool:

@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from access.models import AccessRequest
 from portal.logs import ContextFilter, JsonFormatter, correlation_id
-from tests.helpers import DevTenant, ask, person_of_tenant
+from tests.helpers import DevTenant, ada_asks_grace
 
 pytestmark = pytest.mark.django_db
 
@@ -82,14 +81,11 @@ def test_the_request_id_is_the_proxys_when_sane_and_answered(json_log: io.String
 def test_one_grant_is_followed_from_the_click_to_auth0(
     json_log: io.StringIO,
     devtenant: DevTenant,
-    payments: None,  # noqa: F811
-    eager_tasks: None,  # noqa: F811
+    payments: None,
+    eager_tasks: None,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    _, as_ada = person_of_tenant(devtenant, "ada@example.com")
-    _, as_grace = person_of_tenant(devtenant, "grace@example.com")
-    ask(as_ada)
-    request = AccessRequest.objects.get()
+    request, as_ada, as_grace = ada_asks_grace(devtenant)
     with django_capture_on_commit_callbacks(execute=True):
         answer = as_grace.post(
             f"/access/approvals/{request.pk}/", {"outcome": "approved"},

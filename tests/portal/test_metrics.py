@@ -12,10 +12,9 @@ from django.conf import settings as django_settings
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from access.models import AccessRequest
 from access.sync import roles_sync
 from portal.celery import app as celery_app
-from tests.helpers import DevTenant, ask, person_of_tenant
+from tests.helpers import DevTenant, ada_asks_grace
 
 pytestmark = pytest.mark.django_db
 
@@ -71,14 +70,11 @@ def test_a_scrape_by_the_internal_address_over_http_is_answered(token: str, sett
 def test_a_grant_is_seen_moving_from_approved_to_active(
     token: str,
     devtenant: DevTenant,
-    payments: None,  # noqa: F811
-    eager_tasks: None,  # noqa: F811
+    payments: None,
+    eager_tasks: None,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    _, as_ada = person_of_tenant(devtenant, "ada@example.com")
-    _, as_grace = person_of_tenant(devtenant, "grace@example.com")
-    ask(as_ada)
-    request = AccessRequest.objects.get()
+    request, as_ada, as_grace = ada_asks_grace(devtenant)
     before = scrape()
     assert value(before, "atrium_access_requests", state="pending") == 1
     assert value(before, "atrium_grants", state="active") == 0
@@ -135,7 +131,7 @@ def test_the_queue_depth_is_read_from_redis(token: str, settings: Any) -> None:
 
 def test_catalog_refreshes_are_timed_and_their_problems_counted(
     token: str,
-    payments: None,  # noqa: F811
+    payments: None,
     tmp_path: Any,
 ) -> None:
     target = str(tmp_path / "payments.yaml")
