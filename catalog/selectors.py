@@ -60,6 +60,30 @@ def person_refs(*, user: User) -> tuple[list[str], list[str]]:
     return user_refs, sorted(set(groups.values_list("target_ref", flat=True)))
 
 
+def user_refs_by_email(*, emails: Iterable[str]) -> dict[str, str]:
+    """For each lower-cased e-mail, the ref of the trusted catalog User with that
+    `spec.profile.email` (the first by ref when several claim it); one query. Pages link a
+    person's name to it."""
+    wanted = {email.lower() for email in emails if email}
+    if not wanted:
+        return {}
+    rows = (
+        Entity.objects.filter(
+            kind__iexact="user",
+            search_rows__key="spec.profile.email",
+            search_rows__value__in=wanted,
+        )
+        .trusted()
+        .order_by("ref")
+        .values_list("search_rows__value", "ref")
+    )
+    found: dict[str, str] = {}
+    for email, ref in rows:
+        if email:
+            found.setdefault(email, ref)
+    return found
+
+
 def group_member_refs(*, group_refs: Iterable[str]) -> dict[str, set[str]]:
     """For each ref (lower-cased, as the catalog keys them), the User refs that are its members
     through trusted memberships, as `person_refs` counts them; one query however many refs.

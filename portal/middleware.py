@@ -3,7 +3,9 @@
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from functools import cache
 from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo, available_timezones
 
 from csp.middleware import CSPMiddleware, PolicyParts
 from django.conf import settings
@@ -11,6 +13,7 @@ from django.contrib import messages
 from django.contrib.auth import SESSION_KEY, logout
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -201,3 +204,34 @@ def account_refusal(user_id: str | int) -> str:
     if user is not None and user.auth0_state == User.Auth0State.DELETED:
         return "You were signed out: your account no longer exists in Auth0."
     return "You were signed out: your account is no longer active in Atrium."
+
+
+# The browser's IANA time zone, set by static/js/atrium.js; pages show times in it.
+TIMEZONE_COOKIE = "atrium_tz"
+
+
+class TimezoneMiddleware:
+    """Show times in the viewer's time zone, as their browser names it (a cookie); in
+    TIME_ZONE (UTC) until it has, and for any name that is not a known zone."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        zone = _zone(request.COOKIES.get(TIMEZONE_COOKIE, ""))
+        if zone is None:
+            timezone.deactivate()
+        else:
+            timezone.activate(zone)
+        return self.get_response(request)
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    if not name or len(name) > 64 or name not in _known_zones():
+        return None
+    return ZoneInfo(name)
+
+
+@cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones())

@@ -242,6 +242,8 @@ MIDDLEWARE = [
     # Every page needs a signed-in person unless its view says @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Times on pages in the viewer's own zone, as their browser names it.
+    "portal.middleware.TimezoneMiddleware",
     # Sessions end when idle or too old, and a person Auth0 blocked is signed out (after the
     # messages, to say why).
     "portal.middleware.SessionLifetimeMiddleware",
