@@ -40,8 +40,9 @@ from access.policy import (
 )
 from access.registry import RegistryEntry, registry_entry_json, registry_entry_of
 from catalog.annotations import access_annotations
-from catalog.models import Entity, EntityRequiredRole
-from catalog.selectors import group_member_refs, user_emails
+from catalog.models import Entity, EntityRequiredRole, Relation
+from catalog.refs import EntityRefError, parse_entity_ref
+from catalog.selectors import group_member_refs, user_emails, user_refs_by_email
 from portal.models import User
 
 
@@ -286,6 +287,91 @@ def requests_waiting_for(*, viewer: Viewer) -> Waiting:
     return Waiting(ids, requests, roles, sorted({r.entity_ref for r in pending}))
 
 
+@dataclass(frozen=True)
+class Team:
+    """A catalog group a person belongs to, as a page names and links it."""
+
+    ref: str
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class WaitingRequest:
+    """A request waiting for a decision, with what its decider weighs beside it: what the
+    entity is, who asks (their teams, the roles they hold already)."""
+
+    request: AccessRequest
+    entity_title: str  # the entity's title or name; its ref once the catalog lost it
+    entity_url: str  # "" once the catalog lost it
+    teams: list[Team]
+    roles: list[str]
+
+
+def waiting_details(*, requests: Iterable[AccessRequest]) -> list[WaitingRequest]:
+    """The page's requests with their entities, the requesters' teams and roles: four queries
+    for the page however many rows it holds (entities and groups, the requesters' catalog
+    Users, their memberships, their roles)."""
+    requests = list(requests)
+    requesters = {r.requester_id: r.requester for r in requests}
+    # Teams as the policy counts them (`person_refs`): only through an e-mail Auth0 verified.
+    emails = {u.email.lower() for u in requesters.values() if u.email and u.email_verified}
+    user_ref_of = user_refs_by_email(emails=emails)
+    memberships = (
+        Relation.objects.trusted_memberships()
+        .filter(source_ref__in=set(user_ref_of.values()))
+        .values_list("source_ref", "target_ref")
+    )
+    groups_of: dict[str, set[str]] = {}
+    for source_ref, target_ref in memberships:
+        groups_of.setdefault(source_ref, set()).add(target_ref)
+    group_refs = {ref for refs in groups_of.values() for ref in refs}
+    entity_refs = {r.entity_ref for r in requests}
+    entities = {
+        entity.ref: entity
+        for entity in Entity.objects.filter(ref__in=entity_refs | group_refs).only(
+            "ref", "kind", "namespace", "name", "title"
+        )
+    }
+    held: dict[int, list[str]] = {}
+    for user_id, role_name in (
+        RoleMembership.objects.active()
+        .filter(user_id__in=requesters)
+        .order_by("role__name")
+        .values_list("user_id", "role__name")
+    ):
+        held.setdefault(user_id, []).append(role_name)
+
+    def team(ref: str) -> Team:
+        entity = entities.get(ref)
+        return Team(ref, entity.display_name if entity else ref, _page_of(ref))
+
+    rows = []
+    for r in requests:
+        entity = entities.get(r.entity_ref)
+        user_ref = user_ref_of.get(r.requester.email.lower(), "") if r.requester.email else ""
+        if not r.requester.email_verified:
+            user_ref = ""
+        teams = sorted((team(ref) for ref in groups_of.get(user_ref, ())), key=lambda t: t.name)
+        rows.append(
+            WaitingRequest(
+                request=r,
+                entity_title=entity.display_name if entity else r.entity_ref,
+                entity_url=_page_of(r.entity_ref) if entity else "",
+                teams=teams,
+                roles=sorted(set(held.get(r.requester_id, []))),
+            )
+        )
+    return rows
+
+
+def _page_of(ref: str) -> str:
+    try:
+        return parse_entity_ref(ref).url
+    except EntityRefError:
+        return ""
+
+
 def request_timeline(*, request: AccessRequest) -> QuerySet[AuditEvent]:
     """What the audit log holds of this request, oldest first: asked, decided, granted, ended."""
     return AuditEvent.objects.filter(correlation_id=request.correlation_id).order_by("at", "id")
@@ -361,6 +447,26 @@ def access_request_longest(*, entity: Entity, role: str) -> timedelta:
     """The longest grant of this role a request on this entity may ask for."""
     declared = access_annotations(entity.descriptor).max_access_duration
     return longest_grant(rules=role_rules(names=[role])[role], entity_max=declared)
+
+
+def decided_by(*, request_ids: Iterable[int], person: User) -> dict[str, int]:
+    """How many of these requests someone decided before this person could, by who ("decided by
+    Grace Hopper", "decided by you"), or by what they became without a decision ("cancelled").
+    Two queries however many."""
+    requests = AccessRequest.objects.filter(pk__in=set(request_ids)).prefetch_related(
+        "decisions__approver"
+    )
+    counts: dict[str, int] = {}
+    for request in requests:
+        decisions = sorted(request.decisions.all(), key=lambda d: (d.at, d.pk))
+        if decisions:
+            last = decisions[-1].approver
+            who = "you" if last.pk == person.pk else str(last)
+            how = f"decided by {who}"
+        else:
+            how = request.get_state_display().lower()
+        counts[how] = counts.get(how, 0) + 1
+    return counts
 
 
 def already_decided_message(request: AccessRequest) -> str:

@@ -15,10 +15,11 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_tables2 import RequestConfig
 
@@ -39,6 +40,7 @@ from access.selectors import (
     Standing,
     asking,
     count_to_decide,
+    decided_by,
     decision_scopes,
     decisions_by,
     entities_declaring,
@@ -52,6 +54,7 @@ from access.selectors import (
     roles_page,
     rules_of,
     sync_history,
+    waiting_details,
 )
 from access.services import (
     AlreadyDecided,
@@ -68,6 +71,7 @@ from access.sync import role_memberships_refresh_from_auth0
 from access.tables import AuditTable, MemberTable, RoleTable
 from catalog.refs import parse_entity_ref
 from catalog.selectors import entity_by_ref
+from catalog.templatetags.people import prime_people
 from portal.bounds import MAX_ID, whole_number
 from portal.durations import duration_words
 from portal.models import User
@@ -301,21 +305,37 @@ def request_revoke(request: HttpRequest, request_id: int) -> HttpResponse:
     return redirect("access:request_detail", request_id)
 
 
+APPROVALS_PER_PAGE = 50
+
+
 @require_GET
 def approvals(request: HttpRequest) -> HttpResponse:
-    """Pending requests I may decide, oldest first; or, on the history tab, what I decided."""
+    """Pending requests I may decide, oldest first, a page at a time; or, on the history tab,
+    what I decided."""
     person = _person(request)
     if request.GET.get("tab") == "history":
         decided = decisions_by(user=person)
         return render(request, "access/approvals.html", {"tab": "history", "decided": decided})
     waiting = requests_waiting_for(viewer=viewer_for(person))
     filterset = ApprovalsFilter(request.GET, queryset=waiting.requests)
+    page = Paginator(filterset.qs, APPROVALS_PER_PAGE).get_page(request.GET.get("page"))
+    rows = waiting_details(requests=page.object_list)
+    prime_people(request, [row.request.requester.email for row in rows])
     context = {
-        "tab": "pending", "pending": filterset.qs, "waiting": len(waiting.ids),
+        "tab": "pending", "rows": rows, "page": page, "waiting": len(waiting.ids),
         "filters": filterset.form.cleaned_data if filterset.is_valid() else {},
-        "roles": waiting.roles, "entities": waiting.entities, "now": timezone.now(),
+        "roles": waiting.roles, "entities": waiting.entities,
+        "query": _query_without(request, "page"),
     }  # fmt: skip
     return render(request, "access/approvals.html", context)
+
+
+def _query_without(request: HttpRequest, *names: str) -> str:
+    """This page's query string without these parameters, for links that change only them."""
+    query = request.GET.copy()
+    for name in names:
+        query.pop(name, None)
+    return query.urlencode()
 
 
 @require_GET
@@ -380,28 +400,56 @@ def approval_decide(request: HttpRequest, request_id: int) -> HttpResponse:
 
 @require_POST
 def approvals_bulk(request: HttpRequest) -> HttpResponse:
-    """Decide every selected request the same way."""
+    """Decide every selected request the same way, and say what came of it."""
+    # Back to the page and filters the form was sent from (only the approvals page's own).
+    back = reverse("access:approvals")
+    query = QueryDict(request.POST.get("query", "")[:2000]).urlencode()
+    back += f"?{query}" if query else ""
     outcome = request.POST.get("outcome", "")
     if outcome not in Decision.Outcome.values:
         messages.error(request, "Choose approve or deny.")
-        return redirect("access:approvals")
+        return redirect(back)
     selected = (whole_number(value) for value in request.POST.getlist("selected"))
     ids = [value for value in selected if value is not None and value <= MAX_ID]
+    if not ids:
+        verb = "approved" if outcome == Decision.Outcome.APPROVED else "denied"
+        messages.error(request, f"Nothing was {verb}: tick the requests to decide first.")
+        return redirect(back)
     comment = request.POST.get("comment", "")[:2000]
     # Who decides on each entity is read once for the lot, not once per request.
     pairs = AccessRequest.objects.filter(pk__in=ids).values_list("entity_ref", "role_name")
     scopes = decision_scopes(pairs=set(pairs))
-    problems = [
-        f"#{request_id}: {problem}"
+    problems = {
+        request_id: problem
         for request_id in ids
         if (problem := _decide(request, request_id, outcome, comment, scopes)) is not None
+    }
+    late = [request_id for request_id, problem in problems.items()
+            if isinstance(problem, AlreadyDecided)]  # fmt: skip
+    said = bulk_outcome_words(
+        outcome=outcome, done=len(ids) - len(problems),
+        late=decided_by(request_ids=late, person=_person(request)),
+    )  # fmt: skip
+    if len(problems) < len(ids):
+        messages.success(request, said)
+    else:
+        messages.warning(request, said)
+    for request_id, problem in problems.items():
+        if not isinstance(problem, AlreadyDecided):
+            messages.error(request, f"Request {request_id}: {problem}")
+    return redirect(back)
+
+
+def bulk_outcome_words(*, outcome: str, done: int, late: dict[str, int]) -> str:
+    """"Approved 3 requests; 1 was already decided by Grace Hopper.": what a bulk decision did,
+    `late` counting the requests someone decided first, by who (or what they became)."""
+    verb = "Approved" if outcome == Decision.Outcome.APPROVED else "Denied"
+    said = f"{verb} {done} request{'' if done == 1 else 's'}" if done else f"{verb} none"
+    parts = [
+        f"{count} {'was' if count == 1 else 'were'} already {how}"
+        for how, count in sorted(late.items())
     ]
-    done = len(ids) - len(problems)
-    if done:
-        messages.success(request, f"{done} request{'s' if done != 1 else ''} {outcome}.")
-    for said in problems:
-        messages.error(request, said)
-    return redirect("access:approvals")
+    return said + ("; " + "; ".join(parts) if parts else "") + "."
 
 
 # --- the audit log ---------------------------------------------------------------------------

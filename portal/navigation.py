@@ -22,8 +22,8 @@ SECTIONS = [
     ("My access", "access:overview"),
     ("Approvals", "access:approvals"),
 ]
-# Sections whose count a page's decision changes, and the fragment that says it again (while
-# a count shows: a page with nothing waiting has nothing to decide).
+# Sections whose count a page's decision changes, and the fragment that says it again (the
+# bar keeps its element for a signed-in person even at 0, so that a count can come back).
 LIVE_COUNTS = {"Approvals": "access:approvals_count"}
 ADMIN_SECTIONS = [
     ("Roles", "access:roles"),
