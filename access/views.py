@@ -441,7 +441,7 @@ def approvals_bulk(request: HttpRequest) -> HttpResponse:
 
 
 def bulk_outcome_words(*, outcome: str, done: int, late: dict[str, int]) -> str:
-    """"Approved 3 requests; 1 was already decided by Grace Hopper.": what a bulk decision did,
+    """ "Approved 3 requests; 1 was already decided by Grace Hopper.": what a bulk decision did,
     `late` counting the requests someone decided first, by who (or what they became)."""
     verb = "Approved" if outcome == Decision.Outcome.APPROVED else "Denied"
     said = f"{verb} {done} request{'' if done == 1 else 's'}" if done else f"{verb} none"
