@@ -72,6 +72,7 @@ from access.tables import AuditTable, MemberTable, RoleTable
 from catalog.refs import parse_entity_ref
 from catalog.selectors import entity_by_ref
 from catalog.templatetags.people import prime_people
+from portal.auth.drafts import DRAFT_FIELD, draft_take, draft_token
 from portal.bounds import MAX_ID, whole_number
 from portal.durations import duration_words
 from portal.models import User
@@ -182,7 +183,9 @@ def request_new(request: HttpRequest) -> HttpResponse:
     entity = entity_by_ref(ref=ref) if ref else None
     if entity is None:
         raise Http404(f"No entity {ref!r} in the catalog to ask access to")
-    wanted = request.GET.get("role") or request.POST.get("role") or ""
+    # What this person typed here before their session ended under the form, if they did.
+    draft = draft_take(request) if request.method == "GET" else None
+    wanted = (draft or {}).get("role") or request.GET.get("role") or request.POST.get("role") or ""
     # From a reminder's link: the form comes filled in as the grant it extends, one click away.
     extend = whole_number(request.GET.get("extend", ""))
     ask = asking(
@@ -201,6 +204,9 @@ def request_new(request: HttpRequest) -> HttpResponse:
         default = min(settings.ACCESS_DEFAULT_DURATION, longest)
         if extending is not None:
             default = min(extending.duration, longest)
+        if draft:
+            initial.update({name: draft[name] for name in DRAFT_FIELDS[1:] if draft.get(name)})
+            messages.info(request, "What you typed is back in the form: check it and send it.")
         form = AccessRequestForm(
             request.POST or None,
             initial=initial,
@@ -225,8 +231,13 @@ def request_new(request: HttpRequest) -> HttpResponse:
         "entity": entity, "form": form, "choices": ask.choices, "chosen": ask.chosen,
         "held": ask.held, "ending": ask.ending, "open_requests": list(ask.open_requests.values()),
         "deciders": ask.deciders, "longest": duration_words(longest) if longest else "",
+        "draft_field": DRAFT_FIELD, "draft": draft_token(request, fields=DRAFT_FIELDS),
     }  # fmt: skip
     return render(request, "access/request_new.html", context)
+
+
+# What the request form keeps when the session ends before it arrives (portal.auth.drafts).
+DRAFT_FIELDS = ("role", "reason", "duration")
 
 
 def _visible_request(request: HttpRequest, request_id: int) -> tuple[AccessRequest, Standing]:
@@ -441,8 +452,8 @@ def approvals_bulk(request: HttpRequest) -> HttpResponse:
 
 
 def bulk_outcome_words(*, outcome: str, done: int, late: dict[str, int]) -> str:
-    """ "Approved 3 requests; 1 was already decided by Grace Hopper.": what a bulk decision did,
-    `late` counting the requests someone decided first, by who (or what they became)."""
+    """What a bulk decision did, as "Approved 3 requests; 1 was already decided by Grace Hopper.";
+    `late` counts the requests someone decided first, by who (or what they became)."""
     verb = "Approved" if outcome == Decision.Outcome.APPROVED else "Denied"
     said = f"{verb} {done} request{'' if done == 1 else 's'}" if done else f"{verb} none"
     parts = [

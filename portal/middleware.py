@@ -4,6 +4,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -11,14 +12,17 @@ from csp.middleware import CSPMiddleware, PolicyParts
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import SESSION_KEY, logout
+from django.contrib.auth.middleware import LoginRequiredMiddleware
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_cache_control
+from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect
 
 from portal import views
 from portal.apikit import error_response
+from portal.auth.drafts import draft_claim, draft_keep
 from portal.auth.redirects import safe_next_path
 from portal.durations import duration_words
 from portal.metrics import metrics
@@ -174,26 +178,80 @@ class SessionLifetimeMiddleware:
         return ""
 
     def signed_out(self, request: HttpRequest, reason: str) -> HttpResponse:
+        sub = getattr(request.user, "sub", "")
         logout(request)  # flushes the session: its key is useless from now on
         if request.path_info.startswith("/api/"):
             return error_response(
                 request, 401, "AuthenticationError", reason,
                 {"WWW-Authenticate": 'Bearer realm="atrium"'},
             )  # fmt: skip
-        messages.warning(request, reason)
-        if request.headers.get("HX-Request") == "true":
-            current = urlsplit(request.headers.get("HX-Current-URL", ""))
-            next_path = safe_next_path(
-                current.path + (f"?{current.query}" if current.query else "")
-            )
-            return HttpResponseClientRedirect(sign_in_url(next_path))
-        # A form sent after the session ended cannot be sent again from the sign-in's end.
-        next_path = safe_next_path(request.get_full_path() if request.method == "GET" else "/")
-        return HttpResponseRedirect(sign_in_url(next_path))
+        return sign_in_again(request, reason, typed_by=sub)
+
+
+# What a person is told when a request arrives without a session (it ended and is gone, or
+# there never was one); an ended one that is still there says why it ended instead.
+NO_SESSION = "You are signed out: your session has ended. Sign in again to go on."
+NOT_CARRIED_OUT = "What you sent was not carried out: send it again now that you are back."
+
+
+def sign_in_again(request: HttpRequest, reason: str, *, typed_by: str | None) -> HttpResponse:
+    """Send the person to sign in again, saying why, and bring them back where they were.
+
+    htmx cannot follow a redirect to the issuer (the browser refuses it across origins, and
+    nothing would show), so it is told to take the whole page there, and back to the page
+    it was on (`HX-Current-URL`). A form's POST cannot be sent again from the sign-in's end,
+    and its URL may answer only POST (a blank 405): the person comes back to the page the form
+    was on, told that it was not carried out, with what they typed kept when the form asked
+    for it (portal.auth.drafts) and was typed by `typed_by` (None: by whoever signed it).
+    """
+    writes = request.method not in ("GET", "HEAD", "OPTIONS")
+    messages.warning(request, f"{reason} {NOT_CARRIED_OUT}" if writes else reason)
+    claim = draft_claim(request) if writes else None
+    if claim is not None and typed_by in (None, claim.sub):
+        draft_keep(request, claim)
+    if request.headers.get("HX-Request") == "true":
+        if request.headers.get("HX-Boosted") == "true" and not writes:
+            back = request.get_full_path()  # a boosted link: the page it was going to
+        else:
+            back = _path_of(request.headers.get("HX-Current-URL", ""))
+        return HttpResponseClientRedirect(sign_in_url(safe_next_path(back)))
+    if not writes:
+        return HttpResponseRedirect(sign_in_url(safe_next_path(request.get_full_path())))
+    back = claim.path if claim is not None else _form_page(request)
+    return HttpResponseRedirect(sign_in_url(safe_next_path(back)))
 
 
 def sign_in_url(next_path: str) -> str:
     return f"{reverse('auth:login')}?{urlencode({'next': next_path})}"
+
+
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _form_page(request: HttpRequest) -> str:
+    """The page a form was sent from: its Referer when it is this site's (browsers send it to
+    the same origin, `Referrer-Policy: same-origin`); else the home page."""
+    referer = request.headers.get("Referer", "")
+    same_site = url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return _path_of(referer) if referer and same_site else "/"
+
+
+class PortalLoginRequiredMiddleware(LoginRequiredMiddleware):
+    """Django's LoginRequiredMiddleware, answering a request without a session in a way the
+    person can act on (`sign_in_again`): a page's GET is sent to sign in as Django does; htmx
+    and forms are told why, and come back to the page they were on."""
+
+    def handle_no_permission(self, request: HttpRequest, view_func: Any) -> HttpResponse:
+        htmx = request.headers.get("HX-Request") == "true"
+        writes = request.method not in ("GET", "HEAD", "OPTIONS")
+        if request.path_info.startswith("/api/") or not (htmx or writes):
+            response: HttpResponse = super().handle_no_permission(request, view_func)
+            return response
+        return sign_in_again(request, NO_SESSION, typed_by=None)
 
 
 def account_refusal(user_id: str | int) -> str:

@@ -239,8 +239,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # NUL characters and overlong query strings are refused before any view (portal/bounds.py).
     "portal.bounds.BoundsMiddleware",
-    # Every page needs a signed-in person unless its view says @login_not_required.
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Every page needs a signed-in person unless its view says @login_not_required (Django's
+    # middleware; htmx and forms without a session are told why and brought back).
+    "portal.middleware.PortalLoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # Times on pages in the viewer's own zone, as their browser names it.
     "portal.middleware.TimezoneMiddleware",

@@ -21,6 +21,7 @@ from joserfc.errors import JoseError
 
 from access.audit import Actor
 from access.sync import role_memberships_record_from_token
+from portal.auth.drafts import draft_forget_unless
 from portal.auth.oidc import id_token_claims_options, oidc_client
 from portal.auth.redirects import safe_next_path
 from portal.durations import duration_words
@@ -172,6 +173,8 @@ def callback(request: HttpRequest) -> HttpResponse:
     )
     # Django's login() gives the session a new key, so a planted session id is useless.
     auth_login(request, user, backend="access.backends.PolicyBackend")
+    # login() keeps what the signed-out session held: a form's draft only for who typed it.
+    draft_forget_unless(request, sub=user.sub)
     request.session[ID_TOKEN_SESSION_KEY] = token.get("id_token", "")
     session_start(request)
     Actor.of_request(request, user.sub, "web").record("auth.signed_in", user.sub, roles=held)

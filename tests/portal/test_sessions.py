@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 from typing import Any
@@ -11,10 +12,12 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import timezone
 
+from access.models import AccessRequest
+from portal.auth.drafts import DRAFT_FIELD, SESSION_KEY
 from portal.middleware import SEEN_AT, SIGNED_IN_AT
 from portal.models import User
-from tests.helpers import DevTenant, load_settings
-from tests.portal.auth_helpers import machine_token, sign_in
+from tests.helpers import ENTITY, DevTenant, load_settings, text
+from tests.portal.auth_helpers import answer_at_tenant, machine_token, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -107,7 +110,9 @@ def test_the_limits_are_settings(ada: Client, settings: Any) -> None:
     assert "after 5 minutes without activity" in ada.get("/").content.decode()
 
 
-def test_a_form_sent_after_the_session_ended_starts_over_at_home(ada: Client) -> None:
+def test_a_form_sent_after_the_session_ended_without_a_referer_starts_over_at_home(
+    ada: Client,
+) -> None:
     shift_clocks(ada, seen=31 * 60)
 
     response = ada.post("/access/refresh/")
@@ -183,3 +188,194 @@ def test_a_limit_that_is_not_a_duration_is_refused_by_name(tmp_path: Any, variab
 
     assert loaded.returncode != 0
     assert f"{variable}='8 hours' is not a positive ISO 8601 duration" in loaded.stderr
+
+
+# --- What a person's last action becomes when their session has ended under it ---------------
+
+
+def message_after_sign_in(client: Client) -> str:
+    """The page the person next sees, with the message waiting for them."""
+    return text(client.get("/").content)
+
+
+def test_htmx_without_any_session_is_sent_to_sign_in_and_back_to_its_page() -> None:
+    # No session cookie at all: Django would redirect to sign-in, then to the issuer, a
+    # redirect the browser's XHR is refused (another origin), so nothing would show.
+    browser = Client()
+
+    response = browser.get(
+        "/access/approvals/count/",
+        headers={
+            "HX-Request": "true",
+            "HX-Current-URL": "http://testserver/access/approvals/?role=payments.viewer",
+        },
+    )
+
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == (
+        "/auth/login/?next=%2Faccess%2Fapprovals%2F%3Frole%3Dpayments.viewer"
+    )
+    assert "your session has ended. Sign in again to go on." in message_after_sign_in(browser)
+
+
+def test_an_htmx_approve_after_the_session_ended_says_it_was_not_carried_out(
+    ada: Client,
+) -> None:
+    shift_clocks(ada, seen=31 * 60)
+
+    response = ada.post(
+        "/access/approvals/1/",
+        {"outcome": "approved"},
+        headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/access/approvals/"},
+    )
+
+    assert response["HX-Redirect"] == "/auth/login/?next=%2Faccess%2Fapprovals%2F"
+    said = message_after_sign_in(ada)
+    assert "You were signed out after 30 minutes without activity." in said
+    assert "What you sent was not carried out: send it again" in said
+
+
+def test_htmx_is_never_sent_off_the_site_by_its_current_url() -> None:
+    response = Client().get(
+        "/access/", headers={"HX-Request": "true", "HX-Current-URL": "https://evil.example//x"}
+    )
+
+    assert response["HX-Redirect"] == "/auth/login/?next=%2F"
+
+
+def test_a_boosted_link_without_a_session_signs_in_on_the_way_to_where_it_went() -> None:
+    response = Client().get(
+        "/access/",
+        headers={
+            "HX-Request": "true",
+            "HX-Boosted": "true",
+            "HX-Current-URL": "http://testserver/",
+        },
+    )
+
+    assert response["HX-Redirect"] == "/auth/login/?next=%2Faccess%2F"
+
+
+def test_a_form_sent_after_the_session_ended_comes_back_to_the_page_it_was_on(
+    ada: Client,
+) -> None:
+    shift_clocks(ada, seen=31 * 60)
+
+    response = ada.post("/access/refresh/", headers={"Referer": "http://testserver/access/"})
+
+    # Back to the page, never a GET of the URL that takes only POST (a blank 405).
+    assert response["Location"] == "/auth/login/?next=%2Faccess%2F"
+    said = message_after_sign_in(ada)
+    assert "What you sent was not carried out: send it again now that you are back." in said
+
+
+def test_a_referer_from_another_site_is_not_followed(ada: Client) -> None:
+    shift_clocks(ada, seen=31 * 60)
+
+    response = ada.post("/access/refresh/", headers={"Referer": "https://evil.example/access/"})
+
+    assert response["Location"] == "/auth/login/?next=%2F"
+
+
+@pytest.mark.parametrize("ended", ["idle", "gone"])
+def test_a_form_whose_session_ended_reaches_the_sign_in_not_a_csrf_refusal(
+    ada: Client, ended: str
+) -> None:
+    # The CSRF token is the cookie's (not the session's): it outlives the session, so a form
+    # sent after the session ended is answered by the portal's sign-in, not a 403.
+    browser = Client(enforce_csrf_checks=True)
+    browser.cookies = ada.cookies
+    page = browser.get("/access/").content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert token is not None
+    if ended == "idle":
+        shift_clocks(browser, seen=31 * 60)
+    else:
+        Session.objects.all().delete()
+
+    response = browser.post(
+        "/access/refresh/",
+        {"csrfmiddlewaretoken": token.group(1)},
+        headers={"Referer": "http://testserver/access/"},
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == "/auth/login/?next=%2Faccess%2F"
+    assert "not carried out" in message_after_sign_in(browser)
+
+
+# --- The request form keeps what was typed -----------------------------------------------------
+
+FORM_PAGE = f"/access/requests/new/?entity={ENTITY}&role=payments.admin"
+
+
+def typed_form(client: Client) -> dict[str, str]:
+    """The request form as Ada fills it in."""
+    page = client.get(FORM_PAGE).content.decode()
+    draft = re.search(rf'name="{DRAFT_FIELD}" value="([^"]+)"', page)
+    assert draft is not None
+    return {
+        "entity": ENTITY, "role": "payments.admin", "reason": "Rotating the card vault keys",
+        "duration": "P1D", DRAFT_FIELD: draft.group(1),
+    }  # fmt: skip
+
+
+def sign_in_from(client: Client, location: str, email: str) -> Any:
+    """Follow the portal's sign-in link through the devtenant, as the browser would."""
+    authorize = client.get(location)["Location"]
+    attempt = answer_at_tenant(authorize, email)
+    return client.get(attempt.callback_path)
+
+
+@pytest.mark.parametrize("ended", ["idle", "gone"])
+def test_the_request_form_keeps_what_was_typed_across_signing_in_again(
+    ada: Client, payments: None, ended: str
+) -> None:
+    form = typed_form(ada)
+    if ended == "idle":
+        shift_clocks(ada, seen=31 * 60)
+    else:
+        Session.objects.all().delete()
+
+    sent = ada.post(FORM_PAGE, form, headers={"Referer": f"http://testserver{FORM_PAGE}"})
+    back = sign_in_from(ada, sent["Location"], "ada@example.com")
+
+    assert back.status_code == 302 and back["Location"] == FORM_PAGE
+    page = ada.get(FORM_PAGE).content.decode()
+    assert "Rotating the card vault keys</textarea>" in page
+    assert '<option value="P1D" selected>' in page
+    assert '<option value="payments.admin" selected>' in page
+    said = text(page.encode())
+    assert "What you sent was not carried out" in said
+    assert "What you typed is back in the form: check it and send it." in said
+    assert not AccessRequest.objects.exists()
+    # Taken once: a reload shows the form as it comes.
+    assert "Rotating the card vault keys" not in ada.get(FORM_PAGE).content.decode()
+
+
+def test_a_draft_never_reaches_someone_else_who_signs_in_on_that_browser(
+    ada: Client, payments: None
+) -> None:
+    form = typed_form(ada)
+    Session.objects.all().delete()
+
+    sent = ada.post(FORM_PAGE, form)
+    sign_in_from(ada, sent["Location"], "grace@example.com")
+
+    assert "Rotating the card vault keys" not in ada.get(FORM_PAGE).content.decode()
+    assert SESSION_KEY not in ada.session
+
+
+def test_a_forged_or_foreign_draft_is_not_kept(ada: Client, payments: None) -> None:
+    form = typed_form(ada)
+    # Mallory's own signed draft, posted into Ada's ended session, is not Ada's to keep.
+    mallory = Client()
+    mallory.force_login(User.objects.create_user("auth0|mallory", "mallory@example.com"))
+    foreign = typed_form(mallory)[DRAFT_FIELD]
+    shift_clocks(ada, seen=31 * 60)
+
+    ada.post(FORM_PAGE, {**form, DRAFT_FIELD: foreign})
+    assert SESSION_KEY not in ada.session
+    Session.objects.all().delete()
+    ada.post(FORM_PAGE, {**form, DRAFT_FIELD: form[DRAFT_FIELD] + "x"})
+    assert SESSION_KEY not in ada.session
