@@ -245,7 +245,9 @@ class PortalLoginRequiredMiddleware(LoginRequiredMiddleware):
     person can act on (`sign_in_again`): a page's GET is sent to sign in as Django does; htmx
     and forms are told why, and come back to the page they were on."""
 
-    def handle_no_permission(self, request: HttpRequest, view_func: Any) -> HttpResponse:
+    def handle_no_permission(  # type: ignore[override]  # htmx's answer is no redirect
+        self, request: HttpRequest, view_func: Any
+    ) -> HttpResponse:
         htmx = request.headers.get("HX-Request") == "true"
         writes = request.method not in ("GET", "HEAD", "OPTIONS")
         if request.path_info.startswith("/api/") or not (htmx or writes):

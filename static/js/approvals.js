@@ -1,5 +1,6 @@
 // The approvals page's bulk bar follows the selection: it says how many requests are ticked,
-// offers "Approve selected" and "Deny selected" only when some are, and goes away once nothing
+// offers "Approve selected" and "Deny selected" only when some are (and stays in view while
+// they are: the stylesheet keeps `data-active` at the screen's bottom), and goes away once nothing
 // on the page waits any more (each inline decision swaps its row for the outcome). Without this
 // script the bar is always there and the server says when nothing was ticked.
 (function () {
@@ -13,6 +14,7 @@
     var boxes = form.querySelectorAll('input[name="selected"]');
     var ticked = form.querySelectorAll('input[name="selected"]:checked').length;
     bar.hidden = boxes.length === 0;
+    bar.toggleAttribute("data-active", ticked > 0);
     var count = bar.querySelector("[data-bulk-count]");
     if (count) {
       count.textContent = ticked === 0

@@ -132,9 +132,9 @@ def test_the_counts_are_fetched_again_after_a_decision_and_stay_in_place_at_zero
     assert "You approved the request" in text(decided.content)
     assert as_grace.get(f"{APPROVALS}count/").content.decode().strip() == ""
     assert as_grace.get(f"{APPROVALS}count/?as=tab").content.decode().strip() == "(0)"
-    # With nothing waiting, the bar's count and the tab's are still there to be updated.
+    # With nothing waiting, the bar's count, the tab's and the total are still there to update.
     page = page_of(as_grace)
-    assert page.count('hx-trigger="approvals-changed from:body"') == 2
+    assert page.count('hx-trigger="approvals-changed from:body"') == 3
     assert "Nothing is waiting for you." in page
     assert "data-bulk-bar" not in page  # nothing to decide in bulk
 

@@ -156,8 +156,8 @@ def test_a_decision_on_the_page_updates_the_counts_of_what_waits(
 ) -> None:
     request, as_ada, as_grace = ada_asks_grace(devtenant)
     page = as_grace.get("/access/approvals/").content.decode()
-    # The navigation bar's count and the Waiting tab's listen for the decision's event.
-    assert page.count('hx-trigger="approvals-changed from:body"') == 2
+    # The navigation bar's count, the Waiting tab's and the total listen for the decision's event.
+    assert page.count('hx-trigger="approvals-changed from:body"') == 3
     assert as_grace.get("/access/approvals/count/").content.decode().strip() == (
         '<span class="count" aria-label="1 waiting">1</span>'
     )
