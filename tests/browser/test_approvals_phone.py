@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from django.contrib.sessions.models import Session
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, ViewportSize, expect
 
 from access.models import AccessRequest
 from tests.browser.conftest import demo_seed
@@ -16,7 +16,7 @@ from tests.factories import AccessRequestFactory, UserFactory
 from tests.helpers import browser_sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 ENTITY = "component:default/payments-api"
 
 
