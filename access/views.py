@@ -205,7 +205,8 @@ def request_new(request: HttpRequest) -> HttpResponse:
         if extending is not None:
             default = min(extending.duration, longest)
         if draft:
-            initial.update({name: draft[name] for name in DRAFT_FIELDS[1:] if draft.get(name)})
+            typed = {field: draft[field] for field in ("reason", "duration") if draft.get(field)}
+            initial.update(typed)
             messages.info(request, "What you typed is back in the form: check it and send it.")
         form = AccessRequestForm(
             request.POST or None,

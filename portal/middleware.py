@@ -207,7 +207,9 @@ def sign_in_again(request: HttpRequest, reason: str, *, typed_by: str | None) ->
     writes = request.method not in ("GET", "HEAD", "OPTIONS")
     messages.warning(request, f"{reason} {NOT_CARRIED_OUT}" if writes else reason)
     claim = draft_claim(request) if writes else None
-    if claim is not None and typed_by in (None, claim.sub):
+    if claim is not None and typed_by not in (None, claim.sub):
+        claim = None  # another person's draft, posted into this person's session: not theirs
+    if claim is not None:
         draft_keep(request, claim)
     if request.headers.get("HX-Request") == "true":
         if request.headers.get("HX-Boosted") == "true" and not writes:
