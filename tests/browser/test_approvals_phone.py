@@ -1,5 +1,6 @@
 """On a phone (390×844, Chromium): Grace approves from the approvals page, whose counts follow
-each decision; Ada's typed reason survives a session that ended under the request form."""
+each decision, and an Approve sent after her session ended brings her back to the page; Ada's
+typed reason survives a session that ended under the request form."""
 
 from __future__ import annotations
 
@@ -85,11 +86,18 @@ def test_grace_approves_from_her_phone_and_the_counts_follow(page: Page, portal:
     expect(tab).to_have_text(re.compile(r"Waiting\s*\(1\)"))
     expect(page.locator("#approvals-total")).to_have_text("1 waiting for you, oldest first.")
 
+    # Her session ends before the last one: htmx takes the page to sign in (Auth0 still knows
+    # her) and back, saying the Approve was not carried out.
+    Session.objects.all().delete()
+    alan = page.locator("tr", has_text="Reconciling card refunds")
+    alan.get_by_role("button", name="Approve").click()
+    expect(page.get_by_text("What you sent was not carried out")).to_be_visible()
+    expect(page).to_have_url(f"{portal.url}/access/approvals/")
+    expect(tab).to_have_text(re.compile(r"Waiting\s*\(1\)"))
+
     # The last one: the counts go to nothing, and so does the bulk bar.
-    page.locator("tr", has_text="Reconciling card refunds").get_by_role(
-        "button", name="Approve"
-    ).click()
-    expect(page.locator("tr.decided")).to_have_count(2)
+    alan.get_by_role("button", name="Approve").click()
+    expect(page.locator("tr.decided")).to_have_count(1)
     expect(nav_count).to_have_text(re.compile(r"^\s*Approvals\s*$"))
     expect(tab).to_have_text(re.compile(r"Waiting\s*\(0\)"))
     expect(bar).to_be_hidden()
