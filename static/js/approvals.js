@@ -25,10 +25,23 @@
     for (var i = 0; i < actions.length; i++) {
       actions[i].disabled = ticked === 0;
     }
+    var all = bar.querySelector("[data-bulk-all]");
+    if (all) {
+      all.hidden = false;
+      all.textContent = ticked === boxes.length ? "Clear the selection" : "Select all on this page";
+    }
   }
 
   document.addEventListener("change", function (event) {
     if (event.target && event.target.name === "selected") { update(); }
+  });
+  document.addEventListener("click", function (event) {
+    var all = event.target && event.target.closest && event.target.closest("[data-bulk-all]");
+    if (!all) { return; }
+    var boxes = document.querySelectorAll('#bulk input[name="selected"]');
+    var every = document.querySelectorAll('#bulk input[name="selected"]:checked').length === boxes.length;
+    for (var i = 0; i < boxes.length; i++) { boxes[i].checked = !every; }
+    update();
   });
   // htmx swapped a row for its outcome: a ticked box may have gone with it.
   document.addEventListener("htmx:afterSettle", update);

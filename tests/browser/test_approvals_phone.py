@@ -70,6 +70,10 @@ def test_grace_approves_from_her_phone_and_the_counts_follow(page: Page, portal:
     expect(approve_selected).to_be_enabled()
     ada.get_by_role("checkbox").uncheck()
     expect(approve_selected).to_be_disabled()
+    bar.get_by_role("button", name="Select all on this page").click()
+    expect(bar).to_contain_text("2 selected")
+    bar.get_by_role("button", name="Clear the selection").click()
+    expect(approve_selected).to_be_disabled()
 
     # Each request is a card saying who asks for what; Approve is a thumb's reach away.
     expect(ada).to_contain_text("Payments API")
