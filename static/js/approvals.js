@@ -1,8 +1,9 @@
 // The approvals page's bulk bar follows the selection: it says how many requests are ticked,
 // offers "Approve selected" and "Deny selected" only when some are (and stays in view while
-// they are: the stylesheet keeps `data-active` at the screen's bottom), and goes away once nothing
-// on the page waits any more (each inline decision swaps its row for the outcome). Without this
-// script the bar is always there and the server says when nothing was ticked.
+// they are: the stylesheet keeps `data-active` at the screen's bottom), selects or clears the
+// whole page at once, and goes away once nothing on the page waits any more (each inline
+// decision swaps its row for its outcome). Without this script the bar is always there, and
+// the server says so when nothing was ticked.
 (function () {
   "use strict";
 
@@ -39,8 +40,8 @@
     var all = event.target && event.target.closest && event.target.closest("[data-bulk-all]");
     if (!all) { return; }
     var boxes = document.querySelectorAll('#bulk input[name="selected"]');
-    var every = document.querySelectorAll('#bulk input[name="selected"]:checked').length === boxes.length;
-    for (var i = 0; i < boxes.length; i++) { boxes[i].checked = !every; }
+    var ticked = document.querySelectorAll('#bulk input[name="selected"]:checked').length;
+    for (var i = 0; i < boxes.length; i++) { boxes[i].checked = ticked !== boxes.length; }
     update();
   });
   // htmx swapped a row for its outcome: a ticked box may have gone with it.
