@@ -109,21 +109,33 @@ def actor_matches(value: str) -> Q:
     )
 
 
+def target_sub(target: str) -> str:
+    """The id of the person a record is about, when its target ends with one: `… for auth0|…`
+    (a request), `… → auth0|…` (a membership), or the id alone (a sign-in, an account)."""
+    last = target.rsplit(" ", 1)[-1]
+    return last if "|" in last else ""
+
+
 def actors_named(events: Iterable[AuditEvent]) -> list[AuditEvent]:
     """The records, each with `shown_name` and `shown_email` for a page to name its actor by:
     as recorded, or, for a record from before names were kept, the person's current name and
-    e-mail (one query for them all; the record itself is never changed)."""
+    e-mail; and `target_person`, the (name, e-mail, id) of the person its target ends with.
+    One query for them all; the records themselves are never changed."""
     events = list(events)
     unnamed = {e.actor for e in events if not (e.actor_name or e.actor_email)}
+    wanted = (unnamed | {target_sub(e.target) for e in events}) - {""}
     found = {
         sub: (name, email)
-        for sub, name, email in User.objects.filter(sub__in=unnamed).values_list(
+        for sub, name, email in User.objects.filter(sub__in=wanted).values_list(
             "sub", "name", "email"
         )
-    } if unnamed else {}  # fmt: skip
+    } if wanted else {}  # fmt: skip
     for event in events:
         recorded = (event.actor_name, event.actor_email)
         event.shown_name, event.shown_email = (
             recorded if any(recorded) else found.get(event.actor, ("", ""))
         )
+        about = target_sub(event.target)
+        if about in found:
+            event.target_person = (*found[about], about)
     return events

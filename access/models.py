@@ -149,6 +149,8 @@ class AuditEvent(models.Model):
     # recorded name and e-mail, or, for records from before they were kept, the person's now.
     shown_name = ""
     shown_email = ""
+    # The (name, e-mail, id) of the person the target ends with, set there too.
+    target_person: tuple[str, str, str] | None = None
 
     class Meta:
         ordering = ["-at", "-id"]

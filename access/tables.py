@@ -113,10 +113,20 @@ class AuditTable(tables.Table):
         """The page's actors named (records from before names were kept by the person's name
         now) and their catalog pages looked up: a query or two for the page, none per row."""
         records = actors_named(row.record for row in self.paginated_rows)
-        prime_people(request, [record.shown_email for record in records])
+        about = [record.target_person[1] for record in records if record.target_person]
+        prime_people(request, [record.shown_email for record in records] + about)
 
     def render_at(self, value: datetime) -> SafeString | str:
         return when(value)
+
+    def render_target(self, record: AuditEvent) -> SafeString | str:
+        """What the record is about, the person at its end by name (`… for Ada Lovelace`)."""
+        if record.target_person is None:
+            return record.target
+        name, email, sub = record.target_person
+        about = record.target.removesuffix(sub)
+        person = render_person(getattr(self, "request", None), name=name, email=email, sub=sub)
+        return format_html("{}{}", about, person)
 
     def render_actor(self, record: AuditEvent) -> SafeString:
         return render_person(

@@ -182,7 +182,10 @@ def some_people_acting() -> None:
     Actor("client:automation", via=AuditEvent.Via.API).record("role.registry_changed", "m")
     # From before names were kept: found by the name the person has now.
     UserFactory.create(sub="auth0|alan", email="alan@example.com", name="Alan Turing")
-    AuditEvent.objects.create(actor="auth0|alan", via="web", action="request.cancelled")
+    AuditEvent.objects.create(
+        actor="auth0|alan", via="web", action="request.cancelled",
+        target="payments.viewer on component:default/payments-api for auth0|alan",
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -219,12 +222,15 @@ def test_the_audit_page_names_people_and_says_what_they_did() -> None:
 
     assert "Ada Lovelace Asked for access" in page
     assert "Grace Hopper Approved" in page
-    assert "Alan Turing Request withdrawn" in page  # an old record: the person's name now
+    # An old record: the person's name now, for who acted and whom it is about.
+    withdrawn = "Alan Turing Request withdrawn payments.viewer on component:default/payments-api"
+    assert f"{withdrawn} for Alan Turing" in page
     assert "API client automation Owners or rules changed" in page
     assert "auth0|" not in page
     assert "Grace Hopper" in by_grace and "Ada Lovelace" not in by_grace
     # The raw names stay the filter's values.
-    assert admin.get("/access/audit/", {"action": "request.cancelled"}).content.count(b"Alan") == 1
+    cancelled = text(admin.get("/access/audit/", {"action": "request.cancelled"}).content)
+    assert "Alan Turing Request withdrawn" in cancelled and "Ada Lovelace" not in cancelled
 
 
 def test_the_audit_page_names_a_page_of_people_in_a_few_queries(
