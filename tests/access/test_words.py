@@ -108,10 +108,11 @@ def test_mail_says_who_decided_and_exactly_when_access_ends(settings: Any) -> No
     )
     Decision.objects.create(request=request, approver=grace, outcome=Decision.Outcome.APPROVED)
 
-    request_event_notify(request_id=request.pk, event="approved")
-    request_event_notify(request_id=request.pk, event="active")
+    for event in ("approved", "active", "reminder"):
+        request_event_notify(request_id=request.pk, event=event)
 
-    approved, active = mail.outbox
+    approved, active, reminder = mail.outbox
+    assert reminder.subject.endswith("payments.viewer ends Tue 8 Dec 2026, 09:30 UTC")
     assert "was approved by Grace Hopper." in approved.body
     assert "until Tue 8 Dec 2026, 09:30 UTC." in active.body
     assert "until Tue 8 Dec 2026, 09:30 UTC." in str(active.alternatives[0][0])  # type: ignore[attr-defined]
