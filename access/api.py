@@ -16,7 +16,7 @@ from ninja import Body, Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import Field
 
-from access.audit import Actor
+from access.audit import Actor, actor_matches
 from access.models import AccessRequest, AuditEvent, Decision, Role
 from access.policy import is_admin_or_machine, may_administer_access, viewer_for
 from access.registry import (
@@ -266,8 +266,10 @@ def require_admin_or_machine(request: HttpRequest, refusal: str) -> None:
 
 
 def api_actor(request: HttpRequest) -> Actor:
-    """The API's caller, as the audit log records them."""
-    return Actor.of_request(request, principal_of(request).actor, AuditEvent.Via.API)
+    """The API's caller, as the audit log records them: a person the portal knows by name, else
+    by the id their token carries (`client:<id>` for a machine)."""
+    who = person_of(request) or principal_of(request).actor
+    return Actor.of_request(request, who, AuditEvent.Via.API)
 
 
 def _requests() -> QuerySet[AccessRequest]:
@@ -403,6 +405,10 @@ class AuditEventOut(Schema):
     id: int
     at: datetime
     actor: str
+    # The person's name and e-mail as they were then; blank for machines, the portal's jobs and
+    # records from before the log kept them.
+    actorName: str
+    actorEmail: str
     via: str
     action: str
     target: str
@@ -440,7 +446,9 @@ def audit_events(
     request: HttpRequest,
     cursor: str | None = None,
     limit: Annotated[int, Field(ge=1, le=1000, description="1 to 1000")] = 100,
-    actor: str | None = None,
+    actor: Annotated[
+        str | None, Field(description="part of the actor's name or e-mail, or their id")
+    ] = None,
     action: str | None = None,
 ) -> AuditEventList:
     """Cursor-paged: pass `pageInfo.nextCursor` back as `cursor` for the next (older) page."""
@@ -452,7 +460,7 @@ def audit_events(
     if cursor:
         events = events.filter(id__lt=_before(cursor))
     if actor:
-        events = events.filter(actor=actor)
+        events = events.filter(actor_matches(actor))
     if action:
         events = events.filter(action=action)
     page = list(events[: limit + 1])
@@ -460,7 +468,8 @@ def audit_events(
     page = page[:limit]
     return AuditEventList(
         items=[
-            AuditEventOut(id=e.pk, at=e.at, actor=e.actor, via=e.via, action=e.action,
+            AuditEventOut(id=e.pk, at=e.at, actor=e.actor, actorName=e.actor_name,
+                          actorEmail=e.actor_email, via=e.via, action=e.action,
                           target=e.target, detail=e.detail, correlationId=e.correlation_id,
                           ip=e.ip, userAgent=e.user_agent)
             for e in page

@@ -1,4 +1,5 @@
-"""Who did what: the actor a change is recorded under, and the audit records it writes."""
+"""Who did what: the actor a change is recorded under, the audit records it writes, and the
+actors of records as the pages name them."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Q
 from django.http import HttpRequest
 
 from access.models import AccessRequest, AuditEvent, RoleMembership
+from portal.models import User
 from portal.ratelimits import request_address
 
 SYSTEM_ACTOR = "system"
@@ -18,25 +21,33 @@ SYSTEM_ACTOR = "system"
 class Actor:
     """Who caused a change, through what, from where: what the audit log records of it."""
 
-    name: str  # a person's `sub`, `client:<id>` for a machine, `system` for the portal's jobs
+    id: str  # a person's `sub`, `client:<id>` for a machine, `system` for the portal's jobs
     via: str = AuditEvent.Via.WEB
     ip: str | None = None
     user_agent: str = ""
+    # A person's name and e-mail as they are now, kept with each record; blank for machines.
+    name: str = ""
+    email: str = ""
 
     @classmethod
-    def of_request(cls, request: HttpRequest, name: str, via: str) -> Actor:
-        """The caller of a page or the API, with the address and client they came from."""
-        return cls(name, via=via, ip=request_address(request),
-                   user_agent=request.headers.get("User-Agent", ""))  # fmt: skip
+    def of_request(cls, request: HttpRequest, who: User | str, via: str) -> Actor:
+        """The caller of a page or the API — a person, or a machine client by its id — with
+        the address and client they came from."""
+        if isinstance(who, str):
+            sub, name, email = who, "", ""
+        else:
+            sub, name, email = who.sub, who.name, who.email
+        agent = request.headers.get("User-Agent", "")
+        return cls(sub, via, request_address(request), agent, name=name, email=email)
 
     def event(
         self, action: str, target: str, correlation_id: str = "", **detail: Any
     ) -> AuditEvent:
         """An audit record by this actor, not yet written (for bulk writes)."""
         return AuditEvent(
-            actor=self.name, via=self.via, action=action, target=target[:500],
-            correlation_id=correlation_id, detail=detail, ip=self.ip,
-            user_agent=self.user_agent[:500],
+            actor=self.id, actor_name=self.name[:255], actor_email=self.email[:254],
+            via=self.via, action=action, target=target[:500], correlation_id=correlation_id,
+            detail=detail, ip=self.ip, user_agent=self.user_agent[:500],
         )  # fmt: skip
 
     def record(self, action: str, target: str, correlation_id: str = "", **detail: Any) -> None:
@@ -79,4 +90,52 @@ def membership_events(
                 source=membership.source,
             )  # fmt: skip
         )
+    return events
+
+
+# --- reading the log -------------------------------------------------------------------------
+
+
+def actor_matches(value: str) -> Q:
+    """The records of an actor found by part of their name or e-mail (as recorded, or as the
+    person is called now, for records from before names were kept), or by their id."""
+    value = value.strip()
+    people = User.objects.filter(Q(name__icontains=value) | Q(email__icontains=value))
+    return (
+        Q(actor_name__icontains=value)
+        | Q(actor_email__icontains=value)
+        | Q(actor__icontains=value)
+        | Q(actor__in=people.values("sub"))
+    )
+
+
+def target_sub(target: str) -> str:
+    """The id of the person a record is about, when its target ends with one: `… for auth0|…`
+    (a request), `… → auth0|…` (a membership), or the id alone (a sign-in, an account)."""
+    last = target.rsplit(" ", 1)[-1]
+    return last if "|" in last else ""
+
+
+def actors_named(events: Iterable[AuditEvent]) -> list[AuditEvent]:
+    """The records, each with `shown_name` and `shown_email` for a page to name its actor by:
+    as recorded, or, for a record from before names were kept, the person's current name and
+    e-mail; and `target_person`, the (name, e-mail, id) of the person its target ends with.
+    One query for them all; the records themselves are never changed."""
+    events = list(events)
+    unnamed = {e.actor for e in events if not (e.actor_name or e.actor_email)}
+    wanted = (unnamed | {target_sub(e.target) for e in events}) - {""}
+    found = {
+        sub: (name, email)
+        for sub, name, email in User.objects.filter(sub__in=wanted).values_list(
+            "sub", "name", "email"
+        )
+    } if wanted else {}  # fmt: skip
+    for event in events:
+        recorded = (event.actor_name, event.actor_email)
+        event.shown_name, event.shown_email = (
+            recorded if any(recorded) else found.get(event.actor, ("", ""))
+        )
+        about = target_sub(event.target)
+        if about in found:
+            event.target_person = (*found[about], about)
     return events

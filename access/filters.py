@@ -7,15 +7,23 @@ import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 
+from access.audit import actor_matches
 from access.models import AccessRequest, AuditEvent
+from access.words import ACTIONS
 
 WHEN = forms.DateTimeInput(attrs={"type": "datetime-local"})
 
 
 class AuditFilter(django_filters.FilterSet):
-    actor = django_filters.CharFilter(field_name="actor", lookup_expr="iexact", label="Actor")
-    action = django_filters.CharFilter(field_name="action", lookup_expr="istartswith",
-                                       label="Action")  # fmt: skip
+    actor = django_filters.CharFilter(
+        method="by_actor", label="Who",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "name, e-mail or id"}),
+    )  # fmt: skip
+    # The raw action names are the values (a link may say `?action=grant.activated`); people
+    # choose by the words.
+    action = django_filters.ChoiceFilter(
+        field_name="action", label="What", empty_label="anything", choices=list(ACTIONS.items())
+    )
     role = django_filters.CharFilter(method="about_role", label="Role")
     entity = django_filters.CharFilter(field_name="target", lookup_expr="icontains",
                                        label="Entity")  # fmt: skip
@@ -29,6 +37,12 @@ class AuditFilter(django_filters.FilterSet):
     class Meta:
         model = AuditEvent
         fields: list[str] = []
+
+    def by_actor(
+        self, queryset: QuerySet[AuditEvent], name: str, value: str
+    ) -> QuerySet[AuditEvent]:
+        """Part of a person's name or e-mail, in any case, or their id (`auth0|…`, `client:…`)."""
+        return queryset.filter(actor_matches(value))
 
     def about_role(
         self, queryset: QuerySet[AuditEvent], name: str, value: str

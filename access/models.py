@@ -133,6 +133,10 @@ class AuditEvent(models.Model):
     at = models.DateTimeField(default=timezone.now, db_index=True)
     # A person's `sub`, `client:<id>` for a machine, `system` for the portal's own jobs.
     actor = models.CharField(max_length=255)
+    # A person's name and e-mail as they were at the time: a later rename leaves the record as
+    # it was. Blank for machines and the portal's jobs, and in records from before they were kept.
+    actor_name = models.CharField(max_length=255, blank=True)
+    actor_email = models.EmailField(max_length=254, blank=True)
     via = models.CharField(max_length=10, choices=Via.choices)
     action = models.CharField(max_length=60, db_index=True)
     target = models.CharField(max_length=500, blank=True)
@@ -140,6 +144,13 @@ class AuditEvent(models.Model):
     correlation_id = models.CharField(max_length=64, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=500, blank=True)
+
+    # Who a page names as the actor, never saved: access.audit.actors_named sets them from the
+    # recorded name and e-mail, or, for records from before they were kept, the person's now.
+    shown_name = ""
+    shown_email = ""
+    # The (name, e-mail, id) of the person the target ends with, set there too.
+    target_person: tuple[str, str, str] | None = None
 
     class Meta:
         ordering = ["-at", "-id"]

@@ -12,6 +12,7 @@ from django.template.loader import render_to_string
 
 from access.models import AccessRequest
 from access.selectors import decision_scope, portal_admin_emails
+from portal.templatetags.atrium import exact_time
 
 SUBJECTS = {
     "requested": "{requester} asks for {role}",
@@ -54,7 +55,7 @@ def request_event_notify(*, request_id: int, event: str) -> int:
     }
     subject = "[Atrium] " + SUBJECTS[event].format(
         requester=request.requester, role=request.role_name,
-        ends=request.expires_at.strftime("%Y-%m-%d %H:%M UTC") if request.expires_at else "soon",
+        ends=exact_time(request.expires_at) or "soon",
     )  # fmt: skip
     if recipients:
         mail = EmailMultiAlternatives(

@@ -378,10 +378,11 @@ def request_timeline(*, request: AccessRequest) -> QuerySet[AuditEvent]:
 
 
 def decisions_by(*, user: User, limit: int = 200) -> QuerySet[Decision]:
-    """What this person decided, newest first."""
+    """What this person decided, newest first, with every decision on each request."""
     return (
         Decision.objects.filter(approver=user)
         .select_related("request__requester")
+        .prefetch_related("request__decisions__approver")
         .order_by("-at")[:limit]
     )
 

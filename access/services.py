@@ -109,8 +109,9 @@ class NotAllowed(Exception):
 
 def _after_commit(task: Task, request: AccessRequest, actor: Actor, *args: Any) -> None:
     """Queue a task once the transaction commits, carrying who caused it in its headers."""
-    # Only the name: the worker's records say they came through a task (access.tasks.actor_of).
-    headers = {"atrium_actor": actor.name}
+    # Who, not how: the worker's records say they came through a task (access.tasks.actor_of).
+    headers = {"atrium_actor": actor.id, "atrium_actor_name": actor.name,
+               "atrium_actor_email": actor.email}  # fmt: skip
     transaction.on_commit(lambda: task.apply_async(args=(request.pk, *args), headers=headers))
 
 
@@ -211,7 +212,7 @@ def access_request_decide(
             request=request, approver=approver, outcome=outcome, comment=comment.strip()
         )
         verb = "approved" if outcome == Decision.Outcome.APPROVED else "denied"
-        logger.info("request %s: %s by %s", request.pk, verb, actor.name)
+        logger.info("request %s: %s by %s", request.pk, verb, actor.id)
         actor.record(f"request.{verb}", request_target(request), request.correlation_id,
                      comment=comment.strip())  # fmt: skip
         now = timezone.now()

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import django_tables2 as tables
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
+from django.utils.safestring import SafeString, mark_safe
 
+from access.audit import actors_named
 from access.models import AuditEvent, Role, RoleMembership
 from access.policy import role_refusal
 from access.selectors import rules_of
+from access.words import action_words, source_words
+from catalog.templatetags.people import prime_people, render_person
+from portal.templatetags.atrium import when
 
 
 class RoleTable(tables.Table):
@@ -47,11 +53,10 @@ class RoleTable(tables.Table):
 
 
 class MemberTable(tables.Table):
-    name = tables.Column(accessor="user__name", verbose_name="Person")
-    email = tables.Column(accessor="user__email", verbose_name="E-mail")
-    sub = tables.Column(accessor="user__sub", verbose_name="Auth0 user")
-    source = tables.Column(verbose_name="Since how")
-    expires_at = tables.Column(verbose_name="Ends", default="—")
+    person = tables.Column(accessor="user__name", verbose_name="Person")
+    sub = tables.Column(accessor="user__sub", verbose_name="Auth0 id")
+    source = tables.Column(verbose_name="How they hold it")
+    expires_at = tables.Column(verbose_name="Ends", empty_values=())
     created_at = tables.Column(verbose_name="Held since")
 
     noun = "members"
@@ -59,21 +64,38 @@ class MemberTable(tables.Table):
     class Meta:
         model = RoleMembership
         fields = ()
-        sequence = ("name", "email", "sub", "source", "expires_at", "created_at")
+        sequence = ("person", "sub", "source", "expires_at", "created_at")
         template_name = "components/table.html"
         attrs = {"class": "table"}
         empty_text = "Nobody holds this role."
 
-    def render_name(self, record: RoleMembership) -> str:
-        return record.user.name or "—"
+    def before_render(self, request: HttpRequest) -> None:
+        """The catalog pages of the page's people, looked up together."""
+        prime_people(request, [row.record.user.email for row in self.paginated_rows])
+
+    def render_person(self, record: RoleMembership) -> SafeString:
+        user = record.user
+        return render_person(
+            getattr(self, "request", None), name=user.name, email=user.email, sub=user.sub,
+            show_email=True,
+        )  # fmt: skip
+
+    def render_source(self, record: RoleMembership) -> str:
+        return source_words(record.source)
+
+    def render_expires_at(self, value: datetime | None) -> SafeString | str:
+        return when(value) if value else "no end"
+
+    def render_created_at(self, value: datetime) -> SafeString | str:
+        return when(value)
 
 
 class AuditTable(tables.Table):
-    at = tables.DateTimeColumn(format="Y-m-d H:i:s", verbose_name="When")
-    actor = tables.Column()
-    via = tables.Column(verbose_name="Through")
-    action = tables.Column()
+    at = tables.Column(verbose_name="When")
+    actor = tables.Column(verbose_name="Who", order_by=("actor_name", "actor"))
+    action = tables.Column(verbose_name="What")
     target = tables.Column(verbose_name="On", orderable=False)
+    via = tables.Column(verbose_name="Through")
     correlation_id = tables.Column(verbose_name="Correlation", orderable=False)
     ip = tables.Column(verbose_name="IP", orderable=False, default="—")
 
@@ -82,7 +104,41 @@ class AuditTable(tables.Table):
     class Meta:
         model = AuditEvent
         fields = ()
-        sequence = ("at", "actor", "via", "action", "target", "correlation_id", "ip")
+        sequence = ("at", "actor", "action", "target", "via", "correlation_id", "ip")
         template_name = "components/table.html"
         attrs = {"class": "table"}
         empty_text = "No audit record matches."
+
+    def before_render(self, request: HttpRequest) -> None:
+        """The page's actors named (records from before names were kept by the person's name
+        now) and their catalog pages looked up: a query or two for the page, none per row."""
+        records = actors_named(row.record for row in self.paginated_rows)
+        about = [record.target_person[1] for record in records if record.target_person]
+        prime_people(request, [record.shown_email for record in records] + about)
+
+    def render_at(self, value: datetime) -> SafeString | str:
+        return when(value)
+
+    def render_target(self, record: AuditEvent) -> SafeString | str:
+        """What the record is about, the person at its end by name (`… for Ada Lovelace`)."""
+        if record.target_person is None:
+            return record.target
+        name, email, sub = record.target_person
+        about = record.target.removesuffix(sub)
+        person = render_person(getattr(self, "request", None), name=name, email=email, sub=sub)
+        return format_html("{}{}", about, person)
+
+    def render_actor(self, record: AuditEvent) -> SafeString:
+        return render_person(
+            getattr(self, "request", None),
+            name=record.shown_name,
+            email=record.shown_email,
+            sub=record.actor,
+        )
+
+    def render_action(self, value: str) -> SafeString:
+        """The words, with the recorded name on hover (it is what the filter and API use)."""
+        return format_html('<span title="{}">{}</span>', value, action_words(value))
+
+    def render_via(self, record: AuditEvent) -> str:
+        return record.get_via_display()

@@ -1,7 +1,7 @@
 """Celery tasks of the access app: the roles mirror kept in step with Auth0, grants carried
 into Auth0 and ended on time, and the mail that tells people. Tasks take primary keys; the
-person who caused a task travels in its message header `atrium_actor`, so the audit record the
-worker writes names them (through "task")."""
+person who caused a task travels in its message headers (`atrium_actor`, with their name and
+e-mail), so the audit record the worker writes names them (through "task")."""
 
 from __future__ import annotations
 
@@ -34,8 +34,13 @@ def actor_of(task: Task) -> Actor:
     says it came through a task, whatever the cause came through. A worker has custom headers
     on the request itself; a task applied in-process keeps them apart."""
     headers = task.request.headers or {}
-    name = task.request.get("atrium_actor") or headers.get("atrium_actor") or SYSTEM_ACTOR
-    return Actor(name, via=AuditEvent.Via.TASK)
+
+    def header(name: str) -> str:
+        return str(task.request.get(name) or headers.get(name) or "")
+
+    who = header("atrium_actor") or SYSTEM_ACTOR
+    return Actor(who, via=AuditEvent.Via.TASK, name=header("atrium_actor_name"),
+                 email=header("atrium_actor_email"))  # fmt: skip
 
 
 @shared_task

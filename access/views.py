@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_tables2 import RequestConfig
 
-from access.audit import Actor
+from access.audit import Actor, actors_named
 from access.auth0 import Auth0Error
 from access.filters import ApprovalsFilter, AuditFilter
 from access.forms import AccessRequestForm, RoleRegistryForm
@@ -172,7 +172,7 @@ def role_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 def actor_of(request: HttpRequest) -> Actor:
     """The person behind a page's write, as the audit log records them."""
-    return Actor.of_request(request, _person(request).sub, AuditEvent.Via.WEB)
+    return Actor.of_request(request, _person(request), AuditEvent.Via.WEB)
 
 
 @require_http_methods(["GET", "POST"])
@@ -257,7 +257,8 @@ def _visible_request(request: HttpRequest, request_id: int) -> tuple[AccessReque
 def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     """A request's timeline: asked, decided, granted, ended — from the audit log."""
     access_request, standing = _visible_request(request, request_id)
-    timeline = request_timeline(request=access_request)
+    timeline = actors_named(request_timeline(request=access_request))
+    prime_people(request, [access_request.requester.email, *(e.shown_email for e in timeline)])
     context = {
         "access_request": access_request,
         "entity_url": parse_entity_ref(access_request.entity_ref).url,
@@ -326,7 +327,9 @@ def approvals(request: HttpRequest) -> HttpResponse:
     what I decided."""
     person = _person(request)
     if request.GET.get("tab") == "history":
-        decided = decisions_by(user=person)
+        decided = list(decisions_by(user=person))
+        prime_people(request, [e.approver.email for d in decided for e in d.request.decisions.all()]
+                     + [d.request.requester.email for d in decided])  # fmt: skip
         return render(request, "access/approvals.html", {"tab": "history", "decided": decided})
     waiting = requests_waiting_for(viewer=viewer_for(person))
     filterset = ApprovalsFilter(request.GET, queryset=waiting.requests)
@@ -467,8 +470,9 @@ def bulk_outcome_words(*, outcome: str, done: int, late: dict[str, int]) -> str:
 # --- the audit log ---------------------------------------------------------------------------
 
 AUDIT_PER_PAGE = 50
+# The actor's name and e-mail last, so the columns a spreadsheet already reads stay where they were.
 CSV_COLUMNS = ["at", "actor", "via", "action", "target", "correlation_id", "ip", "user_agent",
-               "detail"]  # fmt: skip
+               "detail", "actor_name", "actor_email"]  # fmt: skip
 
 
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP's CSV injection).
@@ -503,7 +507,7 @@ def audit(request: HttpRequest) -> HttpResponseBase:
                 yield writer.writerow([inert_cell(cell) for cell in (
                     event.at.isoformat(), event.actor, event.via, event.action, event.target,
                     event.correlation_id, event.ip or "", event.user_agent,
-                    json.dumps(event.detail, sort_keys=True),
+                    json.dumps(event.detail, sort_keys=True), event.actor_name, event.actor_email,
                 )])  # fmt: skip
 
         response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")

@@ -261,8 +261,8 @@ def location_register_page(request: HttpRequest) -> HttpResponse:
         )
         entities = report.entities
         if register:
-            who = request.user.sub  # type: ignore[union-attr]
-            Actor.of_request(request, who, AuditEvent.Via.WEB).record(
+            who = request.user  # signed in: the page is for people who are
+            Actor.of_request(request, who, AuditEvent.Via.WEB).record(  # type: ignore[arg-type]
                 "catalog.location_registered", target,
                 entities=len(entities), problems=len(report.problems),
                 **report.allow_kinds_detail,

@@ -177,7 +177,7 @@ def callback(request: HttpRequest) -> HttpResponse:
     draft_forget_unless(request, sub=user.sub)
     request.session[ID_TOKEN_SESSION_KEY] = token.get("id_token", "")
     session_start(request)
-    Actor.of_request(request, user.sub, "web").record("auth.signed_in", user.sub, roles=held)
+    Actor.of_request(request, user, "web").record("auth.signed_in", user.sub, roles=held)
     return HttpResponseRedirect(next_path)
 
 
@@ -208,8 +208,8 @@ def logout(request: HttpRequest) -> HttpResponse:
         return render(request, "auth/sign_out.html")
     id_token = request.session.get(ID_TOKEN_SESSION_KEY, "")
     if request.user.is_authenticated:
-        sub = request.user.sub
-        Actor.of_request(request, sub, "web").record("auth.signed_out", sub)
+        person: User = request.user
+        Actor.of_request(request, person, "web").record("auth.signed_out", person.sub)
     auth_logout(request)
     return HttpResponseRedirect(provider_logout_url(id_token=id_token))
 

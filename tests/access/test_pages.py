@@ -46,9 +46,9 @@ def test_my_access_lists_my_roles_with_source_and_end() -> None:
 
     page = text(client.get("/access/").content)
 
-    assert "engineer seen in a sign-in token" in page
-    assert "payments.viewer granted by the portal" in page
-    assert "(3 days, 1 hour from now)" in page
+    assert "engineer from your last sign-in" in page
+    assert "payments.viewer granted through Atrium" in page
+    assert "in 3 days" in page
     assert "checkout.viewer" not in page  # ended: no longer held
 
 
@@ -71,7 +71,7 @@ def test_refresh_my_roles_follows_auth0_both_ways(devtenant: DevTenant) -> None:
 
     page = text(refreshed.content)
     assert "Your roles were refreshed from Auth0: added checkout.viewer; added engineer; " in page
-    assert "payments.viewer Read access to the payments services granted outside the portal" in page
+    assert "payments.viewer Read access to the payments services granted in Auth0 directly" in page
     imported = AuditEvent.objects.filter(action="role.imported", actor=ada.sub, via="web")
     assert imported.count() == 3
 
@@ -129,7 +129,7 @@ def test_admins_see_roles_counts_members_and_the_sync_history(devtenant: DevTena
     assert re.search(r"applied 7 6[0-9] 0 \d+", page)  # roles, added, removed, API calls
     members = text(admin.get("/access/roles/big.role/", {"page": 2}).content)
     assert "Page 2 of 2 · 60 members" in members
-    assert "member-9@example.com" in members and "granted outside the portal" in members
+    assert "member-9@example.com" in members and "granted in Auth0 directly" in members
 
 
 def test_a_role_deleted_in_auth0_is_flagged_with_the_entities_that_require_it(

@@ -102,7 +102,14 @@ def test_ada_asks_grace_approves_the_worker_grants_and_the_grant_ends(
     expect(page.get_by_role("link", name="Runbook")).to_be_visible()
     actions = AuditEvent.objects.filter(correlation_id=granted.correlation_id)
     activated = actions.get(action="grant.activated")
-    assert (activated.actor, activated.via) == (granted.decisions.get().approver.sub, "task")
+    approver = granted.decisions.get().approver
+    # A real worker's record names the approver who set it going, by name too.
+    assert (activated.actor, activated.actor_name, activated.via) == (
+        approver.sub,
+        approver.name,
+        "task",
+    )
+    assert approver.name and activated.actor_email == "grace@example.com"
 
     # Time is up: the expiry job, run by the worker, ends it in Auth0 and in the portal.
     AccessRequest.objects.filter(pk=granted.pk).update(expires_at=granted.starts_at)

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
+from django.conf import settings
 from django.test import Client
 
 from devtenant.demo import (
@@ -15,7 +16,7 @@ from devtenant.demo import (
     DEMO_PASSWORD,
     PORTAL_AUDIENCE,
 )
-from tests.helpers import DevTenant
+from tests.helpers import DevTenant, pkce_pair
 
 
 @dataclass
@@ -85,3 +86,31 @@ def client_token(devtenant: DevTenant, scopes: list[str], client_id: str = "test
         grant_type="client_credentials", client_id=client_id, client_secret=secret,
         audience=PORTAL_AUDIENCE,
     )  # fmt: skip
+
+
+def person_token(devtenant: DevTenant, email: str, scope: str = "openid read:access") -> str:
+    """An access token for the portal's API, as a person's own tool would get one."""
+    verifier, challenge = pkce_pair()
+    callback = settings.PORTAL_BASE_URL + "/auth/callback/"
+    authorize = devtenant.url("authorize?") + urlencode(
+        {
+            "response_type": "code",
+            "client_id": settings.AUTH0_CLIENT_ID,
+            "redirect_uri": callback,
+            "scope": scope,
+            "audience": PORTAL_AUDIENCE,
+            "state": "s",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
+    attempt = answer_at_tenant(authorize, email)
+    code = query_of(attempt.callback_path)["code"]
+    return devtenant.token(
+        grant_type="authorization_code",
+        client_id=settings.AUTH0_CLIENT_ID,
+        client_secret=settings.AUTH0_CLIENT_SECRET,
+        code=code,
+        redirect_uri=callback,
+        code_verifier=verifier,
+    )

@@ -11,11 +11,10 @@ from django.test import Client
 from devtenant.demo import (
     AUTOMATION_CLIENT_ID,
     AUTOMATION_CLIENT_SECRET,
-    PORTAL_AUDIENCE,
 )
 from portal.auth.bearer import Principal
-from tests.helpers import DevTenant, pkce_pair
-from tests.portal.auth_helpers import answer_at_tenant, machine_token, query_of, sign_in
+from tests.helpers import DevTenant
+from tests.portal.auth_helpers import machine_token, person_token, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -215,38 +214,6 @@ def test_the_openapi_document_describes_every_operation_spec_lists(client: Clien
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             assert operation.get("summary") or operation.get("description"), (method, path)
-
-
-def person_token(devtenant: DevTenant, email: str) -> str:
-    """An access token for the portal's API, as a person's own tool would get one."""
-    from urllib.parse import urlencode
-
-    from django.conf import settings
-
-    verifier, challenge = pkce_pair()
-    callback = settings.PORTAL_BASE_URL + "/auth/callback/"
-    authorize = devtenant.url("authorize?") + urlencode(
-        {
-            "response_type": "code",
-            "client_id": settings.AUTH0_CLIENT_ID,
-            "redirect_uri": callback,
-            "scope": "openid read:access",
-            "audience": PORTAL_AUDIENCE,
-            "state": "s",
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        }
-    )
-    attempt = answer_at_tenant(authorize, email)
-    code = query_of(attempt.callback_path)["code"]
-    return devtenant.token(
-        grant_type="authorization_code",
-        client_id=settings.AUTH0_CLIENT_ID,
-        client_secret=settings.AUTH0_CLIENT_SECRET,
-        code=code,
-        redirect_uri=callback,
-        code_verifier=verifier,
-    )
 
 
 def test_a_persons_access_token_is_answered_as_that_person(

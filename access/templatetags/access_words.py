@@ -1,0 +1,24 @@
+"""The words of access/words.py for templates: `{{ event.action|action_words }}`,
+`{{ event.via|via_words }}`, `{{ membership.source|source_words:"your" }}`, and who decided a
+request, `{{ request|decided_by:"approved" }}`."""
+
+from __future__ import annotations
+
+from django import template
+
+from access import words
+from access.models import AccessRequest
+
+register = template.Library()
+
+register.filter("action_words", words.action_words)
+register.filter("via_words", words.via_words)
+register.filter("source_words", words.source_words)
+
+
+@register.filter
+def decided_by(request: AccessRequest, outcome: str) -> str:
+    """Who approved (or denied) a request, by name: "Grace Hopper and Alan Turing"."""
+    return words.names_words(
+        [str(d.approver) for d in request.decisions.all() if d.outcome == outcome]
+    )
