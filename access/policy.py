@@ -245,6 +245,29 @@ def request_refusal(viewer: Viewer, entity: Entity, role: str, scope: DecisionSc
 
 
 @dataclass(frozen=True)
+class AccessState:
+    """How a person stands with an entity's roles, as a list of entities shows it."""
+
+    state: str  # "held", "pending" or "" (neither, or the entity requires no role)
+    request_id: int | None = None  # the standing request, when pending
+
+
+def access_state(
+    viewer: Viewer, *, required_roles: Iterable[str], open_requests: Mapping[str, int]
+) -> AccessState:
+    """Held when the person holds one of the roles the entity requires (any one of them opens
+    it); else pending when they asked for one of them and the request still stands, wherever
+    they asked it (`open_requests`: role name to request id, as access.selectors reads them)."""
+    required = sorted(set(required_roles))
+    if any(role in viewer.held_roles for role in required):
+        return AccessState("held")
+    for role in required:
+        if role in open_requests:
+            return AccessState("pending", open_requests[role])
+    return AccessState("")
+
+
+@dataclass(frozen=True)
 class Standing:
     """Where a person stands to one request."""
 
