@@ -159,7 +159,9 @@ def _kind_options(chosen: str | None, kinds: list[FacetValue]) -> list[dict[str,
     options = [{"value": ALL_KINDS, "label": "All kinds", "selected": chosen is None}]
     for name in names:
         selected = chosen is not None and name.lower() == chosen.lower()
-        options.append({"value": name, "label": name, "selected": selected})
+        # The default goes without saying: the form leaves it out of the address it shares.
+        value = "" if name == DEFAULT_KIND else name
+        options.append({"value": value, "label": name, "selected": selected})
     return options
 
 

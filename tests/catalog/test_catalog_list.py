@@ -135,7 +135,7 @@ def test_the_list_opens_on_components_and_the_kind_is_a_choice(demo_catalog: Non
 
     assert COUNT.search(first).groups() == ("10", "components")  # type: ignore[union-attr]
     assert "payments-api" in row_names(first) and "events" not in row_names(first)
-    assert '<option value="Component" selected>Component</option>' in first
+    assert '<option value="" selected>Component</option>' in first
     assert COUNT.search(apis).groups() == ("4", "APIs")  # type: ignore[union-attr]
     assert '<option value="API" selected>API</option>' in apis
     assert set(row_names(apis)) == {"checkout", "events", "identity", "payments"}

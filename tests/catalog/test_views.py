@@ -35,7 +35,7 @@ def test_the_catalog_opens_on_components_and_lists_every_kind_when_asked(catalog
     assert "<h1>Catalog</h1>" in page
     assert 'href="/catalog/default/component/payments-api/">Payments API</a>' in page
     assert "/catalog/default/api/petstore/" not in page
-    assert '<option value="Component" selected>Component</option>' in page
+    assert '<option value="" selected>Component</option>' in page
     assert re.search(r'aria-live="polite"[^>]*>\d+ components</p>', page)
     assert '<option value="all" selected>All kinds</option>' in every_kind
     assert "/catalog/default/api/petstore/" in every_kind and "Payments API" in every_kind
