@@ -66,12 +66,20 @@ class Viewer:
 
         if self.is_admin:
             return Q()
+        return Q(restricted=False) | self.restricted_opened_q()
+
+    def restricted_opened_q(self) -> Q:
+        """Of the restricted entities, those the rule above opens to this person: every one
+        for an admin (an empty Q), none (a Q that matches nothing, which Django answers
+        without asking the database) for someone with no role and no group."""
+        if self.is_admin:
+            return Q()
+        if not self.held_roles and not self.owner_refs:
+            return Q(pk__in=[])
         holds_a_required_role = EntityRequiredRole.objects.filter(
             role_name__in=self.held_roles
         ).values("entity_id")
-        return (
-            Q(restricted=False) | Q(pk__in=holds_a_required_role) | Q(owner_ref__in=self.owner_refs)
-        )
+        return Q(pk__in=holds_a_required_role) | Q(owner_ref__in=self.owner_refs)
 
     def may_see_relation_q(self) -> Q:
         """The relations (catalog.Relation) this person may see, on any page or in the API:

@@ -14,7 +14,14 @@ from django.db.models import BooleanField, Case, Count, Max, Q, QuerySet, Value,
 from django.db.models.functions import Upper
 
 from catalog.models import Entity, FacetCount, Location, Relation, SearchRow
-from catalog.search import PUBLIC_KEYS, ordering_by, parse_filters, relation_counts, text_fields_q
+from catalog.search import (
+    NOTHING,
+    PUBLIC_KEYS,
+    ordering_by,
+    parse_filters,
+    relation_counts,
+    text_fields_q,
+)
 from portal.models import User
 
 if TYPE_CHECKING:
@@ -143,8 +150,6 @@ class Facets:
 # see (the policy's `Viewer.may_see_restricted_q`), the very ones a filter on them matches,
 # so that every count is what a click on it lists, and tells nothing more.
 DETAIL_FACETS = {"type", "lifecycle", "tag"}
-# The details of unrestricted entities alone: what the API counts for every caller.
-OPEN_DETAILS = Q(restricted=False)
 
 
 def _facet_rows(
@@ -244,13 +249,17 @@ def _of_kinds(rows: QuerySet[Any], field: str, kinds: Sequence[str] | None) -> Q
 
 
 def catalog_facets(
-    *, kinds: Sequence[str] | None = None, details_q: Q | None, limit: int | None = FACET_LIMIT
+    *,
+    kinds: Sequence[str] | None = None,
+    restricted_opened_q: Q | None,
+    limit: int | None = FACET_LIMIT,
 ) -> Facets:
-    """The facets of every entity of these kinds (of the whole catalog when None), details
-    where `details_q` holds (the viewer's rule; None: every entity's): from the counts the
-    catalog's last change left, with the restricted entities the viewer may look into counted
-    now, since the rule is the viewer's."""
-    every_detail = details_q is None or not details_q.children
+    """The facets of every entity of these kinds (of the whole catalog when None): from the
+    counts the catalog's last change left, the details of restricted entities among them for
+    those `restricted_opened_q` opens to the viewer (the policy's `Viewer.restricted_opened_q`;
+    an empty Q: every one; None: none, as the API counts for every caller), counted now, since
+    which they are is the viewer's."""
+    every_detail = restricted_opened_q is not None and not restricted_opened_q.children
     stored = _of_kinds(FacetCount.objects.all(), "kind", kinds)
     if not every_detail:
         # Details as anyone may see them; those of the restricted entities come below.
@@ -258,13 +267,15 @@ def catalog_facets(
     rows: list[tuple[str, str, int]] = list(stored.values_list("facet", "value", "count"))
     if not rows:  # no such entity, or a catalog not changed since the counts were introduced
         entities = _of_kinds(Entity.objects.all(), "kind", kinds)
+        # Details are an unrestricted entity's, or an opened restricted one's.
+        opened = NOTHING if restricted_opened_q is None else restricted_opened_q
+        details_q = None if every_detail else Q(restricted=False) | opened
         return entity_facets(entities=entities, details_q=details_q, limit=limit, cap=None)
-    if not every_detail and details_q is not OPEN_DETAILS:
+    if restricted_opened_q is not None and not every_detail:
         restricted = _of_kinds(Entity.objects.filter(restricted=True), "kind", kinds)
-        seen = restricted.filter(details_q)
         rows += [
             row
-            for row in _facet_rows(seen, details_q=None)
+            for row in _facet_rows(restricted.filter(restricted_opened_q), details_q=None)
             if row[0] in DETAIL_FACETS  # their owners and kinds are counted already
         ]
     return _ranked(rows, limit=limit)
@@ -424,7 +435,7 @@ def field_facets(
     entities hold is not counted.
     """
     summarized = not narrowed and any(name.lower() in SUMMARIZED_FACETS for name in names)
-    whole = catalog_facets(details_q=OPEN_DETAILS, limit=None) if summarized else None
+    whole = catalog_facets(restricted_opened_q=None, limit=None) if summarized else None
     entities = Entity.objects.filter(conditions).values("pk") if conditions is not None else None
     facets: dict[str, list[FacetValue]] = {}
     for name in names:

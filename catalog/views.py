@@ -237,11 +237,12 @@ def entity_list(request: HttpRequest) -> HttpResponse:
     filtered = not filterset.is_valid() or bool(chosen)
     # The facets count what the table lists, details where this viewer may see them; the
     # counts of one kind, or of all, were made when the catalog last changed.
-    details_q = viewer.may_see_restricted_q()
     if filtered:
+        details_q = viewer.may_see_restricted_q()
         facets = entity_facets(entities=entities, details_q=details_q, cap=FACET_COUNT_CAP)
     else:
-        facets = catalog_facets(kinds=None if kind is None else [kind], details_q=details_q)
+        opened = viewer.restricted_opened_q()
+        facets = catalog_facets(kinds=None if kind is None else [kind], restricted_opened_q=opened)
     # The list shows a few columns: the descriptor and the search document stay in the database.
     listed = entities.only(*LIST_COLUMNS).prefetch_related("required_role_rows")
     table = EntityTable(
