@@ -192,6 +192,23 @@ def test_owners_read_as_the_table_shows_them_unless_two_would_look_the_same(
     assert '<td data-label="Owner">team-payments</td>' in page
 
 
+def test_a_long_description_is_cut_at_a_word_with_an_ellipsis(tmp_path: Path) -> None:
+    words = "Reconciles every settlement file the acquirers send overnight against the ledger, " * 3
+    (tmp_path / "long.yaml").write_text(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\n"
+        f"metadata: {{name: reconciler, description: '{words.strip()}'}}\n"
+        "spec: {type: service, lifecycle: production, owner: team-payments}\n"
+    )
+    location_refresh(location=location_register(target=str(tmp_path / "long.yaml")))
+
+    page = signed_in("ada@example.com").get("/catalog/").content.decode()
+
+    shown = re.search(r'<td data-label="Description">([^<]*)</td>', page).group(1)  # type: ignore[union-attr]
+    assert shown.endswith("…") and len(shown) <= 90
+    cut = shown.removesuffix("…")
+    assert words.startswith(cut) and not words[len(cut)].isalnum()  # whole words only
+
+
 # --- Clearing, sorting, relevance --------------------------------------------------------------
 
 
