@@ -66,12 +66,20 @@ class Viewer:
 
         if self.is_admin:
             return Q()
+        return Q(restricted=False) | self.restricted_opened_q()
+
+    def restricted_opened_q(self) -> Q:
+        """Of the restricted entities, those the rule above opens to this person: every one
+        for an admin (an empty Q), none (a Q that matches nothing, which Django answers
+        without asking the database) for someone with no role and no group."""
+        if self.is_admin:
+            return Q()
+        if not self.held_roles and not self.owner_refs:
+            return Q(pk__in=[])
         holds_a_required_role = EntityRequiredRole.objects.filter(
             role_name__in=self.held_roles
         ).values("entity_id")
-        return (
-            Q(restricted=False) | Q(pk__in=holds_a_required_role) | Q(owner_ref__in=self.owner_refs)
-        )
+        return Q(pk__in=holds_a_required_role) | Q(owner_ref__in=self.owner_refs)
 
     def may_see_relation_q(self) -> Q:
         """The relations (catalog.Relation) this person may see, on any page or in the API:
@@ -242,6 +250,29 @@ def request_refusal(viewer: Viewer, entity: Entity, role: str, scope: DecisionSc
     if role in viewer.held_roles and role not in viewer.ending_roles:
         return f"You hold {role} already, with no end."
     return None
+
+
+@dataclass(frozen=True)
+class AccessState:
+    """How a person stands with an entity's roles, as a list of entities shows it."""
+
+    state: str  # "held", "pending" or "" (neither, or the entity requires no role)
+    request_id: int | None = None  # the standing request, when pending
+
+
+def access_state(
+    viewer: Viewer, *, required_roles: Iterable[str], open_requests: Mapping[str, int]
+) -> AccessState:
+    """Held when the person holds one of the roles the entity requires (any one of them opens
+    it); else pending when they asked for one of them and the request still stands, wherever
+    they asked it (`open_requests`: role name to request id, as access.selectors reads them)."""
+    required = sorted(set(required_roles))
+    if any(role in viewer.held_roles for role in required):
+        return AccessState("held")
+    for role in required:
+        if role in open_requests:
+            return AccessState("pending", open_requests[role])
+    return AccessState("")
 
 
 @dataclass(frozen=True)

@@ -424,6 +424,14 @@ def requests_of(*, user: User) -> list[AccessRequest]:
     )
 
 
+def open_requests_by_role(*, user: User) -> dict[str, int]:
+    """The roles this person's standing requests ask for, each with its request's id (one
+    stands per person and role); one query, for a whole page of entities."""
+    if not user.is_authenticated:
+        return {}
+    return dict(AccessRequest.objects.open().filter(requester=user).values_list("role_name", "pk"))
+
+
 def portal_admin_emails() -> list[str]:
     """Where mail for the portal's admins goes: holders of the admin role now."""
     admins = User.objects.filter(

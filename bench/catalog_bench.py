@@ -183,7 +183,8 @@ def main() -> None:
         Entity.objects.filter(kind="Component").order_by("pk").values_list("name", flat=True)[0]
     )
     cases = {
-        "first page": "/catalog/",
+        "first page": "/catalog/",  # Components, as the list opens
+        "every kind": "/catalog/?kind=all",
         "filtered page": "/catalog/?kind=component&lifecycle=production&tag=payments",
         "broad filter": "/catalog/?kind=component",
         "search": "/catalog/?q=ledger",

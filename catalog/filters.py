@@ -42,7 +42,9 @@ class EntityFilter(django_filters.FilterSet):
         fields: list[str] = []
 
     def search(self, queryset: EntityQuerySet, name: str, value: str) -> EntityQuerySet:
-        return queryset.matching(value)
+        """The entities holding every word, best match first (a column's order, asked for by
+        its heading, replaces it)."""
+        return queryset.matching(value).by_relevance(value)
 
     def __init__(self, *args: Any, viewer: Viewer, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

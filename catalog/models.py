@@ -6,7 +6,7 @@ import re
 import uuid
 from typing import Any, ClassVar
 
-from django.contrib.postgres.search import SearchQuery, SearchVectorField
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
 from django.db import connections, models
 from django.db.models.functions import Upper
 
@@ -107,6 +107,34 @@ class EntityQuerySet(models.QuerySet["Entity"]):
             )
             entities = entities.filter(in_name | models.Q(search_vector=query))
         return entities
+
+    def by_relevance(self, term: str) -> EntityQuerySet:
+        """Best match first, for a search the `matching` entities answer: the name being the
+        term, then starting with it, then holding it, and within each the full-text rank of
+        the search document (PostgreSQL's `ts_rank`, the more words found the higher); the
+        catalog's order (by ref) breaks ties."""
+        words = term.split()[:8]
+        if not words:
+            return self
+        whole = term.strip()
+        name_score = models.Case(
+            models.When(name__iexact=whole, then=models.Value(3.0)),
+            models.When(name__istartswith=words[0], then=models.Value(2.0)),
+            models.When(name__icontains=words[0], then=models.Value(1.0)),
+            default=models.Value(0.0),
+            output_field=models.FloatField(),
+        )
+        score: models.Expression = name_score
+        parts = [part.lower() for word in words for part in re.findall(r"\w+", word)]
+        if connections[self.db].vendor == "postgresql" and parts:
+            # Any word counts towards the rank (every one is required by `matching` already);
+            # below 1, so that it orders within a name score and never across one.
+            query = SearchQuery(
+                " | ".join(f"'{part}':*" for part in parts), search_type="raw", config="simple"
+            )
+            rank = SearchRank(models.F("search_vector"), query)
+            score = name_score + rank / (rank + models.Value(1.0))
+        return self.annotate(relevance=score).order_by("-relevance", "ref")
 
     def tagged(self, tag: str) -> EntityQuerySet:
         """Entities with this tag: PostgreSQL answers `tags @> '["tag"]'` from a GIN index."""
@@ -290,19 +318,26 @@ class SearchRow(models.Model):
 
 
 class FacetCount(models.Model):
-    """How many entities of the whole catalog have each value of a browsing facet.
+    """How many entities of one kind have each value of a browsing facet, restricted or not.
 
-    Rebuilt when a refresh changes the catalog, so that the unfiltered catalog page, the one
-    most opened, does not count every entity on every view. Type, lifecycle and tags are
-    details of restricted entities and are counted for unrestricted ones only.
+    Rebuilt when a refresh changes the catalog, so that the catalog page of one kind or of
+    every kind, the one most opened, does not count every entity on every view. Restricted
+    entities are counted apart: type, lifecycle and tags are details of theirs, and who may
+    see them is the policy's to say, viewer by viewer (`catalog.selectors.catalog_facets`).
     """
 
+    kind = models.CharField(max_length=63)
     facet = models.CharField(max_length=20)
     value = models.CharField(max_length=300)
+    restricted = models.BooleanField(default=False)
     count = models.PositiveIntegerField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["facet", "value"], name="facet_value_once")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "facet", "value", "restricted"], name="facet_value_once"
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"{self.facet}={self.value}: {self.count}"
+        return f"{self.kind} {self.facet}={self.value}: {self.count}"

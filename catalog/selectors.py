@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import BooleanField, Case, Count, Max, Q, QuerySet, Value, When
 from django.db.models.functions import Upper
 
 from catalog.models import Entity, FacetCount, Location, Relation, SearchRow
-from catalog.search import PUBLIC_KEYS, ordering_by, parse_filters, relation_counts, text_fields_q
+from catalog.search import (
+    NOTHING,
+    PUBLIC_KEYS,
+    ordering_by,
+    parse_filters,
+    relation_counts,
+    text_fields_q,
+)
 from portal.models import User
 
 if TYPE_CHECKING:
@@ -139,53 +146,61 @@ class Facets:
     capped: bool = False
 
 
-# Details of a restricted entity, counted only where the entity is not restricted: a count
-# must not tell people which details the entities they may not look into have.
+# Details of a restricted entity: counted only for the entities whose details the viewer may
+# see (the policy's `Viewer.may_see_restricted_q`), the very ones a filter on them matches,
+# so that every count is what a click on it lists, and tells nothing more.
 DETAIL_FACETS = {"type", "lifecycle", "tag"}
 
 
-def entity_facets(
-    *,
+def _facet_rows(
     entities: QuerySet[Entity],
-    limit: int | None = FACET_LIMIT,
-    cap: int | None,
-) -> Facets:
-    """The facets of the entities given, counted now: one query, which reads the entities once
-    (a common table expression, of `cap` entities at most) and groups them by each facet in turn.
-
-    Past the cap the counts are lower bounds, of `cap` entities and the one that told there
-    were more, and `total` is the cap.
-    """
+    *,
+    details_q: Q | None,
+    cap: int | None = None,
+    grouped_by: tuple[str, ...] = (),
+) -> list[tuple[Any, ...]]:
+    """(*grouped_by, facet, value, count) rows of the entities given: one query, which reads
+    the entities once (a common table expression, of `cap` entities at most, with one more
+    row `('entities', '', n)` telling how many were read) and groups them by each facet in
+    turn. Details are counted where `details_q` holds, everywhere when it is None."""
+    if details_q is not None and not details_q.children:
+        details_q = None  # a rule that holds for every entity
     columns = list(FACET_FIELDS.values())
+    chosen = entities.order_by()
+    selected = ["pk", *columns, "restricted", "tags"]
+    if details_q is not None:
+        details = Case(When(details_q, then=Value(True)), default=Value(False),
+                       output_field=BooleanField())  # fmt: skip
+        chosen = chosen.annotate(details=details)
+        selected.append("details")
     # The catalog's filters never repeat an entity, so no DISTINCT.
-    chosen = entities.order_by().values("pk", *columns, "restricted", "tags")
+    chosen = chosen.values(*selected)
     if cap is not None:
-        # One more than counted tells that there were more.
-        chosen = chosen[: cap + 1]
+        chosen = chosen[: cap + 1]  # one more than counted tells that there were more
     try:
         chosen_sql, params = chosen.query.sql_with_params()
     except EmptyResultSet:  # a filter Django knows matches nothing (`owner in ()`)
-        return _ranked([], limit=limit)
+        return []
     connection = connections[entities.db]
+    group = "".join(f"e.{column}, " for column in grouped_by)
     parts = []
     for name, column in FACET_FIELDS.items():
-        detail = " AND NOT e.restricted" if name in DETAIL_FACETS else ""
+        gate = " AND e.details" if details_q is not None and name in DETAIL_FACETS else ""
         parts.append(
-            f"SELECT '{name}', e.{column}, COUNT(*) FROM e WHERE e.{column} <> ''{detail} "
-            f"GROUP BY e.{column}"
+            f"SELECT {group}'{name}', e.{column}, COUNT(*) FROM e WHERE e.{column} <> ''{gate} "
+            f"GROUP BY {group}e.{column}"
         )
     if connection.vendor == "postgresql":
         each_tag = "jsonb_array_elements_text(e.tags) AS t(value)"
     else:
         each_tag = "json_each(e.tags) AS t"
-    parts.append(
-        f"SELECT 'tag', t.value, COUNT(*) FROM e, {each_tag} WHERE NOT e.restricted "
-        "GROUP BY t.value"
-    )
+    gate = " WHERE e.details" if details_q is not None else ""
+    parts.append(f"SELECT {group}'tag', t.value, COUNT(*) FROM e, {each_tag}{gate} "
+                 f"GROUP BY {group}t.value")  # fmt: skip
     if cap is not None:
-        # The number of entities read, beside the groups: whether the cap cut them short.
+        assert not grouped_by, "a capped count is of the whole, not per group"
         parts.append("SELECT 'entities', '', COUNT(*) FROM e")
-    names = ", ".join(["id", *columns, "restricted", "tags"])  # as values() selects them
+    names = ", ".join(["id", *selected[1:]])  # as values() selects them
     # MATERIALIZED (PostgreSQL 12+): read the entities once, not once per facet.
     materialized = " MATERIALIZED" if connection.vendor == "postgresql" else ""
     with connection.cursor() as cursor:
@@ -193,7 +208,23 @@ def entity_facets(
             f"WITH e ({names}) AS{materialized} ({chosen_sql}) " + " UNION ALL ".join(parts),
             params,
         )
-        rows = cursor.fetchall()
+        return cursor.fetchall()
+
+
+def entity_facets(
+    *,
+    entities: QuerySet[Entity],
+    details_q: Q | None,
+    limit: int | None = FACET_LIMIT,
+    cap: int | None,
+) -> Facets:
+    """The facets of the entities given, counted now, details where `details_q` holds (the
+    viewer's rule; None: every entity's).
+
+    Past the cap the counts are lower bounds, of `cap` entities and the one that told there
+    were more, and `total` is the cap.
+    """
+    rows = _facet_rows(entities, details_q=details_q, cap=cap)
     counted = next((count for name, _, count in rows if name == "entities"), None)
     facets = _ranked(rows, limit=limit)
     if cap is not None and counted is not None and counted > cap:
@@ -201,26 +232,82 @@ def entity_facets(
     return facets
 
 
-def catalog_facets(*, limit: int | None = FACET_LIMIT) -> Facets:
-    """The facets of the whole catalog, from the counts its last change left."""
-    rows = list(FacetCount.objects.values_list("facet", "value", "count"))
-    if not rows:  # an empty catalog, or one not changed since the counts were introduced
-        return entity_facets(entities=Entity.objects.all(), limit=limit, cap=None)
+def facet_count_rows() -> list[tuple[str, bool, str, str, int]]:
+    """The whole catalog's facets as `catalog.models.FacetCount` stores them: (kind,
+    restricted, facet, value, count), every entity's details counted."""
+    rows = _facet_rows(Entity.objects.all(), details_q=None, grouped_by=("kind", "restricted"))
+    return [(kind, bool(restricted), *rest) for kind, restricted, *rest in rows]
+
+
+def _of_kinds(rows: QuerySet[Any], field: str, kinds: Sequence[str] | None) -> QuerySet[Any]:
+    """Rows of these kinds, compared as the catalog's filter compares them (in any case)."""
+    if kinds is None:
+        return rows
+    return rows.annotate(upper_kind=Upper(field)).filter(
+        upper_kind__in=[kind.upper() for kind in kinds]
+    )
+
+
+def catalog_facets(
+    *,
+    kinds: Sequence[str] | None = None,
+    restricted_opened_q: Q | None,
+    limit: int | None = FACET_LIMIT,
+) -> Facets:
+    """The facets of every entity of these kinds (of the whole catalog when None): from the
+    counts the catalog's last change left, the details of restricted entities among them for
+    those `restricted_opened_q` opens to the viewer (the policy's `Viewer.restricted_opened_q`;
+    an empty Q: every one; None: none, as the API counts for every caller), counted now, since
+    which they are is the viewer's."""
+    every_detail = restricted_opened_q is not None and not restricted_opened_q.children
+    stored = _of_kinds(FacetCount.objects.all(), "kind", kinds)
+    if not every_detail:
+        # Details as anyone may see them; those of the restricted entities come below.
+        stored = stored.exclude(Q(facet__in=DETAIL_FACETS) & Q(restricted=True))
+    rows: list[tuple[str, str, int]] = list(stored.values_list("facet", "value", "count"))
+    if not rows:  # no such entity, or a catalog not changed since the counts were introduced
+        entities = _of_kinds(Entity.objects.all(), "kind", kinds)
+        # Details are an unrestricted entity's, or an opened restricted one's.
+        opened = NOTHING if restricted_opened_q is None else restricted_opened_q
+        details_q = None if every_detail else Q(restricted=False) | opened
+        return entity_facets(entities=entities, details_q=details_q, limit=limit, cap=None)
+    if restricted_opened_q is not None and not every_detail:
+        restricted = _of_kinds(Entity.objects.filter(restricted=True), "kind", kinds)
+        rows += [
+            row
+            for row in _facet_rows(restricted.filter(restricted_opened_q), details_q=None)
+            if row[0] in DETAIL_FACETS  # their owners and kinds are counted already
+        ]
     return _ranked(rows, limit=limit)
 
 
+def catalog_kinds() -> list[FacetValue]:
+    """The kinds the catalog holds, each with how many entities it has (kind is for
+    everyone to see), from the counts its last change left."""
+    counted: Counter[str] = Counter()
+    for kind, count in FacetCount.objects.filter(facet="kind").values_list("value", "count"):
+        counted[kind] += count
+    if not counted:
+        counted.update(Entity.objects.values_list("kind", flat=True))
+    return [FacetValue(kind, count) for kind, count in counted.most_common()]
+
+
 def _ranked(rows: Iterable[tuple[str, str, int]], *, limit: int | None) -> Facets:
-    """(facet, value, count) rows as Facets: most common first, `limit` values per facet."""
-    counted: dict[str, list[FacetValue]] = {name: [] for name in [*FACET_FIELDS, "tag"]}
+    """(facet, value, count) rows as Facets, a value's rows summed: most common first,
+    `limit` values per facet."""
+    counted: dict[str, Counter[str]] = {name: Counter() for name in [*FACET_FIELDS, "tag"]}
     for name, value, count in rows:
         if name in counted:
-            counted[name].append(FacetValue(value, count))
+            counted[name][value] += count
     groups = {
-        name: sorted(values, key=lambda facet: (-facet.count, facet.value))[:limit]
+        name: sorted(
+            (FacetValue(value, count) for value, count in values.items()),
+            key=lambda facet: (-facet.count, facet.value),
+        )[:limit]
         for name, values in counted.items()
     }
     # Every entity has one kind: the kinds' counts add up to the number of entities.
-    return Facets(groups=groups, total=sum(value.count for value in counted["kind"]))
+    return Facets(groups=groups, total=sum(counted["kind"].values()))
 
 
 def entity_by_ref(*, ref: str) -> Entity | None:
@@ -348,7 +435,7 @@ def field_facets(
     entities hold is not counted.
     """
     summarized = not narrowed and any(name.lower() in SUMMARIZED_FACETS for name in names)
-    whole = catalog_facets(limit=None) if summarized else None
+    whole = catalog_facets(restricted_opened_q=None, limit=None) if summarized else None
     entities = Entity.objects.filter(conditions).values("pk") if conditions is not None else None
     facets: dict[str, list[FacetValue]] = {}
     for name in names:

@@ -24,7 +24,7 @@ from catalog.refresh import (
     refresh_plan,
     refresh_rows,
 )
-from catalog.selectors import entity_facets
+from catalog.selectors import facet_count_rows
 
 if TYPE_CHECKING:
     from access.audit import Actor
@@ -169,16 +169,15 @@ def entity_delete(*, entity: Entity, actor: Actor, location: str) -> None:
 
 @transaction.atomic
 def facet_counts_rebuild() -> None:
-    """Count the whole catalog's facets again, for the unfiltered catalog page."""
+    """Count the whole catalog's facets again, per kind, for the catalog page of one kind or
+    of every kind."""
     connection = connections[router.db_for_write(FacetCount)]
     if connection.vendor == "postgresql":
         # Two refreshes committing together would each delete only the rows they can see.
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FACET_COUNTS_LOCK])
     FacetCount.objects.all().delete()
-    facets = entity_facets(entities=Entity.objects.all(), limit=None, cap=None)
     FacetCount.objects.bulk_create(
-        FacetCount(facet=name, value=value.value, count=value.count)
-        for name, values in facets.groups.items()
-        for value in values
+        FacetCount(kind=kind, restricted=restricted, facet=facet, value=value, count=count)
+        for kind, restricted, facet, value, count in facet_count_rows()
     )

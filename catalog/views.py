@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,7 +19,7 @@ from django_tables2 import RequestConfig
 from access.audit import Actor
 from access.models import AuditEvent
 from access.policy import is_portal_admin, viewer_for
-from access.selectors import decision_scopes, gone_role_names
+from access.selectors import decision_scopes, gone_role_names, open_requests_by_role
 from catalog.annotations import access_annotations
 from catalog.filters import EntityFilter, owner_key
 from catalog.forms import LocationForm
@@ -26,26 +27,32 @@ from catalog.models import Entity, Location
 from catalog.refs import parse_entity_ref
 from catalog.selectors import (
     FACET_COUNT_CAP,
+    FacetValue,
     catalog_facets,
+    catalog_kinds,
     entity_by_ref,
     entity_facets,
     entity_relations,
 )
 from catalog.services import location_import
-from catalog.tables import EntityTable
+from catalog.tables import EntityTable, owner_label
 from portal.durations import duration_words
 
 PAGE_SIZE = 25
 LIST_COLUMNS = ("ref", "kind", "namespace", "name", "title", "description", "spec_type",
-                "lifecycle", "owner_ref", "restricted", "tags")  # fmt: skip
+                "lifecycle", "owner_ref", "restricted")  # fmt: skip
 FACET_LABELS = {
-    "kind": "Kind",
     "type": "Type",
     "lifecycle": "Lifecycle",
     "owner": "Owner",
     "namespace": "Namespace",
     "tag": "Tag",
 }
+# The list opens on Components, as Backstage's does; `?kind=all` lists every kind.
+DEFAULT_KIND = "Component"
+ALL_KINDS = "all"
+# The kind selector's order: the kinds Backstage knows, then any other the catalog holds.
+KNOWN_KINDS = ("Component", "API", "Resource", "System", "Domain", "Group", "User", "Location")
 
 
 class CountedPaginator(Paginator):
@@ -68,29 +75,56 @@ def ref_url(ref: str) -> str:
 TYPED_FACETS = ("type", "owner", "lifecycle", "tag", "namespace")
 
 
+def _facet_href(request: HttpRequest, params: QueryDict) -> str:
+    return f"{request.path}?{params.urlencode()}" if params else request.path
+
+
+def _facet_labels(name: str, values: list[FacetValue]) -> dict[str, tuple[str, str]]:
+    """For each value, how its link reads and the value its URL carries. Owners read as the
+    table shows them (`team-payments`) and travel so, unless two would read alike (a group
+    and a user of one name): those keep their whole refs."""
+    if name != "owner":
+        return {facet.value: (facet.value, facet.value) for facet in values}
+    alike = Counter(owner_label(facet.value) for facet in values)
+    labels = {}
+    for facet in values:
+        short = owner_label(facet.value)
+        if alike[short] > 1:
+            labels[facet.value] = (facet.value, facet.value)
+        else:
+            # `team-payments` names the same owner as its ref; a user must keep its `user:`.
+            carried = short if owner_key(short) == facet.value.lower() else facet.value
+            labels[facet.value] = (short, carried)
+    return labels
+
+
 def _facet_links(
     request: HttpRequest, facets: dict[str, Any], *, capped: bool = False
 ) -> list[dict[str, Any]]:
     groups = []
     for name, values in facets.items():
+        if name not in FACET_LABELS:
+            continue  # the kind is chosen with the selector beside the search box
         chosen = request.GET.get(name, "")
-        # An owner may be typed as `spec.owner` names it (`team-a`); the facet lists full refs.
+        # An owner may be typed as `spec.owner` names it (`team-a`); the facet values are refs.
         compared = (owner_key(chosen) or chosen.lower()) if name == "owner" else chosen.lower()
+        labels = _facet_labels(name, values)
         links = []
         for facet in values:
             params = _filled(request)
             params.pop("page", None)
             active = compared == facet.value.lower()
+            label, carried = labels[facet.value]
             if active:
                 params.pop(name)
             else:
-                params[name] = facet.value
+                params[name] = carried
             links.append(
                 {
-                    "value": facet.value,
+                    "value": label,
                     "count": f"{facet.count}+" if capped else facet.count,
                     "active": active,
-                    "href": f"{request.path}?{params.urlencode()}" if params else request.path,
+                    "href": _facet_href(request, params),
                 }
             )
         if chosen and not any(link["active"] for link in links):
@@ -98,7 +132,7 @@ def _facet_links(
             params = _filled(request)
             params.pop("page", None)
             params.pop(name)
-            href = f"{request.path}?{params.urlencode()}" if params else request.path
+            href = _facet_href(request, params)
             links.insert(0, {"value": chosen, "count": "", "active": True, "href": href})
         if links or name in TYPED_FACETS:
             groups.append(
@@ -111,6 +145,42 @@ def _facet_links(
                 }
             )
     return groups
+
+
+def _kind_options(chosen: str | None, kinds: list[FacetValue]) -> list[dict[str, Any]]:
+    """The kind selector: every kind, then Backstage's kinds the catalog holds (Component
+    always), then the others it holds, and the chosen one even when it holds none of it."""
+    held = {facet.value.lower(): facet.value for facet in kinds}
+    names = [kind for kind in KNOWN_KINDS if kind.lower() in held or kind == DEFAULT_KIND]
+    known = {kind.lower() for kind in KNOWN_KINDS}
+    names += sorted((value for key, value in held.items() if key not in known), key=str.lower)
+    if chosen and chosen.lower() not in {name.lower() for name in names}:
+        names.append(chosen)
+    options = [{"value": ALL_KINDS, "label": "All kinds", "selected": chosen is None}]
+    for name in names:
+        selected = chosen is not None and name.lower() == chosen.lower()
+        # The default goes without saying: the form leaves it out of the address it shares.
+        value = "" if name == DEFAULT_KIND else name
+        options.append({"value": value, "label": name, "selected": selected})
+    return options
+
+
+def _kind_named(chosen: str, kinds: list[FacetValue]) -> str:
+    """The kind as the catalog spells it (`API` for `?kind=api`)."""
+    for name in (*KNOWN_KINDS, *(facet.value for facet in kinds)):
+        if name.lower() == chosen.lower():
+            return name
+    return chosen
+
+
+def result_count(total: int, *, kind: str | None, capped: bool = False) -> str:
+    """ "12 components", "1 API", "2,000 or more entities"."""
+    if kind is None:
+        noun = "entity" if total == 1 and not capped else "entities"
+    else:
+        word = kind if kind.isupper() else kind.lower()  # API stays API
+        noun = word if total == 1 and not capped else f"{word}s"
+    return f"{total:,} or more {noun}" if capped else f"{total:,} {noun}"
 
 
 def _filled(request: HttpRequest) -> QueryDict:
@@ -149,31 +219,56 @@ def entity_list(request: HttpRequest) -> HttpResponse:
     clean_url = _without_empty(request)
     if clean_url and not request.htmx:  # type: ignore[attr-defined]
         return redirect(clean_url)  # a form sent without JavaScript: the address to share
-    # Who is looking is gathered once: the filters, the table and the page all use it.
+    # Who is looking is gathered once: the filters, the counts and the table all use it.
     viewer = viewer_for(request.user)  # type: ignore[arg-type]
-    filterset = EntityFilter(
-        request.GET, queryset=Entity.objects.all(), request=request, viewer=viewer
-    )
+    kinds = catalog_kinds()
+    asked_kind = request.GET.get("kind", "").strip() or DEFAULT_KIND
+    kind = None if asked_kind.lower() == ALL_KINDS else _kind_named(asked_kind, kinds)
+    data = request.GET.copy()
+    data.pop("kind", None)
+    if kind is not None:
+        data["kind"] = kind
+    filterset = EntityFilter(data, queryset=Entity.objects.all(), request=request, viewer=viewer)
     entities = filterset.qs
-    filtered = not filterset.is_valid() or any(
-        value not in (None, "", False) for value in filterset.form.cleaned_data.values()
-    )
-    # The whole catalog's counts were made when it last changed; a filtered view counts now.
-    facets = entity_facets(entities=entities, cap=FACET_COUNT_CAP) if filtered else catalog_facets()
+    cleaned = filterset.form.cleaned_data if filterset.is_valid() else {}
+    chosen = [
+        name for name, value in cleaned.items() if name != "kind" and value not in (None, "", False)
+    ]
+    filtered = not filterset.is_valid() or bool(chosen)
+    # The facets count what the table lists, details where this viewer may see them; the
+    # counts of one kind, or of all, were made when the catalog last changed.
+    if filtered:
+        details_q = viewer.may_see_restricted_q()
+        facets = entity_facets(entities=entities, details_q=details_q, cap=FACET_COUNT_CAP)
+    else:
+        opened = viewer.restricted_opened_q()
+        facets = catalog_facets(kinds=None if kind is None else [kind], restricted_opened_q=opened)
     # The list shows a few columns: the descriptor and the search document stay in the database.
     listed = entities.only(*LIST_COLUMNS).prefetch_related("required_role_rows")
-    table = EntityTable(listed, viewer=viewer)
-    if facets.capped:
-        # Pages reach as far as the entities counted; more matched, and the page says so.
-        table.noun = "or more entities"
+    table = EntityTable(
+        listed,
+        viewer=viewer,
+        open_requests=open_requests_by_role(user=request.user),  # type: ignore[arg-type]
+        with_kind=kind is None,
+    )
+    table.boost_results = True  # its sorting and pages replace the results alone
+    table.counted_above = True
     paginate = {"per_page": PAGE_SIZE, "paginator_class": CountedPaginator, "count": facets.total}
     RequestConfig(request, paginate=paginate).configure(table)
+    # Clearing keeps the kind asked for: it is the list's subject, not one of its filters.
+    clear_url = request.path + (
+        f"?{urlencode({'kind': asked_kind})}" if "kind" in request.GET else ""
+    )
     context = {
         "filter": filterset,
         "table": table,
         "facets": _facet_links(request, facets.groups, capped=facets.capped),
-        "facet_params": list(FACET_LABELS),
         "typed_facets": TYPED_FACETS,
+        "kind_options": _kind_options(kind, kinds),
+        "count": result_count(facets.total, kind=kind, capped=facets.capped),
+        "filtered": filtered,
+        "facets_chosen": len([name for name in chosen if name in FACET_LABELS]),
+        "clear_url": clear_url,
         "boost_results": True,
         "can_register": viewer.is_admin,
     }

@@ -27,14 +27,19 @@ def catalog(tmp_path: Path) -> None:
         )
 
 
-def test_the_catalog_lists_entities_with_facets(catalog: None) -> None:
-    page = signed_in("ada@example.com").get("/catalog/").content.decode()
+def test_the_catalog_opens_on_components_and_lists_every_kind_when_asked(catalog: None) -> None:
+    ada = signed_in("ada@example.com")
+    page = ada.get("/catalog/").content.decode()
+    every_kind = ada.get("/catalog/?kind=all").content.decode()
 
     assert "<h1>Catalog</h1>" in page
     assert 'href="/catalog/default/component/payments-api/">Payments API</a>' in page
-    assert '<code class="role">payments.viewer</code>' in page
-    assert 'Component <span class="count">' in page
-    assert "26 entities" in page
+    assert "/catalog/default/api/petstore/" not in page
+    assert '<option value="" selected>Component</option>' in page
+    assert re.search(r'aria-live="polite"[^>]*>\d+ components</p>', page)
+    assert '<option value="all" selected>All kinds</option>' in every_kind
+    assert "/catalog/default/api/petstore/" in every_kind and "Payments API" in every_kind
+    assert "26 entities" in every_kind
 
 
 def test_typing_pay_finds_the_payments_api(catalog: None) -> None:
@@ -66,13 +71,15 @@ def test_search_finds_names_anywhere_and_other_words_by_their_start(
 
 def test_the_whole_catalogs_counts_follow_each_refresh(catalog: None, tmp_path: Path) -> None:
     ada = signed_in("ada@example.com")
-    assert "26 entities" in ada.get("/catalog/").content.decode()
+    assert "26 entities" in ada.get("/catalog/?kind=all").content.decode()
+    assert "3 APIs" in ada.get("/catalog/?kind=API").content.decode()
 
     (tmp_path / "payments.yaml").write_text(PAYMENTS.rsplit("---", 1)[0])  # the API is gone
     location_refresh(location=location_register(target=str(tmp_path / "payments.yaml")))
 
-    page = ada.get("/catalog/").content.decode()
+    page = ada.get("/catalog/?kind=all").content.decode()
     assert "25 entities" in page
+    assert "2 APIs" in ada.get("/catalog/?kind=API").content.decode()
     assert "petstore" in ada.get("/catalog/?kind=api").content.decode()
 
 
@@ -80,7 +87,10 @@ def test_htmx_gets_only_the_results_fragment(catalog: None) -> None:
     response = signed_in("ada@example.com").get("/catalog/?kind=api", HTTP_HX_REQUEST="true")
 
     fragment = response.content.decode()
-    assert fragment.lstrip().startswith('<div id="results"')
+    # The results, and the count for the live region that stays on the page.
+    assert fragment.lstrip().startswith('<p id="result-count"')
+    assert 'hx-swap-oob="innerHTML">3 APIs</p>' in fragment
+    assert '<div id="results"' in fragment
     assert "<html" not in fragment
     assert "petstore" in fragment and "artist-lookup" not in fragment
     assert "HX-Request" in response["Vary"]
@@ -129,7 +139,7 @@ def test_filtering_on_a_detail_does_not_reveal_restricted_entities_that_have_it(
 
 
 def test_owned_by_my_groups_uses_the_catalog_user_with_my_email(catalog: None) -> None:
-    page = signed_in("grace@example.com").get("/catalog/?mine=true").content.decode()
+    page = signed_in("grace@example.com").get("/catalog/?mine=true&kind=all").content.decode()
 
     assert "Payments API" in page and ">payments<" in page
     assert "artist-lookup" not in page
@@ -139,8 +149,14 @@ def test_the_list_withholds_details_of_restricted_rows(catalog: None) -> None:
     outsider = signed_in("ada@example.com").get("/catalog/?q=payments-api").content.decode()
     holder = signed_in("bob@example.com", "payments.admin").get("/catalog/?q=payments-api")
 
-    assert "Payments API" in outsider and '<span class="tag">java</span>' not in outsider
-    assert '<span class="tag">java</span>' in holder.content.decode()
+    def row(page: str) -> str:
+        found = re.search(r"<tr><td[^>]*><a [^>]*>Payments API</a>.*?</tr>", page)
+        assert found
+        return found.group(0)
+
+    assert '<td data-label="Type">—</td>' in row(outsider)
+    assert '<td data-label="Lifecycle">—</td>' in row(outsider)
+    assert '<td data-label="Type">service</td>' in row(holder.content.decode())
 
 
 def test_i_have_access_keeps_open_entities_and_those_whose_role_i_hold(catalog: None) -> None:
@@ -179,7 +195,7 @@ def test_list_pages_run_as_many_queries_for_a_larger_catalog(
         page = client.get(path).content.decode()
 
     def shown(page: str) -> int:
-        return int(re.search(r"(\d+) entit", page).group(1))  # type: ignore[union-attr]
+        return int(re.search(r"(\d+) components", page).group(1))  # type: ignore[union-attr]
 
     assert shown(page) > shown(before)
     assert len(large.captured_queries) == len(small.captured_queries)
@@ -241,14 +257,16 @@ def test_a_broad_view_counts_up_to_the_cap_and_says_there_are_more(
     catalog: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Counting stops at the cap so a broad filter stays fast; the page must not pretend the
-    counts are exact then."""
+    counts are exact then. (A kind alone, or every kind, is counted ahead, exactly.)"""
     client = signed_in("ada@example.com")
-    exact = client.get("/catalog/?kind=component").content.decode()
+    exact = client.get("/catalog/?namespace=default").content.decode()
     monkeypatch.setattr("catalog.views.FACET_COUNT_CAP", 3)
 
-    capped = client.get("/catalog/?kind=component").content.decode()
+    capped = client.get("/catalog/?namespace=default").content.decode()
+    whole_kind = client.get("/catalog/").content.decode()
 
-    assert "3 or more entities" in capped and "or more" not in exact
+    assert "3 or more components" in capped and "or more" not in exact
+    assert "or more" not in whole_kind
     assert re.search(r'<span class="count">\d+\+</span>', capped)
     assert not re.search(r'<span class="count">\d+\+</span>', exact)
     # A narrow view under the cap is counted exactly.
@@ -278,11 +296,11 @@ def test_an_owner_past_the_most_common_can_be_typed_and_the_url_stays_clean(
     by_htmx = client.get("/catalog/?q=service&owner=team-9&type=", HTTP_HX_REQUEST="true")
 
     assert 'name="owner"' in first
-    assert "group:default/team-24 <" in first and "group:default/team-9 <" not in first
+    assert "team-24 <" in first and "team-9 <" not in first
     assert ">service-9<" in chosen and ">service-1<" not in chosen
     # The chosen owner is shown as chosen, once, and a click removes it.
     assert re.findall(r'<a href="([^"]*)" aria-current="true" class="active">([^<]*)<', chosen) == [
-        ("/catalog/", "group:default/team-9 ")
+        ("/catalog/", "team-9 ")
     ]
     assert sent_by_a_form.status_code == 302
     assert sent_by_a_form["Location"] == "/catalog/?q=service"
