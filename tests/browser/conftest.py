@@ -2,9 +2,12 @@
 
 import os
 import shutil
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Page
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -53,3 +56,55 @@ def demo_seed() -> None:
     location = location_register(target=str(DEMO_CATALOG), allow_kinds=["User", "Group"])
     location_refresh(location=location)
     demo_roles_seed()
+
+
+# --- Accessibility: axe-core in the page ------------------------------------------------------
+
+# Installed by `make test` (`npm ci` in this folder, pinned by its package-lock.json).
+AXE_SCRIPT = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
+# What fails a page: axe's two worst impacts. Moderate and minor findings are left to review.
+AXE_FAILING_IMPACTS = ("serious", "critical")
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    if not AXE_SCRIPT.is_file():
+        pytest.fail(
+            f"axe-core is not installed at {AXE_SCRIPT}: run `make test`, or "
+            "`npm ci` in tests/browser/"
+        )
+    return AXE_SCRIPT.read_text()
+
+
+@pytest.fixture
+def axe(axe_source: str) -> Callable[[Page], None]:
+    """`axe(page)` fails the test on any serious or critical violation axe-core finds in the
+    page as it is now, naming each rule, its impact, the elements and axe's help."""
+
+    def check(page: Page) -> None:
+        # Evaluated through the DevTools protocol, which the page's script-src 'self' does not
+        # govern: the page is scanned under its own Content-Security-Policy, unchanged (a
+        # <script> element, as `add_script_tag` makes, would be refused by it).
+        if not page.evaluate("() => typeof window.axe === 'object'"):
+            page.evaluate(axe_source)
+        results = page.evaluate(
+            "() => axe.run(document, {resultTypes: ['violations']})"
+            ".then((r) => r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,"
+            " helpUrl: v.helpUrl, targets: v.nodes.map((n) => n.target.join(' '))})))"
+        )
+        failing = [v for v in results if v["impact"] in AXE_FAILING_IMPACTS]
+        if failing:
+            pytest.fail(f"axe-core finds on {page.url}:\n" + describe_violations(failing))
+
+    return check
+
+
+def describe_violations(violations: list[dict[str, Any]]) -> str:
+    lines = []
+    for violation in violations:
+        lines.append(
+            f"- {violation['id']} ({violation['impact']}): {violation['help']}"
+            f" <{violation['helpUrl']}>"
+        )
+        lines.extend(f"    {target}" for target in violation["targets"])
+    return "\n".join(lines)
