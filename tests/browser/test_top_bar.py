@@ -3,6 +3,7 @@ wider than the screen, the signed-in person by name, and a focus ring on each co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ SECTIONS = ["Catalog", "My access", "Approvals", "Roles", "Audit"]
 
 @pytest.mark.parametrize("width", [360, 390])
 def test_on_a_phone_every_section_and_sign_out_are_in_sight(
-    page: Page, browser: Any, portal: Any, width: int
+    page: Page, browser: Any, portal: Any, axe: Callable[[Page], None], width: int
 ) -> None:
     demo_seed()
     ada_asks_for_payments_viewer(browser, portal.url)
@@ -42,6 +43,7 @@ def test_on_a_phone_every_section_and_sign_out_are_in_sight(
     assert_in_sight(page, bar.get_by_role("link", name="Linus Torvalds"))
     assert_in_sight(page, bar.get_by_role("button", name="Sign out"))
     assert bar.evaluate("bar => bar.scrollWidth <= bar.clientWidth")
+    axe(page)
 
     bar.get_by_role("button", name="Sign out").click()
     assert_in_sight(page, page.get_by_role("banner").get_by_role("link", name="Sign in"))
