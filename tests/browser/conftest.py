@@ -94,7 +94,11 @@ def axe(axe_source: str) -> Callable[[Page], None]:
         )
         failing = [v for v in results if v["impact"] in AXE_FAILING_IMPACTS]
         if failing:
-            pytest.fail(f"axe-core finds on {page.url}:\n" + describe_violations(failing))
+            size = page.viewport_size or {"width": 0, "height": 0}
+            pytest.fail(
+                f"axe-core finds on {page.url} at {size['width']}×{size['height']} px:\n"
+                + describe_violations(failing)
+            )
 
     return check
 

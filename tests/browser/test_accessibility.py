@@ -1,5 +1,5 @@
 """axe-core on the main pages of each persona, in Chromium under the portal's
-Content-Security-Policy: no serious or critical violation on any of them."""
+Content-Security-Policy, at laptop and phone width: no serious or critical violation on any."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, ViewportSize
 
 from tests.browser.conftest import demo_seed
 from tests.helpers import browser_sign_in
@@ -20,6 +20,7 @@ REQUEST_FORM = (
     "/access/requests/new/?entity=component%3Adefault%2Fpayments-api&role=payments.viewer"
 )
 
+VIEWPORTS: list[ViewportSize] = [{"width": 1280, "height": 800}, {"width": 390, "height": 844}]
 # (who signs in, or "" for nobody; the page), one test each, so that CI names every page that
 # fails rather than the first.
 PAGES = [
@@ -55,7 +56,10 @@ def test_axe_finds_no_serious_violation(
 
     page.goto(f"{portal.url}{path}")
 
-    axe(page)
+    # A laptop, then a phone: the same page laid out again for a narrow screen.
+    for viewport in VIEWPORTS:
+        page.set_viewport_size(viewport)
+        axe(page)
 
 
 def ada_asks_for_payments_viewer(browser: Browser, base_url: str) -> None:
