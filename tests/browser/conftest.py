@@ -112,3 +112,40 @@ def describe_violations(violations: list[dict[str, Any]]) -> str:
         )
         lines.extend(f"    {target}" for target in violation["targets"])
     return "\n".join(lines)
+
+
+# The control the keyboard is on, and whether it shows a ring: an outline of 2 px or more, or
+# a box shadow (null once the keyboard has come round to a control it was on before).
+FOCUSED_CONTROL = """() => {
+  const control = document.activeElement;
+  if (!control || control === document.body) return null;
+  window.__atriumFocused = window.__atriumFocused || new WeakSet();
+  if (window.__atriumFocused.has(control)) return null;
+  window.__atriumFocused.add(control);
+  const style = getComputedStyle(control);
+  const ring = (style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2)
+    || style.boxShadow !== "none";
+  const name = (control.getAttribute("aria-label") || control.textContent || control.name || "")
+    .trim().replace(/\\s+/g, " ").slice(0, 40);
+  return {ring, control: `<${control.tagName.toLowerCase()}> ${name}`};
+}"""
+
+
+@pytest.fixture
+def focus_rings() -> Callable[[Page], None]:
+    """`focus_rings(page)` presses Tab through every control of the page and fails the test
+    on any the keyboard reaches that shows no focus ring."""
+
+    def check(page: Page, most: int = 400) -> None:
+        without = []
+        for _ in range(most):
+            page.keyboard.press("Tab")
+            focused = page.evaluate(FOCUSED_CONTROL)
+            if focused is None:
+                break
+            if not focused["ring"]:
+                without.append(focused["control"])
+        if without:
+            pytest.fail(f"no focus ring on {page.url}:\n" + "\n".join(f"- {c}" for c in without))
+
+    return check

@@ -1,5 +1,6 @@
 """axe-core on the main pages of each persona, in Chromium under the portal's
-Content-Security-Policy, at laptop and phone width: no serious or critical violation on any."""
+Content-Security-Policy, at laptop and phone width: no serious or critical violation on any,
+and a focus ring on every control the keyboard reaches."""
 
 from __future__ import annotations
 
@@ -40,11 +41,12 @@ PAGES = [
 
 
 @pytest.mark.parametrize(("email", "path"), PAGES)
-def test_axe_finds_no_serious_violation(
+def test_axe_finds_no_serious_violation_and_every_control_shows_its_focus(
     page: Page,
     browser: Browser,
     portal: Any,
     axe: Callable[[Page], None],
+    focus_rings: Callable[[Page], None],
     email: str,
     path: str,
 ) -> None:
@@ -60,6 +62,7 @@ def test_axe_finds_no_serious_violation(
     for viewport in VIEWPORTS:
         page.set_viewport_size(viewport)
         axe(page)
+    focus_rings(page)
 
 
 def ada_asks_for_payments_viewer(browser: Browser, base_url: str) -> None:
