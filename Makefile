@@ -52,11 +52,15 @@ lock: $(UV)
 	$(UV) pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements/dev.txt
 	$(UV) pip compile pyproject.toml $(LOCK_FLAGS) -c requirements/dev.txt -o requirements/runtime.txt
 
-# Backstage's own catalog client, for the test that reads Atrium's API with it.
+# The tests' npm packages, each folder from its package-lock.json: Backstage's own catalog
+# client, for the test that reads Atrium's API with it, and axe-core, which the browser tests
+# run on each persona's pages.
 CLIENT_DIR := tests/backstage_client
-$(CLIENT_DIR)/node_modules/.installed: $(CLIENT_DIR)/package-lock.json
-	@command -v npm >/dev/null || { echo "make test needs Node.js and npm for Backstage's client"; exit 1; }
-	cd $(CLIENT_DIR) && npm ci --no-audit --no-fund --loglevel=error
+AXE_DIR := tests/browser
+NPM_STAMPS := $(CLIENT_DIR)/node_modules/.installed $(AXE_DIR)/node_modules/.installed
+%/node_modules/.installed: %/package-lock.json
+	@command -v npm >/dev/null || { echo "make test needs Node.js and npm (Backstage's client, axe-core)"; exit 1; }
+	cd $* && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 run: install
@@ -69,7 +73,7 @@ run: install
 	@echo
 	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
-test: install $(CLIENT_DIR)/node_modules/.installed
+test: install $(NPM_STAMPS)
 	DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
 
 test-integration: install
@@ -87,4 +91,4 @@ format: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage $(CLIENT_DIR)/node_modules
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage $(CLIENT_DIR)/node_modules $(AXE_DIR)/node_modules

@@ -1,37 +1,58 @@
-"""The mirror and the audit log in Django's admin: for reading. The sync and the grant jobs own
-the rows, so nobody edits them here, and the audit log is append-only."""
+"""Access requests, grants, the roles mirror and the audit log in Django's admin: for reading.
+Decisions, grants and the sync go through access/services.py and access/sync.py, which write
+the audit log with each change; the audit log itself is append-only."""
 
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.urls import reverse
 
-from access.models import AuditEvent, Role, RoleMembership, RoleSyncRun
-
-
-class ReadOnlyAdmin(admin.ModelAdmin[Any]):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from access.models import AccessRequest, AuditEvent, Decision, Role, RoleMembership, RoleSyncRun
+from portal.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
 @admin.register(Role)
 class RoleAdmin(ReadOnlyAdmin):
-    list_display = ["name", "description", "auth0_id", "gone_at"]
+    list_display = ["name", "description", "requestable", "min_approvals", "auth0_id", "gone_at"]
+    list_filter = ["requestable"]
     search_fields = ["name", "description"]
+
+    def view_on_site(self, obj: Any) -> str:
+        return reverse("access:role_detail", args=[obj.name])
 
 
 @admin.register(RoleMembership)
 class RoleMembershipAdmin(ReadOnlyAdmin):
+    """Who holds which role: from sign-in tokens, Auth0 itself, or a grant of the portal."""
+
     list_display = ["role", "user", "source", "expires_at", "created_at"]
     list_filter = ["source", "role"]
-    search_fields = ["user__email", "user__sub", "role__name"]
+    search_fields = ["user__name", "user__email", "user__sub", "role__name"]
     list_select_related = ["role", "user"]
+
+
+class DecisionInline(ReadOnlyInline):
+    model = Decision
+    fields = ["approver", "outcome", "comment", "at"]
+
+
+@admin.register(AccessRequest)
+class AccessRequestAdmin(ReadOnlyAdmin):
+    """Requests and the grants they became, with each approver's decision."""
+
+    list_display = [
+        "id", "role_name", "entity_ref", "requester", "state", "created_at", "decided_at",
+        "expires_at",
+    ]  # fmt: skip
+    list_display_links = ["id", "role_name"]
+    list_filter = ["state", "role_name"]
+    search_fields = ["role_name", "entity_ref", "requester__name", "requester__email", "reason"]
+    list_select_related = ["requester"]
+    date_hierarchy = "created_at"
+    inlines = [DecisionInline]
+
+    def view_on_site(self, obj: Any) -> str:
+        return reverse("access:request_detail", args=[obj.pk])
 
 
 @admin.register(RoleSyncRun)

@@ -205,6 +205,7 @@ class Entity(models.Model):
 
     class Meta:
         ordering = ["ref"]
+        verbose_name_plural = "entities"
         indexes = [
             models.Index(fields=["kind", "namespace", "name"]),
             models.Index(fields=["owner_ref"]),
