@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0011_location_last_refresh_seconds'),
+        ('catalog', '0012_facet_counts_by_kind'),
     ]
 
     operations = [
