@@ -13,6 +13,7 @@ from access.models import AccessRequest
 from access.policy import is_portal_admin, viewer_for
 from access.selectors import requests_of, requests_waiting_for, role_memberships_of
 from catalog.selectors import entity_labels
+from catalog.templatetags.people import prime_people
 from catalog.views import request_access_url
 from portal.durations import duration_words
 from portal.health import details, readiness
@@ -50,6 +51,7 @@ def home(request: HttpRequest) -> HttpResponse:
         refs={r.entity_ref for r in [*oldest, *open_requests]}
         | {grant.entity_ref for _, grant in ending if grant}
     )
+    prime_people(request, [r.requester.email for r in oldest])
     context = {
         "memberships": memberships,
         "waiting": [(r, titles.get(r.entity_ref)) for r in oldest],
