@@ -30,7 +30,7 @@ def test_someone_signed_out_reads_what_atrium_is(client: Client) -> None:
     page = client.get("/").content.decode()
 
     assert "The developer portal for companies that sign in with Auth0" in text(page.encode())
-    assert "Waiting for you" not in page and 'role="search"' not in page
+    assert "Requests to decide" not in page and 'role="search"' not in page
 
 
 def test_a_decider_sees_how_many_wait_and_the_oldest_first(payments: None) -> None:
@@ -45,7 +45,7 @@ def test_a_decider_sees_how_many_wait_and_the_oldest_first(payments: None) -> No
 
     page = grace.get("/").content.decode()
 
-    waiting = region(page, "Waiting for you")
+    waiting = region(page, "Requests to decide")
     assert "Waiting for you to decide (7)" in text(waiting.encode())
     shown = re.findall(r'href="/access/requests/(\d+)/"', waiting)
     assert shown == [str(request.pk) for request in asked[:5]]
