@@ -269,8 +269,8 @@ def _relations(
             "more": found.total - len(items),
         })  # fmt: skip
     center = GraphItem(
-        title=entity.display_name, kind=kind_noun(kind=entity.kind, spec_type=entity.spec_type),
-        ref=entity.ref,
+        title=labels[entity.ref].title,
+        kind=kind_noun(kind=entity.kind, spec_type=entity.spec_type), ref=entity.ref,
     )  # fmt: skip
     graph = graph_layout(
         center=center,
@@ -308,7 +308,7 @@ def entity_detail(request: HttpRequest, namespace: str, kind: str, name: str) ->
         types=None if may_see else ["ownedBy"],
     )  # fmt: skip
     # Every entity the page names, by title, in one lookup.
-    named = {entity.owner_ref, entity.system_ref if may_see else ""}
+    named = {entity.ref, entity.owner_ref, entity.system_ref if may_see else ""}
     named |= {ref for group in related.values() for ref in group.target_refs}
     named |= {owner for role in access.roles for owner in role.owners}
     labels = entity_labels(refs=named)
@@ -323,6 +323,8 @@ def entity_detail(request: HttpRequest, namespace: str, kind: str, name: str) ->
     by_type = {group["type"]: group for group in relation_groups}
     context = {
         "entity": entity,
+        # A group's or a person's display name when it has no title, as pages linking to it say.
+        "title": labels[entity.ref].title,
         "tab": tab,
         "tabs": [
             {
