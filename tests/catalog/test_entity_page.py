@@ -20,7 +20,7 @@ PAGE = "/catalog/default/component/payments-api/"
 
 def register(path: Path, yaml: str) -> None:
     path.write_text(yaml)
-    location_refresh(location=location_register(target=str(path), allow_kinds=["Group"]))
+    location_refresh(location=location_register(target=str(path), allow_kinds=["User", "Group"]))
 
 
 def component(name: str, *, owner: str = "team-payments", title: str = "") -> str:
@@ -159,3 +159,19 @@ def test_two_entities_with_one_title_are_told_apart_by_kind_and_name(
 
     assert heading(first) == "Payments API Component · payments-api"
     assert heading(second) == "Payments API Component · card-api"
+
+
+def test_a_relation_declared_from_both_ends_is_listed_once(tmp_path: Path) -> None:
+    register(
+        tmp_path / "org.yaml",
+        "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: {name: team-x}\n"
+        "spec: {type: team, children: [], members: [carol]}\n---\n"
+        "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata: {name: carol}\n"
+        "spec: {profile: {displayName: Carol Shaw}, memberOf: [team-x]}\n",
+    )
+
+    page = signed_in("ada@example.com").get("/catalog/default/group/team-x/?tab=relations")
+
+    listed = re.search(r'id="relations-hasMember">(.*?)</ul>', page.content.decode(), re.S)
+    assert listed
+    assert text(listed[1].encode()) == "Has member Carol Shaw"
