@@ -288,12 +288,15 @@ def entity_labels(*, refs: Iterable[str]) -> dict[str, EntityLabel]:
     if not refs:
         return {}
     rows = Entity.objects.filter(ref__in=refs).values_list(
-        "ref", "kind", "name", "title", "spec_type", "descriptor__spec__profile__displayName"
-    )
+        "ref", "kind", "name", "title", "spec_type", "restricted",
+        "descriptor__spec__profile__displayName",
+    )  # fmt: skip
     labels = {}
-    for ref, kind, name, title, spec_type, display_name in rows:
+    for ref, kind, name, title, spec_type, restricted, display_name in rows:
         shown = title or (display_name if isinstance(display_name, str) else "") or name
-        labels[ref] = EntityLabel(ref, kind, name, shown.strip() or name, spec_type)
+        # A restricted entity's type is one of its details, as in the catalog's list.
+        shown_type = "" if restricted else spec_type
+        labels[ref] = EntityLabel(ref, kind, name, shown.strip() or name, shown_type)
     for ref in refs - labels.keys():
         kind, _, rest = ref.partition(":")
         name = rest.rpartition("/")[2] or ref

@@ -268,10 +268,8 @@ def _relations(
             "type": relation_type, "words": relation_words(relation_type), "items": items,
             "more": found.total - len(items),
         })  # fmt: skip
-    center = GraphItem(
-        title=labels[entity.ref].title,
-        kind=kind_noun(kind=entity.kind, spec_type=entity.spec_type), ref=entity.ref,
-    )  # fmt: skip
+    itself = _linked(labels[entity.ref])
+    center = GraphItem(title=itself["title"], kind=itself["noun"], ref=entity.ref)
     graph = graph_layout(
         center=center,
         related=[
