@@ -146,6 +146,15 @@ class Viewer:
         """The role's deciders and portal admins end a grant early."""
         return self.decides(scope) or self.is_admin
 
+    def may_see_holders(self, *, owner_ref: str, scope: DecisionScope) -> bool:
+        """Who holds a role an entity requires, on that entity's page: its owners (they answer
+        for who uses it), the role's deciders from it (they said yes) and portal admins.
+        Everyone else sees only their own standing; the whole membership of a role stays with
+        `is_admin_or_machine`."""
+        if self.is_admin or self.decides(scope):
+            return True
+        return bool(owner_ref) and owner_ref in self.owner_refs
+
 
 def protected_roles() -> frozenset[str]:
     """Roles never requested nor granted through Atrium: PORTAL_ADMIN_ROLE and
@@ -229,14 +238,21 @@ class DecisionScope:
         return bool(self.decider_emails - {email.lower()})
 
 
+def access_through(viewer: Viewer, *, required_roles: Iterable[str]) -> list[str]:
+    """The roles among those an entity requires that this person holds: any one of them gives
+    access to it (`may_see_restricted`), so another of them would give nothing more."""
+    return sorted(set(required_roles) & viewer.held_roles)
+
+
 def request_refusal(viewer: Viewer, entity: Entity, role: str, scope: DecisionScope) -> str | None:
     """Why this person may not ask for this role on this entity; None when they may.
 
-    The entity must declare the role; someone must be able to decide it (the registry allows
-    it to be granted: an owner, not protected, requestable; the entity's approval annotations
-    are sound); the person must not hold it already without an end (a grant that ends may be
-    extended by asking again). `scope`: who decides this (entity, role), as
-    access.selectors reads it.
+    The entity must declare the role; the person must not have access already: not hold the
+    role without an end (a grant that ends may be extended by asking again), nor hold another
+    role the entity declares (any one gives access; while each of those ends, the role held
+    may still be extended); someone must be able to decide it (the registry allows it to be
+    granted: an owner, not protected, requestable; the entity's approval annotations are
+    sound). `scope`: who decides this (entity, role), as access.selectors reads it.
     """
     if not viewer.sub:
         return "Sign in to ask for access."
@@ -244,12 +260,16 @@ def request_refusal(viewer: Viewer, entity: Entity, role: str, scope: DecisionSc
     if role not in required:
         needs = ", ".join(required) or "no role"
         return f"{entity.ref} does not require {role!r}; it requires {needs}"
-    refusal = scope.refusal
-    if refusal:
-        return refusal
     if role in viewer.held_roles and role not in viewer.ending_roles:
         return f"You hold {role} already, with no end."
-    return None
+    through = [other for other in access_through(viewer, required_roles=required) if other != role]
+    lasting = [other for other in through if other not in viewer.ending_roles]
+    if lasting or (through and role not in viewer.held_roles):
+        held = " and ".join(lasting or through)
+        if lasting:
+            return f"You have access through {held} already."
+        return f"You have access through {held} already, until it ends: extend that instead."
+    return scope.refusal or None
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from access.models import (
@@ -31,6 +31,7 @@ from access.policy import (
     ScopeKey,
     Standing,
     Viewer,
+    access_through,
     approvals_needed,
     longest_grant,
     request_refusal,
@@ -563,3 +564,151 @@ def asking(
         held=[role for role in required if role in viewer.held_roles],
         ending=viewer.ending_roles & set(required), extending=extending,
     )  # fmt: skip
+
+
+# --- an entity's access, for its page --------------------------------------------------------
+
+# An entity's page names this many holders of each role and this many waiting requests; a role
+# held by thousands is counted, not listed.
+HOLDERS_SHOWN = 25
+WAITING_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class RoleAccess:
+    """One role an entity requires, as it stands for the person looking at the entity."""
+
+    name: str
+    owners: tuple[str, ...]  # the role's owner groups, who decide
+    gone: bool  # deleted in Auth0
+    held: RoleMembership | None  # the person's own, with its end and source
+    grant: AccessRequest | None  # the portal grant behind it, active: asking again extends it
+    open_request: AccessRequest | None  # asked for already, not yet ended
+    refusal: str  # why no request is offered (the policy's words); "" when one is
+    holders: list[RoleMembership] | None = None  # None: not for this person to see
+    holders_total: int = 0
+
+    @property
+    def state(self) -> str:
+        """gone, held, asked, refused or askable: what the page says first."""
+        if self.gone:
+            return "gone"
+        if self.held is not None:
+            return "held"
+        if self.open_request is not None:
+            return "asked"
+        return "refused" if self.refusal else "askable"
+
+    @property
+    def extendable(self) -> bool:
+        """Held through a grant that ends, and the policy would take a request again."""
+        return self.held is not None and self.held.expires_at is not None and not self.refusal
+
+
+@dataclass(frozen=True)
+class EntityAccess:
+    """What an entity's page says of access: each required role, and what waits on them."""
+
+    roles: list[RoleAccess]
+    through: list[str]  # the required roles the person holds: each gives access
+    waiting: list[AccessRequest] | None  # None: they see no role's holders, nor its requests
+    waiting_total: int = 0
+
+
+def entity_access(*, viewer: Viewer, user: User, entity: Entity) -> EntityAccess:
+    """Each role `entity` requires as it stands for this person (held until when, asked,
+    refused and why, or theirs to ask for), and, for the roles whose holders the policy
+    shows them, who holds it and the requests waiting. A fixed number of queries."""
+    required = [row.role_name for row in entity.required_role_rows.all()]
+    if not required:
+        return EntityAccess(roles=[], through=[], waiting=None)
+    scopes = decision_scopes(pairs=[(entity.ref, role) for role in required])
+    gone = gone_role_names(names=required)
+    held = {
+        membership.role.name: membership
+        for membership in user.role_memberships.active()
+        .filter(role__name__in=required)
+        .select_related("role")
+    }
+    grants: dict[str, AccessRequest] = {}
+    open_requests: dict[str, AccessRequest] = {}
+    mine = AccessRequest.objects.filter(
+        requester=user,
+        role_name__in=required,
+        state__in=[*AccessRequest.OPEN_STATES, AccessRequest.State.ACTIVE],
+    ).order_by("created_at", "pk")
+    for request in mine:
+        found = grants if request.state == AccessRequest.State.ACTIVE else open_requests
+        found[request.role_name] = request  # the latest, should there be several
+    shown = [
+        role
+        for role in required
+        if viewer.may_see_holders(owner_ref=entity.owner_ref, scope=scopes[entity.ref, role])
+    ]
+    holders = role_holders(roles=shown)
+    roles = [
+        RoleAccess(
+            name=role,
+            owners=scopes[entity.ref, role].owners,
+            gone=role in gone,
+            held=held.get(role),
+            grant=grants.get(role),
+            open_request=open_requests.get(role),
+            refusal=request_refusal(viewer, entity, role, scopes[entity.ref, role]) or "",
+            holders=holders[role][0] if role in shown else None,
+            holders_total=holders[role][1] if role in shown else 0,
+        )
+        for role in required
+    ]
+    if not shown:
+        return EntityAccess(roles=roles, through=access_through(viewer, required_roles=required),
+                            waiting=None)  # fmt: skip
+    pending = visible_requests(
+        viewer,
+        AccessRequest.objects.filter(
+            entity_ref=entity.ref, role_name__in=shown, state=AccessRequest.State.PENDING
+        ),
+        scopes=scopes,
+    )
+    # How many wait in all, counted before the page's few are taken, in the same query.
+    waiting: list[AccessRequest] = list(
+        pending.select_related("requester")
+        .annotate(waiting_total=Window(Count("pk")))
+        .order_by("created_at", "pk")[:WAITING_SHOWN]
+    )
+    total = getattr(waiting[0], "waiting_total", 0) if waiting else 0
+    return EntityAccess(
+        roles=roles,
+        through=access_through(viewer, required_roles=required),
+        waiting=waiting,
+        waiting_total=total,
+    )
+
+
+def role_holders(*, roles: Iterable[str]) -> dict[str, tuple[list[RoleMembership], int]]:
+    """For each of these roles, the first HOLDERS_SHOWN memberships in force (by e-mail), with
+    their people, and how many there are: one query however many hold them."""
+    roles = list(roles)
+    found: dict[str, tuple[list[RoleMembership], int]] = {role: ([], 0) for role in roles}
+    if not roles:
+        return found
+    ranked = (
+        RoleMembership.objects.active()
+        .filter(role__name__in=roles)
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("role_id")],
+                order_by=[F("user__email").asc(), F("pk").asc()],
+            ),
+            total=Window(Count("pk"), partition_by=[F("role_id")]),
+        )  # fmt: skip
+        .filter(rank__lte=HOLDERS_SHOWN)
+        .select_related("user", "role")
+        .order_by("role__name", "rank")
+    )
+    for membership in ranked:
+        listed, _ = found[membership.role.name]
+        listed.append(membership)
+        found[membership.role.name] = (listed, membership.total)  # type: ignore[attr-defined]
+    return found

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import BooleanField, Case, Count, Max, Q, QuerySet, Value, When
-from django.db.models.functions import Upper
+from django.db.models import BooleanField, Case, Count, F, Max, Q, QuerySet, Value, When, Window
+from django.db.models.functions import RowNumber, Upper
 
 from catalog.models import Entity, FacetCount, Location, Relation, SearchRow
 from catalog.search import (
@@ -319,14 +319,77 @@ def entity_by_ref(*, ref: str) -> Entity | None:
     )
 
 
-def entity_relations(*, entity: Entity, viewer: Viewer) -> dict[str, list[Relation]]:
-    """The entity's relations the viewer may see, grouped by type, as Backstage lists them."""
-    grouped: dict[str, list[Relation]] = defaultdict(list)
+@dataclass(frozen=True)
+class RelatedRefs:
+    """The targets of one type of an entity's relations: the first few by ref, and how many."""
+
+    type: str
+    target_refs: list[str]
+    total: int
+
+
+def entity_relations(
+    *, entity: Entity, viewer: Viewer, limit: int, types: Iterable[str] | None = None
+) -> dict[str, RelatedRefs]:
+    """The entity's relations the viewer may see, by type: each type's first `limit` distinct
+    targets (by ref) and how many there are, in one query however many (a group may own
+    thousands). `types`: only these."""
     relations = Relation.objects.filter(source_ref=entity.ref).filter(viewer.may_see_relation_q())
-    for relation in relations.order_by("type", "target_ref"):
-        if relation.target_ref not in {r.target_ref for r in grouped[relation.type]}:
-            grouped[relation.type].append(relation)
-    return dict(grouped)
+    if types is not None:
+        relations = relations.filter(type__in=list(types))
+    # One row per (type, target), however many origins declared it; ranked within its type.
+    rows = (
+        relations.values("type", "target_ref")
+        .annotate(origins=Count("pk"))
+        .annotate(
+            rank=Window(RowNumber(), partition_by=[F("type")], order_by=[F("target_ref").asc()]),
+            total=Window(Count("*"), partition_by=[F("type")]),
+        )
+        .filter(rank__lte=limit)
+        .order_by("type", "target_ref")
+        .values_list("type", "target_ref", "total")
+    )
+    grouped: dict[str, RelatedRefs] = {}
+    for relation_type, target_ref, total in rows:
+        found = grouped.setdefault(relation_type, RelatedRefs(relation_type, [], total))
+        found.target_refs.append(target_ref)
+    return grouped
+
+
+@dataclass(frozen=True)
+class EntityLabel:
+    """What a page calls an entity it links to: its title, a group's or person's display name,
+    else its name; its kind, and the group's type (team, organization)."""
+
+    ref: str
+    kind: str
+    name: str
+    title: str
+    spec_type: str = ""
+    in_catalog: bool = True
+
+
+def entity_labels(*, refs: Iterable[str]) -> dict[str, EntityLabel]:
+    """A label for each of these (lower-cased) refs in one query; a ref the catalog does not
+    hold is labelled from the ref itself, marked not in the catalog."""
+    refs = {ref.lower() for ref in refs if ref}
+    if not refs:
+        return {}
+    rows = Entity.objects.filter(ref__in=refs).values_list(
+        "ref", "kind", "name", "title", "spec_type", "restricted",
+        "descriptor__spec__profile__displayName",
+    )  # fmt: skip
+    labels = {}
+    for ref, kind, name, title, spec_type, restricted, display_name in rows:
+        shown = title or (display_name if isinstance(display_name, str) else "") or name
+        # A restricted entity's type is one of its details, as in the catalog's list.
+        shown_type = "" if restricted else spec_type
+        labels[ref] = EntityLabel(ref, kind, name, shown.strip() or name, shown_type)
+    for ref in refs - labels.keys():
+        kind, _, rest = ref.partition(":")
+        name = rest.rpartition("/")[2] or ref
+        labels[ref] = EntityLabel(ref, kind if rest else "", name, name, in_catalog=False)
+    return labels
 
 
 # --- Reads of the Backstage-shaped API (catalog/api.py) ------------------------------------------

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import cached_property
 from django.views.decorators.http import require_GET, require_http_methods
@@ -19,23 +20,41 @@ from django_tables2 import RequestConfig
 from access.audit import Actor
 from access.models import AuditEvent
 from access.policy import is_portal_admin, viewer_for
-from access.selectors import decision_scopes, gone_role_names, open_requests_by_role
+from access.selectors import (
+    EntityAccess,
+    entity_access,
+    open_requests_by_role,
+)
 from catalog.annotations import access_annotations
 from catalog.filters import EntityFilter, owner_key
 from catalog.forms import LocationForm
+from catalog.graph import (
+    Graph,
+    GraphItem,
+    Related,
+    graph_layout,
+    kind_noun,
+    noun_after,
+    relation_order,
+    relation_words,
+)
 from catalog.models import Entity, Location
-from catalog.refs import parse_entity_ref
+from catalog.refs import EntityRefError, parse_entity_ref
 from catalog.selectors import (
     FACET_COUNT_CAP,
+    EntityLabel,
     FacetValue,
+    RelatedRefs,
     catalog_facets,
     catalog_kinds,
     entity_by_ref,
     entity_facets,
+    entity_labels,
     entity_relations,
 )
 from catalog.services import location_import
 from catalog.tables import EntityTable, owner_label
+from catalog.templatetags.people import prime_people
 from portal.durations import duration_words
 
 PAGE_SIZE = 25
@@ -283,55 +302,153 @@ def entity_list(request: HttpRequest) -> HttpResponse:
     return response
 
 
+# The entity page's tabs, each a link (`?tab=`) that works without JavaScript.
+TABS = {"overview": "Overview", "relations": "Relations", "access": "Access",
+        "definition": "Definition"}  # fmt: skip
+# Each relation type lists this many targets by title; the rest are counted.
+RELATIONS_LISTED = 50
+
+
+def request_access_url(*, entity_ref: str, role: str, extend: int | None = None) -> str:
+    """The request form for this role of this entity (`extend`: filled in as that grant)."""
+    query: dict[str, object] = {"entity": entity_ref, "role": role}
+    if extend is not None:
+        query["extend"] = extend
+    return reverse("access:request_new") + "?" + urlencode(query)
+
+
+def _linked(label: EntityLabel) -> dict[str, str]:
+    """An entity a page names: its title, kind and page; a ref no entity answers as text."""
+    url = ""
+    if label.in_catalog:
+        try:
+            url = parse_entity_ref(label.ref).url
+        except EntityRefError:
+            url = ""
+    return {"title": label.title, "ref": label.ref, "url": url,
+            "noun": kind_noun(kind=label.kind, spec_type=label.spec_type)}  # fmt: skip
+
+
+def _role_rows(
+    entity: Entity, access: EntityAccess, labels: dict[str, EntityLabel]
+) -> list[dict[str, Any]]:
+    """Each required role with the links the page offers for it."""
+    rows = []
+    for role in access.roles:
+        grant, held = role.grant, role.held
+        rows.append({
+            "role": role,
+            "name": role.name,
+            "owners": [_linked(labels[owner]) for owner in role.owners if owner in labels],
+            "request_url": request_access_url(entity_ref=entity.ref, role=role.name),
+            "extend_url": request_access_url(
+                entity_ref=grant.entity_ref if grant else entity.ref, role=role.name,
+                extend=grant.pk if grant else None,
+            ) if role.extendable else "",
+            "source": held.get_source_display() if held else "",
+            "more_holders": max(0, role.holders_total - len(role.holders or [])),
+        })  # fmt: skip
+    return rows
+
+
+def _relations(
+    entity: Entity, related: dict[str, RelatedRefs], labels: dict[str, EntityLabel]
+) -> tuple[list[dict[str, Any]], Graph | None]:
+    """The entity's relations by type, in words and titles, and the graph of them."""
+    groups: list[dict[str, Any]] = []
+    for relation_type in relation_order(related):
+        found = related[relation_type]
+        items: list[dict[str, str]] = []
+        for ref in found.target_refs:
+            item = _linked(labels[ref])
+            item["noun_after"] = noun_after(relation_type, item["noun"])
+            items.append(item)
+        groups.append({
+            "type": relation_type, "words": relation_words(relation_type), "items": items,
+            "more": found.total - len(items),
+        })  # fmt: skip
+    itself = _linked(labels[entity.ref])
+    center = GraphItem(title=itself["title"], kind=itself["noun"], ref=entity.ref)
+    graph = graph_layout(
+        center=center,
+        related=[
+            Related(group["type"], [GraphItem(item["title"], item["noun"], item["url"],
+                                              item["ref"]) for item in group["items"]],
+                    related[group["type"]].total)
+            for group in groups
+        ],
+    )  # fmt: skip
+    return groups, graph
+
+
 @require_GET
 def entity_detail(request: HttpRequest, namespace: str, kind: str, name: str) -> HttpResponse:
+    """One entity, in tabs: overview, relations (in words and as a graph), access (each
+    required role as it stands for the person looking) and, for an API, its definition."""
     entity = entity_by_ref(ref=f"{kind}:{namespace}/{name}")
     if entity is None:
         raise Http404(f"No entity {kind}:{namespace}/{name} in the catalog")
-    viewer = viewer_for(request.user)  # type: ignore[arg-type]
+    person = request.user
+    viewer = viewer_for(person)  # type: ignore[arg-type]
     required = [row.role_name for row in entity.required_role_rows.all()]
     may_see = viewer.may_see_restricted(required_roles=required, owner_ref=entity.owner_ref)
+    is_api = entity.kind.lower() == "api"
+    tab = request.GET.get("tab", "")
+    tab = tab if tab in TABS and (tab != "definition" or is_api) else "overview"
     descriptor = entity.descriptor
     spec = descriptor.get("spec") or {}
     annotations = access_annotations(descriptor)
-    gone = gone_role_names(names=required)
-    scopes = decision_scopes(pairs=[(entity.ref, role) for role in required])
-    roles = [
-        {
-            "name": role,
-            "held": role in viewer.held_roles,
-            "gone": role in gone,
-            # Who decides it, and when nobody may ask for it, the rule that says so.
-            "owners": scopes[entity.ref, role].owners,
-            "refusal": scopes[entity.ref, role].refusal,
-            "request_url": "/access/requests/new/?"
-            + urlencode({"entity": entity.ref, "role": role}),
-        }
-        for role in required
-    ]
-    relations = {
-        relation_type: [{"ref": r.target_ref, "url": ref_url(r.target_ref)} for r in rows]
-        for relation_type, rows in entity_relations(entity=entity, viewer=viewer).items()
-        # Who depends on what is a detail too; ownership is for everyone.
-        if may_see or relation_type == "ownedBy"
-    }
+    access = entity_access(viewer=viewer, user=person, entity=entity)  # type: ignore[arg-type]
+    # Who depends on what is a detail too; ownership is for everyone.
+    related = entity_relations(
+        entity=entity, viewer=viewer, limit=RELATIONS_LISTED,
+        types=None if may_see else ["ownedBy"],
+    )  # fmt: skip
+    # Every entity the page names, by title, in one lookup.
+    named = {entity.ref, entity.owner_ref, entity.system_ref if may_see else ""}
+    named |= {ref for group in related.values() for ref in group.target_refs}
+    named |= {owner for role in access.roles for owner in role.owners}
+    labels = entity_labels(refs=named)
+    relation_groups, graph = _relations(entity, related, labels)
+    prime_people(request, [m.user.email for role in access.roles for m in role.holders or []]
+                 + [r.requester.email for r in access.waiting or []])  # fmt: skip
     links = [
         {"url": link.get("url"), "title": link.get("title") or link.get("url"),
          "clickable": link_is_clickable(link.get("url"))}
         for link in descriptor["metadata"].get("links") or [] if isinstance(link, dict)
     ]  # fmt: skip
+    by_type = {group["type"]: group for group in relation_groups}
     context = {
         "entity": entity,
+        # A group's or a person's display name when it has no title, as pages linking to it say.
+        "title": labels[entity.ref].title,
+        "tab": tab,
+        "tabs": [
+            {
+                "name": name_,
+                "label": label,
+                "current": name_ == tab,
+                "url": request.path if name_ == "overview" else f"{request.path}?tab={name_}",
+            }
+            for name_, label in TABS.items()
+            if name_ != "definition" or is_api
+        ],  # fmt: skip
         "links": links,
         "metadata": descriptor["metadata"],
         "spec": spec,
         "may_see": may_see,
-        "roles": roles,
+        "is_admin": viewer.is_admin,
+        "access": access,
+        "roles": _role_rows(entity, access, labels),
         "annotations": annotations,
-        "relations": relations,
-        "owner_url": ref_url(entity.owner_ref) if entity.owner_ref else "",
-        "system_url": ref_url(entity.system_ref) if entity.system_ref else "",
-        "definition": spec.get("definition") if entity.kind.lower() == "api" else None,
+        "relation_groups": relation_groups,
+        "members": by_type.get("hasMember"),
+        "owned": by_type.get("ownerOf"),
+        "groups": by_type.get("memberOf"),
+        "graph": graph,
+        "owner": _linked(labels[entity.owner_ref]) if entity.owner_ref in labels else None,
+        "system": _linked(labels[entity.system_ref]) if entity.system_ref in labels else None,
+        "definition": spec.get("definition") if is_api else None,
         "max_duration": duration_words(d) if (d := annotations.max_access_duration) else "",
     }
     return render(request, "catalog/entity_detail.html", context)

@@ -15,6 +15,8 @@ from access.policy import (
     SEE_RESTRICTED,
     DecisionScope,
     Viewer,
+    access_through,
+    request_refusal,
     viewer_for,
 )
 from catalog.models import Entity
@@ -162,3 +164,74 @@ def test_an_entity_owned_by_a_user_shows_its_details_to_that_user(tmp_path: Path
     assert "https://tool.example.com" in grace.get("/catalog/default/component/grace-tool/").text
     assert "grace-tool" in grace.get("/catalog/?mine=true").text
     assert "grace-tool" not in bob.get("/catalog/?mine=true").text
+
+
+def test_holding_any_declared_role_is_access_and_refuses_asking_for_another(
+    tmp_path: Path,
+) -> None:
+    load(tmp_path, "tools.yaml", TWO_ROLES)
+    entity = Entity.objects.prefetch_related("required_role_rows").get(name="tools")
+    scope = DecisionScope(role="", owners=("group:default/team-payments",),
+                          decider_refs=frozenset(), decider_emails=frozenset(),
+                          approvals_required=1)  # fmt: skip
+
+    def refusal(*, held: set[str], ending: frozenset[str] = frozenset(), role: str) -> str | None:
+        viewer = Viewer(sub="auth0|bob", held_roles=frozenset(held), ending_roles=frozenset(ending))
+        return request_refusal(viewer, entity, role, scope)
+
+    assert refusal(held=set(), role="tools.viewer") is None
+    assert refusal(held={"tools.admin"}, role="tools.viewer") == (
+        "You have access through tools.admin already."
+    )
+    assert (
+        refusal(held={"tools.admin"}, role="tools.admin")
+        == "You hold tools.admin already, with no end."
+    )
+    # While the role held ends, asking for the other gives nothing: extend the one held.
+    assert refusal(
+        held={"tools.admin"}, ending=frozenset({"tools.admin"}), role="tools.viewer"
+    ) == ("You have access through tools.admin already, until it ends: extend that instead.")
+    assert (
+        refusal(held={"tools.admin"}, ending=frozenset({"tools.admin"}), role="tools.admin") is None
+    )
+    # Extending one grant while the other lasts gives nothing either.
+    both = {"tools.admin", "tools.viewer"}
+    assert refusal(held=both, ending=frozenset({"tools.viewer"}), role="tools.viewer") == (
+        "You have access through tools.admin already."
+    )
+    assert refusal(held=both, ending=frozenset(both), role="tools.viewer") is None
+    # A role held that the entity does not declare gives no access to it.
+    assert refusal(held={"ledger.viewer"}, role="tools.viewer") is None
+    holder = Viewer(held_roles=frozenset(both | {"ledger.viewer"}))
+    assert access_through(holder, required_roles=["tools.viewer", "tools.admin"]) == sorted(both)
+
+
+def test_who_holds_an_entitys_roles_is_for_its_owners_deciders_and_admins() -> None:
+    grace_ref = "user:default/grace"
+    scope = DecisionScope(
+        role="payments.viewer", owners=("group:default/team-payments",),
+        decider_refs=frozenset({grace_ref}), decider_emails=frozenset({"grace@example.com"}),
+        approvals_required=1,
+    )  # fmt: skip
+    owner_ref = "group:default/team-ops"
+
+    def sees(viewer: Viewer) -> bool:
+        return viewer.may_see_holders(owner_ref=owner_ref, scope=scope)
+
+    assert sees(Viewer(sub="auth0|grace", user_refs=frozenset({grace_ref})))  # decides
+    assert sees(Viewer(sub="auth0|ops", group_refs=frozenset({owner_ref})))  # owns the entity
+    assert sees(Viewer(sub="auth0|root", is_admin=True))
+    assert not sees(Viewer(sub="auth0|bob", held_roles=frozenset({"payments.viewer"})))
+    assert not Viewer(sub="auth0|ops", group_refs=frozenset({owner_ref})).may_see_holders(
+        owner_ref="", scope=scope
+    )
+
+
+TWO_ROLES = """\
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: tools
+  annotations: {atrium.dev/required-roles: "tools.viewer, tools.admin"}
+spec: {type: service, lifecycle: production, owner: team-payments}
+"""

@@ -36,6 +36,14 @@ from tests.helpers import (
 )
 
 pytestmark = pytest.mark.django_db
+LEDGER_OF_ADMINS = """\
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: ledger
+  annotations: {atrium.dev/required-roles: payments.admin}
+spec: {type: service, lifecycle: production, owner: team-payments}
+"""
 
 
 def audit_trail(request: AccessRequest) -> list[tuple[str, str, str]]:
@@ -229,7 +237,7 @@ def test_two_approvals_at_the_same_moment_make_one_grant(
 
 
 def test_auth0_failing_during_provisioning_ends_active_or_failed_never_lost(
-    devtenant: DevTenant, payments: None, django_capture_on_commit_callbacks: Any
+    devtenant: DevTenant, payments: None, django_capture_on_commit_callbacks: Any, tmp_path: Path
 ) -> None:
     ada, as_ada = person_of_tenant(devtenant, "ada@example.com")
     linus, as_linus = person_of_tenant(devtenant, "linus@example.com")
@@ -244,7 +252,11 @@ def test_auth0_failing_during_provisioning_ends_active_or_failed_never_lost(
     # A 429 and then a 500: the directory client's own retries carry it through.
     assert grant_provision(request_id=request.pk, actor=Actor("system")) == "active"
 
-    ask(as_ada, role="payments.admin")
+    # payments.viewer opens payments-api to her already: she asks for payments.admin from an
+    # entity that only it opens.
+    (tmp_path / "ledger.yaml").write_text(LEDGER_OF_ADMINS)
+    location_refresh(location=location_register(target=str(tmp_path / "ledger.yaml")))
+    ask(as_ada, role="payments.admin", entity="component:default/ledger")
     failing = AccessRequest.objects.get(role_name="payments.admin")
     AccessRequest.objects.filter(pk=failing.pk).update(state="approved")
     devtenant.admin("faults", {"method": "POST", "path": path, "status": 500})

@@ -52,6 +52,7 @@ def test_an_open_entity_does_not_show_what_a_restricted_one_declared_about_it(
     holder = signed_in("bob@example.com", "payments.viewer")
     api = "/api/catalog/entities/by-name/resource/default/kafka-cluster"
     probe = "/api/catalog/entities?filter=relations.dependencyof=component:default/payments-api"
+    page = "/catalog/default/resource/kafka-cluster/"
 
     def dependents(client: Any) -> list[str]:
         relations = client.get(api).json()["relations"]
@@ -59,8 +60,8 @@ def test_an_open_entity_does_not_show_what_a_restricted_one_declared_about_it(
 
     assert "component:default/payments-api" not in dependents(outsider)
     assert "component:default/payments-api" in dependents(holder)
-    assert "payments-api" not in outsider.get("/catalog/default/resource/kafka-cluster/").text
-    assert "payments-api" in holder.get("/catalog/default/resource/kafka-cluster/").text
+    assert "payments-api" not in outsider.get(f"{page}?tab=relations").text
+    assert "payments-api" in holder.get(f"{page}?tab=relations").text
     assert "kafka-cluster" not in names(outsider.get(probe).json())
     assert "kafka-cluster" in names(holder.get(probe).json())
     assert {"type": "ownedBy", "targetRef": "group:default/team-data"}.items() <= next(

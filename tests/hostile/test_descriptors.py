@@ -80,10 +80,12 @@ def test_a_relation_target_no_page_can_answer_is_shown_as_text(tmp_path: Path) -
     shutil.copy(CORPUS / "relation-target-with-no-page.yaml", tmp_path)
     location_refresh(location=location_register(target=str(tmp_path)))
 
-    page = signed_in("reader@example.com").get("/catalog/default/component/hostile/")
+    page = signed_in("reader@example.com").get("/catalog/default/component/hostile/?tab=relations")
 
     assert page.status_code == 200
-    assert "component:default/a/b" in page.content.decode()
+    assert '<code>component:default/a/b</code> <span class="muted">(not in the catalog)' in (
+        page.content.decode()
+    )
     assert 'href=""' not in page.content.decode()
 
 
