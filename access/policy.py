@@ -287,7 +287,7 @@ def access_state(
     it); else pending when they asked for one of them and the request still stands, wherever
     they asked it (`open_requests`: role name to request id, as access.selectors reads them)."""
     required = sorted(set(required_roles))
-    if any(role in viewer.held_roles for role in required):
+    if access_through(viewer, required_roles=required):
         return AccessState("held")
     for role in required:
         if role in open_requests:
