@@ -6,6 +6,7 @@ from django.http import HttpRequest
 
 from access.policy import viewer_for
 from access.selectors import blocked_sync, count_to_decide
+from catalog.templatetags.people import person_known
 from portal.navigation import nav_items
 
 
@@ -23,6 +24,10 @@ def _portal(request: HttpRequest) -> dict[str, Any]:
     # The viewer is the one the page's view asked for already (kept for the request).
     viewer = viewer_for(getattr(request, "user", None))
     is_admin = viewer.is_admin
+    user = getattr(request, "user", None)
+    if viewer.sub and user is not None:
+        # The top bar names the person, linked to the catalog User their viewer found.
+        person_known(request, user.email, viewer.user_refs)
     waiting = count_to_decide(viewer=viewer)
     return {
         "nav_items": nav_items(path=request.path, is_admin=is_admin, counts={"Approvals": waiting}),

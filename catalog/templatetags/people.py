@@ -43,6 +43,13 @@ def prime_people(request: HttpRequest, emails: Iterable[str]) -> None:
         cache[email] = _url(found.get(email, ""))
 
 
+def person_known(request: HttpRequest, email: str, user_refs: Iterable[str]) -> None:
+    """Note the catalog User of an e-mail already looked up (the signed-in person's, which
+    their viewer holds), so naming them costs no query."""
+    if email:
+        _cache(request)[email.lower()] = _url(min(user_refs, default=""))
+
+
 def _url(ref: str) -> str:
     if not ref:
         return ""
