@@ -662,7 +662,8 @@ def run(
         if any(label.startswith("facets") for label in differ):
             print(
                 "  (the peer's catalog also holds a Location entity per registered file, "
-                "which Atrium keeps as locations, not entities)"
+                "which Atrium keeps as locations, not entities; and Atrium's facets count no "
+                "restricted entity's details, spec.type and tags, catalog.selectors.entity_facets)"
             )
     else:
         print("both sides answered every call alike")
