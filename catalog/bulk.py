@@ -11,7 +11,6 @@ from django.db import connections, models, router, transaction
 
 from catalog.models import Entity, Location
 
-
 logger = logging.getLogger(__name__)
 
 
