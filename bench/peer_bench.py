@@ -406,7 +406,7 @@ def peer_settle(
             raise SystemExit(
                 f"the peer holds {max(total, 0):,} of {expected:,} entities after {timeout:.0f} s "
                 f"(unchanged for {now - last_change:.0f} s): its processing did not settle; "
-                "raise --settle-timeout or look at peer.log"
+                "raise --settle-timeout, or keep its log with --keep and read peer.log"
             )
         time.sleep(2)
 
