@@ -14,6 +14,7 @@ import gc
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,11 +22,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.db import models
+from django.db import models, router
 from django.utils import timezone
 
 from catalog.annotations import AccessAnnotations, access_annotations
-from catalog.bulk import insert_entities, insert_rows
+from catalog.bulk import analyze_after_commit, insert_entities, insert_rows
 from catalog.ingest import Emitted, Problem, ReadResult
 from catalog.models import Entity, EntityRequiredRole, Location, Relation, SearchRow
 from catalog.search import search_rows
@@ -206,6 +207,8 @@ class RefreshPlan:
     new_entities: list[Entity] = field(default_factory=list)
     changed: list[Entity] = field(default_factory=list)
     gone: list[Entity] = field(default_factory=list)
+    # Rows the refresh inserted, updated or deleted, by model label (`refresh_statistics`).
+    written: Counter[str] = field(default_factory=Counter)
 
 
 def _judged(
@@ -339,10 +342,12 @@ def refresh_plan(*, location: Location, result: ReadResult, report: RefreshRepor
 def refresh_apply(*, plan: RefreshPlan, location: Location) -> None:
     """Write the planned entities: the gone deleted (their rows with them), the new inserted
     (each given its primary key), the changed updated."""
-    Entity.objects.filter(pk__in=[entity.pk for entity in plan.gone]).delete()
-    insert_entities(plan.new_entities, location=location)
-    Entity.objects.bulk_update(plan.changed, [*BROWSING_COLUMNS, "source", "document", "etag",
-                                              "descriptor", "problems", "parent_ref"])  # fmt: skip
+    _, deleted = Entity.objects.filter(pk__in=[entity.pk for entity in plan.gone]).delete()
+    plan.written.update(deleted)  # the entities and, by cascade, their rows
+    plan.written[Entity._meta.label] += insert_entities(plan.new_entities, location=location)
+    plan.written[Entity._meta.label] += Entity.objects.bulk_update(
+        plan.changed, [*BROWSING_COLUMNS, "source", "document", "etag", "descriptor", "problems",
+                       "parent_ref"])  # fmt: skip
 
 
 def refresh_rows(*, plan: RefreshPlan) -> None:
@@ -357,11 +362,12 @@ def refresh_rows(*, plan: RefreshPlan) -> None:
     # New entities have no rows yet; only changed ones lose their old rows.
     rewritten = [entity.pk for entity in plan.changed if entity.ref in accepted]
     for model in (Relation, SearchRow, EntityRequiredRole):
-        model.objects.filter(**{_ENTITY_COLUMN[model]: rewritten}).delete()
+        _, deleted = model.objects.filter(**{_ENTITY_COLUMN[model]: rewritten}).delete()
+        plan.written.update(deleted)
     emitted_touched = [
         (touched[ref].pk, emitted) for ref, emitted in accepted.items() if ref in touched
     ]
-    insert_rows(
+    plan.written[SearchRow._meta.label] += insert_rows(
         SearchRow,
         ["entity_id", "key", "value", "original_value"],
         (
@@ -374,7 +380,7 @@ def refresh_rows(*, plan: RefreshPlan) -> None:
             )
         ),
     )  # fmt: skip
-    insert_rows(
+    plan.written[EntityRequiredRole._meta.label] += insert_rows(
         EntityRequiredRole,
         ["entity_id", "role_name"],
         (
@@ -383,7 +389,7 @@ def refresh_rows(*, plan: RefreshPlan) -> None:
             for role in dict.fromkeys(access[emitted.valid.ref.key].required_roles)
         ),
     )
-    insert_rows(
+    plan.written[Relation._meta.label] += insert_rows(
         Relation,
         ["origin_id", "source_ref", "type", "target_ref"],
         (
@@ -395,6 +401,12 @@ def refresh_rows(*, plan: RefreshPlan) -> None:
             )
         ),
     )
+
+
+def refresh_statistics(*, plan: RefreshPlan) -> None:
+    """Have PostgreSQL count again, once the refresh commits, the tables it wrote a large share
+    of (`catalog.bulk.analyze_after_commit`): the next reads are planned on their true size."""
+    analyze_after_commit(plan.written, using=router.db_for_write(Entity))
 
 
 def refresh_outcome_record(

@@ -23,6 +23,7 @@ from catalog.refresh import (
     refresh_outcome_record,
     refresh_plan,
     refresh_rows,
+    refresh_statistics,
 )
 from catalog.selectors import facet_count_rows
 
@@ -118,6 +119,7 @@ def location_refresh(*, location: Location) -> RefreshReport:
     plan = refresh_plan(location=location, result=result, report=report)
     refresh_apply(plan=plan, location=location)
     refresh_rows(plan=plan)
+    refresh_statistics(plan=plan)
     if report.added or report.updated or report.removed:
         facet_counts_rebuild()
     refresh_outcome_record(location=location, result=result, report=report, started=started)
