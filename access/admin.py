@@ -71,6 +71,6 @@ class RoleSyncRunAdmin(ReadOnlyAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["at", "actor", "via", "action", "target", "correlation_id"]
+    list_display = ["at", "actor_name", "actor_email", "actor", "via", "action", "target"]
     list_filter = ["via", "action"]
-    search_fields = ["actor", "target", "correlation_id"]
+    search_fields = ["actor", "actor_name", "actor_email", "target", "correlation_id"]

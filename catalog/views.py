@@ -25,6 +25,7 @@ from access.selectors import (
     entity_access,
     open_requests_by_role,
 )
+from access.words import source_words
 from catalog.annotations import access_annotations
 from catalog.filters import EntityFilter, owner_key
 from catalog.forms import LocationForm
@@ -325,8 +326,10 @@ def _linked(label: EntityLabel) -> dict[str, str]:
             url = parse_entity_ref(label.ref).url
         except EntityRefError:
             url = ""
-    return {"title": label.title, "ref": label.ref, "url": url,
-            "noun": kind_noun(kind=label.kind, spec_type=label.spec_type)}  # fmt: skip
+    noun = kind_noun(kind=label.kind, spec_type=label.spec_type)
+    if noun.lower() in label.title.lower():  # "Team Payments", not "team Team Payments"
+        noun = ""
+    return {"title": label.title, "ref": label.ref, "url": url, "noun": noun}
 
 
 def _role_rows(
@@ -345,7 +348,7 @@ def _role_rows(
                 entity_ref=grant.entity_ref if grant else entity.ref, role=role.name,
                 extend=grant.pk if grant else None,
             ) if role.extendable else "",
-            "source": held.get_source_display() if held else "",
+            "source": source_words(held.source, "your") if held else "",
             "more_holders": max(0, role.holders_total - len(role.holders or [])),
         })  # fmt: skip
     return rows

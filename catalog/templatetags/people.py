@@ -78,6 +78,8 @@ def display_name(name: str, email: str, sub: str) -> str:
         return "Atrium"
     if sub.startswith("client:"):
         return f"API client {sub.removeprefix('client:')}"
+    if sub.startswith("cli:"):
+        return f"{sub.removeprefix('cli:')} (command line)"
     return name or email or sub or "someone"
 
 

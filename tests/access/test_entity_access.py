@@ -52,7 +52,7 @@ def test_an_engineer_without_a_role_may_ask_for_either_and_sees_no_holders(
 
     roles = text(region(overview, "Required roles").encode())
     assert roles.count("You do not hold this role Request access") == 2
-    assert "decided by team team-payments" in roles
+    assert "decided by team-payments" in roles
     assert f"entity=component%3Adefault%2Fpayments-api&amp;{ASK_VIEWER}" in overview
     assert ASK_ADMIN in overview
     assert "Who holds it" not in access and "Bob" not in access
@@ -137,9 +137,9 @@ def test_owners_see_who_holds_each_role_until_when_and_what_waits(payments: None
     access = read(grace, "access")
 
     viewer = role_card(access, "payments.viewer")
-    assert "Who holds it Bob Dylan until in 5 days · granted by the portal" in viewer
+    assert "Who holds it Bob Dylan until in 5 days · granted through Atrium" in viewer
     admin = role_card(access, "payments.admin")
-    assert "Carol Shaw no end · granted outside the portal" in admin
+    assert "Carol Shaw no end · granted in Auth0 directly" in admin
     pending = region(access, "Waiting for a decision")
     assert f'<a href="/access/requests/{waiting.pk}/">Request {waiting.pk}</a>' in pending
     assert "Dan Abramov asks for payments.admin" in text(pending.encode())

@@ -74,7 +74,7 @@ def test_relations_read_as_words_with_titles_and_the_graph_links_each_one(
     listed = re.search(r'<section class="card" aria-label="Relations">.*?</section>', page, re.S)
     assert listed
     words = text(listed[0].encode())
-    assert words == "Relations Owned by team team-payments Provides API payments"
+    assert words == "Relations Owned by team-payments Provides API payments"
     graph = re.search(r"<svg .*?</svg>", page, re.S)
     assert graph
     svg = graph[0]
@@ -93,7 +93,7 @@ def test_relations_read_as_words_with_titles_and_the_graph_links_each_one(
 def test_people_without_access_see_only_who_owns_it(payments: None) -> None:
     page = signed_in("ada@example.com").get(PAGE + "?tab=relations").content.decode()
 
-    assert "Owned by team team-payments" in text(page.encode())
+    assert "Owned by team-payments" in text(page.encode())
     assert "Provides API" not in page
     assert "/catalog/default/api/payments/" not in page
 

@@ -68,3 +68,17 @@ def test_a_person_is_named_and_linked_to_their_catalog_user(payments: None) -> N
     link = '<a href="/catalog/default/user/grace/" title="grace@example.com">Grace Hopper</a>'
     assert link in html
     assert '<span title="nobody@example.com">nobody@example.com</span>' in html
+
+
+@pytest.mark.parametrize(
+    ("sub", "words"),
+    [
+        ("system", "Atrium"),
+        ("client:ci-bot", "API client ci-bot"),
+        ("cli:linus", "linus (command line)"),
+        ("auth0|p1", "auth0|p1"),
+    ],
+)
+def test_actors_without_a_name_are_said_as_what_they_are(sub: str, words: str) -> None:
+    html = Template('{% load people %}{% person_named "" "" sub %}').render(Context({"sub": sub}))
+    assert f">{words}</span>" in html
