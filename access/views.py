@@ -70,7 +70,7 @@ from access.services import (
 from access.sync import role_memberships_refresh_from_auth0
 from access.tables import AuditTable, MemberTable, RoleTable
 from catalog.refs import parse_entity_ref
-from catalog.selectors import entity_by_ref
+from catalog.selectors import entity_by_ref, entity_labels
 from catalog.templatetags.people import prime_people
 from portal.auth.drafts import DRAFT_FIELD, draft_take, draft_token
 from portal.bounds import MAX_ID, whole_number
@@ -94,9 +94,16 @@ def _require_admin(request: HttpRequest) -> None:
 def overview(request: HttpRequest) -> HttpResponse:
     """My roles, where each came from and when it ends."""
     person = _person(request)
+    mine = list(requests_of(user=person))
+    labels = entity_labels(refs=[r.entity_ref for r in mine])
+    entities = {
+        r.pk: (labels[r.entity_ref.lower()].title, parse_entity_ref(r.entity_ref).url)
+        for r in mine
+        if r.entity_ref.lower() in labels
+    }
     context = {
         "memberships": role_memberships_of(user=person),
-        "requests": requests_of(user=person),
+        "requests": [(r, *entities.get(r.pk, (r.entity_ref, ""))) for r in mine],
     }
     return render(request, "access/overview.html", context)
 

@@ -19,6 +19,7 @@ from portal.models import User
 from tests.helpers import (
     DevTenant,
     ada_of_the_tenant,
+    ask,
     management,
     seed_members,
     signed_in,
@@ -50,6 +51,16 @@ def test_my_access_lists_my_roles_with_source_and_end() -> None:
     assert "payments.viewer granted through Atrium" in page
     assert "in 3 days" in page
     assert "checkout.viewer" not in page  # ended: no longer held
+
+
+def test_my_requests_name_the_entity_by_its_title_linked_to_its_page(payments: None) -> None:
+    client = signed_in("ada@example.com")
+    ask(client)
+
+    html = client.get("/access/").content.decode()
+
+    assert '<a href="/catalog/default/component/payments-api/">Payments API</a>' in html
+    assert "component:default/payments-api" not in html
 
 
 def test_my_access_is_for_people_who_signed_in(client: Client) -> None:
