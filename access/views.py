@@ -269,6 +269,9 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     context = {
         "access_request": access_request,
         "entity_url": parse_entity_ref(access_request.entity_ref).url,
+        "entity_label": entity_labels(refs=[access_request.entity_ref]).get(
+            access_request.entity_ref.lower()
+        ),
         "timeline": timeline,
         "may_decide": standing.offers_decision,
         "may_cancel": standing.offers_cancel,

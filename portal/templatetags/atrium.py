@@ -42,9 +42,12 @@ def relative(value: datetime, now: datetime | None = None) -> str:
         local = timezone.localtime(value)
         same_year = local.year == timezone.localtime(now).year
         return f"{local.day} {local:%b}" + ("" if same_year else f" {local.year}")
-    for unit, word in _UNITS:
+    for index, (unit, word) in enumerate(_UNITS):
         if distance >= unit:
-            count = int(distance / unit)
+            # To the nearest: a 7-day grant just given ends "in 7 days", not "in 6 days".
+            count = round(distance / unit)
+            if index and count * unit >= _UNITS[index - 1][0]:
+                count, word = 1, _UNITS[index - 1][1]
             words = f"{count} {word}{'' if count == 1 else 's'}"
             return f"in {words}" if delta > timedelta(0) else f"{words} ago"
     return "just now"

@@ -41,7 +41,8 @@ def test_the_timeline_says_who_did_what_by_name(
     page = text(as_ada.get(f"/access/requests/{request.pk}/").content)
 
     assert "payments.viewer for Ada Lovelace" in page
-    assert "State: granted" in page and "for 7 days. Ends in 6 days" in page
+    assert "State: granted" in page and "for 7 days. Ends in 1 week" in page
+    assert "On Payments API (component:default/payments-api)" in page
     assert "Asked for access by Ada Lovelace · just now" in page
     assert "Approved by Grace Hopper · just now “ok for a week”" in page
     # The worker granted it, in the name of the person who approved.

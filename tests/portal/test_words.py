@@ -21,7 +21,10 @@ NOW = datetime(2026, 12, 1, 22, 51, tzinfo=UTC)
     [
         (timedelta(seconds=-20), "just now"),
         (timedelta(minutes=-1), "1 minute ago"),
-        (timedelta(hours=-3, minutes=-59), "3 hours ago"),
+        (timedelta(hours=-3, minutes=-59), "4 hours ago"),
+        (timedelta(hours=-3, minutes=-20), "3 hours ago"),
+        (timedelta(minutes=59, seconds=50), "in 1 hour"),
+        (timedelta(days=6, hours=23, minutes=59), "in 1 week"),
         (timedelta(days=2, hours=1), "in 2 days"),
         (timedelta(days=8), "in 1 week"),
         (timedelta(days=45), "15 Jan 2027"),
