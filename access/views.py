@@ -71,6 +71,7 @@ from access.sync import role_memberships_refresh_from_auth0
 from access.tables import AuditTable, MemberTable, RoleTable
 from catalog.refs import parse_entity_ref
 from catalog.selectors import entity_by_ref, entity_labels
+from catalog.templatetags.entities import prime_entities
 from catalog.templatetags.people import prime_people
 from portal.auth.drafts import DRAFT_FIELD, draft_take, draft_token
 from portal.bounds import MAX_ID, whole_number
@@ -235,6 +236,8 @@ def request_new(request: HttpRequest) -> HttpResponse:
             if created:
                 messages.success(request, "Your request was sent to the people who decide it.")
             return redirect("access:request_detail", access_request.pk)
+    # The deciders' and owners' titles, for the page, in one lookup.
+    prime_entities(request, [*ask.deciders, *(ref for c in ask.choices for ref in c.owners)])
     context = {
         "entity": entity, "form": form, "choices": ask.choices, "chosen": ask.chosen,
         "held": ask.held, "ending": ask.ending, "open_requests": list(ask.open_requests.values()),

@@ -228,6 +228,13 @@ class Entity(models.Model):
     def display_name(self) -> str:
         return self.title or self.name
 
+    @property
+    def url(self) -> str:
+        """The entity's page in the portal ("" for a name no page address can carry)."""
+        from catalog.refs import parse_entity_ref
+
+        return parse_entity_ref(self.ref).url
+
 
 class EntityRequiredRole(models.Model):
     """An Auth0 role the entity declares in `atrium.dev/required-roles`."""

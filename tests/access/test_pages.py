@@ -165,7 +165,11 @@ def test_a_role_deleted_in_auth0_is_flagged_with_the_entities_that_require_it(
 
     assert "ledger.viewer deleted in Auth0" in listing
     assert "This role was deleted in Auth0" in detail
-    assert "component:default/ledger" in detail
+    assert "Entities that require it ledger" in detail
+    assert (
+        'title="component:default/ledger"'
+        in admin.get("/access/roles/ledger.viewer/").content.decode()
+    )
     ada = signed_in("ada@example.com")
     entity_page = text(ada.get("/catalog/default/component/ledger/").content)
     assert "ledger.viewer Deleted in Auth0: nobody can be granted it" in entity_page

@@ -61,7 +61,7 @@ def test_ask_approve_grant_expire(
     grace, as_grace = person_of_tenant(devtenant, "grace@example.com")
 
     form = as_ada.get(f"/access/requests/new/?entity={ENTITY}&role=payments.viewer").content
-    assert b"Decided by <code>group:default/team-payments</code>" in form
+    assert b'Decided by <a href="/catalog/default/group/team-payments/"' in form
     with django_capture_on_commit_callbacks(execute=True):
         asked = ask(as_ada)
     assert b"Your request was sent" in asked.content

@@ -18,7 +18,7 @@ from access.notifications import request_event_notify
 from access.words import ACTIONS
 from portal.models import User
 from tests.factories import GrantFactory, UserFactory
-from tests.helpers import ROOT, DevTenant, ask, person_of_tenant, text
+from tests.helpers import ROOT, DevTenant, ask, person_of_tenant, signed_in, text
 
 pytestmark = pytest.mark.django_db
 
@@ -117,3 +117,15 @@ def test_mail_says_who_decided_and_exactly_when_access_ends(settings: Any) -> No
     assert "was approved by Grace Hopper." in approved.body
     assert "until Tue 8 Dec 2026, 09:30 UTC." in active.body
     assert "until Tue 8 Dec 2026, 09:30 UTC." in str(active.alternatives[0][0])  # type: ignore[attr-defined]
+
+
+def test_the_request_form_names_the_entity_and_its_deciders_by_title(payments: None) -> None:
+    client = signed_in("ada@example.com")
+
+    html = client.get(
+        "/access/requests/new/?entity=component:default/payments-api&role=payments.viewer"
+    ).content.decode()
+
+    assert '<a href="/catalog/default/component/payments-api/">Payments API</a>' in html
+    assert 'title="group:default/team-payments">' in html
+    assert "<code>group:default/team-payments</code>" not in html
