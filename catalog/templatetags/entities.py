@@ -18,20 +18,13 @@ from django.utils.safestring import SafeString
 from catalog.graph import kind_noun
 from catalog.refs import EntityRefError, parse_entity_ref
 from catalog.selectors import EntityLabel, entity_labels
+from catalog.templatetags.people import request_cache
 
 register = template.Library()
 
-_CACHE_ATTRIBUTE = "_atrium_entities"
-
 
 def _cache(request: HttpRequest | None) -> dict[str, EntityLabel]:
-    if request is None:
-        return {}
-    cache: dict[str, EntityLabel] | None = getattr(request, _CACHE_ATTRIBUTE, None)
-    if cache is None:
-        cache = {}
-        setattr(request, _CACHE_ATTRIBUTE, cache)
-    return cache
+    return request_cache(request, "_atrium_entities")
 
 
 def prime_entities(request: HttpRequest | None, refs: Iterable[str]) -> dict[str, EntityLabel]:

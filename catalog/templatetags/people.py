@@ -21,17 +21,21 @@ from catalog.selectors import user_refs_by_email
 
 register = template.Library()
 
-_CACHE_ATTRIBUTE = "_atrium_people"
+
+def request_cache(request: HttpRequest | None, attribute: str) -> dict[str, Any]:
+    """A dict kept on the request under this attribute (a fresh one, unkept, without one):
+    what a page's tags have looked up already."""
+    if request is None:
+        return {}
+    cache: dict[str, Any] | None = getattr(request, attribute, None)
+    if cache is None:
+        cache = {}
+        setattr(request, attribute, cache)
+    return cache
 
 
 def _cache(request: HttpRequest | None) -> dict[str, str]:
-    if request is None:
-        return {}
-    cache: dict[str, str] | None = getattr(request, _CACHE_ATTRIBUTE, None)
-    if cache is None:
-        cache = {}
-        setattr(request, _CACHE_ATTRIBUTE, cache)
-    return cache
+    return request_cache(request, "_atrium_people")
 
 
 def prime_people(request: HttpRequest, emails: Iterable[str]) -> None:
