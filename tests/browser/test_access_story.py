@@ -64,7 +64,7 @@ def test_ada_asks_grace_approves_the_worker_grants_and_the_grant_ends(
     expect(page.get_by_role("region", name="Restricted details")).to_be_visible()
     page.locator('a[href*="role=payments.viewer"]').click()
     expect(
-        page.get_by_text("Decided by group:default/team-payments, the owners of payments.viewer")
+        page.get_by_text("Decided by Payments team, the owners of payments.viewer")
     ).to_be_visible()
     page.get_by_label("Why do you need it?").fill("On call for payments this week")
     page.get_by_label("For how long").select_option(label="7 days")
