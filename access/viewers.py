@@ -18,7 +18,8 @@ Besides the version:
 - nothing is kept longer than `VIEWER_CACHE_SECONDS`, a bound for a version change the cache
   missed (it was unreachable when the change was made);
 - when the cache cannot be read or written, the viewer is read from the database, as without
-  it: an unreachable cache costs time, never a rule.
+  it: an unreachable cache costs time, never a rule; without Redis (a cache of one process,
+  deaf to changes made in another) nothing is kept.
 
 The version is replaced twice: at once, and again when the transaction commits, so that a
 request that read the database before the commit cannot keep its answer under the new version.
@@ -34,7 +35,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
@@ -76,6 +78,11 @@ def _key(user: User) -> str:
 
 def viewer_parts(user: User, read: Callable[[], ViewerParts]) -> ViewerParts:
     """This person's parts as kept in the cache, or `read` from the database (and kept)."""
+    cache = caches["default"]
+    if not isinstance(cache, RedisCache):
+        # A cache of this process alone would not hear of changes made by another (a Celery
+        # worker ending a grant): without Redis, every request reads.
+        return read()
     key = _key(user)
     try:
         found: dict[str, Any] = cache.get_many([_VERSION_KEY, key])
@@ -95,7 +102,7 @@ def viewer_parts(user: User, read: Callable[[], ViewerParts]) -> ViewerParts:
     ):
         return kept[1]
     if version is None:
-        version = _version_start()
+        version = _version_start(cache)
     # The version is read before the database: a change committed meanwhile replaces it, and
     # this answer, kept under the old one, is never used.
     parts = read()
@@ -108,7 +115,7 @@ def viewer_parts(user: User, read: Callable[[], ViewerParts]) -> ViewerParts:
     return parts
 
 
-def _version_start() -> str | None:
+def _version_start(cache: RedisCache) -> str | None:
     """The version when the cache has none (new, flushed or evicted); None if unreachable."""
     try:
         cache.add(_VERSION_KEY, secrets.token_hex(8), None)
@@ -119,9 +126,10 @@ def _version_start() -> str | None:
     return version
 
 
-def _version_replace() -> None:
+def viewers_forget_all() -> None:
+    """Make every kept viewer stale now (`viewers_changed` does, within a transaction too)."""
     try:
-        cache.set(_VERSION_KEY, secrets.token_hex(8), None)
+        caches["default"].set(_VERSION_KEY, secrets.token_hex(8), None)
     except Exception as error:
         # Kept answers stay unreachable while the cache is; they lapse within the bound.
         logger.error("could not mark kept viewers stale: %s", error)
@@ -129,8 +137,8 @@ def _version_replace() -> None:
 
 def viewers_changed() -> None:
     """Make every kept viewer stale: at once, and again once the transaction commits."""
-    _version_replace()
-    transaction.on_commit(_version_replace, robust=True)
+    viewers_forget_all()
+    transaction.on_commit(viewers_forget_all, robust=True)
 
 
 def _on_membership_change(sender: Any, **kwargs: Any) -> None:
