@@ -1,8 +1,9 @@
 """The one place that decides who may do what. Pages, the API, templates and tasks ask here.
 
 Every answer starts from a `Viewer`: a person's roles (from the mirror), the catalog Users and
-groups they are, and whether they administer the portal, read once per request. The Django
-authentication backend in `access.backends` gives the same answers to `user.has_perm(...)`.
+groups they are, and whether they administer the portal, read once per request (and kept
+between requests in Redis by `access.viewers` until something that decides them changes). The
+Django authentication backend in `access.backends` gives the same answers to `user.has_perm()`.
 Every rule is here, which is why this module is a little past 400 lines.
 """
 
