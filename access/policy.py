@@ -1,8 +1,9 @@
 """The one place that decides who may do what. Pages, the API, templates and tasks ask here.
 
 Every answer starts from a `Viewer`: a person's roles (from the mirror), the catalog Users and
-groups they are, and whether they administer the portal, read once per request. The Django
-authentication backend in `access.backends` gives the same answers to `user.has_perm(...)`.
+groups they are, and whether they administer the portal, read once per request (and kept
+between requests in Redis by `access.viewers` until something that decides them changes). The
+Django authentication backend in `access.backends` gives the same answers to `user.has_perm()`.
 Every rule is here, which is why this module is a little past 400 lines.
 """
 
@@ -17,6 +18,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from access.models import AccessRequest, RoleMembership
 from access.registry import RegistryEntry
+from access.viewers import ViewerParts, viewer_parts
 from catalog.models import Entity, EntityRequiredRole
 from portal.auth.bearer import Principal
 from portal.models import User
@@ -415,38 +417,41 @@ _VIEWER_ATTRIBUTE = "_atrium_viewer"
 ANONYMOUS = Viewer()
 
 
-def roles_held(*, user: User) -> dict[str, bool]:
-    """The roles this person holds now, each with whether it is a portal grant that ends
-    (asking again extends it)."""
-    return {
-        name: source == RoleMembership.Source.PORTAL_GRANT and expires_at is not None
-        for name, source, expires_at in RoleMembership.objects.held_by(user)
-    }
-
-
 def viewer_for(user: User | None) -> Viewer:
-    """A person's roles, groups and admin standing; a machine client (None) has none of them."""
-    # catalog.selectors filters through catalog.search, which builds its filters from Viewer.
-    from catalog.selectors import person_refs
+    """A person's roles, groups and admin standing; a machine client (None) has none of them.
 
+    Read once per request, and kept between requests by `access.viewers` until a change to
+    roles or to the catalog makes it stale (or a role held ends)."""
     if user is None or not user.is_authenticated or not user.is_active:
         return ANONYMOUS
     cached: Viewer | None = getattr(user, _VIEWER_ATTRIBUTE, None)
     if cached is not None:
         return cached
-    held = roles_held(user=user)
-    user_refs, group_refs = person_refs(user=user)
+    parts = viewer_parts(user, lambda: _viewer_parts_read(user))
+    held = {name for name, _, _ in parts.held}
     viewer = Viewer(
         sub=user.sub,
         held_roles=frozenset(held),
-        user_refs=frozenset(user_refs),
-        group_refs=frozenset(group_refs),
+        user_refs=frozenset(parts.user_refs),
+        group_refs=frozenset(parts.group_refs),
         is_admin=settings.PORTAL_ADMIN_ROLE in held,
         email=user.email.lower(),
-        ending_roles=frozenset(name for name, ending in held.items() if ending),
+        ending_roles=frozenset(name for name, ending, _ in parts.held if ending),
     )
     setattr(user, _VIEWER_ATTRIBUTE, viewer)
     return viewer
+
+
+def _viewer_parts_read(user: User) -> ViewerParts:
+    # catalog.selectors filters through catalog.search, which builds its filters from Viewer.
+    from catalog.selectors import person_refs
+
+    held = [
+        (name, source == RoleMembership.Source.PORTAL_GRANT and expires_at is not None, expires_at)
+        for name, source, expires_at in RoleMembership.objects.held_by(user)
+    ]
+    user_refs, group_refs = person_refs(user=user)
+    return ViewerParts(held=tuple(held), user_refs=tuple(user_refs), group_refs=tuple(group_refs))
 
 
 def viewer_forget(user: User) -> None:

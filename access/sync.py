@@ -24,6 +24,7 @@ from access.auth0 import (
 )
 from access.models import AccessRequest, AuditEvent, Role, RoleMembership, RoleSyncRun
 from access.selectors import accounts_to_check, portal_admin_emails
+from access.viewers import viewers_changed
 from portal.locks import lock_held
 from portal.logs import correlate
 from portal.models import User
@@ -43,14 +44,14 @@ def role_memberships_record_from_token(*, user: User, role_names: Iterable[str])
     Role.objects.bulk_create(missing, ignore_conflicts=True)
     roles = Role.objects.filter(name__in=names)
     held = set(user.role_memberships.values_list("role__name", flat=True))
-    RoleMembership.objects.bulk_create(
-        [
-            RoleMembership(user=user, role=role, source=RoleMembership.Source.SIGN_IN)
-            for role in roles
-            if role.name not in held
-        ],
-        ignore_conflicts=True,
-    )
+    seen = [
+        RoleMembership(user=user, role=role, source=RoleMembership.Source.SIGN_IN)
+        for role in roles
+        if role.name not in held
+    ]
+    if seen:
+        RoleMembership.objects.bulk_create(seen, ignore_conflicts=True)
+        viewers_changed()  # bulk_create sends no signal (access.viewers)
     user.role_memberships.filter(source=RoleMembership.Source.SIGN_IN).exclude(
         role__name__in=names
     ).delete()
@@ -230,6 +231,8 @@ def _apply(
          for sub, name in report.added],
         ignore_conflicts=True,
     )  # fmt: skip
+    if report.added:
+        viewers_changed()  # bulk_create sends no signal (access.viewers)
     RoleMembership.objects.filter(pk__in=[current[pair].pk for pair in report.removed]).delete()
     # A portal grant Auth0 no longer has is over: its request ends too, not at its old end.
     ended = Q()
@@ -374,6 +377,8 @@ def role_memberships_refresh_from_auth0(
          for name in added],
         ignore_conflicts=True,
     )  # fmt: skip
+    if added:
+        viewers_changed()  # bulk_create sends no signal (access.viewers)
     RoleMembership.objects.filter(pk__in=[m.pk for m in removed]).delete()
     AuditEvent.objects.bulk_create(
         membership_events(

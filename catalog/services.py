@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from django.db import connections, router, transaction
 
+from access.viewers import viewers_changed
 from catalog.ingest import read_location
 from catalog.models import (
     Entity,
@@ -84,6 +85,7 @@ def _location_register(
     for name, value in columns.items():
         setattr(location, name, value)
     location.save(update_fields=list(columns))
+    viewers_changed()  # its Users and groups may now count, or no longer (access.viewers)
     return location, before
 
 
@@ -173,6 +175,7 @@ def entity_delete(*, entity: Entity, actor: Actor, location: str) -> None:
 def facet_counts_rebuild() -> None:
     """Count the whole catalog's facets again, per kind, for the catalog page of one kind or
     of every kind."""
+    viewers_changed()  # the catalog changed: so may who a person is in it (access.viewers)
     connection = connections[router.db_for_write(FacetCount)]
     if connection.vendor == "postgresql":
         # Two refreshes committing together would each delete only the rows they can see.

@@ -311,7 +311,8 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, reusing its Redis client (portal/caches.py).
+            "BACKEND": "portal.caches.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "atrium",
         }

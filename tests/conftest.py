@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 
+from access.viewers import viewers_forget_all
 from catalog.services import location_refresh, location_register
 from portal.celery import app as celery_app
 from tests.helpers import ALAN, PAYMENTS, DevTenant, own_role
@@ -53,6 +54,13 @@ def _rate_limits_forgotten() -> None:
                 server.delete(*stale)
     else:
         counters.clear()
+
+
+@pytest.fixture(autouse=True)
+def _viewers_forgotten() -> None:
+    """Each test starts with no viewer kept by another (or by an earlier run whose database had
+    the same ids): access.viewers keeps them in Redis, which outlives the test database."""
+    viewers_forget_all()
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,19 +108,97 @@ def signing_keys(kid: str | None) -> KeySet:
     return KeySet.import_key_set(jwks)  # type: ignore[arg-type]
 
 
+class VerifiedTokens:
+    """Claims of tokens whose signature verified, by the token's SHA-256, in this process:
+    the RS256 check and the import of the issuer's keys were most of a token call's fixed cost.
+
+    Only the signature's answer is kept: `iss`, `aud`, `exp`, `nbf` are checked again at every
+    use (against settings and the clock then), and a kept token whose key (`kid`) the issuer no
+    longer publishes is verified again, so it fails as it would have. At most `size` tokens,
+    the least recently used leaving first; one past its `exp` is never asked for again.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._claims: OrderedDict[str, tuple[str | None, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def digest(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def get(self, digest: str) -> tuple[str | None, dict[str, Any]] | None:
+        with self._lock:
+            found = self._claims.get(digest)
+            if found is not None:
+                self._claims.move_to_end(digest)
+            return found
+
+    def put(self, digest: str, kid: str | None, claims: dict[str, Any]) -> None:
+        with self._lock:
+            self._claims[digest] = (kid, claims)
+            self._claims.move_to_end(digest)
+            while len(self._claims) > self.size:
+                self._claims.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._claims.clear()
+
+
+verified_tokens = VerifiedTokens()
+
+
+def _published_kids() -> set[str | None]:
+    """The `kid`s the issuer publishes now, as cached (fetched when the cache has none)."""
+    try:
+        jwks = cache.get(_jwks_cache_key()) or _fetch_jwks()
+    except (requests.RequestException, ValueError, KeyError) as error:
+        logger.warning("could not fetch the issuer's signing keys: %s", error)
+        raise BearerError("the issuer's signing keys could not be fetched") from error
+    return {key.get("kid") for key in jwks.get("keys", [])}
+
+
 def principal_from_token(token: str) -> Principal:
+    digest = VerifiedTokens.digest(token)
+    kept = verified_tokens.get(digest)
+    if kept is not None and kept[0] in _published_kids():
+        claims = kept[1]
+        _claims_check(claims)
+    else:
+        kid, claims = _signature_verified(token)
+        _claims_check(claims)
+        verified_tokens.put(digest, kid, claims)
+    sub = str(claims["sub"])
+    is_machine = claims.get("gty") == "client-credentials" or sub.endswith("@clients")
+    client_id = str(claims.get("azp") or sub.removesuffix("@clients")) if is_machine else None
+    return Principal(
+        sub=sub,
+        via="bearer",
+        client_id=client_id,
+        scopes=frozenset(str(claims.get("scope", "")).split()),
+    )
+
+
+def _signature_verified(token: str) -> tuple[str | None, dict[str, Any]]:
+    """The token's `kid` and claims, once its RS256 signature verifies by the issuer's keys."""
     try:
         header = extract_compact(token.encode()).protected
     except (JoseError, ValueError, UnicodeError) as error:
         raise BearerError("the token is not a signed JWT") from error
     if header.get("alg") != "RS256":
         raise BearerError("only RS256-signed tokens are accepted")
-    keys = signing_keys(header.get("kid"))
+    kid = header.get("kid")
+    keys = signing_keys(kid)
     try:
         decoded = jwt.decode(token, keys, algorithms=["RS256"])
     except (JoseError, ValueError) as error:
         raise BearerError("the token's signature does not verify") from error
-    claims: dict[str, Any] = dict(decoded.claims)
+    return kid, dict(decoded.claims)
+
+
+def _claims_check(claims: dict[str, Any]) -> None:
+    """`iss`, `aud`, `exp`, `sub` present and right, `exp` and `nbf` against the clock now."""
     registry = jwt.JWTClaimsRegistry(
         leeway=settings.AUTH0_LEEWAY,
         iss={"essential": True, "value": settings.AUTH0_ISSUER},
@@ -133,12 +214,3 @@ def principal_from_token(token: str) -> Principal:
         raise BearerError(f"the token's claims are not valid here: {error.description}") from error
     except JoseError as error:
         raise BearerError(f"the token is not valid: {error.description}") from error
-    sub = str(claims["sub"])
-    is_machine = claims.get("gty") == "client-credentials" or sub.endswith("@clients")
-    client_id = str(claims.get("azp") or sub.removesuffix("@clients")) if is_machine else None
-    return Principal(
-        sub=sub,
-        via="bearer",
-        client_id=client_id,
-        scopes=frozenset(str(claims.get("scope", "")).split()),
-    )

@@ -94,8 +94,9 @@ def test_someone_who_does_not_own_the_entity_may_not_refresh_it(
 def test_a_portal_admin_may_refresh_any_entity(
     folder: Path, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
+    admin = signed_in("root@example.com", "portal-admin")
     with django_capture_on_commit_callbacks(execute=False) as queued:
-        response = _refresh(signed_in("root@example.com", "portal-admin"))
+        response = _refresh(admin)
 
     assert response.status_code == 200
     assert len(queued) == 1

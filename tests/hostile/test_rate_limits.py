@@ -326,7 +326,7 @@ def test_rates_and_proxies_load_from_the_environment(tmp_path: Path) -> None:
     told = limits_of(tmp_path, BEHIND_TLS_PROXY="true", TRUSTED_PROXY_COUNT="0")
 
     assert configured[:4] == ["", "20/m", "5/m", "100/5m"]
-    assert configured[5] == "django.core.cache.backends.redis.RedisCache"
+    assert configured[5] == "portal.caches.RedisCache"
     assert behind[4] == 1, "behind the TLS proxy, the address it saw counts"
     assert told[4] == 0
 

@@ -238,3 +238,34 @@ def test_the_audit_actor_names_machines_as_clients() -> None:
 
     assert machine.actor == "client:automation"
     assert person.actor == "auth0|abc"
+
+
+def test_a_token_verified_once_is_still_checked_at_every_use(
+    client: Client, devtenant: DevTenant, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import joserfc._rfc7519.claims as joserfc_claims
+    from joserfc import jwt
+
+    token = machine_token(devtenant)
+    assert me(client, token).status_code == 200
+
+    def no_second_verification(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the signature was verified again")
+
+    # Kept: the signature is not verified a second time in this process...
+    monkeypatch.setattr(jwt, "decode", no_second_verification)
+    assert me(client, token).status_code == 200
+
+    # ...but its expiry is read against the clock at each use,
+    later = joserfc_claims._generate_now() + 2 * 24 * 3600
+    with monkeypatch.context() as clock:
+        clock.setattr(joserfc_claims, "_generate_now", lambda: later)
+        expired = me(client, token)
+    assert expired.status_code == 401
+    assert "expired" in expired["WWW-Authenticate"]
+
+    # ...and its audience against the settings then.
+    settings.AUTH0_AUDIENCE = "https://another-api.example.com"
+    elsewhere = me(client, token)
+    assert elsewhere.status_code == 401
+    assert "aud" in elsewhere["WWW-Authenticate"]

@@ -60,7 +60,7 @@ def test_database_and_redis_urls_are_used_when_set(tmp_path: Path) -> None:
         "USER": "atrium",
     }
     assert loaded["BROKER"] == "redis://cache.internal:6379/2"
-    assert loaded["CACHE"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert loaded["CACHE"]["BACKEND"] == "portal.caches.RedisCache"
     assert loaded["CACHE"]["LOCATION"] == "redis://cache.internal:6379/2"
 
 
