@@ -443,15 +443,15 @@ def entities_matching(
         entities = entities.matching(term)
     ordering = ordering_by(order or [("metadata.name", "asc")],
                          details_q=viewer.may_see_restricted_q())  # fmt: skip
-    return entities.order_by(*ordering, "pk").prefetch_related("required_role_rows")
+    return entities.order_by(*ordering, "pk")
 
 
-def entities_by_refs(*, keys: list[str], conditions: Q | None) -> dict[str, Entity]:
-    """The entities of these lower-cased refs that meet the conditions, by ref."""
+def entities_by_refs(*, keys: list[str], conditions: Q | None) -> QuerySet[Entity]:
+    """The entities of these lower-cased refs that meet the conditions."""
     entities = Entity.objects.filter(ref__in=keys)
     if conditions is not None:
         entities = entities.filter(conditions)
-    return {entity.ref: entity for entity in entities.prefetch_related("required_role_rows")}
+    return entities
 
 
 def entity_total_stored(*, filters: list[str], term: str, has_query: bool) -> int | None:
@@ -533,7 +533,7 @@ def entity_ancestry(*, ref: str) -> list[tuple[Entity, list[str]]] | None:
     whose target its file was read through, as the refresh recorded it), each with its
     parent's ref; None when there is no such entity. An entity in the registered file itself
     is a root (Atrium makes no entity for a location)."""
-    entity = Entity.objects.filter(ref=ref).prefetch_related("required_role_rows").first()
+    entity = Entity.objects.filter(ref=ref).first()
     if entity is None:
         return None
     # A chain is a few Locations deep: one query reads them all.
@@ -541,7 +541,7 @@ def entity_ancestry(*, ref: str) -> list[tuple[Entity, list[str]]] | None:
         candidate.ref: candidate
         for candidate in Entity.objects.filter(
             location_id=entity.location_id, kind__iexact="location"
-        ).prefetch_related("required_role_rows")
+        )
     }
     chain: list[tuple[Entity, list[str]]] = []
     current: Entity | None = entity
@@ -558,6 +558,16 @@ def location_exists(*, target: str) -> bool:
     return Location.objects.filter(target=target).exists()
 
 
-def entity_named(*, ref: str) -> Entity | None:
-    """The entity of a lower-cased ref, read alone."""
-    return Entity.objects.filter(ref=ref).first()
+def entity_named(*, ref: str) -> QuerySet[Entity]:
+    """The entity of a lower-cased ref (none or one), to be read as the API answers it."""
+    return Entity.objects.filter(ref=ref)
+
+
+def entity_of_uid(*, uid: str) -> QuerySet[Entity]:
+    """The entity of a uid (none or one, none for a uid that is no UUID), to be read as the
+    API answers it."""
+    try:
+        key = uuid.UUID(uid)
+    except ValueError:
+        return Entity.objects.none()
+    return Entity.objects.filter(uid=key)
