@@ -49,28 +49,44 @@ def _project(entity: dict[str, Any], fields: list[str]) -> dict[str, Any]:
 
 def _relations(refs: list[str], viewer: Viewer) -> dict[str, list[dict[str, Any]]]:
     """The relations of these entities the viewer may see, by source, each (type, target)
-    once, ordered by type then target; one query."""
+    once, ordered by type then target; two queries at most."""
     relations: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    if not refs:
+        return relations
+    rows = list(
+        Relation.objects.filter(source_ref__in=refs)
+        .order_by("type", "target_ref")
+        .values_list("pk", "origin_id", "source_ref", "type", "target_ref")
+    )
+    visible_q = viewer.may_see_relation_q()
+    if rows and visible_q.children:
+        # The policy asked of these rows alone. Joined to the entities in the first query, it
+        # read every entity into a hash (8 ms at 10,000, growing with the catalog): with the
+        # rule's per-relation EXISTS priced as if run for each, PostgreSQL judged a nested
+        # loop dearer. Naming the rows and their origins makes the join a few index probes.
+        visible = set(
+            Relation.objects.filter(
+                pk__in=[row[0] for row in rows], origin_id__in={row[1] for row in rows}
+            )
+            .filter(visible_q)
+            .values_list("pk", flat=True)
+        )
+        rows = [row for row in rows if row[0] in visible]
     seen: set[tuple[str, str, str]] = set()
     # A page's relations name the same few groups and systems again and again.
     targets: dict[str, dict[str, str]] = {}
-    rows = (
-        Relation.objects.filter(source_ref__in=refs)
-        .filter(viewer.may_see_relation_q())
-        .order_by("type", "target_ref")
-    )
-    for row in rows.values_list("source_ref", "type", "target_ref"):
-        if row not in seen:
-            seen.add(row)
-            source_ref, relation_type, target_ref = row
-            target = targets.get(target_ref)
-            if target is None:
-                parsed = parse_entity_ref(target_ref)
-                target = {"kind": parsed.kind, "namespace": parsed.namespace, "name": parsed.name}
-                targets[target_ref] = target
-            relations[source_ref].append(
-                {"type": relation_type, "targetRef": target_ref, "target": target}
-            )
+    for _, _, source_ref, relation_type, target_ref in rows:
+        if (source_ref, relation_type, target_ref) in seen:
+            continue
+        seen.add((source_ref, relation_type, target_ref))
+        target = targets.get(target_ref)
+        if target is None:
+            parsed = parse_entity_ref(target_ref)
+            target = {"kind": parsed.kind, "namespace": parsed.namespace, "name": parsed.name}
+            targets[target_ref] = target
+        relations[source_ref].append(
+            {"type": relation_type, "targetRef": target_ref, "target": target}
+        )
     return relations
 
 
