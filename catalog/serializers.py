@@ -9,7 +9,16 @@ from typing import Any
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connections
-from django.db.models import OuterRef, Q, QuerySet, TextField, Value
+from django.db.models import (
+    BooleanField,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    QuerySet,
+    TextField,
+    Value,
+)
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
 from access.policy import Viewer
@@ -64,13 +73,19 @@ def _visible_rows(found: QuerySet[Relation], visible_q: Q) -> list[tuple[str, st
     rows = list(found.values_list("pk", "origin_id", "source_ref", "type", "target_ref"))
     if not rows:
         return []
-    visible = set(
-        Relation.objects.filter(
-            pk__in=[row[0] for row in rows], origin_id__in={row[1] for row in rows}
+    ids, origin_ids = [row[0] for row in rows], sorted({row[1] for row in rows})
+    named = Relation.objects.all()
+    if connections[named.db].vendor == "postgresql":
+        # Each list as one array parameter: hundreds of placeholders cost more to compose and
+        # send than the query took (3 ms of 7 for a page of 50 APIs).
+        table = connections[named.db].ops.quote_name(Relation._meta.db_table)
+        in_arrays = RawSQL(
+            f"{table}.id = ANY(%s) AND {table}.origin_id = ANY(%s)", (ids, origin_ids)
         )
-        .filter(visible_q)
-        .values_list("pk", flat=True)
-    )
+        named = named.filter(ExpressionWrapper(in_arrays, output_field=BooleanField()))
+    else:
+        named = named.filter(pk__in=ids, origin_id__in=origin_ids)
+    visible = set(named.filter(visible_q).values_list("pk", flat=True))
     return [(source, kind, target) for pk, _, source, kind, target in rows if pk in visible]
 
 
