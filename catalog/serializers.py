@@ -13,7 +13,6 @@ from django.db.models import (
     BooleanField,
     ExpressionWrapper,
     OuterRef,
-    Q,
     QuerySet,
     TextField,
     Value,
@@ -59,48 +58,36 @@ def _project(entity: dict[str, Any], fields: list[str]) -> dict[str, Any]:
 
 
 # Up to this many entities, PostgreSQL reads their relations and each one's origin through
-# indexes, whatever the catalog's size; from about 20 at 10,000 entities, it hashed every entity
-# instead (16 ms), and `_visible_rows` asks in two steps.
+# indexes, whatever the catalog's size; for more, `_with_origins_named` helps it.
 FEW_REFS = 10
 
 
-def _visible_rows(found: QuerySet[Relation], visible_q: Q) -> list[tuple[str, str, str]]:
-    """(source, type, target) of the relations found that the policy's `visible_q` lets the
-    viewer see, asked of these rows alone. Joined to the entities in one query, the policy's
-    per-relation EXISTS was priced as if run for each row, so PostgreSQL read every entity
-    into a hash (8 ms at 10,000 entities, growing with the catalog); naming the rows and their
-    origins makes the join a few index probes."""
-    rows = list(found.values_list("pk", "origin_id", "source_ref", "type", "target_ref"))
-    if not rows:
-        return []
-    ids, origin_ids = [row[0] for row in rows], sorted({row[1] for row in rows})
-    named = Relation.objects.all()
-    if connections[named.db].vendor == "postgresql":
-        # Each list as one array parameter: hundreds of placeholders cost more to compose and
-        # send than the query took (3 ms of 7 for a page of 50 APIs).
-        table = connections[named.db].ops.quote_name(Relation._meta.db_table)
-        in_arrays = RawSQL(
-            f"{table}.id = ANY(%s) AND {table}.origin_id = ANY(%s)", (ids, origin_ids)
-        )
-        named = named.filter(ExpressionWrapper(in_arrays, output_field=BooleanField()))
-    else:
-        named = named.filter(pk__in=ids, origin_id__in=origin_ids)
-    visible = set(named.filter(visible_q).values_list("pk", flat=True))
-    return [(source, kind, target) for pk, _, source, kind, target in rows if pk in visible]
+def _with_origins_named(found: QuerySet[Relation], refs: list[str]) -> QuerySet[Relation]:
+    """The relations found, their origins named as an array: a condition every one of them
+    meets, so the answer is the same, which tells PostgreSQL how few origins the policy's
+    rule is asked of. Without it, it priced the rule's per-relation EXISTS as if run for every
+    row and read every entity into a hash instead (14 ms for a page of 50 at 10,000 entities;
+    with it 4.6 ms, and not growing with the catalog)."""
+    table = connections[found.db].ops.quote_name(Relation._meta.db_table)
+    every_origin = f"ARRAY(SELECT origin_id FROM {table} WHERE source_ref = ANY(%s))"
+    origins = RawSQL(f"{table}.origin_id = ANY({every_origin})", (refs,))
+    return found.filter(ExpressionWrapper(origins, output_field=BooleanField()))
 
 
 def _relations(refs: list[str], viewer: Viewer) -> dict[str, list[dict[str, Any]]]:
     """The relations of these entities the viewer may see, by source, each (type, target)
-    once, ordered by type then target; two queries at most."""
+    once, ordered by type then target; one query."""
     relations: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if not refs:
         return relations
-    found = Relation.objects.filter(source_ref__in=refs).order_by("type", "target_ref")
+    found: QuerySet[Relation] = Relation.objects.filter(source_ref__in=refs).order_by(
+        "type", "target_ref"
+    )
     visible_q = viewer.may_see_relation_q()
-    if len(refs) <= FEW_REFS or not visible_q.children:
-        rows = list(found.filter(visible_q).values_list("source_ref", "type", "target_ref"))
-    else:
-        rows = _visible_rows(found, visible_q)
+    postgres = connections[found.db].vendor == "postgresql"
+    if len(refs) > FEW_REFS and visible_q.children and postgres:
+        found = _with_origins_named(found, refs)
+    rows = found.filter(visible_q).values_list("source_ref", "type", "target_ref")
     seen: set[tuple[str, str, str]] = set()
     # A page's relations name the same few groups and systems again and again.
     targets: dict[str, dict[str, str]] = {}

@@ -22,7 +22,7 @@ VIEWERS = {
 }
 
 
-# Relations are read in one query for a few entities, in two for more (catalog.serializers).
+# For more than a few entities, the relations query names their origins (catalog.serializers).
 @pytest.mark.parametrize("few_refs", [0, 1_000])
 @pytest.mark.parametrize("fields", [[], ["metadata.name", "spec.owner", "relations"]])
 @pytest.mark.parametrize("who", VIEWERS)
@@ -37,7 +37,7 @@ def test_encoded_entities_are_the_dict_paths_answers(
     monkeypatch.setattr(serializers, "FEW_REFS", 1_000)
     bodies = entities_json(entities, viewer=viewer, fields=fields)
 
-    assert len(texts) > 10  # more than a few: relations asked in two steps when few_refs is 0
+    assert len(texts) > 10  # more than a few: their relations' origins named when few_refs is 0
     assert [ref for ref, _ in texts] == [entity.ref for entity in entities]
     assert [json.loads(text) for _, text in texts] == bodies
     # The catalog's text is ASCII: even the bytes are what the API's renderer wrote before.
