@@ -29,7 +29,7 @@ from catalog.fetch import url_refusal
 from catalog.models import Entity, Location
 from catalog.refs import EntityRefError, parse_entity_ref
 from catalog.search import FilterError, Predicate, filters_q, parse_filters
-from catalog.serializers import entities_json
+from catalog.serializers import entities_json, entities_json_texts
 from catalog.services import (
     LocationRefused,
     entity_delete,
@@ -38,7 +38,7 @@ from catalog.services import (
     normalize_target,
 )
 from catalog.tasks import location_refresh_queue
-from portal.apikit import json_response, person_of, principal_of
+from portal.apikit import RENDERER, json_response, json_text_response, person_of, principal_of
 from portal.bounds import MAX_OFFSET, MAX_TERM, Id, Offset, Values, bounded, values_param
 
 router = Router(tags=["catalog"])
@@ -293,13 +293,14 @@ def entities_list(
         limit, offset = state.get("limit", limit), state.get("offset", offset or 0)
     start = _offset(offset)
     if limit is None:
-        return json_response(
-            request, entities_json(entities[start:], viewer=viewer, fields=projection)
-        )
+        every = entities_json_texts(entities[start:], viewer=viewer, fields=projection)
+        return json_text_response(_json_list(every))
     limit = _limit(limit, MAX_PAGE)
     # One more than the page, to know whether another follows.
-    page = list(entities[start : start + limit + 1])
-    response = json_response(request, entities_json(page[:limit], viewer=viewer, fields=projection))
+    page = entities_json_texts(
+        entities[start : start + limit + 1], viewer=viewer, fields=projection
+    )
+    response = json_text_response(_json_list(page[:limit]))
     if len(page) > limit:
         query = request.GET.copy()
         query.pop("offset", None)
@@ -308,29 +309,30 @@ def entities_list(
     return response
 
 
-def _entity_json(request: HttpRequest, entity: Entity, viewer: Viewer) -> HttpResponse:
-    (body,) = entities_json([entity], viewer=viewer)
-    return json_response(request, body)
+def _json_list(texts: list[tuple[str, str]]) -> str:
+    """A JSON array of entities' texts, spaced as the API's renderer spaces one."""
+    return "[" + ", ".join(text for _, text in texts) + "]"
 
 
 @router.get("/entities/by-name/{kind}/{namespace}/{name}", summary="One entity by its name")
 def entity_by_name(request: HttpRequest, kind: str, namespace: str, name: str) -> HttpResponse:
     viewer = _viewer(request)
-    entity = selectors.entity_named(ref=f"{kind}:{namespace}/{name}".lower())
-    if entity is None:
+    found = selectors.entity_named(ref=f"{kind}:{namespace}/{name}".lower())
+    texts = entities_json_texts(found, viewer=viewer)
+    if not texts:
         raise HttpError(
             404, f"No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
         )
-    return _entity_json(request, entity, viewer)
+    return json_text_response(texts[0][1])
 
 
 @router.get("/entities/by-uid/{uid}", summary="One entity by its uid")
 def entity_by_uid(request: HttpRequest, uid: str) -> HttpResponse:
     viewer = _viewer(request)
-    entity = selectors.entity_by_uid(uid=uid)
-    if entity is None:
+    texts = entities_json_texts(selectors.entity_of_uid(uid=uid), viewer=viewer)
+    if not texts:
         raise HttpError(404, f"No entity with uid {uid}")
-    return _entity_json(request, entity, viewer)
+    return json_text_response(texts[0][1])
 
 
 @router.delete(
@@ -391,10 +393,9 @@ def entities_by_refs(
             raise HttpError(400, str(error)) from error
     conditions = _conditions(filter, payload.query, viewer=viewer)
     found = selectors.entities_by_refs(keys=keys, conditions=conditions)
-    bodies = dict(
-        zip(found, entities_json(found.values(), viewer=viewer, fields=projection), strict=True)
-    )
-    return json_response(request, {"items": [bodies.get(key) for key in keys]})
+    texts = dict(entities_json_texts(found, viewer=viewer, fields=projection))
+    items = ", ".join(texts.get(key, "null") for key in keys)
+    return json_text_response(f'{{"items": [{items}]}}')
 
 
 def _decode_cursor(cursor: str) -> dict[str, Any]:
@@ -467,14 +468,18 @@ def _by_query(request: HttpRequest, params: dict[str, Any]) -> HttpResponse:
         total = entities.count() if stored is None else stored
     offset, start = state["offset"], state.get("start", 0)
     # One more than the page, to know whether another follows.
-    page = list(entities[offset : offset + limit + 1])
+    page = entities_json_texts(
+        entities[offset : offset + limit + 1], viewer=viewer, fields=projection
+    )
     page_info: dict[str, str] = {}
     if len(page) > limit:
         page_info["nextCursor"] = encode_cursor({**state, "offset": offset + limit})
     if offset > start:
         page_info["prevCursor"] = encode_cursor({**state, "offset": max(offset - limit, start)})
-    items = entities_json(page[:limit], viewer=viewer, fields=projection)
-    return json_response(request, {"items": items, "totalItems": total, "pageInfo": page_info})
+    rest = RENDERER.render(
+        request, {"totalItems": total, "pageInfo": page_info}, response_status=200
+    )
+    return json_text_response(f'{{"items": {_json_list(page[:limit])}, {rest[1:]}')
 
 
 @router.get("/entities/by-query", summary="A page of entities, with a cursor to the next")

@@ -253,14 +253,19 @@ def catalog_facets(
     kinds: Sequence[str] | None = None,
     restricted_opened_q: Q | None,
     limit: int | None = FACET_LIMIT,
+    only: Iterable[str] | None = None,
 ) -> Facets:
     """The facets of every entity of these kinds (of the whole catalog when None): from the
     counts the catalog's last change left, the details of restricted entities among them for
     those `restricted_opened_q` opens to the viewer (the policy's `Viewer.restricted_opened_q`;
     an empty Q: every one; None: none, as the API counts for every caller), counted now, since
-    which they are is the viewer's."""
+    which they are is the viewer's. `only`: these facets (the others come back empty); the
+    catalog's owners alone are thousands of rows at 100,000 entities."""
     every_detail = restricted_opened_q is not None and not restricted_opened_q.children
     stored = _of_kinds(FacetCount.objects.all(), "kind", kinds)
+    if only is not None:
+        # Kinds always: they tell whether counts are stored, and how many entities there are.
+        stored = stored.filter(facet__in={*only, "kind"})
     if not every_detail:
         # Details as anyone may see them; those of the restricted entities come below.
         stored = stored.exclude(Q(facet__in=DETAIL_FACETS) & Q(restricted=True))
@@ -443,15 +448,15 @@ def entities_matching(
         entities = entities.matching(term)
     ordering = ordering_by(order or [("metadata.name", "asc")],
                          details_q=viewer.may_see_restricted_q())  # fmt: skip
-    return entities.order_by(*ordering, "pk").prefetch_related("required_role_rows")
+    return entities.order_by(*ordering, "pk")
 
 
-def entities_by_refs(*, keys: list[str], conditions: Q | None) -> dict[str, Entity]:
-    """The entities of these lower-cased refs that meet the conditions, by ref."""
+def entities_by_refs(*, keys: list[str], conditions: Q | None) -> QuerySet[Entity]:
+    """The entities of these lower-cased refs that meet the conditions."""
     entities = Entity.objects.filter(ref__in=keys)
     if conditions is not None:
         entities = entities.filter(conditions)
-    return {entity.ref: entity for entity in entities.prefetch_related("required_role_rows")}
+    return entities
 
 
 def entity_total_stored(*, filters: list[str], term: str, has_query: bool) -> int | None:
@@ -497,8 +502,13 @@ def field_facets(
     come from the counts its last change left. Beyond the public keys, what restricted
     entities hold is not counted.
     """
-    summarized = not narrowed and any(name.lower() in SUMMARIZED_FACETS for name in names)
-    whole = catalog_facets(restricted_opened_q=None, limit=None) if summarized else None
+    wanted = {
+        SUMMARIZED_FACETS[name.lower()] for name in names if name.lower() in SUMMARIZED_FACETS
+    }
+    summarized = not narrowed and bool(wanted)
+    whole = (
+        catalog_facets(restricted_opened_q=None, limit=None, only=wanted) if summarized else None
+    )
     entities = Entity.objects.filter(conditions).values("pk") if conditions is not None else None
     facets: dict[str, list[FacetValue]] = {}
     for name in names:
@@ -533,7 +543,7 @@ def entity_ancestry(*, ref: str) -> list[tuple[Entity, list[str]]] | None:
     whose target its file was read through, as the refresh recorded it), each with its
     parent's ref; None when there is no such entity. An entity in the registered file itself
     is a root (Atrium makes no entity for a location)."""
-    entity = Entity.objects.filter(ref=ref).prefetch_related("required_role_rows").first()
+    entity = Entity.objects.filter(ref=ref).first()
     if entity is None:
         return None
     # A chain is a few Locations deep: one query reads them all.
@@ -541,7 +551,7 @@ def entity_ancestry(*, ref: str) -> list[tuple[Entity, list[str]]] | None:
         candidate.ref: candidate
         for candidate in Entity.objects.filter(
             location_id=entity.location_id, kind__iexact="location"
-        ).prefetch_related("required_role_rows")
+        )
     }
     chain: list[tuple[Entity, list[str]]] = []
     current: Entity | None = entity
@@ -558,6 +568,16 @@ def location_exists(*, target: str) -> bool:
     return Location.objects.filter(target=target).exists()
 
 
-def entity_named(*, ref: str) -> Entity | None:
-    """The entity of a lower-cased ref, read alone."""
-    return Entity.objects.filter(ref=ref).first()
+def entity_named(*, ref: str) -> QuerySet[Entity]:
+    """The entity of a lower-cased ref (none or one), to be read as the API answers it."""
+    return Entity.objects.filter(ref=ref)
+
+
+def entity_of_uid(*, uid: str) -> QuerySet[Entity]:
+    """The entity of a uid (none or one, none for a uid that is no UUID), to be read as the
+    API answers it."""
+    try:
+        key = uuid.UUID(uid)
+    except ValueError:
+        return Entity.objects.none()
+    return Entity.objects.filter(uid=key)

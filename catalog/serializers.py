@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict
 from typing import Any
+
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db import connections
+from django.db.models import (
+    BooleanField,
+    ExpressionWrapper,
+    OuterRef,
+    QuerySet,
+    TextField,
+    Value,
+)
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast
 
 from access.policy import Viewer
 from catalog.annotations import REQUIRED_ROLES
-from catalog.models import Entity, Relation
+from catalog.models import Entity, EntityRequiredRole, Relation
 from catalog.refs import parse_entity_ref
 
 
@@ -44,28 +57,74 @@ def _project(entity: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     return projected
 
 
+# Up to this many entities, PostgreSQL reads their relations and each one's origin through
+# indexes, whatever the catalog's size; for more, `_with_origins_named` helps it.
+FEW_REFS = 10
+
+
+def _with_origins_named(found: QuerySet[Relation], refs: list[str]) -> QuerySet[Relation]:
+    """The relations found, their origins named as an array: a condition every one of them
+    meets, so the answer is the same, which tells PostgreSQL how few origins the policy's
+    rule is asked of. Without it, it priced the rule's per-relation EXISTS as if run for every
+    row and read every entity into a hash instead (14 ms for a page of 50 at 10,000 entities;
+    with it 4.6 ms, and not growing with the catalog)."""
+    table = connections[found.db].ops.quote_name(Relation._meta.db_table)
+    every_origin = f"ARRAY(SELECT origin_id FROM {table} WHERE source_ref = ANY(%s))"
+    origins = RawSQL(f"{table}.origin_id = ANY({every_origin})", (refs,))
+    return found.filter(ExpressionWrapper(origins, output_field=BooleanField()))
+
+
+def _relations(refs: list[str], viewer: Viewer) -> dict[str, list[dict[str, Any]]]:
+    """The relations of these entities the viewer may see, by source, each (type, target)
+    once, ordered by type then target; one query."""
+    relations: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    if not refs:
+        return relations
+    found: QuerySet[Relation] = Relation.objects.filter(source_ref__in=refs).order_by(
+        "type", "target_ref"
+    )
+    visible_q = viewer.may_see_relation_q()
+    postgres = connections[found.db].vendor == "postgresql"
+    if len(refs) > FEW_REFS and visible_q.children and postgres:
+        found = _with_origins_named(found, refs)
+    rows = found.filter(visible_q).values_list("source_ref", "type", "target_ref")
+    seen: set[tuple[str, str, str]] = set()
+    # A page's relations name the same few groups and systems again and again.
+    targets: dict[str, dict[str, str]] = {}
+    for source_ref, relation_type, target_ref in rows:
+        if (source_ref, relation_type, target_ref) in seen:
+            continue
+        seen.add((source_ref, relation_type, target_ref))
+        target = targets.get(target_ref)
+        if target is None:
+            parsed = parse_entity_ref(target_ref)
+            target = {"kind": parsed.kind, "namespace": parsed.namespace, "name": parsed.name}
+            targets[target_ref] = target
+        relations[source_ref].append(
+            {"type": relation_type, "targetRef": target_ref, "target": target}
+        )
+    return relations
+
+
+def _required_roles(entity_ids: list[int]) -> dict[int, list[str]]:
+    required: dict[int, list[str]] = defaultdict(list)
+    rows = EntityRequiredRole.objects.filter(entity_id__in=entity_ids).order_by("role_name")
+    for entity_id, role_name in rows.values_list("entity_id", "role_name"):
+        required[entity_id].append(role_name)
+    return required
+
+
 def entities_json(
     entities: Iterable[Entity], *, viewer: Viewer, fields: list[str] | None = None
 ) -> list[dict[str, Any]]:
-    """The entities as Backstage's API returns them; two queries whatever their number."""
+    """The entities as Backstage's API returns them; three queries whatever their number."""
     entities = list(entities)
-    relations: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    seen: set[tuple[str, str, str]] = set()
-    rows = (
-        Relation.objects.filter(source_ref__in=[e.ref for e in entities])
-        .filter(viewer.may_see_relation_q())
-        .order_by("type", "target_ref")
-    )
-    for row in rows.values_list("source_ref", "type", "target_ref"):
-        if row not in seen:
-            seen.add(row)
-            relations[row[0]].append(
-                {"type": row[1], "targetRef": row[2], "target": asdict(parse_entity_ref(row[2]))}
-            )
+    relations = _relations([e.ref for e in entities], viewer)
+    required = _required_roles([e.pk for e in entities]) if entities else {}
     result = []
     for entity in entities:
-        required = [row.role_name for row in entity.required_role_rows.all()]
-        if viewer.may_see_restricted(required_roles=required, owner_ref=entity.owner_ref):
+        roles = required.get(entity.pk, [])
+        if viewer.may_see_restricted(required_roles=roles, owner_ref=entity.owner_ref):
             body = {**entity.descriptor, "relations": relations[entity.ref]}
         else:
             body = {
@@ -74,3 +133,58 @@ def entities_json(
             }
         result.append(_project(body, fields) if fields else body)
     return result
+
+
+def _encoded(body: Any) -> str:
+    # The API renderer's encoder (NinjaJSONEncoder) only adds types a descriptor never holds.
+    return json.dumps(body)
+
+
+def entities_json_texts(
+    entities: QuerySet[Entity], *, viewer: Viewer, fields: list[str] | None = None
+) -> list[tuple[str, str]]:
+    """(ref, JSON text) of each of the entities, in their order: what `entities_json` answers,
+    encoded. The descriptor comes as the database's text of it, not decoded and encoded again
+    (that was most of a list's time), and the visible relations are joined in; a restricted
+    entity the viewer may not see, or a `fields=` projection, takes the dict path."""
+    if fields:
+        listed = list(entities)
+        bodies = entities_json(listed, viewer=viewer, fields=fields)
+        return [(entity.ref, _encoded(body)) for entity, body in zip(listed, bodies, strict=True)]
+    read = entities.annotate(descriptor_text=Cast("descriptor", TextField()))
+    postgres = connections[entities.db].vendor == "postgresql"
+    if postgres:
+        # The entity's required roles in its own row, rather than one more query.
+        roles = EntityRequiredRole.objects.filter(entity_id=OuterRef("pk")).values("role_name")
+        read = read.annotate(required=ArraySubquery(roles))
+    else:
+        read = read.annotate(required=Value(None))
+    rows = list(read.values_list("pk", "ref", "owner_ref", "descriptor_text", "required"))
+    if not rows:
+        return []
+    relations = _relations([row[1] for row in rows], viewer)
+    if not postgres and not viewer.is_admin:
+        required = _required_roles([row[0] for row in rows])
+        rows = [(*row[:4], required.get(row[0], [])) for row in rows]
+    texts = []
+    for _, ref, owner_ref, descriptor_text, required_roles in rows:
+        seen_whole = viewer.may_see_restricted(
+            required_roles=required_roles or [], owner_ref=owner_ref
+        )
+        descriptor_text = descriptor_text.strip()
+        # A descriptor the refresh stored never holds relations (they are derived apart), so
+        # they go in as its last key, where `{**descriptor, "relations": ...}` puts them.
+        if seen_whole and '"relations"' not in descriptor_text and descriptor_text != "{}":
+            text = f'{descriptor_text[:-1]}, "relations": {_encoded(relations[ref])}}}'
+        else:
+            descriptor = json.loads(descriptor_text)
+            if seen_whole:
+                body = {**descriptor, "relations": relations[ref]}
+            else:
+                body = {
+                    **_restricted_view(descriptor),
+                    "relations": [r for r in relations[ref] if r["type"] == "ownedBy"],
+                }
+            text = _encoded(body)
+        texts.append((ref, text))
+    return texts

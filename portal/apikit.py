@@ -79,6 +79,14 @@ def json_response(request: HttpRequest, body: Any, *, status: int = 200) -> Http
     )
 
 
+def json_text_response(text: str, *, status: int = 200) -> HttpResponse:
+    """An answer already encoded as JSON (the catalog joins its entities' texts), sent as
+    `json_response` sends a body."""
+    return HttpResponse(
+        text, status=status, content_type=f"{RENDERER.media_type}; charset={RENDERER.charset}"
+    )
+
+
 # The names Backstage's error handler gives each status (`@backstage/errors`); its clients tell
 # errors apart by name.
 ERROR_NAMES = {
