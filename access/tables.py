@@ -34,7 +34,7 @@ class RoleTable(tables.Table):
         model = Role
         fields = ("name", "description")
         template_name = "components/table.html"
-        attrs = {"class": "table"}
+        attrs = {"class": "table stack"}
         empty_text = "No role is mirrored yet: the first sync fills this list."
 
     def render_name(self, record: Role) -> Any:
@@ -66,7 +66,7 @@ class MemberTable(tables.Table):
         fields = ()
         sequence = ("person", "sub", "source", "expires_at", "created_at")
         template_name = "components/table.html"
-        attrs = {"class": "table"}
+        attrs = {"class": "table stack"}
         empty_text = "Nobody holds this role."
 
     def before_render(self, request: HttpRequest) -> None:
@@ -106,7 +106,7 @@ class AuditTable(tables.Table):
         fields = ()
         sequence = ("at", "actor", "action", "target", "via", "correlation_id", "ip")
         template_name = "components/table.html"
-        attrs = {"class": "table"}
+        attrs = {"class": "table stack"}
         empty_text = "No audit record matches."
 
     def before_render(self, request: HttpRequest) -> None:
