@@ -24,7 +24,7 @@ from access.auth0 import (
 )
 from access.models import AccessRequest, AuditEvent, Role, RoleMembership, RoleSyncRun
 from access.selectors import accounts_to_check, portal_admin_emails
-from access.viewers import viewers_changed
+from access.viewers import viewers_changed, viewers_changed_once
 from portal.locks import lock_held
 from portal.logs import correlate
 from portal.models import User
@@ -52,9 +52,10 @@ def role_memberships_record_from_token(*, user: User, role_names: Iterable[str])
     if seen:
         RoleMembership.objects.bulk_create(seen, ignore_conflicts=True)
         viewers_changed()  # bulk_create sends no signal (access.viewers)
-    user.role_memberships.filter(source=RoleMembership.Source.SIGN_IN).exclude(
-        role__name__in=names
-    ).delete()
+    with viewers_changed_once():
+        user.role_memberships.filter(source=RoleMembership.Source.SIGN_IN).exclude(
+            role__name__in=names
+        ).delete()
     return names
 
 
@@ -233,7 +234,8 @@ def _apply(
     )  # fmt: skip
     if report.added:
         viewers_changed()  # bulk_create sends no signal (access.viewers)
-    RoleMembership.objects.filter(pk__in=[current[pair].pk for pair in report.removed]).delete()
+    with viewers_changed_once():
+        RoleMembership.objects.filter(pk__in=[current[p].pk for p in report.removed]).delete()
     # A portal grant Auth0 no longer has is over: its request ends too, not at its old end.
     ended = Q()
     for sub, name in report.removed:
@@ -379,7 +381,8 @@ def role_memberships_refresh_from_auth0(
     )  # fmt: skip
     if added:
         viewers_changed()  # bulk_create sends no signal (access.viewers)
-    RoleMembership.objects.filter(pk__in=[m.pk for m in removed]).delete()
+    with viewers_changed_once():
+        RoleMembership.objects.filter(pk__in=[m.pk for m in removed]).delete()
     AuditEvent.objects.bulk_create(
         membership_events(
             added=[(user.sub, name) for name in added],

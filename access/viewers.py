@@ -30,7 +30,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -141,7 +143,31 @@ def viewers_changed() -> None:
     transaction.on_commit(viewers_forget_all, robust=True)
 
 
+# Within `viewers_changed_once`, the rows' signals only note that something changed.
+_batch = threading.local()
+
+
+@contextmanager
+def viewers_changed_once() -> Iterator[None]:
+    """A bulk delete of memberships (which sends a signal per row) makes kept viewers stale
+    once, when it is done, rather than once a row."""
+    if getattr(_batch, "open", False):
+        yield
+        return
+    _batch.open, _batch.changed = True, False
+    try:
+        yield
+    finally:
+        changed = _batch.changed
+        _batch.open = _batch.changed = False
+        if changed:
+            viewers_changed()
+
+
 def _on_membership_change(sender: Any, **kwargs: Any) -> None:
+    if getattr(_batch, "open", False):
+        _batch.changed = True
+        return
     viewers_changed()
 
 

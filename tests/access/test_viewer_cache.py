@@ -166,3 +166,30 @@ def test_an_unreachable_cache_reads_the_database_and_keeps_the_rules(
     assert sees_links(holder) and not sees_links(outsider)
     RoleMembership.objects.filter(role__name="payments.viewer").delete()
     assert not sees_links(holder)
+
+
+def test_a_bulk_removal_makes_kept_viewers_stale_once_not_once_a_row(
+    demo_catalog: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from access import viewers
+
+    client = signed_in("bob@example.com", "payments.viewer", "checkout.viewer", "engineer")
+    assert sees_links(client)
+    bumps: list[None] = []
+    forget = viewers.viewers_forget_all
+
+    def counted() -> None:
+        bumps.append(None)
+        forget()
+
+    monkeypatch.setattr(viewers, "viewers_forget_all", counted)
+
+    # The next token names none of the three: the sign-in's bulk delete removes them all.
+    role_memberships_record_from_token(
+        user=User.objects.get(email="bob@example.com"), role_names=[]
+    )
+
+    assert not sees_links(client)
+    # Once for the three rows together (its second, on commit, waits for the test's
+    # transaction, which never commits); a bump a row would be three.
+    assert len(bumps) == 1
