@@ -13,7 +13,9 @@ from django.db import connections
 from django.db.models import BooleanField, Case, Count, F, Max, Q, QuerySet, Value, When, Window
 from django.db.models.functions import RowNumber, Upper
 
+from catalog.graph import kind_noun
 from catalog.models import Entity, FacetCount, Location, Relation, SearchRow
+from catalog.refs import EntityRefError, parse_entity_ref
 from catalog.search import (
     NOTHING,
     PUBLIC_KEYS,
@@ -372,6 +374,23 @@ class EntityLabel:
     title: str
     spec_type: str = ""
     in_catalog: bool = True
+
+    @property
+    def url(self) -> str:
+        """Its page; "" for a ref the catalog does not hold or no page address can carry."""
+        if not self.in_catalog:
+            return ""
+        try:
+            return parse_entity_ref(self.ref).url
+        except EntityRefError:
+            return ""
+
+    @property
+    def noun(self) -> str:
+        """Its kind as a sentence says it after the title, unless the title says it already:
+        "Payments team", not "Team Payments team"."""
+        noun = kind_noun(kind=self.kind, spec_type=self.spec_type)
+        return "" if noun.lower() in self.title.lower() else noun
 
 
 def entity_labels(*, refs: Iterable[str]) -> dict[str, EntityLabel]:

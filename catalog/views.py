@@ -34,13 +34,12 @@ from catalog.graph import (
     GraphItem,
     Related,
     graph_layout,
-    kind_noun,
     noun_after,
     relation_order,
     relation_words,
 )
 from catalog.models import Entity, Location
-from catalog.refs import EntityRefError, parse_entity_ref
+from catalog.refs import parse_entity_ref
 from catalog.selectors import (
     FACET_COUNT_CAP,
     EntityLabel,
@@ -320,16 +319,7 @@ def request_access_url(*, entity_ref: str, role: str, extend: int | None = None)
 
 def _linked(label: EntityLabel) -> dict[str, str]:
     """An entity a page names: its title, kind and page; a ref no entity answers as text."""
-    url = ""
-    if label.in_catalog:
-        try:
-            url = parse_entity_ref(label.ref).url
-        except EntityRefError:
-            url = ""
-    noun = kind_noun(kind=label.kind, spec_type=label.spec_type)
-    if noun.lower() in label.title.lower():  # "Team Payments", not "team Team Payments"
-        noun = ""
-    return {"title": label.title, "ref": label.ref, "url": url, "noun": noun}
+    return {"title": label.title, "ref": label.ref, "url": label.url, "noun": label.noun}
 
 
 def _role_rows(

@@ -15,8 +15,6 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from catalog.graph import kind_noun
-from catalog.refs import EntityRefError, parse_entity_ref
 from catalog.selectors import EntityLabel, entity_labels
 from catalog.templatetags.people import request_cache
 
@@ -36,18 +34,11 @@ def prime_entities(request: HttpRequest | None, refs: Iterable[str]) -> dict[str
 
 
 def render_entity(label: EntityLabel | None, ref: str) -> SafeString:
-    url = ""
-    if label is not None and label.in_catalog:
-        try:
-            url = parse_entity_ref(label.ref).url
-        except EntityRefError:
-            url = ""
-    if not url or label is None:
+    if label is None or not label.url:
         return format_html("<code>{}</code>", ref)
-    noun = kind_noun(kind=label.kind, spec_type=label.spec_type)
-    if noun.lower() in label.title.lower() or noun in ("user", "component"):
-        noun = ""  # "Team Payments", not "Team Payments team"; a person or a service by name
-    link = format_html('<a href="{}" title="{}">{}</a>', url, label.ref, label.title)
+    # A person or a service is named by name alone.
+    noun = "" if label.noun in ("user", "component") else label.noun
+    link = format_html('<a href="{}" title="{}">{}</a>', label.url, label.ref, label.title)
     return format_html("{} {}", link, noun) if noun else link
 
 
