@@ -97,14 +97,9 @@ def overview(request: HttpRequest) -> HttpResponse:
     person = _person(request)
     mine = list(requests_of(user=person))
     labels = entity_labels(refs=[r.entity_ref for r in mine])
-    entities = {
-        r.pk: (labels[r.entity_ref.lower()].title, parse_entity_ref(r.entity_ref).url)
-        for r in mine
-        if r.entity_ref.lower() in labels
-    }
     context = {
         "memberships": role_memberships_of(user=person),
-        "requests": [(r, *entities.get(r.pk, (r.entity_ref, ""))) for r in mine],
+        "requests": [(r, labels[r.entity_ref.lower()]) for r in mine],
     }
     return render(request, "access/overview.html", context)
 
@@ -271,7 +266,6 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     prime_people(request, [access_request.requester.email, *(e.shown_email for e in timeline)])
     context = {
         "access_request": access_request,
-        "entity_url": parse_entity_ref(access_request.entity_ref).url,
         "entity_label": entity_labels(refs=[access_request.entity_ref]).get(
             access_request.entity_ref.lower()
         ),
