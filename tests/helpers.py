@@ -205,6 +205,19 @@ def browser_sign_in(page: Any, base_url: str, email: str) -> None:
 # --- The payments catalog ---------------------------------------------------------------------
 
 ENTITY = "component:default/payments-api"
+# team-payments with Grace in it, and nothing else.
+PEOPLE = """\
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: {name: team-payments}
+spec: {type: team, children: []}
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata: {name: grace}
+spec: {profile: {email: grace@example.com}, memberOf: [team-payments]}
+"""
+
 PAYMENTS = """\
 apiVersion: backstage.io/v1alpha1
 kind: Group

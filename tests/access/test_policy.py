@@ -22,21 +22,9 @@ from access.policy import (
 from catalog.models import Entity
 from catalog.services import location_refresh, location_register
 from portal.models import User
-from tests.helpers import own_role, signed_in
+from tests.helpers import PEOPLE, own_role, signed_in
 
 pytestmark = pytest.mark.django_db
-
-PEOPLE = """\
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: team-payments}
-spec: {type: team, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: grace}
-spec: {profile: {email: grace@example.com}, memberOf: [team-payments]}
-"""
 
 
 def restricted_components(count: int, *, start: int = 0) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from access.models import AuditEvent
 from catalog.models import Entity, Location
-from tests.helpers import signed_in
+from tests.helpers import PEOPLE, signed_in
 
 pytestmark = pytest.mark.django_db
 DESCRIPTOR = """\
@@ -70,19 +70,6 @@ def test_people_who_are_not_admins_may_not_register() -> None:
     response = signed_in("ada@example.com").get("/catalog/locations/")
 
     assert response.status_code == 403
-
-
-PEOPLE = """\
-apiVersion: backstage.io/v1alpha1
-kind: Group
-metadata: {name: team-payments}
-spec: {type: team, children: []}
----
-apiVersion: backstage.io/v1alpha1
-kind: User
-metadata: {name: grace}
-spec: {profile: {email: grace@example.com}, memberOf: [team-payments]}
-"""
 
 
 def test_people_and_groups_are_refused_unless_the_box_is_ticked(
