@@ -341,6 +341,10 @@ def approvals(request: HttpRequest) -> HttpResponse:
     waiting = requests_waiting_for(viewer=viewer_for(person))
     filterset = ApprovalsFilter(request.GET, queryset=waiting.requests)
     page = Paginator(filterset.qs, APPROVALS_PER_PAGE).get_page(request.GET.get("page"))
+    if request.htmx.target == "approvals-total":  # type: ignore[attr-defined]
+        # The total line, asked again after a decision: not the rows it sits above.
+        context = {"page": page, "waiting": len(waiting.ids)}
+        return render(request, "access/approvals.html#total", context)
     rows = waiting_details(requests=page.object_list)
     prime_people(request, [row.request.requester.email for row in rows])
     context = {

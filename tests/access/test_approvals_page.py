@@ -232,6 +232,24 @@ def test_a_thousand_waiting_requests_render_a_page_of_fifty_in_a_bounded_number_
     assert 'href="?page=2" rel="next"' in page and "Page 1 of 20" in page
 
 
+def test_the_total_asked_again_after_a_decision_is_the_line_alone(
+    grace: tuple[User, Client], django_assert_max_num_queries: Any
+) -> None:
+    many_waiting(1000)
+    _, as_grace = grace
+    page_of(as_grace)  # the person's viewer, kept, as after the page's first load
+
+    # 18 today, the full page's 25 less its rows' entities, teams, roles and people.
+    with django_assert_max_num_queries(20):
+        answer = as_grace.get(
+            APPROVALS, headers={"HX-Request": "true", "HX-Target": "approvals-total"}
+        ).content.decode()
+
+    assert "1–50 of 1000 waiting for you, oldest first." in text(answer.encode())
+    assert answer.strip().startswith('<p class="approvals-total" id="approvals-total"')
+    assert 'class="waiting-row"' not in answer
+
+
 def test_pages_keep_the_filters_and_the_last_page_holds_the_rest(
     grace: tuple[User, Client],
 ) -> None:
