@@ -294,7 +294,7 @@ def review_complete_view(request: HttpRequest, review_id: int) -> HttpResponse:
     except (ReviewConflict, ReviewRefused, ReviewNotAllowed) as refused:
         messages.error(request, str(refused))
     else:
-        messages.success(request, "The review is complete; its evidence is below.")
+        messages.success(request, "The review is complete.")
     return redirect("access:review_detail", review.pk)
 
 

@@ -460,6 +460,7 @@ def review_removal_carry_out(
         item = AccessReviewItem.objects.select_for_update().select_related("user").get(pk=item_id)
         if item.removal == AccessReviewItem.Removal.DONE:
             return item.removal
+        held = RoleMembership.objects.filter(user=item.user, role__name=role_name).exists()
         grants = AccessRequest.objects.locked().filter(
             requester=item.user, role_name=role_name, state=AccessRequest.State.ACTIVE
         )
@@ -468,13 +469,13 @@ def review_removal_carry_out(
             _grant_ended(grant, actor, revoke=True, reason=f"removed in access review {review.pk}")
             revoked.append(grant.pk)
         with viewers_changed_once():
-            held = RoleMembership.objects.filter(user=item.user, role__name=role_name).delete()[0]
+            RoleMembership.objects.filter(user=item.user, role__name=role_name).delete()
         item.removal, item.removal_error = AccessReviewItem.Removal.DONE, ""
         item.removed_at = timezone.now()
         item.save(update_fields=["removal", "removal_error", "removed_at", "updated_at"])
         actor.record("review.removal_done", f"{role_name} review {review.pk} → {item.user.sub}",
                      review.correlation_id, holder=item.user.sub, source=item.source,
-                     grants_revoked=revoked, held_until_now=bool(held))  # fmt: skip
+                     grants_revoked=revoked, in_the_mirror=held)  # fmt: skip
     logger.info("review %s: %s removed from %s", review.pk, role_name, item.user.sub)
     return AccessReviewItem.Removal.DONE
 

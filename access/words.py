@@ -32,7 +32,7 @@ ACTIONS: dict[str, str] = {
     "review.removal_retried": "Removal after a review retried",
     "review.policy_removed": "Removed as not reviewed in time",
     "review.completed": "Access review completed",
-    "review.reminded": "Reviewers reminded",
+    "review.reminded": "Reviewers told",
     "user.deactivated": "Account deactivated",
     "user.reactivated": "Account reactivated",
     "sync.blocked": "Sync stopped by the breaker",

@@ -189,7 +189,7 @@ def test_bulk_decisions_for_hundreds_of_holders_work_without_javascript(
     assert "Every holder is decided." in text(done.encode())
     assert "Complete the review" in done
     completed = as_grace.post(f"/access/reviews/{review.pk}/complete/", follow=True)
-    assert "The review is complete" in text(completed.content)
+    assert "The review is complete." in text(completed.content)
     assert AccessReview.objects.get(pk=review.pk).completed_by == grace
 
 
