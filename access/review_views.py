@@ -160,19 +160,25 @@ def review_detail(request: HttpRequest, review_id: int) -> HttpResponse:
     mine = AccessReviewItem.objects.filter(review=review, decision="").filter(
         reviewable_items_q(viewer, scope)
     )
+    # Invalid filters narrow nothing: nothing is offered "for every holder matching" them.
     open_ = review.completed_at is None
+    valid = filterset.is_valid()
     context = {
         "review": review, "scope": scope, "rows": rows, "page": page,
         "progress": review_progress(review=review), "filter": filterset,
         "filtered": any(v for k, v in request.GET.items() if k not in ("page", "per_page")),
         "query": _filters_query(request.GET), "per_page": per_page, "page_sizes": PAGE_SIZES,
         "matching_mine": filterset.qs.filter(decision="").filter(
-            reviewable_items_q(viewer, scope)).count() if open_ else 0,
+            reviewable_items_q(viewer, scope)).count() if open_ and valid else 0,
         "unflagged_mine": mine.filter(flagged=False).count() if open_ else 0,
         "may_complete": open_ and may_complete_review(viewer, scope),
         "is_admin": viewer.is_admin, "now": timezone.now(),
     }  # fmt: skip
     return render(request, "access/review_detail.html", context)
+
+
+def _filter_errors(filterset: ReviewItemFilter) -> str:
+    return "; ".join(f"{field}: {errors[0]}" for field, errors in filterset.errors.items())
 
 
 def _back(review: AccessReview, query: str) -> str:
@@ -256,6 +262,10 @@ def review_bulk(request: HttpRequest, review_id: int) -> HttpResponse:
         if request.POST.get("scope") == "matching":
             filterset = ReviewItemFilter(QueryDict(query[:2000]),
                                          queryset=review_items(review=review))  # fmt: skip
+            if not filterset.is_valid():  # an ignored filter would widen "every matching"
+                messages.error(request, f"Nothing was {verb.lower()}: the filters are not "
+                               f"valid ({_filter_errors(filterset)}).")  # fmt: skip
+                return redirect(back)
             done = review_decide_matching(
                 review_id=review.pk, reviewer=person, decision=action, note=note, actor=actor,
                 matching=Q(pk__in=filterset.qs.values("pk")),

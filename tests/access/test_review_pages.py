@@ -174,12 +174,16 @@ def test_bulk_decisions_for_hundreds_of_holders_work_without_javascript(
     matching = as_grace.post(f"/access/reviews/{review.pk}/bulk/", {
         "action": "remove", "scope": "matching", "query": "idle_days=90&outside=true",
     }, follow=True)  # fmt: skip
+    invalid = as_grace.post(f"/access/reviews/{review.pk}/bulk/", {
+        "action": "remove", "scope": "matching", "query": "idle_days=ninety",
+    }, follow=True)  # fmt: skip
     kept_rest = as_grace.post(f"/access/reviews/{review.pk}/bulk/", {"action": "keep_unflagged"},
                               follow=True)  # fmt: skip
     done = page(as_grace, review)
 
     assert "Kept 40 holders." in text(ticked.content)
     assert "Removed 250 holders matching the filters." in text(matching.content)
+    assert "Nothing was removed: the filters are not valid (idle_days:" in text(invalid.content)
     assert "Kept 260 holders not flagged" in text(kept_rest.content)
     assert review.items.filter(decision="remove").count() == 250
     assert set(review.items.filter(decision="remove").values_list("user_id", flat=True)) == {
