@@ -297,7 +297,7 @@ def review_items(*, review: AccessReview) -> QuerySet[AccessReviewItem]:
     and e-mail: a page of them costs the same however many there are)."""
     return (
         AccessReviewItem.objects.filter(review=review)
-        .select_related("decided_by")
+        .select_related("decided_by", "user")
         .order_by("email", "id")
     )
 

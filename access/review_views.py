@@ -35,7 +35,7 @@ from access.policy import (
     Viewer,
     is_portal_admin,
     may_complete_review,
-    may_review,
+    may_review_holding,
     may_see_review,
     reviewable_items_q,
     viewer_for,
@@ -129,9 +129,10 @@ class HolderRow:
 
 
 def holder_row(item: AccessReviewItem, viewer: Viewer, scope: ReviewScope) -> HolderRow:
-    own = viewer.is_person(sub=item.sub, email=item.email)
-    may = not item.decision and may_review(
-        viewer, holder_sub=item.sub, holder_email=item.email, scope=scope
+    emails = [item.email, item.user.email]
+    own = any(viewer.is_person(sub=item.sub, email=email) for email in emails)
+    may = not item.decision and may_review_holding(
+        viewer, holder_sub=item.sub, holder_emails=emails, scope=scope
     )
     return HolderRow(item=item, may_decide=may, own=own)
 
@@ -218,7 +219,7 @@ def review_decide_one(request: HttpRequest, review_id: int) -> HttpResponse:
     except ReviewRefused as refused:
         status, problem = 400, str(refused)
     if request.htmx:  # type: ignore[attr-defined]
-        item = AccessReviewItem.objects.filter(review=review, pk=item_id).first()
+        item = review_items(review=review).filter(pk=item_id).first()
         if item is None:
             raise Http404("No such holder in this review")
         context = {"row": holder_row(item, viewer, scope), "problem": problem, "review": review}

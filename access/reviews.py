@@ -35,7 +35,7 @@ from access.policy import (
     ReviewScope,
     Viewer,
     may_complete_review,
-    may_review,
+    may_review_holding,
     may_see_review,
     reviewable_items_q,
     viewer_for,
@@ -351,7 +351,7 @@ def review_decide(
             item.pk: item
             for item in AccessReviewItem.objects.select_for_update(of=("self",))
             .filter(review=review, pk__in=ids)
-            .select_related("decided_by")
+            .select_related("decided_by", "user")
             .order_by("pk")
         }
         outcome, chosen = Decided(), []
@@ -366,7 +366,8 @@ def review_decide(
                 if all_or_nothing:
                     raise ReviewConflict(f"{item.name or item.email or item.sub} was {how}.")
                 outcome.late[how] = outcome.late.get(how, 0) + 1
-            elif not may_review(viewer, holder_sub=item.sub, holder_email=item.email, scope=scope):
+            elif not may_review_holding(viewer, holder_sub=item.sub, scope=scope,
+                                        holder_emails=[item.email, item.user.email]):  # fmt: skip
                 refusal = _why_not_reviewer(viewer, item, scope)
                 if all_or_nothing:
                     raise ReviewNotAllowed(refusal)
@@ -411,7 +412,7 @@ def _decided(
 
 def _why_not_reviewer(viewer: Viewer, item: AccessReviewItem, scope: ReviewScope) -> str:
     """The rule that stopped a decision, said to the person who tried."""
-    if viewer.is_person(sub=item.sub, email=item.email):
+    if any(viewer.is_person(sub=item.sub, email=e) for e in (item.email, item.user.email)):
         return (
             "Nobody reviews their own holding, from this or another account: another owner "
             f"of {scope.role} decides it, or a portal admin when there is none."

@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, expect
 from access.models import AccessReview, AccessReviewItem, RoleMembership
 from access.sync import roles_sync
 from tests.browser.conftest import demo_seed
+from tests.browser.test_content_security_policy import watched
 from tests.helpers import DevTenant, browser_sign_in, management, tenant_ids, tenant_roles_of
 from tests.worker import StartWorker, Worker, access_tasks_on, auth0_env
 
@@ -62,6 +63,7 @@ def test_linus_schedules_a_review_grace_removes_ada_and_the_evidence_shows_it(
 
     # Grace finds it under Reviews, waiting for her.
     grace = browser.new_context().new_page()
+    violations = watched(grace)  # the Content-Security-Policy holds throughout
     browser_sign_in(grace, portal.url, "grace@example.com")
     grace.get_by_role("navigation", name="Sections").get_by_role("link", name="Reviews").click()
     waiting = grace.get_by_role("region", name="Waiting for you")
@@ -119,3 +121,4 @@ def test_linus_schedules_a_review_grace_removes_ada_and_the_evidence_shows_it(
     for words in ("Access review opened", "Removed in an access review",
                   "Access removed after a review", "Access review completed"):  # fmt: skip
         expect(evidence).to_contain_text(words)
+    assert violations == []
