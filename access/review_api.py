@@ -5,10 +5,11 @@ people's, `approve:access`, by the policy's rule (never one's own holding)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from django.http import HttpRequest
+from django.utils import timezone
 from ninja import Router, Schema
 from ninja.errors import HttpError
 from pydantic import Field
@@ -135,6 +136,7 @@ def reviews_list(
 ) -> ReviewList:
     """Oldest opened first, at most 500; `since`/`until` bound when they opened."""
     _readable(request)
+    since, until = _moment("since", since), _moment("until", until)
     if _reads_all(request):
         viewer = None
     elif principal_of(request).is_machine:
@@ -146,6 +148,22 @@ def reviews_list(
         found = [review for review in found if review.state == state]
     progress = reviews_progress(review_ids=[review.pk for review in found])
     return ReviewList(items=[ReviewSummary(**_summary(r, progress[r.pk].decided)) for r in found])
+
+
+def _moment(name: str, value: datetime | None) -> datetime | None:
+    """A moment the database can compare: in UTC (an offset PostgreSQL has no room for, such
+    as -21:27, is not sent to it), within the years it holds."""
+    if value is None:
+        return None
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    try:
+        moment = value.astimezone(UTC)
+    except (OverflowError, ValueError) as error:
+        raise HttpError(400, f"{name}: {value.isoformat()} is out of range") from error
+    if not 1 <= moment.year <= 9998:
+        raise HttpError(400, f"{name}: {value.isoformat()} is out of range")
+    return moment
 
 
 def _review(request: HttpRequest, review_id: int) -> AccessReview:

@@ -461,6 +461,8 @@ def _day(name: str, value: str) -> datetime | None:
         day = None
     if day is None:
         raise _NotADay(f"{name}: {value[:40]!r} is not a date such as 2025-01-31")
+    if not 1900 <= day.year <= 9998:
+        raise _NotADay(f"{name}: {day.isoformat()} is out of range (1900 to 9998)")
     return datetime.combine(day, datetime.min.time(), tzinfo=timezone.get_current_timezone())
 
 

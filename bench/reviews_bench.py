@@ -300,8 +300,13 @@ def main() -> None:
                   lambda: post(client, f"{url}complete/", {}))  # fmt: skip
         review.refresh_from_db()
         results[-1] = (*results[-1][:3], f"state {review.state}")
-        timed("   evidence CSV", results, lambda: b"".join(
+        evidence = timed("   evidence CSV", results, lambda: b"".join(
             client.get(f"{url}evidence/?format=csv").streaming_content))  # fmt: skip
+        results[-1] = (*results[-1][:3], f"{len(evidence) / 1024 / 1024:.1f} MiB")
+        page = timed("   evidence page (printable)", results,
+                     lambda: client.get(f"{url}evidence/"))  # fmt: skip
+        results[-1] = (*results[-1][:3], f"{page.status_code}, "
+                                         f"{len(page.content) / 1024 / 1024:.1f} MiB")  # fmt: skip
 
         print(f"\n{'step':<34} {'time':>9} {'SQL':>6}  notes")
         for label, seconds, queries, note in results:

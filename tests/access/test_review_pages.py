@@ -262,6 +262,7 @@ def test_evidence_of_all_roles_over_a_period_and_the_access_report(
     graces = text(as_grace.get("/access/reviews/evidence/").content)
     one_role = as_linus.get(f"/access/reviews/evidence/?role={ROLE}&since={this_year}&format=csv")
     bad = as_linus.get("/access/reviews/evidence/?since=yesterday")
+    far = as_linus.get("/access/reviews/evidence/?until=9999-12-31")
     by_role = as_linus.get("/access/reviews/report/")
     by_entity = as_linus.get("/access/reviews/report/?by=entity")
     refused = as_grace.get("/access/reviews/report/")
@@ -274,6 +275,7 @@ def test_evidence_of_all_roles_over_a_period_and_the_access_report(
         b"".join(one_role.streaming_content).decode()))}  # type: ignore[attr-defined]  # fmt: skip
     assert ids == {str(second.pk)}
     assert bad.status_code == 400 and "since: 'yesterday' is not a date" in bad.content.decode()
+    assert far.status_code == 400 and "until: 9999-12-31 is out of range" in far.content.decode()
     role_rows = list(csv.DictReader(io.StringIO(b"".join(by_role.streaming_content).decode())))  # type: ignore[attr-defined]
     assert {(r["role"], r["holder_email"], r["source"]) for r in role_rows} >= {
         ("checkout.viewer", "zed@example.com", "auth0"),
