@@ -175,6 +175,7 @@ class Progress:
     removal_pending: int = 0
     removal_failed: int = 0
     removal_done: int = 0
+    removal_superseded: int = 0
     flagged_undecided: int = 0
 
     @property
@@ -197,6 +198,7 @@ _PROGRESS = {
     "removal_pending": Count("pk", filter=Q(removal=AccessReviewItem.Removal.PENDING)),
     "removal_failed": Count("pk", filter=Q(removal=AccessReviewItem.Removal.FAILED)),
     "removal_done": Count("pk", filter=Q(removal=AccessReviewItem.Removal.DONE)),
+    "removal_superseded": Count("pk", filter=Q(removal=AccessReviewItem.Removal.SUPERSEDED)),
     "flagged_undecided": Count("pk", filter=Q(decision="", flagged=True)),
 }
 

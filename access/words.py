@@ -29,6 +29,7 @@ ACTIONS: dict[str, str] = {
     "review.removed": "Removed in an access review",
     "review.removal_done": "Access removed after a review",
     "review.removal_failed": "Removal after a review failed",
+    "review.removal_superseded": "Removal after a review overtaken by a later approval",
     "review.removal_retried": "Removal after a review retried",
     "review.policy_removed": "Removed as not reviewed in time",
     "review.completed": "Access review completed",

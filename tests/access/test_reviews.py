@@ -462,6 +462,44 @@ def test_a_failing_auth0_leaves_a_removal_failed_and_visible_until_retried(
     assert review_removal_carry_out(item_id=item.pk, actor=SYSTEM) == "done"
 
 
+def test_a_removal_overtaken_by_a_later_approval_leaves_the_new_grant_in_auth0_and_the_mirror(
+    devtenant: DevTenant, payments: None, eager_tasks: None,
+    django_capture_on_commit_callbacks: Any,
+) -> None:  # fmt: skip
+    grace, _ = person_of_tenant(devtenant, "grace@example.com")
+    ada, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    users, roles = tenant_ids(devtenant)
+    management(devtenant, "POST", f"users/{users['ada@example.com']}/roles",
+               {"roles": [roles[ROLE]]})  # fmt: skip
+    roles_sync()
+    review = review_open(role=ROLE, kind=AccessReview.Kind.SCHEDULED, actor=SYSTEM)
+    item = item_of(review, ada)
+    # Grace removes Ada; the removal waits for Auth0 (its task not run yet).
+    review_decide(review_id=review.pk, reviewer=grace, actor=Actor(grace.sub),
+                  decisions=[remove(item, "left the team")])  # fmt: skip
+    # Meanwhile Ada, back on the team, asks again and Grace approves: a grant, active in Auth0.
+    RoleMembership.objects.filter(user=ada, role__name=ROLE).delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        ask(as_ada)
+        access_request_decide(request_id=AccessRequest.objects.get().pk, approver=grace,
+                              outcome="approved", comment="", actor=Actor(grace.sub))  # fmt: skip
+    deletes_before = [r for r in devtenant.requests_log() if r["method"] == "DELETE"]
+
+    # The removal's task runs at last: it ends nothing the later decision gave.
+    outcome = review_removal_carry_out(item_id=item.pk, actor=SYSTEM)
+    item.refresh_from_db()
+    deletes = [r for r in devtenant.requests_log() if r["method"] == "DELETE"]
+
+    assert outcome == item.removal == "superseded"
+    assert deletes == deletes_before  # Auth0 was not asked to remove anything
+    assert ROLE in tenant_roles_of(devtenant, "ada@example.com")
+    assert AccessRequest.objects.get().state == AccessRequest.State.ACTIVE
+    assert ROLE in viewer_for(User.objects.get(pk=ada.pk)).held_roles
+    record = AuditEvent.objects.get(action="review.removal_superseded")
+    assert record.detail == {"holder": ada.sub, "later_request": AccessRequest.objects.get().pk}
+    assert review_progress(review=review).removal_superseded == 1
+
+
 # --- the removal policy ----------------------------------------------------------------------
 
 
