@@ -1,0 +1,175 @@
+"""`/authz/`, the gateways' decision endpoint, and `/authz/explain`, its decisions shown to people.
+
+`/authz/` is answered by a middleware near the top of the stack, as the probes are: a gateway
+calls it with any method, any Host (Envoy's check carries the request's own) and over plain
+http, and it must answer fast, before sessions, CSRF and sign-in are looked at. One contract
+for the four gateways:
+
+- forward-auth (NGINX `auth_request`, Traefik `forwardAuth`, APISIX `forward-auth`): the
+  request's target in `X-Forwarded-Method`, `X-Forwarded-Host` and `X-Forwarded-Uri`;
+- Envoy's `ext_authz` HTTP service with `path_prefix: /authz`: the request's own method, Host
+  and path after `/authz`.
+
+It answers 200 (with `X-Atrium-Subject` and `X-Atrium-Roles` for the upstream), 401 (with
+`WWW-Authenticate`) or 403, with a short JSON reason. Denials are written to the audit log,
+once per subject and route every AUTHZ_DENIAL_AUDIT_SECONDS; every decision is counted for
+/metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port, validate_host
+
+from access.audit import Actor
+from access.gateway import Outcome, Target, gateway_decide
+from access.models import AuditEvent
+from catalog.routes import request_host
+
+logger = logging.getLogger(__name__)
+
+EXPLAIN_PATH = "/authz/explain"
+# The cache keys /metrics reads the decisions' counts from, by outcome (portal.metrics).
+DECISION_OUTCOMES = ("allowed", "denied", "unauthenticated")
+DECISIONS_KEY = "atrium:metrics:authz:{outcome}"
+
+
+def _is_decision_path(path: str) -> bool:
+    return path == "/authz" or path.startswith("/authz/")
+
+
+def _own_host(request: HttpRequest) -> bool:
+    domain, _ = split_domain_port(request.META.get("HTTP_HOST", ""))
+    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
+
+
+class GatewayDecisionMiddleware:
+    """Answer `/authz/…` before host validation, the https redirect, sessions and CSRF.
+
+    `/authz/explain` on the portal's own host is the page, not a decision: an Envoy check of
+    a path `/explain` carries its upstream's Host, which is not the portal's."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        path = request.path_info
+        if not _is_decision_path(path):
+            return self.get_response(request)
+        if path.rstrip("/") == EXPLAIN_PATH and _own_host(request):
+            return self.get_response(request)
+        return authz_decide(request)
+
+
+def request_target(request: HttpRequest) -> Target:
+    """What the gateway asks about: forward-auth's X-Forwarded-* headers when it sends them,
+    else (Envoy) the request itself, less the `/authz` prefix."""
+    headers = request.headers
+    if "X-Forwarded-Uri" in headers or "X-Forwarded-Host" in headers:
+        return Target(
+            method=headers.get("X-Forwarded-Method", request.method or "GET").upper(),
+            host=request_host(headers.get("X-Forwarded-Host", "")),
+            raw_path=headers.get("X-Forwarded-Uri", "/"),
+        )
+    # The path as the client sent it (gunicorn's RAW_URI), so that what the decision matches
+    # is what the upstream reads; else the decoded path, which matches the same routes.
+    raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI") or request.path
+    raw = raw.split("?", 1)[0]
+    rest = raw[len("/authz") :] if raw.startswith("/authz") else raw
+    return Target(
+        method=(request.method or "GET").upper(),
+        host=request_host(request.META.get("HTTP_HOST", "")),
+        raw_path=rest or "/",
+    )
+
+
+@login_not_required
+def authz_decide(request: HttpRequest) -> HttpResponse:
+    """The decision, as a gateway reads it."""
+    outcome = gateway_decide(
+        target=request_target(request), authorization=request.headers.get("Authorization")
+    )
+    decision = outcome.decision
+    if decision.allowed:
+        decisions_count("allowed")
+        response = HttpResponse(status=200)
+        if decision.subject:
+            response["X-Atrium-Subject"] = decision.subject
+            response["X-Atrium-Roles"] = ",".join(decision.roles)
+    else:
+        decisions_count("unauthenticated" if decision.status == 401 else "denied")
+        denial_record(request, outcome)
+        body = json.dumps({"status": decision.status, "reason": decision.reason})
+        response = HttpResponse(body, status=decision.status, content_type="application/json")
+        if outcome.www_authenticate:
+            response["WWW-Authenticate"] = outcome.www_authenticate
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def denial_record(request: HttpRequest, outcome: Outcome) -> None:
+    """The audit record of a refusal, at most once per subject and route (or per subject for
+    every undeclared route) in AUTHZ_DENIAL_AUDIT_SECONDS: a client retrying in a loop is one
+    record, not thousands."""
+    decision = outcome.decision
+    subject = decision.subject or "anonymous"
+    route = outcome.rule.route if outcome.rule is not None else "(no route)"
+    key = hashlib.sha256(f"{subject}\0{route}".encode()).hexdigest()[:32]
+    try:
+        first = cache.add(f"atrium:authz:denied:{key}", 1, settings.AUTHZ_DENIAL_AUDIT_SECONDS)
+    except Exception:  # the audit's rate limit is a guard: without the cache, record it
+        logger.warning("authz: denial rate limit unreadable", exc_info=True)
+        first = True
+    if not first:
+        return
+    actor = Actor.of_request(request, subject, AuditEvent.Via.API)
+    entity = outcome.rule.entity_ref if outcome.rule is not None else ""
+    actor.record(
+        "authz.denied", str(outcome.target), status=decision.status, reason=decision.reason,
+        route=route, entity=entity,
+    )  # fmt: skip
+
+
+# Counted in the process and added to the cache at most once a second, so an allowed request
+# costs no write; /metrics reads the sums.
+_counts: Counter[str] = Counter()
+_counts_lock = threading.Lock()
+_counts_flushed = [time.monotonic()]
+
+
+def decisions_count(outcome: str) -> None:
+    with _counts_lock:
+        _counts[outcome] += 1
+        now = time.monotonic()
+        if now - _counts_flushed[0] < 1.0:
+            return
+        pending = dict(_counts)
+        _counts.clear()
+        _counts_flushed[0] = now
+    decisions_flush(pending)
+
+
+def decisions_flush(pending: dict[str, int] | None = None) -> None:
+    """Add the counts kept in this process to the cache's (all of them when none are given)."""
+    if pending is None:
+        with _counts_lock:
+            pending = dict(_counts)
+            _counts.clear()
+    for outcome, count in pending.items():
+        key = DECISIONS_KEY.format(outcome=outcome)
+        try:
+            cache.add(key, 0, timeout=None)
+            cache.incr(key, count)
+        except Exception:  # a metric never fails the decision it counts
+            logger.warning("authz: decisions not counted", exc_info=True)
