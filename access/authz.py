@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port, validate_host
 
@@ -114,6 +114,9 @@ def authz_decide(request: HttpRequest) -> HttpResponse:
         response = HttpResponse(body, status=decision.status, content_type="application/json")
         if outcome.www_authenticate:
             response["WWW-Authenticate"] = outcome.www_authenticate
+        # Not a line of django.request's log for each refusal at the edge: the audit log
+        # has them, once per subject and route a minute.
+        response._has_been_logged = True  # type: ignore[attr-defined]
     response["Cache-Control"] = "no-store"
     return response
 
@@ -127,7 +130,9 @@ def denial_record(request: HttpRequest, outcome: Outcome) -> None:
     route = outcome.rule.route if outcome.rule is not None else "(no route)"
     key = hashlib.sha256(f"{subject}\0{route}".encode()).hexdigest()[:32]
     try:
-        first = cache.add(f"atrium:authz:denied:{key}", 1, settings.AUTHZ_DENIAL_AUDIT_SECONDS)
+        first = caches["ratelimit"].add(
+            f"authz-denied:{key}", 1, settings.AUTHZ_DENIAL_AUDIT_SECONDS
+        )
     except Exception:  # the audit's rate limit is a guard: without the cache, record it
         logger.warning("authz: denial rate limit unreadable", exc_info=True)
         first = True
