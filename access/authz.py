@@ -21,14 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
-import time
-from collections import Counter
 from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.core.cache import cache, caches
+from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port, validate_host
 
@@ -36,13 +33,11 @@ from access.audit import Actor
 from access.gateway import Outcome, Target, gateway_decide
 from access.models import AuditEvent
 from catalog.routes import request_host
+from portal.metrics import decisions_count
 
 logger = logging.getLogger(__name__)
 
 EXPLAIN_PATH = "/authz/explain"
-# The cache keys /metrics reads the decisions' counts from, by outcome (portal.metrics).
-DECISION_OUTCOMES = ("allowed", "denied", "unauthenticated")
-DECISIONS_KEY = "atrium:metrics:authz:{outcome}"
 
 
 def _is_decision_path(path: str) -> bool:
@@ -50,7 +45,8 @@ def _is_decision_path(path: str) -> bool:
 
 
 def _own_host(request: HttpRequest) -> bool:
-    domain, _ = split_domain_port(request.META.get("HTTP_HOST", ""))
+    # The Host header, or the server's name without one (Django's own fallback).
+    domain, _ = split_domain_port(request._get_raw_host())  # type: ignore[attr-defined]
     return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
 
 
@@ -144,37 +140,3 @@ def denial_record(request: HttpRequest, outcome: Outcome) -> None:
         "authz.denied", str(outcome.target), status=decision.status, reason=decision.reason,
         route=route, entity=entity,
     )  # fmt: skip
-
-
-# Counted in the process and added to the cache at most once a second, so an allowed request
-# costs no write; /metrics reads the sums.
-_counts: Counter[str] = Counter()
-_counts_lock = threading.Lock()
-_counts_flushed = [time.monotonic()]
-
-
-def decisions_count(outcome: str) -> None:
-    with _counts_lock:
-        _counts[outcome] += 1
-        now = time.monotonic()
-        if now - _counts_flushed[0] < 1.0:
-            return
-        pending = dict(_counts)
-        _counts.clear()
-        _counts_flushed[0] = now
-    decisions_flush(pending)
-
-
-def decisions_flush(pending: dict[str, int] | None = None) -> None:
-    """Add the counts kept in this process to the cache's (all of them when none are given)."""
-    if pending is None:
-        with _counts_lock:
-            pending = dict(_counts)
-            _counts.clear()
-    for outcome, count in pending.items():
-        key = DECISIONS_KEY.format(outcome=outcome)
-        try:
-            cache.add(key, 0, timeout=None)
-            cache.incr(key, count)
-        except Exception:  # a metric never fails the decision it counts
-            logger.warning("authz: decisions not counted", exc_info=True)

@@ -17,6 +17,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from access.api import audit_router
 from access.api import router as access_router
+from access.authz_api import router as authz_router
 from access.services import AlreadyDecided, NotAllowed, RequestRefused
 from catalog.api import router as catalog_router
 from portal.apikit import ERROR_NAMES, RENDERER, authenticate, error_response
@@ -118,3 +119,4 @@ def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
 api.add_router("/access/", access_router)
 api.add_router("/audit/", audit_router)
 api.add_router("/catalog/", catalog_router)
+api.add_router("/authz/", authz_router)

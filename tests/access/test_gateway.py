@@ -242,3 +242,28 @@ def test_a_decision_reads_no_database_once_its_routes_and_holder_are_kept(
 
     with django_assert_num_queries(0):
         assert ask(token).status_code == 200
+
+
+def test_decisions_are_counted_for_metrics(
+    routes: None, devtenant: DevTenant, settings: Any
+) -> None:
+    from django.core.cache import cache
+
+    from portal.metrics import DECISIONS_KEY
+
+    cache.delete_many([DECISIONS_KEY.format(outcome=o) for o in ("allowed", "denied",
+                                                                 "unauthenticated")])  # fmt: skip
+    ada, _ = person_of_tenant(devtenant, "ada@example.com")
+    grant(ada)
+    token = gateway_token(devtenant, "ada@example.com")
+    for _ in range(3):
+        ask(token)
+    ask(token, uri="/v9/")
+    ask()
+    settings.METRICS_TOKEN = "scrape"
+
+    scrape = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape").content.decode()
+
+    assert 'atrium_authz_decisions_total{outcome="allowed"} 3.0' in scrape
+    assert 'atrium_authz_decisions_total{outcome="denied"} 1.0' in scrape
+    assert 'atrium_authz_decisions_total{outcome="unauthenticated"} 1.0' in scrape
