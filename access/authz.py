@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 
 from django.conf import settings
@@ -117,6 +118,15 @@ def authz_decide(request: HttpRequest) -> HttpResponse:
     return response
 
 
+# Keys whose audit window this process took or found taken, until when (monotonic seconds).
+_recently_recorded: dict[str, float] = {}
+
+
+def denials_forget() -> None:
+    """Forget which denials this process recorded lately (tests)."""
+    _recently_recorded.clear()
+
+
 def denial_record(request: HttpRequest, outcome: Outcome) -> None:
     """The audit record of a refusal, at most once per subject and route (or per subject for
     every undeclared route) in AUTHZ_DENIAL_AUDIT_SECONDS: a client retrying in a loop is one
@@ -125,6 +135,12 @@ def denial_record(request: HttpRequest, outcome: Outcome) -> None:
     subject = decision.subject or "anonymous"
     route = outcome.rule.route if outcome.rule is not None else "(no route)"
     key = hashlib.sha256(f"{subject}\0{route}".encode()).hexdigest()[:32]
+    now = time.monotonic()
+    if _recently_recorded.get(key, 0.0) > now:
+        return  # this process knows the window is taken: no round trip to the cache
+    if len(_recently_recorded) > 10_000:
+        _recently_recorded.clear()
+    _recently_recorded[key] = now + settings.AUTHZ_DENIAL_AUDIT_SECONDS
     try:
         first = caches["ratelimit"].add(
             f"authz-denied:{key}", 1, settings.AUTHZ_DENIAL_AUDIT_SECONDS

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 
+from access.authz import denials_forget
 from access.gateway import gateway_forget
 from access.viewers import viewers_forget_all
 from catalog.services import location_refresh, location_register
@@ -63,6 +64,7 @@ def _viewers_forgotten() -> None:
     the same ids): access.viewers keeps them in Redis, which outlives the test database."""
     viewers_forget_all()
     gateway_forget()  # and the gateways' routes and holdings this process kept
+    denials_forget()
 
 
 @pytest.fixture(scope="session")

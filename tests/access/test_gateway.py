@@ -249,8 +249,9 @@ def test_decisions_are_counted_for_metrics(
 ) -> None:
     from django.core.cache import cache
 
-    from portal.metrics import DECISIONS_KEY
+    from portal.metrics import DECISIONS_KEY, decisions_flush
 
+    decisions_flush()  # what earlier tests counted in this process
     cache.delete_many([DECISIONS_KEY.format(outcome=o) for o in ("allowed", "denied",
                                                                  "unauthenticated")])  # fmt: skip
     ada, _ = person_of_tenant(devtenant, "ada@example.com")
