@@ -157,8 +157,9 @@ def main() -> None:  # noqa: PLR0915 - one run, its steps in order
     routed_entities(folder, args.routes)
     started = time.perf_counter()
     report = location_import(target=str(folder), allow_kinds=["User", "Group"], allow_routes=True)
+    took = time.perf_counter() - started
     print(f"catalog: {report.total:,} entities, {args.routes:,} of them declaring a route, "
-          f"ingested in {time.perf_counter() - started:.1f} s ({len(report.problems)} problems)")  # fmt: skip
+          f"ingested in {took:.1f} s ({len(report.problems)} problems)")  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
 
@@ -229,7 +230,8 @@ def main() -> None:  # noqa: PLR0915 - one run, its steps in order
             results[name] = wrk(f"{base}/authz/", script, seconds=args.seconds,
                                 connections=args.connections)  # fmt: skip
         floor = results["floor (bare Django view, 200)"]["rate"]
-        print(f"{'case':<34}{'req/s':>10}{'of floor':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>10}")
+        header = f"{'req/s':>10}{'of floor':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>10}"
+        print(f"{'case':<34}{header}")
         for name, figures in results.items():
             print(f"{name:<34}{figures['rate']:>10,.0f}{figures['rate'] / floor:>10.0%}"
                   f"{figures['p50']:>9.2f}{figures['p99']:>9.2f}"
@@ -242,7 +244,7 @@ def main() -> None:  # noqa: PLR0915 - one run, its steps in order
             seen_403: list[float] = []
             stop = threading.Event()
 
-            def poll() -> None:
+            def poll(stop: threading.Event = stop, seen_403: list[float] = seen_403) -> None:
                 client = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                 headers = {"Authorization": f"Bearer {tokens[HOLDER]}",
                            "X-Forwarded-Method": "GET", "X-Forwarded-Host": routed[0][0],
