@@ -219,8 +219,10 @@ def main() -> None:  # noqa: PLR0915 - one run, its steps in order
             "unknown routes": (unknown, tokens[HOLDER]),
         }
         base = f"http://127.0.0.1:{port}"
-        results = {"floor (bare Django view, 200)": wrk(
-            f"{base}/bench/floor", None, seconds=args.seconds, connections=args.connections)}  # fmt: skip
+        floor_figures = wrk(
+            f"{base}/bench/floor", None, seconds=args.seconds, connections=args.connections
+        )
+        results = {"floor (bare Django view, 200)": floor_figures}
         for name, (targets, token) in cases.items():
             script = work / f"{len(results)}.lua"
             listed = ",".join(f'{{"{host}","{uri}"}}' for host, uri in targets)
