@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,7 @@ def _fetch_jwks() -> dict[str, Any]:
     response.raise_for_status()
     jwks: dict[str, Any] = response.json()
     cache.set(_jwks_cache_key(), jwks, JWKS_CACHE_SECONDS)
+    _kids_kept.pop(settings.AUTH0_ISSUER, None)
     return jwks
 
 
@@ -144,19 +146,32 @@ class VerifiedTokens:
     def clear(self) -> None:
         with self._lock:
             self._claims.clear()
+        _kids_kept.clear()
 
 
 verified_tokens = VerifiedTokens()
 
 
+# The published `kid`s, also kept in the process for a few seconds: a gateway's decision asks
+# for them at every request, and the shared cache keeps the keys themselves ten minutes anyway.
+KIDS_PROCESS_SECONDS = 5.0
+_kids_kept: dict[str, tuple[float, set[str | None]]] = {}
+
+
 def _published_kids() -> set[str | None]:
     """The `kid`s the issuer publishes now, as cached (fetched when the cache has none)."""
+    kept = _kids_kept.get(settings.AUTH0_ISSUER)
+    now = time.monotonic()
+    if kept is not None and kept[0] > now:
+        return kept[1]
     try:
         jwks = cache.get(_jwks_cache_key()) or _fetch_jwks()
     except (requests.RequestException, ValueError, KeyError) as error:
         logger.warning("could not fetch the issuer's signing keys: %s", error)
         raise BearerError("the issuer's signing keys could not be fetched") from error
-    return {key.get("kid") for key in jwks.get("keys", [])}
+    kids = {key.get("kid") for key in jwks.get("keys", [])}
+    _kids_kept[settings.AUTH0_ISSUER] = (now + KIDS_PROCESS_SECONDS, kids)
+    return kids
 
 
 def principal_from_token(token: str, *, audience: str | None = None) -> Principal:
