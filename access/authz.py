@@ -101,9 +101,10 @@ def authz_decide(request: HttpRequest) -> HttpResponse:
     if decision.allowed:
         decisions_count("allowed")
         response = HttpResponse(status=200)
-        if decision.subject:
-            response["X-Atrium-Subject"] = decision.subject
-            response["X-Atrium-Roles"] = ",".join(decision.roles)
+        # Both, always (empty without a subject): a gateway that copies them to the upstream
+        # request replaces whatever the client sent under those names.
+        response["X-Atrium-Subject"] = decision.subject
+        response["X-Atrium-Roles"] = ",".join(decision.roles)
     else:
         decisions_count("unauthenticated" if decision.status == 401 else "denied")
         denial_record(request, outcome)

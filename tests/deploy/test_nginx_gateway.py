@@ -32,46 +32,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 HOST = "payments.internal.example"
 BIN = Path(sys.executable).parent
 
-# README's NGINX snippet, with the ports of this test.
-NGINX_CONF = """\
-daemon off;
-master_process off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {tmp}/body;
-  proxy_temp_path {tmp}/proxy;
-  fastcgi_temp_path {tmp}/fastcgi;
-  uwsgi_temp_path {tmp}/uwsgi;
-  scgi_temp_path {tmp}/scgi;
+# README's NGINX snippet as `make run`'s demo uses it, with this test's ports.
+NGINX_CONF = ROOT / "docs" / "gateways" / "nginx.conf"
 
-  server {{
-    listen 127.0.0.1:{port};
-    server_name {host};
 
-    location / {{
-      auth_request /_atrium_authz;
-      auth_request_set $atrium_subject $upstream_http_x_atrium_subject;
-      auth_request_set $atrium_roles $upstream_http_x_atrium_roles;
-      proxy_set_header X-Atrium-Subject $atrium_subject;
-      proxy_set_header X-Atrium-Roles $atrium_roles;
-      proxy_pass http://127.0.0.1:{upstream};
-    }}
-
-    location = /_atrium_authz {{
-      internal;
-      proxy_pass http://127.0.0.1:{portal}/authz/;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Forwarded-Method $request_method;
-      proxy_set_header X-Forwarded-Host $host;
-      proxy_set_header X-Forwarded-Uri $request_uri;
-    }}
-  }}
-}}
-"""
+def nginx_conf(*, port: int, upstream: int, portal: int) -> str:
+    text = NGINX_CONF.read_text()
+    for demo, ours in (("127.0.0.1:8080", port), ("127.0.0.1:9000", upstream),
+                       ("127.0.0.1:8000", portal)):  # fmt: skip
+        assert demo in text, demo
+        text = text.replace(demo, f"127.0.0.1:{ours}")
+    return text
 
 
 @dataclass
@@ -146,9 +117,7 @@ def edge(tmp_path: Path, devtenant: DevTenant, settings: Any) -> Iterator[Edge]:
     upstream, upstream_server = _upstream()
     web_port, nginx_port = free_port(), free_port()
     (tmp_path / "nginx.conf").write_text(
-        NGINX_CONF.format(
-            tmp=tmp_path, port=nginx_port, host=HOST, upstream=upstream.port, portal=web_port
-        )  # fmt: skip
+        nginx_conf(port=nginx_port, upstream=upstream.port, portal=web_port)
     )
     web_env = {
         **os.environ,
