@@ -31,6 +31,7 @@ PAGES = [
     pytest.param(ADA, ENTITY_PAGE, id="engineer-entity"),
     pytest.param(ADA, REQUEST_FORM, id="engineer-request-form"),
     pytest.param(ADA, "/access/", id="engineer-my-access"),
+    pytest.param(ADA, "/authz/explain", id="engineer-explain-gateway-decision"),
     pytest.param(GRACE, "/access/approvals/", id="owner-approvals"),
     pytest.param(LINUS, "/access/roles/", id="admin-roles"),
     pytest.param(LINUS, "/access/roles/payments.viewer/", id="admin-role"),
