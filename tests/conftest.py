@@ -108,7 +108,9 @@ def demo_catalog() -> None:
     from portal.management.commands.seed_demo import DEMO_CATALOG
 
     location_refresh(
-        location=location_register(target=str(DEMO_CATALOG), allow_kinds=["User", "Group"])
+        location=location_register(
+            target=str(DEMO_CATALOG), allow_kinds=["User", "Group"], allow_routes=True
+        )
     )
 
 
