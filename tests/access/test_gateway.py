@@ -13,7 +13,6 @@ from django.test import Client
 from django.utils import timezone
 
 from access.models import AuditEvent, RoleMembership
-from access.viewers import viewers_forget_all
 from devtenant.demo import PAYMENTS_AUDIENCE
 from portal.models import User
 from tests.factories import RoleFactory, RoleMembershipFactory
@@ -22,6 +21,7 @@ from tests.helpers import (
     gateway_token,
     payments_with_routes,
     person_of_tenant,
+    signed_in,
 )
 from tests.portal.auth_helpers import client_token
 
@@ -127,7 +127,7 @@ def test_a_grant_that_ended_on_time_is_refused_with_no_change_to_the_mirror(
     assert ask(token).status_code == 403
 
 
-def test_a_person_the_portal_shut_out_is_refused_though_they_hold_the_role(
+def test_a_person_an_admin_deactivates_is_refused_at_once_though_they_hold_the_role(
     routes: None, devtenant: DevTenant
 ) -> None:
     ada, _ = person_of_tenant(devtenant, "ada@example.com")
@@ -135,9 +135,12 @@ def test_a_person_the_portal_shut_out_is_refused_though_they_hold_the_role(
     token = gateway_token(devtenant, "ada@example.com")
     assert ask(token).status_code == 200
 
-    ada.is_active = False
-    ada.save()
-    viewers_forget_all()  # as the sync does when it shuts someone out (access.sync)
+    linus = signed_in("linus@example.com", "portal-admin")
+    changed = linus.post(f"/admin/portal/user/{ada.pk}/change/", {})  # "Active" unticked
+    assert changed.status_code == 302, changed.content
+    ada.refresh_from_db()
+    assert ada.is_active is False
+
     response = ask(token)
     assert response.status_code == 403
     assert reason(response) == "the portal has shut this account out"
