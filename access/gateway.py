@@ -145,7 +145,8 @@ class Snapshot:
         if self.version is None:
             return holding_read(sub)
         found = _kept.holdings.get(sub)
-        if found is not None:
+        # Only what was kept under this decision's version (another thread may have moved on).
+        if found is not None and _kept.version == self.version:
             return found
         # Read after the version was: a change committed meanwhile replaced it, and the next
         # decision reads again.
