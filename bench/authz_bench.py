@@ -12,10 +12,10 @@
    with one URL more, a bare view answering 200 (the framework's floor, through the same
    middleware);
 4. runs wrk (`apt-get install wrk`) against the floor and three mixes of `/authz/` asked as
-   NGINX asks it, each for `--seconds` after a warm-up (every target asked a few times, so the
-   workers hold their tables and each denial has its audit record of the minute): allowed (the
-   holder, routes picked at random), denied (the other person) and unknown routes; prints
-   requests a second and p50/p99 latency;
+   NGINX asks it: allowed (the holder, routes picked at random), denied (the other person) and
+   unknown routes, each target asked first (so the workers hold their tables, and each denial
+   has its audit record of the minute); the cases take turns, `--rounds` rounds of `--seconds`
+   each, and it prints the rounds' medians of requests a second and p50/p99 latency;
 5. times, `--revocations` times, from a revocation's commit to the first 403 a client polling
    `/authz/` with the same token sees.
 
@@ -30,6 +30,7 @@ import os
 import random
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -125,7 +126,8 @@ def main() -> None:  # noqa: PLR0915 - one run, its steps in order
     parser.add_argument("--routes", type=int, default=1_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5, help="of each case, each round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--revocations", type=int, default=5)
     args = parser.parse_args()
 
@@ -222,7 +224,8 @@ def main() -> None:  # noqa: PLR0915 - one run, its steps in order
                 sys.exit(f"gunicorn did not answer: see {work / 'gunicorn.log'}")
             time.sleep(0.3)
         print(f"gunicorn: {args.workers} sync workers, DEBUG off, Redis; wrk: 2 threads, "
-              f"{args.connections} connections, {args.seconds} s a case")  # fmt: skip
+              f"{args.connections} connections, {args.seconds} s a case, {args.rounds} rounds "
+              "taking turns (medians)")  # fmt: skip
 
         rng = random.Random(7)
         routed = [(f"svc-{i}.bench.example", f"/v1/orders/{i}") for i in range(args.routes)]
@@ -234,20 +237,27 @@ def main() -> None:  # noqa: PLR0915 - one run, its steps in order
         }
         base = f"http://127.0.0.1:{port}"
         wrk(f"{base}/bench/floor", None, seconds=2, connections=args.connections)  # warm
-        floor_figures = wrk(
-            f"{base}/bench/floor", None, seconds=args.seconds, connections=args.connections
-        )
-        results = {"floor (bare Django view, 200)": floor_figures}
+        scripts: dict[str, Path | None] = {"floor (bare Django view, 200)": None}
         for name, (targets, token) in cases.items():
-            script = work / f"{len(results)}.lua"
+            script = work / f"{len(scripts)}.lua"
             listed = ",".join(f'{{"{host}","{uri}"}}' for host, uri in targets)
             script.write_text(WRK_SCRIPT.format(targets=listed, token=token, path="/authz/"))
-            # Every target once first, so that each worker has its tables and each denial its
+            # Every target first, so that each worker has its tables and each denial its
             # audit record (one per subject and route a minute) before the clock starts.
             warm(port, targets, token)
-            wrk(f"{base}/authz/", script, seconds=2, connections=args.connections)
-            results[name] = wrk(f"{base}/authz/", script, seconds=args.seconds,
-                                connections=args.connections)  # fmt: skip
+            scripts[name] = script
+        # The cases take turns, `--rounds` times, so that whatever else the machine does
+        # weighs on each alike; the figures are the rounds' medians.
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in scripts}
+        for _ in range(args.rounds):
+            for name, script in scripts.items():
+                url = f"{base}/bench/floor" if script is None else f"{base}/authz/"
+                rounds[name].append(wrk(url, script, seconds=args.seconds,
+                                        connections=args.connections))  # fmt: skip
+        results = {
+            name: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+            for name, runs in rounds.items()
+        }
         floor = results["floor (bare Django view, 200)"]["rate"]
         header = f"{'req/s':>10}{'of floor':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>10}"
         print(f"{'case':<34}{header}")
