@@ -31,6 +31,7 @@ PAGES = [
     pytest.param(ADA, ENTITY_PAGE, id="engineer-entity"),
     pytest.param(ADA, REQUEST_FORM, id="engineer-request-form"),
     pytest.param(ADA, "/access/", id="engineer-my-access"),
+    pytest.param(ADA, "/authz/explain", id="engineer-explain-gateway-decision"),
     pytest.param(GRACE, "/access/approvals/", id="owner-approvals"),
     pytest.param(GRACE, "/access/reviews/", id="owner-reviews"),
     pytest.param(GRACE, "/access/reviews/{review}/", id="owner-review"),
