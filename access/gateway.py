@@ -338,7 +338,10 @@ def gateway_decide(
     the API's bearer tokens are (for the route's audience), the policy's decision."""
     path = target.path
     if path is None:
-        reason = f"the path of {target} is not in normal form (empty, . or .. segments, encoded /)"
+        reason = (
+            f"the path of {target} is not in normal form (empty, . or .. segments, ..;, an "
+            "encoded / or a twice-encoded escape, a #): the upstream could read it otherwise"
+        )
         return Outcome(GatewayDecision(403, reason), target)
     snapshot = snapshot or gateway_snapshot()
     found = snapshot.table.match(method=target.method, host=target.host, path=path)

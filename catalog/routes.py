@@ -18,6 +18,7 @@ writes; `catalog.refresh` plans and stores the claims, `access.gateway` matches 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -134,11 +135,20 @@ def path_parse(raw: str) -> str:
 
 def path_is_normal(path: str) -> bool:
     """No empty, `.` or `..` segment (a trailing `/` is fine): a path an upstream reads the
-    same as the gateway, and the portal, do."""
+    same as the gateway, and the portal, do.
+
+    A segment is judged by its name before any `;` (Servlet containers, Tomcat and Spring
+    among them, drop a segment's `;parameters`, so `..;x` is `..` to them) and as Unicode's
+    compatibility form (`‥`, `．．` are `..` to an upstream that normalizes them)."""
     segments = path.split("/")[1:]
     if segments and segments[-1] == "":
         segments = segments[:-1]
-    return all(segment not in ("", ".", "..") for segment in segments)
+    return all(_segment_name(segment) not in ("", ".", "..") for segment in segments)
+
+
+def _segment_name(segment: str) -> str:
+    name = segment.split(";", 1)[0]
+    return name if name.isascii() else unicodedata.normalize("NFKC", name)
 
 
 def methods_parse(raw: list[str]) -> tuple[str, ...]:
@@ -251,11 +261,14 @@ def gateway_annotations(entity: dict[str, Any]) -> GatewayAnnotations:
 
 def request_path(raw: str) -> str | None:
     """A request's path as routes are matched against it: the query cut off, percent-escapes
-    decoded. None for a path no route may be matched to: not starting with `/`, or holding an
-    empty, `.` or `..` segment, a backslash, an encoded `/` or a control character, which
-    upstreams and gateways read in different ways (`/v1/../admin` is `/admin` to one of them)."""
-    path = raw.split("?", 1)[0].split("#", 1)[0]
-    if not path.startswith("/") or re.search(r"%2f|%5c", path, re.IGNORECASE):
+    decoded. None for a path no route may be matched to, because upstreams and gateways read
+    it in different ways (`/v1/../admin` is `/admin` to one of them): not starting with `/`;
+    holding an empty, `.` or `..` segment (`path_is_normal`), a backslash, an encoded `/` or
+    a control character; a `#` (no request line carries a fragment: some upstreams cut the
+    path there, some do not); or a percent-escape left once decoded (`%252e`: an upstream
+    behind a proxy that decodes reads `%2e`, then `.`)."""
+    path = raw.split("?", 1)[0]
+    if not path.startswith("/") or "#" in path or _ENCODED_SEPARATOR.search(path):
         return None
     try:
         decoded = unquote(path, errors="strict") if "%" in path else path
@@ -263,7 +276,13 @@ def request_path(raw: str) -> str | None:
         return None
     if "\\" in decoded or any(ord(c) < 0x20 or ord(c) == 0x7F for c in decoded):
         return None
+    if "%" in path and _ESCAPE.search(decoded):
+        return None
     return decoded if path_is_normal(decoded) else None
+
+
+_ENCODED_SEPARATOR = re.compile(r"%2f|%5c", re.IGNORECASE)
+_ESCAPE = re.compile(r"%[0-9a-f]{2}", re.IGNORECASE)
 
 
 def request_host(raw: str) -> str:

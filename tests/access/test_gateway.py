@@ -194,6 +194,54 @@ def test_a_path_that_upstreams_could_read_otherwise_is_refused(routes: None, uri
     assert "not in normal form" in reason(response)
 
 
+# Beside payments-api, a site whose pages any valid token opens, on the same host.
+OPEN_SITE = """\
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: payments-docs
+  annotations:
+    atrium.dev/gateway-routes: >-
+      GET payments.internal.example/docs/*, payments.internal.example/health
+    atrium.dev/audience: https://payments.internal.example/api
+spec: {type: website, lifecycle: production, owner: team-payments}
+"""
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "/docs/..;/admin/refunds",  # Tomcat, Jetty, Spring: `..;` is `..`, and this is /admin
+        "/docs/..%3B/admin/refunds",
+        "/docs/.;/../admin/refunds",
+        "/docs/%2e%2e;jsessionid=1/admin/refunds",
+        "/docs/%252e%252e/admin/refunds",  # an upstream behind a decoding proxy reads `..`
+        "/docs/..%252Fadmin/refunds",
+        "/docs/..%253B/admin/refunds",
+        "/health#/../admin/refunds",  # a request line carries no fragment; one that does...
+        "/docs/%E2%80%A5/admin/refunds",  # U+2025: `..` to an upstream that normalizes (NFKC)
+    ],
+)
+def test_a_path_an_upstream_reads_as_another_route_s_is_refused_not_matched_to_an_open_one(
+    routes: None, devtenant: DevTenant, tmp_path: Path, uri: str
+) -> None:
+    from catalog.services import location_refresh, location_register
+
+    (tmp_path / "docs.yaml").write_text(OPEN_SITE)
+    location_refresh(
+        location=location_register(target=str(tmp_path / "docs.yaml"), allow_routes=True)
+    )
+    person_of_tenant(devtenant, "ada@example.com")
+    token = gateway_token(devtenant, "ada@example.com")  # Ada holds no payments role
+    assert ask(token, uri="/docs/guide").status_code == 200
+    assert ask(token, uri="/admin/refunds").status_code == 403
+
+    response = ask(token, uri=uri)
+
+    assert response.status_code == 403, uri
+    assert "not in normal form" in reason(response)
+
+
 def test_envoy_s_check_is_the_request_itself_under_the_prefix(
     routes: None, devtenant: DevTenant
 ) -> None:

@@ -32,6 +32,7 @@ def test_the_issue_s_example_is_two_routes() -> None:
         ("FETCH api.example/v1", "'FETCH' is not an HTTP method"),
         ("GET api.example/v1/*/items", "has a * before its end"),
         ("GET api.example/v1/../admin", "'..' segment"),
+        ("GET api.example/v1/..;x/admin", "'..' segment"),
         ("GET api.example/v1?x=1", "without ? or #"),
         ("GET,POST", "followed by no route"),
         ("GET api.example/a extra", "is not `METHODS host/path`"),
@@ -84,6 +85,15 @@ def test_the_same_route_is_an_overlap_of_host_path_and_methods(
         ("/v1\\admin", None),
         ("v1/orders", None),
         ("/v1/%ff", None),
+        ("/v1/..;/admin", None),
+        ("/v1/.;x/admin", None),
+        ("/v1/;/admin", None),
+        ("/v1/%252e%252e/admin", None),
+        ("/v1/x#/../admin", None),
+        ("/v1/%EF%BC%8E%EF%BC%8E/admin", None),
+        ("/v1/orders;v=2", "/v1/orders;v=2"),
+        ("/v1/100%25", "/v1/100%"),
+        ("/v1/%C3%A9t%C3%A9", "/v1/\u00e9t\u00e9"),
     ],
 )
 def test_a_request_path_is_matched_decoded_and_only_in_normal_form(
