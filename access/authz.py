@@ -69,16 +69,29 @@ class GatewayDecisionMiddleware:
         return authz_decide(request)
 
 
+FORWARDED = ("X-Forwarded-Method", "X-Forwarded-Host", "X-Forwarded-Uri")
+
+
 def request_target(request: HttpRequest) -> Target:
     """What the gateway asks about: forward-auth's X-Forwarded-* headers when it sends them,
-    else (Envoy) the request itself, less the `/authz` prefix."""
+    else (Envoy) the request itself, less the `/authz` prefix.
+
+    A forward-auth check names all three or is refused: one without X-Forwarded-Uri is not a
+    check of `/`, nor one without X-Forwarded-Method a check of the subrequest's own method
+    (NGINX's auth_request sends every check as a GET), since either guess opens routes."""
     headers = request.headers
     if "X-Forwarded-Uri" in headers or "X-Forwarded-Host" in headers:
+        missing = next((name for name in FORWARDED if name not in headers), "")
         return Target(
-            method=headers.get("X-Forwarded-Method", request.method or "GET").upper(),
+            method=headers.get("X-Forwarded-Method", "").upper(),
             host=request_host(headers.get("X-Forwarded-Host", "")),
-            raw_path=headers.get("X-Forwarded-Uri", "/"),
-        )
+            raw_path=headers.get("X-Forwarded-Uri", ""),
+            refusal=(
+                f"the gateway sent no {missing}: a forward-auth check names its target's "
+                "method, host and URI in X-Forwarded-Method, X-Forwarded-Host and "
+                "X-Forwarded-Uri"
+            ) if missing else "",
+        )  # fmt: skip
     # The path as the client sent it (gunicorn's RAW_URI), so that what the decision matches
     # is what the upstream reads; else the decoded path, which matches the same routes.
     raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI") or request.path

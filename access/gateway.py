@@ -303,6 +303,8 @@ class Target:
     method: str
     host: str
     raw_path: str
+    # Why the request names no target to decide (a forward-auth check missing a header).
+    refusal: str = ""
 
     @property
     def path(self) -> str | None:
@@ -336,6 +338,8 @@ def gateway_decide(
 ) -> Outcome:
     """What `/authz/` answers for this request: the route that takes it, the token checked as
     the API's bearer tokens are (for the route's audience), the policy's decision."""
+    if target.refusal:
+        return Outcome(GatewayDecision(403, target.refusal), target)
     path = target.path
     if path is None:
         reason = (

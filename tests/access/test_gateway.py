@@ -242,6 +242,33 @@ def test_a_path_an_upstream_reads_as_another_route_s_is_refused_not_matched_to_a
     assert "not in normal form" in reason(response)
 
 
+@pytest.mark.parametrize("missing", ["X-Forwarded-Uri", "X-Forwarded-Method", "X-Forwarded-Host"])
+def test_a_forward_auth_call_missing_part_of_its_target_is_refused_naming_what_is_missing(
+    routes: None, devtenant: DevTenant, tmp_path: Path, missing: str
+) -> None:
+    from catalog.services import location_refresh, location_register
+
+    (tmp_path / "docs.yaml").write_text(OPEN_SITE.replace("/health", "/"))
+    location_refresh(
+        location=location_register(target=str(tmp_path / "docs.yaml"), allow_routes=True)
+    )
+    person_of_tenant(devtenant, "ada@example.com")
+    token = gateway_token(devtenant, "ada@example.com")
+    target = {"X-Forwarded-Method": "POST", "X-Forwarded-Host": HOST,
+              "X-Forwarded-Uri": "/admin/refunds"}  # fmt: skip
+    del target[missing]
+
+    # Not decided as `/` (open) nor as the subrequest's own GET (NGINX's auth_request sends
+    # every check as a GET): the gateway was set up without it, and a guess could open routes.
+    response = Client().get("/authz/", headers={"Authorization": f"Bearer {token}", **target})
+
+    assert response.status_code == 403
+    assert reason(response) == (
+        f"the gateway sent no {missing}: a forward-auth check names its target's method, host "
+        "and URI in X-Forwarded-Method, X-Forwarded-Host and X-Forwarded-Uri"
+    )
+
+
 def test_envoy_s_check_is_the_request_itself_under_the_prefix(
     routes: None, devtenant: DevTenant
 ) -> None:
