@@ -98,6 +98,28 @@ def test_people_without_access_see_only_who_owns_it(payments: None) -> None:
     assert "/catalog/default/api/payments/" not in page
 
 
+def test_a_restricted_entity_s_problems_are_a_detail_its_annotations_would_show(
+    payments: None, tmp_path: Path
+) -> None:
+    from catalog.models import Location
+
+    descriptor = tmp_path / "payments.yaml"
+    descriptor.write_text(descriptor.read_text().replace(
+        "    atrium.dev/max-access-duration: P30D\n",
+        "    atrium.dev/max-access-duration: P30D\n"
+        "    atrium.dev/gateway-routes: GET *.refunds-admin.corp.internal/v1/*\n",
+    ))  # fmt: skip
+    location_refresh(location=Location.objects.get(target=str(descriptor)))
+
+    as_ada = text(signed_in("ada@example.com").get(PAGE).content)  # holds no payments role
+    as_grace = text(signed_in("grace@example.com").get(PAGE).content)  # in team-payments
+
+    assert "refunds-admin.corp.internal" not in as_ada
+    assert "Processing errors" in as_ada
+    assert "its owners, holders of its roles and portal admins see them" in as_ada
+    assert "*.refunds-admin.corp.internal&#x27; holds a wildcard" in as_grace
+
+
 def test_a_group_owning_many_draws_a_few_and_counts_the_rest(
     payments: None, tmp_path: Path
 ) -> None:
