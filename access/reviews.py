@@ -343,7 +343,8 @@ def review_decide(
 
     The holders' rows are locked and their state checked under the lock: a holder someone
     decided first (another reviewer, or this one in a stale tab) is counted as late, never
-    decided twice. Each holder is asked of the policy (`may_review`): never one's own holding.
+    decided twice, nor twice in one call (a holder named again counts once, by the first
+    decision). Each holder is asked of the policy (`may_review`): never one's own holding.
     With `all_or_nothing` (the API), one late holder is a ReviewConflict and one refused a
     ReviewNotAllowed, and nothing is decided. Removals go to a worker once this commits.
     """
@@ -363,9 +364,15 @@ def review_decide(
             .select_related("decided_by", "user")
             .order_by("pk")
         }
-        outcome, chosen = Decided(), []
+        outcome, chosen, named = Decided(), [], set()
         for wanted in decisions:
             item = items.get(wanted.item_id)
+            if wanted.item_id in named:
+                # Named again in one request (a crafted form): decided once, by the first.
+                if all_or_nothing:
+                    raise ReviewRefused(f"Holder {wanted.item_id} is named twice.")
+                continue
+            named.add(wanted.item_id)
             if item is None:
                 if all_or_nothing:
                     raise ReviewRefused(f"No holder {wanted.item_id} in review {review.pk}.")

@@ -15,7 +15,8 @@ from django.test import Client
 from django.utils import timezone
 
 from access.audit import SYSTEM
-from access.models import AccessReview, AccessReviewItem, RoleMembership
+from access.models import AccessReview, AccessReviewItem, AuditEvent, RoleMembership
+from access.review_selectors import review_progress
 from access.reviews import review_open
 from portal.models import User
 from tests.factories import RoleFactory, RoleMembershipFactory, UserFactory
@@ -195,6 +196,27 @@ def test_bulk_decisions_for_hundreds_of_holders_work_without_javascript(
     completed = as_grace.post(f"/access/reviews/{review.pk}/complete/", follow=True)
     assert "The review is complete." in text(completed.content)
     assert AccessReview.objects.get(pk=review.pk).completed_by == grace
+
+
+def test_a_holder_ticked_twice_in_a_crafted_form_is_decided_and_recorded_once(
+    owners: tuple[User, User],
+) -> None:
+    grace, _ = owners
+    ada, bob = holders(2)
+    review = opened()
+    item, other = review.items.get(user=ada), review.items.get(user=bob)
+
+    answer = signed(grace).post(f"/access/reviews/{review.pk}/bulk/",
+                                {"action": "remove", "selected": [item.pk, item.pk, item.pk]},
+                                follow=True)  # fmt: skip
+    both = signed(grace).post(f"/access/reviews/{review.pk}/decide/",
+                              {"item": other.pk, "decision": "keep"})  # fmt: skip
+
+    assert "Removed 1 holder." in text(answer.content)
+    removed = AuditEvent.objects.get(action="review.removed")
+    assert (removed.detail["count"], removed.detail["holders"]) == (1, [ada.sub])
+    assert both.status_code == 302
+    assert review_progress(review=review).decided == 2
 
 
 def test_the_evidence_holds_every_decision_removal_and_audit_record_as_a_page_and_csv(
