@@ -299,8 +299,22 @@ def refresh_plan(*, location: Location, result: ReadResult, report: RefreshRepor
     # Atrium's annotations, read once per entity for problems, columns and required roles.
     access = {ref: access_annotations(emitted.valid.entity) for ref, emitted in accepted.items()}
     plan = RefreshPlan(accepted=accepted, access=access, stored=current)
+    # Whatever its file holds now, an entity of a kind the location may not define (one read
+    # before the rule, or before an admin took the permission away) is not kept.
+    refused = {ref for ref, entity in current.items() if not may_define(entity.kind)}
+    gone = {
+        ref
+        for ref, entity in current.items()
+        if ref in refused
+        or (
+            ref not in accepted
+            and ref not in problems_by_ref
+            and entity.source not in result.unreadable
+        )
+    }
     # Gateway routes: each refused one is its entity's problem, on its page and in the report.
-    plan.routes = route_claims_plan(location=location, accepted=accepted)
+    # The routes of entities this refresh removes go with them: an entity renamed keeps its.
+    plan.routes = route_claims_plan(location=location, accepted=accepted, leaving=gone)
     for ref, messages in plan.routes.problems.items():
         emitted = accepted[ref]
         report.problems += [
@@ -347,9 +361,6 @@ def refresh_plan(*, location: Location, result: ReadResult, report: RefreshRepor
         entity.problems = problems
         _copy_browsing_columns(entity, emitted, access[ref])
 
-    # Whatever its file holds now, an entity of a kind the location may not define (one read
-    # before the rule, or before an admin took the permission away) is not kept.
-    refused = {ref for ref, entity in current.items() if not may_define(entity.kind)}
     # A rejected document keeps its entity's last good version and shows why it was rejected.
     for ref, messages in problems_by_ref.items():
         existing = current.get(ref)
@@ -357,16 +368,7 @@ def refresh_plan(*, location: Location, result: ReadResult, report: RefreshRepor
             existing.problems = messages
             plan.changed.append(existing)
 
-    plan.gone = [
-        entity
-        for ref, entity in current.items()
-        if ref in refused
-        or (
-            ref not in accepted
-            and ref not in problems_by_ref
-            and entity.source not in result.unreadable
-        )
-    ]
+    plan.gone = [entity for ref, entity in current.items() if ref in gone]
     report.removed = sorted(entity.ref for entity in plan.gone)
     return plan
 

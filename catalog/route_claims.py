@@ -12,6 +12,7 @@ find a route free.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -54,13 +55,24 @@ def _stored(rows: list[dict[str, object]]) -> dict[str, list[Claim]]:
 _COLUMNS = ("entity__ref", "host", "path", "methods", "claimed_at")
 
 
-def route_claims_plan(*, location: Location, accepted: dict[str, Emitted]) -> RouteClaims:
-    """The claims of the location's emitted entities, judged against every other entity's."""
+def route_claims_plan(
+    *, location: Location, accepted: dict[str, Emitted], leaving: Iterable[str] = ()
+) -> RouteClaims:
+    """The claims of the location's emitted entities, judged against every other entity's.
+    `leaving`: the location's entities this refresh removes, whose routes go with them (so
+    an entity renamed, or a route moved to another entity of the location, keeps it)."""
     gateway: dict[str, GatewayAnnotations] = {
         ref: gateway_annotations(emitted.valid.entity) for ref, emitted in accepted.items()
     }
     declaring = {ref for ref, found in gateway.items() if found.declared or found.problems}
-    stored = _stored(list(GatewayRoute.objects.filter(entity__location=location).values(*_COLUMNS)))
+    leaving = set(leaving)
+    stored = {
+        ref: claims
+        for ref, claims in _stored(
+            list(GatewayRoute.objects.filter(entity__location=location).values(*_COLUMNS))
+        ).items()
+        if ref not in leaving or ref in accepted
+    }
     claims = RouteClaims()
     if not declaring and not stored:
         return claims

@@ -198,3 +198,26 @@ def test_within_one_location_the_first_read_keeps_a_new_route(tmp_path: Path) ->
     assert held("first-api") == ["a.example/*"]
     assert held("second-api") == []
     assert "already claimed by component:default/first-api" in str(report.problems[0])
+
+
+@pytest.mark.django_db
+def test_an_entity_renamed_in_its_location_takes_its_routes_with_it_in_one_refresh(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a.yaml").write_text(api("payments-api", "GET pay.example/v1/*"))
+    location = location_register(target=str(tmp_path / "a.yaml"), allow_routes=True)
+    location_refresh(location=location)
+    (tmp_path / "squatter.yaml").write_text(api("evil-api", "GET pay.example/v1/*"))
+    squatter = location_register(target=str(tmp_path / "squatter.yaml"), allow_routes=True)
+
+    (tmp_path / "a.yaml").write_text(api("payments-service", "GET pay.example/v1/*"))
+    report = location_refresh(location=location)
+    location_refresh(location=squatter)  # the next refresh of another location
+
+    # Not refused as claimed by the entity it replaces, leaving the route to nobody (every
+    # request refused, or let through where AUTHZ_UNKNOWN_ROUTES allows) and to whoever
+    # refreshes next.
+    assert report.problems == []
+    assert report.removed == ["component:default/payments-api"]
+    assert held("payments-service") == ["GET pay.example/v1/*"]
+    assert held("evil-api") == []
