@@ -110,6 +110,24 @@ for name, inp in json.loads({
                     "path": "/v1/orders",
                     "token": tok("ada@example.com"),
                 },
+                "ada GET /v1/x/..;/../admin (not in normal form)": {
+                    "method": "GET",
+                    "host": "payments.internal.example",
+                    "path": "/v1/x/..;/../admin",
+                    "token": tok("ada@example.com"),
+                },
+                "ada GET /v1/%2e%2e/admin (an escape: refused)": {
+                    "method": "GET",
+                    "host": "payments.internal.example",
+                    "path": "/v1/%2e%2e/admin",
+                    "token": tok("ada@example.com"),
+                },
+                "ada GET /v1/orders?page=/2 (a query)": {
+                    "method": "GET",
+                    "host": "payments.internal.example",
+                    "path": "/v1/orders?page=/2",
+                    "token": tok("ada@example.com"),
+                },
                 "ada GET /v2/x (no route)": {
                     "method": "GET",
                     "host": "payments.internal.example",
