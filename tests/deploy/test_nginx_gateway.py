@@ -58,9 +58,11 @@ class Edge:
     port: int
     upstream: Upstream
 
-    def get(self, path: str, token: str | None = None) -> http.client.HTTPResponse:
+    def get(
+        self, path: str, token: str | None = None, *, host: str = HOST
+    ) -> http.client.HTTPResponse:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        headers = {"Host": HOST}
+        headers = {"Host": host}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         connection.request("GET", path, headers=headers)
@@ -226,3 +228,40 @@ def test_the_gateway_answers_in_its_own_name_whatever_the_portal_s_host(
     # production; the decision is answered before host validation.
     assert HOST not in django_settings.ALLOWED_HOSTS
     assert edge.get("/v2/anything").status == 403
+
+
+# Another team's site, open to any valid token for the payments audience, on its own host and
+# on the payments host.
+DOCS_SITE = """\
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: docs-site
+  annotations:
+    atrium.dev/gateway-routes: >-
+      docs.internal.example/*, GET payments.internal.example/docs/*
+    atrium.dev/audience: https://payments.internal.example/api
+spec: {type: website, lifecycle: production, owner: team-payments}
+"""
+
+
+def test_nginx_passes_no_request_to_payments_under_another_route_s_host_or_path(
+    routes: None, devtenant: DevTenant, edge: Edge, tmp_path: Path
+) -> None:
+    from catalog.services import location_refresh, location_register
+
+    (tmp_path / "docs.yaml").write_text(DOCS_SITE)
+    location_refresh(
+        location=location_register(target=str(tmp_path / "docs.yaml"), allow_routes=True)
+    )
+    person_of_tenant(devtenant, "ada@example.com")
+    token = gateway_token(devtenant, "ada@example.com")  # Ada holds no payments role
+    assert edge.get("/docs/guide", token).status == 200
+    assert len(edge.upstream.seen) == 1
+
+    # The payments server is NGINX's only one, so it takes any Host: the decision is about
+    # the upstream it proxies to, not about the host the client named.
+    assert edge.get("/v1/orders", token, host="docs.internal.example").status == 403
+    # Tomcat or Spring behind it would serve /admin/refunds.
+    assert edge.get("/docs/..;/admin/refunds", token).status == 403
+    assert len(edge.upstream.seen) == 1
