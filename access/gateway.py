@@ -9,7 +9,10 @@ membership written or removed (a grant, a revocation, a sync, a sign-in), an acc
 or let back in, a catalog refresh that changed entities or routes, a location removed. Each
 decision reads that version (one Redis GET); a new one drops everything kept, so a revoked
 grant is refused at the next request in every process. A role that ends on time needs no
-change at all: each holding keeps its end, compared with the clock at each decision.
+change at all: each holding keeps its end, compared with the clock at each decision. Nothing is
+kept longer than KEPT_SECONDS (a minute), as kept viewers are not: a new version Redis missed
+(unreachable while a grant was revoked) costs at most that, not every request until the next
+change.
 
 Without Redis (dev's `make run`) there is no version to trust across processes: every decision
 reads the database.
@@ -22,6 +25,7 @@ import io
 import json
 import tarfile
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,7 +42,7 @@ from access.policy import (
     gateway_decision,
     gateway_unknown_route,
 )
-from access.viewers import viewers_version
+from access.viewers import VIEWER_CACHE_SECONDS, viewers_version
 from catalog.models import EntityRequiredRole, GatewayRoute
 from catalog.routes import Route, request_path
 from portal.auth.bearer import (
@@ -53,6 +57,10 @@ from portal.models import User
 
 # Subjects whose holdings one process keeps at most; past it they are read again.
 MAX_HOLDINGS = 100_000
+# The longest anything is kept, as kept viewers are: a bound for a change whose new version
+# Redis missed (it was unreachable then), after which a revoked grant would be let through
+# until some other change. The route table and holdings are read again at most once a bound.
+KEPT_SECONDS = VIEWER_CACHE_SECONDS
 
 
 @dataclass
@@ -121,7 +129,8 @@ def holding_read(sub: str) -> Holding:
 
 
 class _Kept:
-    """This process's copy, under one version of `access.viewers`."""
+    """This process's copy, under one version of `access.viewers`, until a moment (monotonic
+    seconds) past which it is read again whatever the version says."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -129,6 +138,8 @@ class _Kept:
         self.table: RouteTable | None = None
         self.holdings: dict[str, Holding] = {}
         self.bundle: Bundle | None = None
+        self.table_until = 0.0
+        self.bundle_until = 0.0
 
 
 _kept = _Kept()
@@ -165,14 +176,17 @@ def gateway_snapshot() -> Snapshot:
     if version is None:
         return Snapshot(route_table_read(), None)
     table = _kept.table
-    if _kept.version == version and table is not None:
+    now = time.monotonic()
+    if _kept.version == version and table is not None and now < _kept.table_until:
         return Snapshot(table, version)
     table = route_table_read()
     with _kept.lock:
-        if _kept.version != version:
+        if _kept.version != version or now >= _kept.table_until:
             _kept.holdings = {}
+        if _kept.version != version:
             _kept.bundle = None
         _kept.version, _kept.table = version, table
+        _kept.table_until = now + KEPT_SECONDS
     return Snapshot(table, version)
 
 
@@ -277,10 +291,12 @@ def gateway_bundle() -> Bundle:
     has ended."""
     version = viewers_version()
     kept = _kept.bundle
+    now = time.monotonic()
     if (
         version is not None
         and _kept.version == version
         and kept is not None
+        and now < _kept.bundle_until
         and (kept.first_end is None or kept.first_end > timezone.now())
     ):
         return kept
@@ -289,7 +305,7 @@ def gateway_bundle() -> Bundle:
         with _kept.lock:
             if _kept.version != version:
                 _kept.version, _kept.table, _kept.holdings = version, None, {}
-            _kept.bundle = bundle
+            _kept.bundle, _kept.bundle_until = bundle, now + KEPT_SECONDS
     return bundle
 
 

@@ -322,6 +322,33 @@ def test_a_decision_reads_no_database_once_its_routes_and_holder_are_kept(
         assert ask(token).status_code == 200
 
 
+def test_a_revocation_whose_new_version_redis_missed_is_refused_within_the_bound(
+    routes: None, devtenant: DevTenant, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if "redis" not in settings.CACHES["default"]["BACKEND"].lower():
+        pytest.skip("routes and holdings are kept only with Redis (REDIS_URL)")
+    from django.core.cache import caches
+
+    from access import gateway
+
+    monkeypatch.setattr(gateway, "KEPT_SECONDS", 0.5, raising=False)  # a minute, in production
+    ada, _ = person_of_tenant(devtenant, "ada@example.com")
+    membership = grant(ada)
+    token = gateway_token(devtenant, "ada@example.com")
+    assert ask(token).status_code == 200  # her holding is kept in this process
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("Redis is unreachable")
+
+    with monkeypatch.context() as outage:  # the revocation's new version is lost
+        outage.setattr(caches["default"], "set", down)
+        membership.delete()
+
+    time.sleep(0.6)
+    refused = ask(token)
+    assert refused.status_code == 403, "a revoked grant let through until some other change"
+
+
 def test_decisions_are_counted_for_metrics(
     routes: None, devtenant: DevTenant, settings: Any
 ) -> None:
