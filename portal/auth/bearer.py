@@ -196,9 +196,14 @@ def verified_claims(token: str, *, audience: str | None = None) -> dict[str, Any
 
 
 def principal_of_claims(claims: dict[str, Any]) -> Principal:
-    """The caller of verified claims: a machine client (client credentials) or a person."""
+    """The caller of verified claims: a machine client (client credentials) or a person.
+
+    A machine's token is one Auth0 issued by the client-credentials grant: `gty` says so, and
+    its `sub` is `<client id>@clients`. Both, not either: a person's id may end in `@clients`
+    (a custom-database connection that makes ids of e-mails), and a machine is trusted with
+    what its scopes say, which on an API without RBAC is whatever a person asks for."""
     sub = str(claims["sub"])
-    is_machine = claims.get("gty") == "client-credentials" or sub.endswith("@clients")
+    is_machine = claims.get("gty") == "client-credentials" and sub.endswith("@clients")
     client_id = str(claims.get("azp") or sub.removesuffix("@clients")) if is_machine else None
     return Principal(
         sub=sub,

@@ -11,6 +11,7 @@ from django.test import Client
 from devtenant.demo import (
     AUTOMATION_CLIENT_ID,
     AUTOMATION_CLIENT_SECRET,
+    PORTAL_AUDIENCE,
 )
 from portal.auth.bearer import Principal
 from tests.helpers import DevTenant
@@ -230,6 +231,30 @@ def test_a_persons_access_token_is_answered_as_that_person(
     assert body["email"] == "grace@example.com"
     assert body["scopes"] == ["openid", "read:access"]
     assert {role["name"] for role in body["roles"]} == {"engineer", "payments.admin"}
+
+
+def test_a_person_whose_id_ends_in_at_clients_is_a_person_not_a_machine(
+    client: Client, devtenant: DevTenant
+) -> None:
+    """A custom-database connection may make a person's id of their e-mail, `auth0|eve@clients`:
+    what makes a machine is Auth0's client-credentials grant, not how a `sub` ends."""
+    import time
+
+    from devtenant import tokens
+    from devtenant.store import Tenant
+
+    now = int(time.time())
+    token = tokens.sign(Tenant(devtenant.state_path, devtenant.issuer), {
+        "iss": devtenant.issuer, "aud": PORTAL_AUDIENCE, "sub": "auth0|eve@clients",
+        "iat": now, "exp": now + 600, "azp": "atrium-demo-cli",
+        "scope": "read:access read:audit",  # what an API without RBAC grants whoever asks
+    })  # fmt: skip
+
+    body = me(client, token).json()
+    audit = client.get("/api/audit/events", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert (body["sub"], body["clientId"]) == ("auth0|eve@clients", None)
+    assert audit.status_code == 403  # the audit log is for admins and machines
 
 
 def test_the_audit_actor_names_machines_as_clients() -> None:
