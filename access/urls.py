@@ -12,6 +12,7 @@ urlpatterns = [
     path("roles/", views.roles, name="roles"),
     path("roles/<str:name>/", views.role_detail, name="role_detail"),
     path("requests/new/", views.request_new, name="request_new"),
+    path("requests/break-glass/", views.request_break_glass, name="request_break_glass"),
     path("requests/<int:request_id>/", views.request_detail, name="request_detail"),
     path("requests/<int:request_id>/cancel/", views.request_cancel, name="request_cancel"),
     path("requests/<int:request_id>/retry/", views.request_retry, name="request_retry"),
@@ -20,5 +21,6 @@ urlpatterns = [
     path("audit/", views.audit, name="audit"),
     path("approvals/count/", views.approvals_count, name="approvals_count"),
     path("approvals/bulk/", views.approvals_bulk, name="approvals_bulk"),
+    path("approvals/resume/", views.approvals_resume, name="approvals_resume"),
     path("approvals/<int:request_id>/", views.approval_decide, name="approval_decide"),
 ]

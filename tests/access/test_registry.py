@@ -72,7 +72,7 @@ def test_platform_teams_keep_the_registry_as_code_through_the_api(
     # What a GET gave can be PUT back as it is.
     again = client.put("/api/access/roles/payments.viewer", got,
                        content_type="application/json", headers=machine)  # fmt: skip
-    later = client.put("/api/access/roles/payments.viewer", {**entry, "sensitive": True},
+    later = client.put("/api/access/roles/payments.viewer", {**entry, "reviewEvery": "P3M"},
                        content_type="application/json", headers=machine)  # fmt: skip
     typo = client.put("/api/access/roles/payments.viewer", {"owner": ["team-payments"]},
                       content_type="application/json", headers=machine)  # fmt: skip
@@ -87,11 +87,13 @@ def test_platform_teams_keep_the_registry_as_code_through_the_api(
     assert put.status_code == 200
     assert got == {"name": "payments.viewer", "description": "payments.viewer in Auth0",
                    "memberCount": 0, "owners": ["group:default/team-payments"],
-                   "requestable": True, "maxDuration": "P30D", "minApprovals": 1}  # fmt: skip
+                   "requestable": True, "maxDuration": "P30D", "minApprovals": 1,
+                   "sensitive": False, "conflictsWith": [], "autoApprove": [],
+                   "breakGlass": None}  # fmt: skip
     assert again.status_code == 200
     assert (later.status_code, later.json()["error"]["message"]) == (
         400,
-        "sensitive: not supported by this version of Atrium yet",
+        "reviewEvery: not supported by this version of Atrium yet",
     )
     assert typo.json()["error"]["message"].startswith("owner: unknown field")
     assert unknown.status_code == 404
