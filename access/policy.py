@@ -4,7 +4,8 @@ Every answer starts from a `Viewer`: a person's roles (from the mirror), the cat
 groups they are, and whether they administer the portal, read once per request (and kept
 between requests in Redis by `access.viewers` until something that decides them changes). The
 Django authentication backend in `access.backends` gives the same answers to `user.has_perm()`.
-Every rule is here, which is why this module is a little past 400 lines.
+Every rule is here (who sees, asks, decides, and the registry's policies: separation of duties,
+auto-approval, break-glass, step-up), which is why this module is long.
 """
 
 from __future__ import annotations

@@ -78,11 +78,13 @@ def role_registry_set(*, role: Role, entry: RegistryEntry, actor: Actor) -> dict
     A conflict holds both ways: a role this entry adds to `conflictsWith` gets this role in
     its own, and one it drops loses it, each change recorded on that role too."""
     role_registry_check(name=role.name, entry=entry)
-    changes = role_registry_changes(role=role, entry=entry)
-    if not changes:
-        return changes
     with transaction.atomic():
+        # Read under the lock: an import setting both roles of a conflict has changed this
+        # one's conflicts since the caller read it.
         role = Role.objects.select_for_update().get(pk=role.pk)
+        changes = role_registry_changes(role=role, entry=entry)
+        if not changes:
+            return changes
         before = set(role.conflicts_with)
         _role_entry_write(role, entry)
         actor.record("role.registry_changed", role.name, changes=changes)
@@ -456,6 +458,14 @@ def grant_provision(*, request_id: int, actor: Actor, directory: Directory | Non
         if request.state not in (AccessRequest.State.APPROVED, AccessRequest.State.PROVISIONING):
             return request.state
         refusal = grant_refusal(role_name=request.role_name)
+        if not refusal:
+            # The worker asks too: nothing granted may make a conflict, however it was approved.
+            _person_locked(request.requester)
+            refusal = conflict_refusal(
+                role=request.role_name, conflicts=role_conflicts(name=request.role_name),
+                holdings=holdings_of(user=request.requester), asking=False,
+                whose=request.requester.name or request.requester.email or "The requester",
+            )  # fmt: skip
         if refusal:
             request.state, request.note = AccessRequest.State.FAILED, refusal
             request.save()

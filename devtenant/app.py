@@ -16,14 +16,15 @@ from joserfc.jws import extract_compact
 from werkzeug.wrappers import Response as BaseResponse
 
 from devtenant import admin, management, tokens
+from devtenant.demo import DEMO_MFA_CODE
 from devtenant.forgery import forge
 from devtenant.oauth import MFA_ACR, SignedInUser, SignIn, auth0_token_error, create_server
 from devtenant.store import Tenant
 
 SESSION_COOKIE = "devtenant_session"
 DEFAULT_ROLES_CLAIM = "https://atrium.dev/roles"
-# The one second-factor code every demo person's "authenticator" shows.
-MFA_DEMO_CODE = "246810"
+# The one second-factor code every person's "authenticator" shows on this tenant.
+MFA_DEMO_CODE = DEMO_MFA_CODE
 
 
 def create_app(*, state_path: Path, issuer: str, roles_claim: str = DEFAULT_ROLES_CLAIM) -> Flask:

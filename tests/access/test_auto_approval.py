@@ -62,7 +62,9 @@ def test_inside_the_rule_the_role_is_granted_at_once_and_the_owners_are_told(
     assert (request.expires_at - request.starts_at).total_seconds() == 8 * 3600  # type: ignore[operator]
     page = text(asked.content)
     assert "Approved at once by rule: members of" in page
-    assert "Approved at once by rule by Ada" in page  # the timeline
+    # The timeline: by the rule, not by the person who asked.
+    assert "Approved at once by rule · " in page
+    assert "by the rule for members of group:default/team-checkout, for at most 8 hours" in page
     events = AuditEvent.objects.filter(correlation_id=request.correlation_id).order_by("id")
     assert [e.action for e in events] == [
         "request.created", "request.auto_approved", "grant.activated",

@@ -20,6 +20,7 @@ from tests.helpers import (
     AUDIT,
     CHECKOUT,
     LEDGER,
+    DevTenant,
     catalog_add,
     own_role,
     signed_in,
@@ -184,3 +185,39 @@ def test_two_requests_for_conflicting_roles_at_once_leave_one(tmp_path: Path) ->
     assert asked == "asked"
     assert "Withdraw that request first." in refused
     assert AccessRequest.objects.count() == 1
+
+
+def test_the_worker_refuses_a_grant_that_would_create_a_conflict(duties: None) -> None:
+    from access.services import grant_provision
+
+    person, as_ada = ada()
+    ask_for(as_ada, LEDGER, "payments.admin")
+    request = AccessRequest.objects.get()
+    grace().post(f"/access/approvals/{request.pk}/", {"outcome": "approved"})
+    # Between the approval and the worker, Auth0 gave Ada payments.auditor.
+    RoleMembershipFactory.create(user=person, role=Role.objects.get(name="payments.auditor"))
+
+    state = grant_provision(request_id=request.pk, actor=Actor("system"))
+
+    request.refresh_from_db()
+    assert (state, request.state) == ("failed", "failed")
+    assert "nobody may hold it together with payments.admin" in request.note
+
+
+def test_the_sync_flags_conflicts_it_finds_in_auth0(duties: None, devtenant: DevTenant) -> None:
+    from access.sync import roles_sync
+    from tests.helpers import management, tenant_ids
+
+    devtenant.admin("seed", {"roles": [{"name": "payments.auditor"}]})
+    users, roles = tenant_ids(devtenant)
+    management(devtenant, "POST", f"users/{users['grace@example.com']}/roles",
+               {"roles": [roles["payments.auditor"]]})  # fmt: skip
+
+    report = roles_sync()
+
+    assert report.run.message.endswith(
+        "Separation of duties: 1 person holds conflicting roles "
+        "(payments.admin and payments.auditor)."
+    )
+    linus = signed_in("linus@example.com", "portal-admin")
+    assert "holds payments.admin and payments.auditor" in text(linus.get("/access/roles/").content)
