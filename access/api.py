@@ -138,12 +138,19 @@ class RoleEntryOut(Schema):
     conflictsWith: list[str]
     autoApprove: list[AutoApproveOut]
     breakGlass: BreakGlassOut | None
+    reviewEvery: str | None = Field(description="P1M, P3M, P6M or P1Y; null: no review")
+    reviewDay: str | None = Field(description="the day reviews are anchored to (YYYY-MM-DD)")
+    removeUnreviewedAfter: str | None = Field(
+        description="what is not reviewed this long after a review's due date is removed (P14D)"
+    )
+    nextReviewDue: datetime | None = Field(description="read-only: when the next review is due")
 
 
 def _role_entry_out(role: Role) -> RoleEntryOut:
     count = role_members(role=role).count()
     entry = registry_entry_json(registry_entry_of(role))
-    return RoleEntryOut(name=role.name, description=role.description, memberCount=count, **entry)
+    return RoleEntryOut(name=role.name, description=role.description, memberCount=count,
+                        nextReviewDue=role.review_next_due, **entry)  # fmt: skip
 
 
 def _mirrored_role(name: str) -> Role:

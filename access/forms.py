@@ -8,7 +8,12 @@ from typing import Any
 
 from django import forms
 
-from access.registry import RegistryEntry, RegistryError, registry_entry_parse
+from access.registry import (
+    RegistryEntry,
+    RegistryError,
+    registry_entry_parse,
+    review_every_iso,
+)
 from portal.durations import duration_iso, duration_words
 
 OFFERED = [timedelta(hours=8), timedelta(days=1), timedelta(days=7), timedelta(days=14),
@@ -47,6 +52,15 @@ class AccessRequestForm(forms.Form):
         return self.durations[self.cleaned_data["duration"]]
 
 
+# The registry's fields (access.registry.FIELDS) by the role page's names for them.
+FORM_FIELDS = {
+    "maxDuration": "max_duration", "minApprovals": "min_approvals", "reviewEvery": "review_every",
+    "reviewDay": "review_day", "removeUnreviewedAfter": "remove_unreviewed_after",
+    "conflictsWith": "conflicts_with", "autoApprove": "auto_approve",
+    "breakGlass": "break_glass_group",
+}  # fmt: skip
+
+
 class RoleRegistryForm(forms.Form):
     """A role's registry entry on its page, checked by the same rules as the API and
     `import_roles` (access.registry)."""
@@ -62,6 +76,25 @@ class RoleRegistryForm(forms.Form):
         help_text="ISO 8601 (P30D, PT8H); empty: the portal's longest.",
     )  # fmt: skip
     min_approvals = forms.IntegerField(label="Fewest approvals", min_value=1, initial=1)
+    # Access reviews (SPEC's reviewEvery, with the day they are anchored to and the removal
+    # policy): the owners re-certify who holds the role.
+    review_every = forms.ChoiceField(
+        label="Owners review who holds it", required=False,
+        choices=[("", "never"), ("P1M", "every month"), ("P3M", "every 3 months"),
+                 ("P6M", "every 6 months"), ("P1Y", "every year")],
+    )  # fmt: skip
+    review_day = forms.DateField(
+        label="Reviews fall due on", required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text="The day reviews are anchored to, and every interval from it; empty: one "
+        "interval from the day the schedule is set.",
+    )  # fmt: skip
+    remove_unreviewed_after = forms.IntegerField(
+        label="Remove what is not reviewed, days after the due date", required=False,
+        min_value=1, max_value=365,
+        help_text="Empty: nothing is removed without a reviewer's decision.",
+    )  # fmt: skip
+
     sensitive = forms.BooleanField(
         label="Sensitive: approving or denying needs a fresh multi-factor sign-in",
         required=False,
@@ -89,6 +122,7 @@ class RoleRegistryForm(forms.Form):
     )  # fmt: skip
 
     def __init__(self, *args: Any, entry: RegistryEntry, name: str = "", **kwargs: Any) -> None:
+        removal = entry.remove_unreviewed_after
         rules = "\n".join(
             " ".join(filter(None, (rule.group, duration_iso(rule.max_duration),
                                    rule.reason_pattern)))
@@ -98,7 +132,11 @@ class RoleRegistryForm(forms.Form):
         kwargs.setdefault("initial", {
             "owners": "\n".join(entry.owners), "requestable": entry.requestable,
             "max_duration": duration_iso(entry.max_duration) if entry.max_duration else "",
-            "min_approvals": entry.min_approvals, "sensitive": entry.sensitive,
+            "min_approvals": entry.min_approvals,
+            "review_every": review_every_iso(entry.review_every) or "",
+            "review_day": entry.review_day,
+            "remove_unreviewed_after": removal.days if removal else None,
+            "sensitive": entry.sensitive,
             "conflicts_with": ", ".join(entry.conflicts_with), "auto_approve": rules,
             "break_glass_group": glass.group if glass else "",
             "break_glass_max_duration": duration_iso(glass.max_duration) if glass else "",
@@ -126,6 +164,10 @@ class RoleRegistryForm(forms.Form):
             "owners": owners, "requestable": cleaned.get("requestable", False),
             "maxDuration": cleaned.get("max_duration") or None,
             "minApprovals": cleaned.get("min_approvals"),
+            "reviewEvery": cleaned.get("review_every") or None,
+            "reviewDay": day.isoformat() if (day := cleaned.get("review_day")) else None,
+            "removeUnreviewedAfter": f"P{days}D" if (days := cleaned.get("remove_unreviewed_after"))
+            else None,
             "sensitive": cleaned.get("sensitive", False), "conflictsWith": conflicts,
             "autoApprove": rules,
             "breakGlass": {"group": glass_group, "maxDuration": glass_longest or None}
@@ -144,14 +186,6 @@ class RoleRegistryForm(forms.Form):
         if field == "breakGlass" and message.startswith("maxDuration"):
             name = "break_glass_max_duration"
         self.add_error(name if name in self.fields else None, message or str(error))
-
-
-# The registry's field names, as the form names them.
-FORM_FIELDS = {
-    "maxDuration": "max_duration", "minApprovals": "min_approvals",
-    "conflictsWith": "conflicts_with", "autoApprove": "auto_approve",
-    "breakGlass": "break_glass_group",
-}  # fmt: skip
 
 
 class BreakGlassForm(forms.Form):

@@ -32,6 +32,16 @@ class Role(models.Model):
     max_duration = models.DurationField(null=True, blank=True)
     # An entity's `atrium.dev/approvals-required` may raise it, never lower it.
     min_approvals = models.PositiveSmallIntegerField(default=1)
+    # Access reviews (access/reviews.py): every this many months (none: no scheduled review),
+    # anchored to review_day as the registry says it, else to the day the schedule was set
+    # (review_anchor keeps whichever it is, so the dates do not drift).
+    review_every = models.PositiveSmallIntegerField(null=True, blank=True)
+    review_day = models.DateField(null=True, blank=True)
+    review_anchor = models.DateField(null=True, blank=True)
+    # When the next scheduled review falls due; moved on as each one opens.
+    review_next_due = models.DateTimeField(null=True, blank=True)
+    # What is not reviewed this long after a review's due date is removed; none: nothing is.
+    review_remove_after = models.DurationField(null=True, blank=True)
     # Deciding a request for it needs a fresh multi-factor sign-in.
     sensitive = models.BooleanField(default=False)
     # Role names nobody may hold together with this one (kept on both roles of a conflict).
@@ -280,3 +290,153 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.approver} {self.outcome} request {self.request_id}"
+
+
+# --- access reviews --------------------------------------------------------------------------
+
+
+class AccessReview(models.Model):
+    """Owners re-certify who holds their role: a snapshot of the holders (AccessReviewItem), each
+    kept or removed by a reviewer, recorded as evidence. Scheduled from the role's registry
+    entry (every holder), or opened for one use (one holder, a reason, the request behind it:
+    a break-glass grant confirmed or revoked after the fact).
+
+    Open until completed; overdue once its due date has passed while open. Only moves forward.
+    """
+
+    class Kind(models.TextChoices):
+        SCHEDULED = "scheduled", "scheduled review"
+        USE = "use", "review of one use"
+
+    role = models.ForeignKey(Role, on_delete=models.PROTECT, related_name="reviews")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.SCHEDULED)
+    # Why it was opened, beyond the schedule ("break-glass use").
+    reason = models.CharField(max_length=255, blank=True)
+    # The request (and grant) a review of one use is about.
+    request = models.ForeignKey(
+        AccessRequest, on_delete=models.PROTECT, null=True, blank=True, related_name="reviews"
+    )
+    opened_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField()
+    holders_total = models.PositiveIntegerField(default=0)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # None with completed_at set: the removal policy completed it.
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+    # When the role's removal policy removed what nobody reviewed in time.
+    policy_applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        constraints = [
+            # Beat opens a role's review for a due date once, however many beats run.
+            models.UniqueConstraint(
+                fields=["role", "due_at"], condition=models.Q(kind="scheduled"),
+                name="one_scheduled_review_per_due_date",
+            ),
+            models.UniqueConstraint(
+                fields=["role"], condition=models.Q(kind="scheduled", completed_at__isnull=True),
+                name="one_open_scheduled_review_per_role",
+            ),
+        ]  # fmt: skip
+        indexes = [models.Index(fields=["completed_at", "due_at"], name="review_open_due")]
+
+    def __str__(self) -> str:
+        return f"review {self.pk} of {self.role_id} due {self.due_at:%Y-%m-%d}"
+
+    @property
+    def state(self) -> str:
+        """open, overdue or completed (SPEC's words)."""
+        if self.completed_at is not None:
+            return "completed"
+        return "overdue" if self.due_at <= timezone.now() else "open"
+
+    @property
+    def correlation_id(self) -> str:
+        return f"review-{self.pk}"
+
+
+class AccessReviewItem(models.Model):
+    """One holder in a review: who held the role, how and since when, as the snapshot found
+    them, then the reviewer's decision and, for a removal, what Auth0 made of it."""
+
+    class Decision(models.TextChoices):
+        KEEP = "keep", "kept"
+        REMOVE = "remove", "removed"
+
+    class Removal(models.TextChoices):
+        PENDING = "pending", "being removed in Auth0"
+        DONE = "done", "removed in Auth0"
+        FAILED = "failed", "removal failed"
+
+    review = models.ForeignKey(AccessReview, on_delete=models.PROTECT, related_name="items")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # The holder as they were at the snapshot (evidence does not follow later renames); the
+    # e-mail lower-cased, as the policy compares them.
+    sub = models.CharField(max_length=255)
+    email = models.CharField(max_length=254, blank=True)
+    name = models.CharField(max_length=255, blank=True)
+    # How they held it (RoleMembership.Source), since when and until when; "" once not held.
+    source = models.CharField(max_length=20, blank=True)
+    since = models.DateTimeField(null=True, blank=True)
+    until = models.DateTimeField(null=True, blank=True)
+    # The portal grant that gave it, and who approved that, as the snapshot found them.
+    request = models.ForeignKey(
+        AccessRequest, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    approved_by = models.CharField(max_length=500, blank=True)
+    last_sign_in = models.DateTimeField(null=True, blank=True)
+    # Why the snapshot points this holder out (access.reviews.FLAGS); "keep all not flagged"
+    # leaves them for a decision of their own.
+    flags = models.JSONField(default=list, blank=True)
+    flagged = models.BooleanField(default=False)
+    decision = models.CharField(max_length=10, choices=Decision.choices, blank=True)
+    # None with a decision: the removal policy decided it.
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+    decided_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+    removal = models.CharField(max_length=10, choices=Removal.choices, blank=True)
+    removal_error = models.TextField(blank=True)
+    removal_attempts = models.PositiveSmallIntegerField(default=0)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    # Every change touches it: the reconciler finds removals stuck since then.
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["email", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["review", "user"], name="one_item_per_holder"),
+        ]
+        indexes = [
+            models.Index(fields=["review", "email", "id"], name="review_item_order"),
+            models.Index(fields=["review", "decision", "flagged"], name="review_item_undecided"),
+            models.Index(
+                fields=["removal", "updated_at"], name="review_item_removal",
+                condition=models.Q(removal__in=["pending", "failed"]),
+            ),
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"{self.sub} in review {self.review_id}: {self.decision or 'undecided'}"
+
+
+class AccessReviewReminder(models.Model):
+    """A reminder sent for a review in one slot (two weeks before it is due, a week, …): the
+    row is the claim, so beat retried, or run twice, reminds once a slot."""
+
+    review = models.ForeignKey(AccessReview, on_delete=models.CASCADE, related_name="reminders")
+    slot = models.CharField(max_length=20)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["review", "slot"], name="one_reminder_per_slot"),
+        ]
+
+    def __str__(self) -> str:
+        return f"review {self.review_id} reminded ({self.slot})"

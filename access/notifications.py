@@ -1,4 +1,5 @@
-"""Telling people of a request's events: who is told, the mail they get, the Slack line."""
+"""Telling people of a request's events and of access reviews: who is told, the mail they get,
+the Slack line."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
-from access.models import AccessRequest
+from access.audit import SYSTEM
+from access.models import AccessRequest, AccessReview
+from access.review_selectors import review_progress, review_scope
 from access.selectors import decision_scope, portal_admin_emails
 from portal.templatetags.atrium import exact_time
 
@@ -74,4 +77,64 @@ def request_event_notify(*, request_id: int, event: str) -> int:
     if settings.SLACK_WEBHOOK_URL:
         text = f"{subject} — {context['request_url']}"
         httpx.post(settings.SLACK_WEBHOOK_URL, json={"text": text}, timeout=10).raise_for_status()
+    return len(recipients)
+
+
+# --- access reviews --------------------------------------------------------------------------
+
+REVIEW_SUBJECTS = {
+    "opened": "Review who holds {role}, due {due}",
+    "reminder": "Review who holds {role}, due {due}",
+    "overdue": "The review of who holds {role} is overdue (due {due})",
+    "policy_removed": "{role}: {count} holders not reviewed in time were removed",
+}
+
+
+def review_recipients(*, review: AccessReview) -> list[str]:
+    """The role's owners, who review it (without the holder a review of one use is about);
+    the portal's admins when no owner can."""
+    scope = review_scope(role_name=review.role.name)
+    about = set(review.items.exclude(email="").values_list("email", flat=True)[:2])
+    own = about if review.kind == AccessReview.Kind.USE and len(about) == 1 else set()
+    recipients = sorted(scope.reviewer_emails - own)
+    return recipients or portal_admin_emails()
+
+
+def review_event_notify(*, review_id: int, event: str, slot: str = "") -> int:
+    """Mail the reviewers of a review (plain text and HTML), and Slack if configured: it opened,
+    a reminder (in its `slot`, overdue or not), or the removal policy removed what nobody
+    reviewed; how many were mailed. Recorded as `review.reminded`. A mail server or Slack that
+    fails raises (OSError, httpx.HTTPError), for the caller to try again."""
+    review = AccessReview.objects.select_related("role", "request").get(pk=review_id)
+    if event == "reminder" and review.completed_at is not None:
+        return 0  # completed since the reminder was claimed
+    recipients = review_recipients(review=review)
+    progress = review_progress(review=review)
+    if event == "reminder" and slot.startswith("overdue"):
+        event = "overdue"
+    base = settings.PORTAL_BASE_URL.rstrip("/")
+    # What nobody decided, which the removal policy did.
+    by_policy = review.items.filter(decision="remove", decided_by__isnull=True).count()
+    context: dict[str, Any] = {
+        "review": review, "event": event, "progress": progress, "by_policy": by_policy,
+        "review_url": f"{base}/access/reviews/{review.pk}/",
+        "evidence_url": f"{base}/access/reviews/{review.pk}/evidence/",
+    }  # fmt: skip
+    subject = "[Atrium] " + REVIEW_SUBJECTS[event].format(
+        role=review.role.name, due=exact_time(review.due_at), count=by_policy
+    )
+    if recipients:
+        mail = EmailMultiAlternatives(
+            subject=subject,
+            body=render_to_string("access/mail/review.txt", context),
+            to=recipients,
+        )
+        mail.attach_alternative(render_to_string("access/mail/review.html", context), "text/html")
+        mail.send()
+    if settings.SLACK_WEBHOOK_URL:
+        text = f"{subject} — {context['review_url']}"
+        httpx.post(settings.SLACK_WEBHOOK_URL, json={"text": text}, timeout=10).raise_for_status()
+    SYSTEM.record("review.reminded", f"{review.role.name} review {review.pk}",
+                  review.correlation_id, event=event, slot=slot,
+                  recipients=len(recipients))  # fmt: skip
     return len(recipients)

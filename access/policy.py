@@ -520,6 +520,75 @@ def visible_requests(
     return requests.filter(seen)
 
 
+# --- access reviews ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReviewScope:
+    """Who reviews the holders of one role: the members of its owner groups."""
+
+    role: str
+    owners: tuple[str, ...]
+    # The catalog Users in the owner groups, and their e-mails (lower-cased).
+    reviewer_refs: frozenset[str]
+    reviewer_emails: frozenset[str]
+
+    def others_than(self, email: str) -> bool:
+        """An owner other than the person with this e-mail can review."""
+        return bool(self.reviewer_emails - {email.lower()})
+
+
+def is_reviewer(viewer: Viewer, scope: ReviewScope) -> bool:
+    """One of the role's owners (a member of one of its owner groups)."""
+    return bool(viewer.user_refs & scope.reviewer_refs)
+
+
+def may_review(viewer: Viewer, *, holder_sub: str, holder_email: str, scope: ReviewScope) -> bool:
+    """May this person keep or remove this holder of the role?
+
+    The role's owners do, never their own holding, nor one of another account of theirs (the
+    same e-mail: `Viewer.is_person`). A holding no other owner can review goes to the portal's
+    admins (a role without owners, or whose only owner holds it), never to the holder."""
+    if not viewer.sub or viewer.is_person(sub=holder_sub, email=holder_email):
+        return False
+    if is_reviewer(viewer, scope):
+        return True
+    return viewer.is_admin and not scope.others_than(holder_email)
+
+
+def may_see_review(viewer: Viewer, scope: ReviewScope) -> bool:
+    """A review, its holders and its evidence: the role's owners and the portal's admins."""
+    return bool(viewer.sub) and (is_reviewer(viewer, scope) or viewer.is_admin)
+
+
+def may_complete_review(viewer: Viewer, scope: ReviewScope) -> bool:
+    """Whoever may review any of its holders records that the review is done."""
+    return may_see_review(viewer, scope)
+
+
+def reviewable_items_q(viewer: Viewer, scope: ReviewScope) -> Q:
+    """The rule of `may_review` as a filter on a review's holders (access.models's
+    AccessReviewItem, by the `sub` and lower-cased `email` the snapshot kept), for decisions
+    on many holders at once in one statement."""
+    if not viewer.sub:
+        return Q(pk__in=[])
+    theirs = Q(sub=viewer.sub)
+    if viewer.email:
+        theirs |= Q(email=viewer.email)
+    if is_reviewer(viewer, scope):
+        return ~theirs
+    if not viewer.is_admin:
+        return Q(pk__in=[])
+    # An admin stands in for holders no other owner can review: all of them when nobody owns
+    # the role; the holdings of its one owner (by e-mail) when only one person does.
+    if not scope.reviewer_emails:
+        return ~theirs
+    if len(scope.reviewer_emails) == 1:
+        (only,) = scope.reviewer_emails
+        return Q(email=only) & ~theirs
+    return Q(pk__in=[])
+
+
 def is_admin_or_machine(principal: Principal, user: User | None) -> bool:
     """Who holds which role, every request and grant, and the audit log are for the portal's
     admins and for automation (a machine client), not for everyone."""

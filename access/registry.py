@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,15 @@ from portal.durations import DurationError, duration_iso, duration_parse
 # What an entry sets, by its name in the API and in files.
 FIELDS = (
     "owners", "requestable", "maxDuration", "minApprovals",
+    # Access reviews (access/reviews.py): how often the owners re-certify the holders, the day
+    # the reviews are anchored to, and what is removed when nobody reviewed it in time.
+    "reviewEvery", "reviewDay", "removeUnreviewedAfter",
+    # The policies of access/policy.py: step-up to decide, separation of duties, auto-approval
+    # and break-glass.
     "sensitive", "conflictsWith", "autoApprove", "breakGlass",
 )  # fmt: skip
-# SPEC's policies that come with later features. Refused rather than kept: a policy accepted
-# and not enforced would tell an admin a role is guarded when it is not.
-NOT_YET = ("reviewEvery",)
 # Read-only in the API's answers, so what a GET gave can be PUT back as it is.
-READ_ONLY = ("name", "description", "memberCount")
+READ_ONLY = ("name", "description", "memberCount", "nextReviewDue")
 MOST_APPROVALS = 10
 # A role conflicts with a handful of others, and has a few auto-approval rules, not hundreds.
 MOST_CONFLICTS = 50
@@ -38,6 +40,9 @@ ROLE_NAME_LENGTH = 255
 PATTERN_LENGTH = 200
 # Break-glass is for an emergency: at most a day, whatever the role allows otherwise.
 BREAK_GLASS_LONGEST = timedelta(days=1)
+# The review intervals Atrium offers, in months: what SOC 2 and ISO 27001 auditors expect to see
+# (monthly to yearly). A week is too often to review with care; beyond a year is no control.
+REVIEW_INTERVALS = {"P1M": 1, "P3M": 3, "P6M": 6, "P1Y": 12}
 
 
 class RegistryError(ValueError):
@@ -83,6 +88,12 @@ class RegistryEntry:
     conflicts_with: tuple[str, ...] = ()
     auto_approve: tuple[AutoApproveRule, ...] = ()
     break_glass: BreakGlassRule | None = None
+    # Access reviews: every this many months (None: no scheduled review), anchored to this day
+    # (None: the day the schedule is set), and what is not reviewed this long after a review's
+    # due date is removed (None: nothing is removed unreviewed).
+    review_every: int | None = None
+    review_day: date | None = None
+    remove_unreviewed_after: timedelta | None = None
 
 
 def registry_entry_parse(
@@ -97,14 +108,17 @@ def registry_entry_parse(
     if not isinstance(data, Mapping):
         raise RegistryError("an entry is a mapping of the fields " + ", ".join(FIELDS))
     for key in data:
-        if key in NOT_YET:
-            raise RegistryError(f"{key}: not supported by this version of Atrium yet")
         if key not in FIELDS and key not in allowed:
             raise RegistryError(f"{key}: unknown field; an entry has {', '.join(FIELDS)}")
     owners = _owners(data.get("owners", []))
     requestable = _boolean(data.get("requestable", True))
     max_duration = _duration(data.get("maxDuration"))
     min_approvals = _approvals(data.get("minApprovals", 1))
+    review_every = _review_every(data.get("reviewEvery"))
+    review_day = _review_day(data.get("reviewDay"))
+    if review_day is not None and review_every is None:
+        raise RegistryError("reviewDay: anchors reviewEvery's reviews; set reviewEvery too")
+    remove_unreviewed_after = _remove_after(data.get("removeUnreviewedAfter"))
     rules = _auto_approve(data.get("autoApprove", []))
     for number, rule in enumerate(rules, start=1):
         if max_duration is not None and rule.max_duration > max_duration:
@@ -117,6 +131,9 @@ def registry_entry_parse(
         requestable=requestable,
         max_duration=max_duration,
         min_approvals=min_approvals,
+        review_every=review_every,
+        review_day=review_day,
+        remove_unreviewed_after=remove_unreviewed_after,
         sensitive=_boolean(data.get("sensitive", False), "sensitive"),
         conflicts_with=_conflicts(data.get("conflictsWith", []), name=name),
         auto_approve=rules,
@@ -274,6 +291,40 @@ def reason_pattern_compile(pattern: str) -> Any:
     return re2.compile(pattern, _RE2_OPTIONS)
 
 
+def _review_every(value: Any) -> int | None:
+    if value is None:
+        return None
+    months = REVIEW_INTERVALS.get(value.strip().upper()) if isinstance(value, str) else None
+    if months is None:
+        raise RegistryError(
+            f"reviewEvery: {value!r} is not one of {', '.join(REVIEW_INTERVALS)} "
+            "(every 1, 3, 6 or 12 months)"
+        )
+    return months
+
+
+def _review_day(value: Any) -> date | None:
+    """An ISO date (`2025-01-15`); YAML 1.2, as the files are read, leaves it a string."""
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value.strip()) == 10:
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise RegistryError(f"reviewDay: {value!r} is not a date such as 2025-01-15")
+
+
+def _remove_after(value: Any) -> timedelta | None:
+    """Whole days, from one day to a year (P14D)."""
+    removal = _duration(value, "removeUnreviewedAfter")
+    if removal is not None and (removal.seconds or removal.microseconds):
+        raise RegistryError(
+            f"removeUnreviewedAfter: {value!r} is not a number of days such as P14D"
+        )
+    return removal
+
+
 def _approvals(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MOST_APPROVALS:
         raise RegistryError(
@@ -334,7 +385,15 @@ def registry_entry_of(role: Role) -> RegistryEntry:
         conflicts_with=tuple(role.conflicts_with),
         auto_approve=_auto_approve(role.auto_approve) if role.auto_approve else (),
         break_glass=_break_glass(role.break_glass),
+        review_every=role.review_every,
+        review_day=role.review_day,
+        remove_unreviewed_after=role.review_remove_after,
     )
+
+
+def review_every_iso(months: int | None) -> str | None:
+    """P1M, P3M, P6M, P1Y: the interval as the registry writes it."""
+    return next((iso for iso, each in REVIEW_INTERVALS.items() if each == months), None)
 
 
 def registry_entry_json(entry: RegistryEntry) -> dict[str, Any]:
@@ -360,4 +419,9 @@ def registry_entry_json(entry: RegistryEntry) -> dict[str, Any]:
         }
         if entry.break_glass
         else None,
+        "reviewEvery": review_every_iso(entry.review_every),
+        "reviewDay": entry.review_day.isoformat() if entry.review_day else None,
+        "removeUnreviewedAfter": (
+            duration_iso(entry.remove_unreviewed_after) if entry.remove_unreviewed_after else None
+        ),
     }

@@ -18,6 +18,8 @@ from django.utils import timezone
 
 from access.models import (
     AccessRequest,
+    AccessReview,
+    AccessReviewItem,
     AuditEvent,
     Decision,
     Role,
@@ -447,6 +449,18 @@ def _page_of(ref: str) -> str:
         return parse_entity_ref(ref).url
     except EntityRefError:
         return ""
+
+
+def use_reviews_of(*, request: AccessRequest) -> list[AccessReviewItem]:
+    """The reviews of this request's use (a break-glass grant's), each as its one holder's row:
+    waiting for the owners, kept, or removed."""
+    return list(
+        AccessReviewItem.objects.filter(
+            review__request=request, review__kind=AccessReview.Kind.USE, user=request.requester
+        )
+        .select_related("review", "decided_by")
+        .order_by("review__opened_at", "pk")
+    )
 
 
 def request_timeline(*, request: AccessRequest) -> QuerySet[AuditEvent]:

@@ -17,7 +17,14 @@ from django.utils import timezone
 
 from access.audit import SYSTEM, Actor, request_target
 from access.auth0 import Auth0Error, Directory, shared_directory
-from access.models import AccessRequest, Decision, Role, RoleMembership
+from access.models import (
+    AccessRequest,
+    AccessReview,
+    AccessReviewItem,
+    Decision,
+    Role,
+    RoleMembership,
+)
 from access.policy import (
     DecisionScope,
     Viewer,
@@ -35,6 +42,7 @@ from access.policy import (
     viewer_fresh,
 )
 from access.registry import RegistryEntry, RegistryError, registry_entry_json
+from access.reviews import REVIEW_SCHEDULE_FIELDS, review_open, review_schedule_apply
 from access.selectors import (
     access_request_longest,
     already_decided_message,
@@ -45,6 +53,7 @@ from access.selectors import (
     role_registry_changes,
     role_rules,
 )
+from access.viewers import viewers_changed_once
 from access.words import rule_words
 from catalog.models import Entity
 from portal.durations import duration_iso, duration_words
@@ -108,7 +117,8 @@ def _role_entry_write(role: Role, entry: RegistryEntry) -> None:
     role.max_duration, role.min_approvals = entry.max_duration, entry.min_approvals
     role.sensitive, role.conflicts_with = entry.sensitive, list(entry.conflicts_with)
     role.auto_approve, role.break_glass = stored["autoApprove"], stored["breakGlass"]
-    role.save(update_fields=REGISTRY_COLUMNS)
+    review_schedule_apply(role=role, entry=entry)
+    role.save(update_fields=[*REGISTRY_COLUMNS, *REVIEW_SCHEDULE_FIELDS])
 
 
 @transaction.atomic
@@ -321,6 +331,14 @@ def access_break_glass(
         actor.record("request.break_glass", request_target(request), request.correlation_id,
                      reason=request.reason, duration=duration_iso(duration),
                      rule=stored)  # fmt: skip
+        # The owners confirm the use, or revoke it, in a review of it opened now (its Remove
+        # ends the grant in Auth0 as a revocation does).
+        review = review_open(
+            role=role, kind=AccessReview.Kind.USE, holders=[requester],
+            reason=f"break-glass use (request {request.pk})", request=request, actor=actor,
+        )  # fmt: skip
+        actor.record("request.review_opened", request_target(request), request.correlation_id,
+                     review=review.pk)  # fmt: skip
         _notify_after_commit(request, actor, "break_glass")
         _provision_after_commit(request, actor)
     return request
@@ -584,17 +602,98 @@ def grant_end(
         request = AccessRequest.objects.locked().get(pk=request_id)
         if request.state != AccessRequest.State.ACTIVE:
             return False
-        request.state = AccessRequest.State.REVOKED if revoke else AccessRequest.State.EXPIRED
-        request.ended_at = timezone.now()
-        request.save()
-        RoleMembership.objects.filter(
-            user=request.requester, role__name=request.role_name,
-            source=RoleMembership.Source.PORTAL_GRANT,
-        ).delete()  # fmt: skip
-        action = "grant.revoked" if revoke else "grant.expired"
-        actor.record(action, request_target(request), request.correlation_id)
-        _notify_after_commit(request, actor, "revoked" if revoke else "expired")
+        _grant_ended(request, actor, revoke=revoke)
     return True
+
+
+def _grant_ended(request: AccessRequest, actor: Actor, *, revoke: bool, **detail: Any) -> None:
+    """In the caller's transaction, with the grant locked and Auth0 told already: the grant
+    ends (expired on time, or revoked), its membership leaves the mirror (and so every kept
+    viewer), the audit log says so and its holder is told once it commits."""
+    request.state = AccessRequest.State.REVOKED if revoke else AccessRequest.State.EXPIRED
+    request.ended_at = timezone.now()
+    request.save()
+    RoleMembership.objects.filter(
+        user=request.requester, role__name=request.role_name,
+        source=RoleMembership.Source.PORTAL_GRANT,
+    ).delete()  # fmt: skip
+    action = "grant.revoked" if revoke else "grant.expired"
+    actor.record(action, request_target(request), request.correlation_id, **detail)
+    _notify_after_commit(request, actor, "revoked" if revoke else "expired")
+
+
+def review_removal_carry_out(
+    *, item_id: int, actor: Actor, directory: Directory | None = None
+) -> str:
+    """Carry a review's Remove into Auth0 and the portal; the removal's state.
+
+    The path of a revocation (`grant_end`): Auth0 first, then, in one transaction with the
+    holder's row locked, the portal grant behind the holding revoked (with its audit record
+    and mail) and the membership gone from the mirror and from every kept viewer, whatever
+    its source: granted by the portal, outside it in Auth0, or seen only in a sign-in token.
+
+    Idempotent: a removal done is left alone, and Auth0 removes a role not held without
+    complaint, so a retry, a redelivered message or the reconciler may run it again. An
+    Auth0Error leaves it pending for the task's retry (and failed after the last), never done.
+    """
+    item = AccessReviewItem.objects.select_related("user", "review__role").get(pk=item_id)
+    review = item.review
+    correlate(review.correlation_id)
+    if item.decision != AccessReviewItem.Decision.REMOVE or item.removal == (
+        AccessReviewItem.Removal.DONE
+    ):
+        return item.removal
+    AccessReviewItem.objects.filter(pk=item.pk).update(
+        removal_attempts=item.removal_attempts + 1, updated_at=timezone.now()
+    )
+    directory = directory or shared_directory()
+    role_name = review.role.name
+    directory.unassign(
+        item.user.sub, [_role_id(role_name, directory)], correlation_id=review.correlation_id
+    )
+    with transaction.atomic():
+        item = AccessReviewItem.objects.select_for_update().select_related("user").get(pk=item_id)
+        if item.removal == AccessReviewItem.Removal.DONE:
+            return item.removal
+        grants = AccessRequest.objects.locked().filter(
+            requester=item.user, role_name=role_name, state=AccessRequest.State.ACTIVE
+        )
+        revoked = []
+        for grant in grants:
+            _grant_ended(grant, actor, revoke=True, reason=f"removed in access review {review.pk}")
+            revoked.append(grant.pk)
+        with viewers_changed_once():
+            held = RoleMembership.objects.filter(user=item.user, role__name=role_name).delete()[0]
+        item.removal, item.removal_error = AccessReviewItem.Removal.DONE, ""
+        item.removed_at = timezone.now()
+        item.save(update_fields=["removal", "removal_error", "removed_at", "updated_at"])
+        actor.record("review.removal_done", f"{role_name} review {review.pk} → {item.user.sub}",
+                     review.correlation_id, holder=item.user.sub, source=item.source,
+                     grants_revoked=revoked, held_until_now=bool(held))  # fmt: skip
+    logger.info("review %s: %s removed from %s", review.pk, role_name, item.user.sub)
+    return AccessReviewItem.Removal.DONE
+
+
+def review_removal_failing(*, item_id: int, message: str, actor: Actor, last: bool) -> None:
+    """Auth0 refused a removal: the error is shown with the holder while the task tries again,
+    and after its last try the removal is failed (recorded, for a reviewer to retry)."""
+    with transaction.atomic():
+        item = (
+            AccessReviewItem.objects.select_for_update()
+            .select_related("review__role")
+            .get(pk=item_id)
+        )
+        if item.removal != AccessReviewItem.Removal.PENDING:
+            return
+        item.removal_error = message[:2000]
+        if last:
+            item.removal = AccessReviewItem.Removal.FAILED
+        item.save(update_fields=["removal", "removal_error", "updated_at"])
+        if last:
+            review = item.review
+            actor.record("review.removal_failed",
+                         f"{review.role.name} review {review.pk} → {item.sub}",
+                         review.correlation_id, holder=item.sub, error=message)  # fmt: skip
 
 
 def grants_expire(*, actor: Actor = SYSTEM, directory: Directory | None = None) -> list[int]:

@@ -13,7 +13,13 @@ from celery import Task, shared_task
 from access.audit import SYSTEM_ACTOR, Actor
 from access.auth0 import Auth0Error
 from access.models import AccessRequest, AuditEvent
-from access.notifications import request_event_notify
+from access.notifications import request_event_notify, review_event_notify
+from access.reviews import (
+    review_removals_stuck,
+    reviews_enforce,
+    reviews_open_due,
+    reviews_remind_claim,
+)
 from access.selectors import grants_stuck
 from access.services import (
     grant_fail,
@@ -21,6 +27,8 @@ from access.services import (
     grants_expire,
     grants_remind_claim,
     requests_lapse,
+    review_removal_carry_out,
+    review_removal_failing,
 )
 from access.sync import SyncBusy, roles_sync
 
@@ -76,10 +84,13 @@ def provision_grant_task(self: Task, request_id: int) -> str:
 @shared_task
 def reconcile_grants_task() -> list[int]:
     """Grants stuck in approved or provisioning (a worker died, a message was lost) go round
-    again; provisioning is idempotent, so a grant that was nearly done is finished once."""
+    again; provisioning is idempotent, so a grant that was nearly done is finished once. So do
+    the removals of access reviews left pending, which are idempotent too."""
     stuck = grants_stuck()
     for request_id in stuck:
         provision_grant_task.apply_async(args=(request_id,), headers={"atrium_actor": "system"})
+    for item_id in review_removals_stuck():
+        review_removal_task.apply_async(args=(item_id,), headers={"atrium_actor": "system"})
     return stuck
 
 
@@ -111,5 +122,52 @@ def notify_task(self: Task, request_id: int, event: str) -> int:
     server or Slack fails; the request itself never waits for it."""
     try:
         return request_event_notify(request_id=request_id, event=event)
+    except (OSError, httpx.HTTPError) as error:
+        raise self.retry(exc=error) from error
+
+
+# --- access reviews --------------------------------------------------------------------------
+
+REMOVAL_RETRIES = 6
+
+
+@shared_task(bind=True, max_retries=REMOVAL_RETRIES)
+def review_removal_task(self: Task, item_id: int) -> str:
+    """Carry a review's Remove into Auth0 and the mirror. Retried with growing waits when Auth0
+    fails, the error shown with the holder meanwhile; failed, for a reviewer to retry, after
+    the last (access.reviews.REMOVAL_LONGEST_WAIT is the longest wait)."""
+    actor = actor_of(self)
+    try:
+        return review_removal_carry_out(item_id=item_id, actor=actor)
+    except Auth0Error as error:
+        last = self.request.retries >= REMOVAL_RETRIES
+        review_removal_failing(item_id=item_id, message=str(error), actor=actor, last=last)
+        if last:
+            return "failed"
+        raise self.retry(exc=error, countdown=min(300, 5 * 2**self.request.retries)) from error
+
+
+@shared_task
+def open_reviews_task() -> list[int]:
+    """Beat's: open the reviews falling due, then apply the removal policies past their time."""
+    opened = reviews_open_due()
+    reviews_enforce()
+    return opened
+
+
+@shared_task
+def remind_reviews_task() -> int:
+    """Beat's: remind the reviewers of open reviews, once a reminder slot."""
+    claimed = reviews_remind_claim()
+    for review_id, slot in claimed:
+        review_notify_task.delay(review_id, "reminder", slot)
+    return len(claimed)
+
+
+@shared_task(bind=True, max_retries=5, default_retry_delay=60)
+def review_notify_task(self: Task, review_id: int, event: str, slot: str = "") -> int:
+    """Tell a review's reviewers (access/notifications.py); retried when mail or Slack fails."""
+    try:
+        return review_event_notify(review_id=review_id, event=event, slot=slot)
     except (OSError, httpx.HTTPError) as error:
         raise self.retry(exc=error) from error

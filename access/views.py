@@ -59,6 +59,7 @@ from access.selectors import (
     roles_page,
     rules_of,
     sync_history,
+    use_reviews_of,
     waiting_details,
 )
 from access.services import (
@@ -360,6 +361,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
             access_request.entity_ref.lower()
         ),
         "timeline": timeline,
+        "use_reviews": use_reviews_of(request=access_request),
         "may_decide": standing.offers_decision,
         "may_cancel": standing.offers_cancel,
         "may_retry": standing.offers_retry,

@@ -187,6 +187,11 @@ ACCESS_RECONCILE_AFTER = timedelta(seconds=env.int("ACCESS_RECONCILE_AFTER", def
 # Deciding a request for a sensitive role needs a multi-factor sign-in at most this old
 # (sent to the issuer as `max_age`).
 ACCESS_STEP_UP_MAX_AGE = _duration("ACCESS_STEP_UP_MAX_AGE", "PT10M")
+# Access reviews (access/reviews.py): a scheduled review opens this long before it is due (a
+# review of one use is due this long after it opens); a holder who has not signed in for this
+# long is flagged in a review's snapshot.
+ACCESS_REVIEW_OPEN_BEFORE = _duration("ACCESS_REVIEW_OPEN_BEFORE", "P14D")
+ACCESS_REVIEW_STALE_SIGN_IN = _duration("ACCESS_REVIEW_STALE_SIGN_IN", "P90D")
 # An optional Slack incoming webhook told of the same events as the mail.
 SLACK_WEBHOOK_URL = env.str("SLACK_WEBHOOK_URL", default="")
 # Clock skew allowed when checking `exp`, `iat` and `nbf` of tokens, in seconds.
@@ -413,6 +418,18 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     "requests-lapse": {
         "task": "access.tasks.lapse_requests_task",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 3000},
+    },
+    # Access reviews: those falling due opened (and what the removal policy says removed);
+    # reviewers reminded, once a reminder slot.
+    "reviews-open": {
+        "task": "access.tasks.open_reviews_task",
+        "schedule": timedelta(minutes=15),
+        "options": {"expires": 600},
+    },
+    "reviews-remind": {
+        "task": "access.tasks.remind_reviews_task",
         "schedule": timedelta(hours=1),
         "options": {"expires": 3000},
     },

@@ -17,8 +17,8 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from access.audit import SYSTEM
-from access.models import AccessRequest, AuditEvent, Role
+from access.audit import SYSTEM, Actor
+from access.models import AccessRequest, AccessReview, AuditEvent, Role
 from tests.factories import RoleFactory, RoleMembershipFactory, UserFactory
 from tests.helpers import (
     CHECKOUT,
@@ -109,9 +109,19 @@ def test_break_glass_from_start_to_end(
                and h["text"].endswith(link) for h in slack)  # fmt: skip
     assert [e.action for e in AuditEvent.objects.filter(
         correlation_id=request.correlation_id).order_by("id")] == [
-        "request.break_glass", "grant.activated",
+        "request.break_glass", "request.review_opened", "grant.activated",
     ]  # fmt: skip
 
+    # A review of this use is open for the owners, Ada's holding flagged as break-glass.
+    review = AccessReview.objects.get()
+    assert (review.kind, review.request_id, review.role.name) == ("use", request.pk,
+                                                                  "payments.admin")  # fmt: skip
+    item = review.items.get()
+    assert (item.user_id, item.flagged, item.flags) == (ada.pk, True, ["break_glass"])
+    assert "Review of this use opened for the owners" in said
+    assert f"Review {review.pk} of this use: flagged, waiting for the owners" in said
+    told = [m for m in mail.outbox if "review" in m.subject.lower() and "BREAK" not in m.subject]
+    assert told and {"alan@example.com", "grace@example.com"} <= set(told[0].to)
     # It ends on time, as any grant: in Auth0 and in the portal.
     AccessRequest.objects.filter(pk=request.pk).update(expires_at=timezone.now())
     with django_capture_on_commit_callbacks(execute=True):
@@ -120,6 +130,35 @@ def test_break_glass_from_start_to_end(
     assert request.state == "expired"
     assert "payments.admin" not in tenant_roles_of(devtenant, "ada@example.com")
     assert ada.role_memberships.count() == 0
+
+
+def test_the_owners_revoke_a_break_glass_use_in_its_review(
+    devtenant: DevTenant,
+    glass: None,
+    eager_tasks: None,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from access.reviews import ItemDecision, review_decide
+
+    _, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    grace, _ = person_of_tenant(devtenant, "grace@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        break_glass(as_ada)
+    item = AccessReview.objects.get().items.get()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        decided = review_decide(
+            review_id=item.review_id, reviewer=grace, actor=Actor(grace.sub),
+            decisions=[ItemDecision(item.pk, "remove", "No incident on record")],
+        )  # fmt: skip
+
+    assert decided.done == 1
+    request = AccessRequest.objects.get()
+    assert request.state == "revoked"
+    assert "payments.admin" not in tenant_roles_of(devtenant, "ada@example.com")
+    page = text(as_ada.get(f"/access/requests/{request.pk}/").content)
+    assert "of this use: revoked by the owners" in page
+    assert "No incident on record" in page
 
 
 def test_an_outsider_is_refused_and_offered_nothing(glass: None) -> None:

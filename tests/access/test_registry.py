@@ -72,7 +72,7 @@ def test_platform_teams_keep_the_registry_as_code_through_the_api(
     # What a GET gave can be PUT back as it is.
     again = client.put("/api/access/roles/payments.viewer", got,
                        content_type="application/json", headers=machine)  # fmt: skip
-    later = client.put("/api/access/roles/payments.viewer", {**entry, "reviewEvery": "P3M"},
+    later = client.put("/api/access/roles/payments.viewer", {**entry, "sensitive": "yes"},
                        content_type="application/json", headers=machine)  # fmt: skip
     typo = client.put("/api/access/roles/payments.viewer", {"owner": ["team-payments"]},
                       content_type="application/json", headers=machine)  # fmt: skip
@@ -88,12 +88,13 @@ def test_platform_teams_keep_the_registry_as_code_through_the_api(
     assert got == {"name": "payments.viewer", "description": "payments.viewer in Auth0",
                    "memberCount": 0, "owners": ["group:default/team-payments"],
                    "requestable": True, "maxDuration": "P30D", "minApprovals": 1,
-                   "sensitive": False, "conflictsWith": [], "autoApprove": [],
-                   "breakGlass": None}  # fmt: skip
+                   "reviewEvery": None, "reviewDay": None, "removeUnreviewedAfter": None,
+                   "nextReviewDue": None, "sensitive": False, "conflictsWith": [],
+                   "autoApprove": [], "breakGlass": None}  # fmt: skip
     assert again.status_code == 200
     assert (later.status_code, later.json()["error"]["message"]) == (
         400,
-        "reviewEvery: not supported by this version of Atrium yet",
+        "sensitive: 'yes' is not true or false",
     )
     assert typo.json()["error"]["message"].startswith("owner: unknown field")
     assert unknown.status_code == 404
@@ -150,3 +151,63 @@ def test_a_role_the_registry_names_must_be_in_the_mirror(roles: None, tmp_path: 
         call_command("import_roles", str(tmp_path / "roles.yaml"))
 
     assert "no such role in the portal's mirror: payments.viewr" in str(missing.value)
+
+
+def test_a_review_schedule_is_set_on_the_page_the_api_and_import_roles_and_checked_alike(
+    devtenant: DevTenant, roles: None, tmp_path: Path
+) -> None:
+    token = client_token(devtenant, ["read:access", "admin:access"])
+    machine = {"Authorization": f"Bearer {token}"}
+    linus = signed_in("linus@example.com", "portal-admin")
+    client = Client()
+    base = {"owners": ["team-payments"]}
+
+    def put(**fields: Any) -> Any:
+        return client.put("/api/access/roles/payments.viewer", {**base, **fields},
+                          content_type="application/json", headers=machine)  # fmt: skip
+
+    scheduled = put(reviewEvery="P3M", reviewDay="2025-01-31", removeUnreviewedAfter="P14D")
+    refused = {
+        "P2W": put(reviewEvery="P2W"),
+        "day alone": put(reviewDay="2025-01-31"),
+        "not a date": put(reviewEvery="P1M", reviewDay="31/01/2025"),
+        "hours": put(reviewEvery="P1M", removeUnreviewedAfter="PT12H"),
+    }
+    page = linus.post("/access/roles/payments.admin/", {
+        "owners": "team-payments", "requestable": "on", "min_approvals": "1",
+        "review_every": "P6M", "review_day": "", "remove_unreviewed_after": "",
+    }, follow=True)  # fmt: skip
+    wrong_page = linus.post("/access/roles/payments.admin/", {
+        "owners": "team-payments", "min_approvals": "1", "review_day": "2025-02-01",
+    })  # fmt: skip
+    (tmp_path / "roles.yaml").write_text(
+        "- role: checkout.viewer\n  owners: [team-checkout]\n  reviewEvery: P1Y\n"
+        "  reviewDay: 2025-03-01\n"
+    )
+    call_command("import_roles", str(tmp_path / "roles.yaml"), stdout=StringIO())
+
+    assert scheduled.status_code == 200
+    answer = scheduled.json()
+    assert (answer["reviewEvery"], answer["reviewDay"], answer["removeUnreviewedAfter"]) == (
+        "P3M", "2025-01-31", "P14D",
+    )  # fmt: skip
+    # The next due date: the last day of a month three, six, nine or twelve after January.
+    assert answer["nextReviewDue"][8:10] in {"30", "31"} and answer["nextReviewDue"][5:7] in {
+        "01", "04", "07", "10",
+    }  # fmt: skip
+    messages = {why: r.json()["error"]["message"] for why, r in refused.items()}
+    assert all(r.status_code == 400 for r in refused.values())
+    assert messages["P2W"] == (
+        "reviewEvery: 'P2W' is not one of P1M, P3M, P6M, P1Y (every 1, 3, 6 or 12 months)"
+    )
+    assert messages["day alone"] == "reviewDay: anchors reviewEvery's reviews; set reviewEvery too"
+    assert messages["not a date"] == "reviewDay: '31/01/2025' is not a date such as 2025-01-15"
+    assert messages["hours"].startswith("removeUnreviewedAfter: 'PT12H' is not a number of days")
+    assert "payments.admin: changed owners, reviewEvery." in page.content.decode()
+    assert "anchors reviewEvery&#x27;s reviews; set reviewEvery too" in wrong_page.content.decode()
+    admin_role, checkout = (Role.objects.get(name=n) for n in ("payments.admin", "checkout.viewer"))
+    assert (admin_role.review_every, admin_role.review_day) == (6, None)
+    assert admin_role.review_next_due is not None
+    assert (checkout.review_every, str(checkout.review_day)) == (12, "2025-03-01")
+    assert checkout.review_next_due is not None
+    assert checkout.review_next_due.strftime("%m-%d") == "03-01"

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('access', '0008_audit_actor_name_and_email'),
+        ('access', '0009_access_reviews'),
     ]
 
     operations = [
