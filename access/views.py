@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import requests
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -90,6 +92,7 @@ from portal.durations import duration_words
 from portal.models import User
 from portal.ratelimits import ROLE_REFRESH, person_key, rate_limited
 
+logger = logging.getLogger(__name__)
 MEMBERS_PER_PAGE = 50
 
 
@@ -594,7 +597,16 @@ def _step_up(
     decision proceeds when they come back (`approvals_resume`)."""
     pending = PendingDecision(sub=_person(request).sub, request_ids=tuple(ids),
                               outcome=outcome, comment=comment, back=back)  # fmt: skip
-    url = step_up_begin(request, pending=pending)
+    try:
+        url = step_up_begin(request, pending=pending)
+    except (requests.RequestException, ValueError) as error:
+        logger.warning("step-up could not start: %s", error)
+        messages.error(
+            request,
+            "Nothing was decided: deciding needs a multi-factor sign-in, "
+            "and the sign-in service could not be reached. Try again in a moment.",
+        )
+        url = back
     if request.htmx:  # type: ignore[attr-defined]
         return HttpResponseClientRedirect(url)
     return redirect(url)

@@ -244,3 +244,20 @@ def test_the_api_answers_as_rfc_9470_says_and_takes_a_token_that_carries_a_fresh
     assert by_machine.status_code == 403  # a machine decides nothing, nor signs in with MFA
     assert by_mfa_token.status_code == 200, by_mfa_token.content
     assert by_mfa_token.json()["state"] == "approved"
+
+
+def test_an_unreachable_issuer_decides_nothing_and_says_why(
+    sensitive: AccessRequest, settings: Any
+) -> None:
+    from tests.factories import UserFactory
+
+    grace = Client()
+    grace.force_login(UserFactory.create(email="grace@example.com"))
+    settings.AUTH0_ISSUER = "http://127.0.0.1:9/"  # nothing listens there
+
+    answer = grace.post(f"/access/approvals/{sensitive.pk}/", {"outcome": "approved"},
+                        follow=True)  # fmt: skip
+
+    assert "the sign-in service could not be reached" in text(answer.content)
+    sensitive.refresh_from_db()
+    assert sensitive.state == "pending"
