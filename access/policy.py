@@ -204,7 +204,7 @@ def registry_refusal(*, name: str, entry: RegistryEntry, known: Iterable[str]) -
     again when they would be used."""
     if name in protected_roles():
         if entry.break_glass is not None:
-            return f"breakGlass: {name} is protected: Atrium never grants it, not even so"
+            return f"breakGlass: {name} is protected: never granted, even in an emergency"
         if entry.auto_approve:
             return f"autoApprove: {name} is protected: Atrium never grants it"
     missing = sorted(set(entry.conflicts_with) - set(known))
@@ -455,7 +455,7 @@ def break_glass_refusal(
     if not viewer.sub:
         return "Sign in to break glass."
     if name in protected_roles():
-        return f"{name} is protected: Atrium never grants it, in an emergency neither."
+        return f"{name} is protected: Atrium never grants it, not even in an emergency."
     if rule is None:
         return f"{name} is not open to break-glass: a portal admin marks the roles that are."
     if not rules.known or rules.gone:
