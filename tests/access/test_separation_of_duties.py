@@ -221,3 +221,16 @@ def test_the_sync_flags_conflicts_it_finds_in_auth0(duties: None, devtenant: Dev
     )
     linus = signed_in("linus@example.com", "portal-admin")
     assert "holds payments.admin and payments.auditor" in text(linus.get("/access/roles/").content)
+
+
+def test_the_roles_page_names_each_roles_policies(duties: None) -> None:
+    own_role("payments.viewer", "team-payments", sensitive=True,
+             autoApprove=[{"group": "team-checkout", "maxDuration": "PT8H"}],
+             breakGlass={"group": "team-checkout", "maxDuration": "PT1H"})  # fmt: skip
+    linus = signed_in("linus@example.com", "portal-admin")
+
+    page = text(linus.get("/access/roles/").content)
+
+    assert "decided with MFA approved by rule break-glass" in page
+    assert "conflicts with payments.auditor" in page
+    assert "conflicts with payments.admin" in page
