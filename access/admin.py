@@ -7,7 +7,15 @@ from typing import Any
 from django.contrib import admin
 from django.urls import reverse
 
-from access.models import AccessRequest, AuditEvent, Decision, Role, RoleMembership, RoleSyncRun
+from access.models import (
+    AccessRequest,
+    AccessReview,
+    AuditEvent,
+    Decision,
+    Role,
+    RoleMembership,
+    RoleSyncRun,
+)
 from portal.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
@@ -74,3 +82,16 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "actor_name", "actor_email", "actor", "via", "action", "target"]
     list_filter = ["via", "action"]
     search_fields = ["actor", "actor_name", "actor_email", "target", "correlation_id"]
+
+
+@admin.register(AccessReview)
+class AccessReviewAdmin(ReadOnlyAdmin):
+    """Access reviews; their holders and decisions are on the review's own page and evidence."""
+
+    list_display = ["id", "role", "kind", "reason", "opened_at", "due_at", "completed_at"]
+    list_filter = ["kind", "role"]
+    list_select_related = ["role"]
+    date_hierarchy = "opened_at"
+
+    def view_on_site(self, obj: Any) -> str:
+        return reverse("access:review_detail", args=[obj.pk])

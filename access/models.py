@@ -369,6 +369,9 @@ class AccessReviewItem(models.Model):
     class Removal(models.TextChoices):
         PENDING = "pending", "being removed in Auth0"
         DONE = "done", "removed in Auth0"
+        # An owner approved the role again after the Remove, before it was carried out: the
+        # later grant stands, and the removal ends nothing.
+        SUPERSEDED = "superseded", "held again through a later approval"
         FAILED = "failed", "removal failed"
 
     review = models.ForeignKey(AccessReview, on_delete=models.PROTECT, related_name="items")

@@ -134,7 +134,9 @@ def review_event_notify(*, review_id: int, event: str, slot: str = "") -> int:
     if settings.SLACK_WEBHOOK_URL:
         text = f"{subject} — {context['review_url']}"
         httpx.post(settings.SLACK_WEBHOOK_URL, json={"text": text}, timeout=10).raise_for_status()
+    detail: dict[str, Any] = {"event": event, "recipients": len(recipients)}
+    if slot:
+        detail["slot"] = slot
     SYSTEM.record("review.reminded", f"{review.role.name} review {review.pk}",
-                  review.correlation_id, event=event, slot=slot,
-                  recipients=len(recipients))  # fmt: skip
+                  review.correlation_id, **detail)  # fmt: skip
     return len(recipients)

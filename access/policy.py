@@ -549,11 +549,22 @@ def may_review(viewer: Viewer, *, holder_sub: str, holder_email: str, scope: Rev
     The role's owners do, never their own holding, nor one of another account of theirs (the
     same e-mail: `Viewer.is_person`). A holding no other owner can review goes to the portal's
     admins (a role without owners, or whose only owner holds it), never to the holder."""
-    if not viewer.sub or viewer.is_person(sub=holder_sub, email=holder_email):
+    return may_review_holding(viewer, holder_sub=holder_sub, holder_emails=[holder_email],
+                              scope=scope)  # fmt: skip
+
+
+def may_review_holding(
+    viewer: Viewer, *, holder_sub: str, holder_emails: Iterable[str], scope: ReviewScope
+) -> bool:
+    """`may_review` of a holder known by several e-mails (a review's snapshot keeps the one
+    they had then; their account may have another now): their own by any of them is theirs,
+    and an admin stands in when any of them is the role's only owner."""
+    emails = [email.lower() for email in holder_emails if email] or [""]
+    if not viewer.sub or any(viewer.is_person(sub=holder_sub, email=e) for e in emails):
         return False
     if is_reviewer(viewer, scope):
         return True
-    return viewer.is_admin and not scope.others_than(holder_email)
+    return viewer.is_admin and any(not scope.others_than(email) for email in emails)
 
 
 def may_see_review(viewer: Viewer, scope: ReviewScope) -> bool:
@@ -567,14 +578,14 @@ def may_complete_review(viewer: Viewer, scope: ReviewScope) -> bool:
 
 
 def reviewable_items_q(viewer: Viewer, scope: ReviewScope) -> Q:
-    """The rule of `may_review` as a filter on a review's holders (access.models's
-    AccessReviewItem, by the `sub` and lower-cased `email` the snapshot kept), for decisions
-    on many holders at once in one statement."""
+    """The rule of `may_review_holding` as a filter on a review's holders (access.models's
+    AccessReviewItem: the `sub` and lower-cased `email` the snapshot kept, and the holder's
+    account's e-mail now), for decisions on many holders at once in one statement."""
     if not viewer.sub:
         return Q(pk__in=[])
     theirs = Q(sub=viewer.sub)
     if viewer.email:
-        theirs |= Q(email=viewer.email)
+        theirs |= Q(email=viewer.email) | Q(user__email__iexact=viewer.email)
     if is_reviewer(viewer, scope):
         return ~theirs
     if not viewer.is_admin:
@@ -585,7 +596,7 @@ def reviewable_items_q(viewer: Viewer, scope: ReviewScope) -> Q:
         return ~theirs
     if len(scope.reviewer_emails) == 1:
         (only,) = scope.reviewer_emails
-        return Q(email=only) & ~theirs
+        return (Q(email=only) | Q(user__email__iexact=only)) & ~theirs
     return Q(pk__in=[])
 
 

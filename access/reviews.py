@@ -35,7 +35,7 @@ from access.policy import (
     ReviewScope,
     Viewer,
     may_complete_review,
-    may_review,
+    may_review_holding,
     may_see_review,
     reviewable_items_q,
     viewer_for,
@@ -308,10 +308,19 @@ class Decided:
     refused: list[str] = field(default_factory=list)
 
 
-def _reviewing(review_id: int, person: User) -> tuple[AccessReview, ReviewScope, Viewer]:
+def _reviewing(
+    review_id: int, person: User, *, lock: bool = False
+) -> tuple[AccessReview, ReviewScope, Viewer]:
     """The review, who reviews its role, and the person as the policy sees them. A review the
-    person may not see is one that does not exist, for them."""
-    review = AccessReview.objects.select_related("role").get(pk=review_id)
+    person may not see is one that does not exist, for them.
+
+    With `lock`, the review's row stays locked until the transaction ends: every change to a
+    review's holders takes it first, so two bulk actions (a "keep all" beside a removal of
+    ticked holders) wait for each other instead of locking the same holders in two orders."""
+    reviews = AccessReview.objects.select_related("role")
+    if lock:
+        reviews = reviews.select_for_update(of=("self",))
+    review = reviews.get(pk=review_id)
     scope = review_scope(role_name=review.role.name)
     viewer = viewer_for(person)
     if not may_see_review(viewer, scope):
@@ -345,7 +354,7 @@ def review_decide(
         if wanted.decision not in AccessReviewItem.Decision.values:
             raise ReviewRefused(f"{wanted.decision!r} is not keep or remove")
     with transaction.atomic():
-        review, scope, viewer = _reviewing(review_id, reviewer)
+        review, scope, viewer = _reviewing(review_id, reviewer, lock=True)
         correlate(review.correlation_id)
         if review.completed_at is not None:
             raise ReviewConflict(_completed_words(review))
@@ -354,7 +363,7 @@ def review_decide(
             item.pk: item
             for item in AccessReviewItem.objects.select_for_update(of=("self",))
             .filter(review=review, pk__in=ids)
-            .select_related("decided_by")
+            .select_related("decided_by", "user")
             .order_by("pk")
         }
         outcome, chosen = Decided(), []
@@ -369,7 +378,8 @@ def review_decide(
                 if all_or_nothing:
                     raise ReviewConflict(f"{item.name or item.email or item.sub} was {how}.")
                 outcome.late[how] = outcome.late.get(how, 0) + 1
-            elif not may_review(viewer, holder_sub=item.sub, holder_email=item.email, scope=scope):
+            elif not may_review_holding(viewer, holder_sub=item.sub, scope=scope,
+                                        holder_emails=[item.email, item.user.email]):  # fmt: skip
                 refusal = _why_not_reviewer(viewer, item, scope)
                 if all_or_nothing:
                     raise ReviewNotAllowed(refusal)
@@ -414,7 +424,7 @@ def _decided(
 
 def _why_not_reviewer(viewer: Viewer, item: AccessReviewItem, scope: ReviewScope) -> str:
     """The rule that stopped a decision, said to the person who tried."""
-    if viewer.is_person(sub=item.sub, email=item.email):
+    if any(viewer.is_person(sub=item.sub, email=e) for e in (item.email, item.user.email)):
         return (
             "Nobody reviews their own holding, from this or another account: another owner "
             f"of {scope.role} decides it, or a portal admin when there is none."
@@ -446,7 +456,7 @@ def review_decide_matching(
         raise ReviewRefused(f"{decision!r} is not keep or remove")
     note = note.strip()[:2000]
     with transaction.atomic():
-        review, scope, viewer = _reviewing(review_id, reviewer)
+        review, scope, viewer = _reviewing(review_id, reviewer, lock=True)
         correlate(review.correlation_id)
         if review.completed_at is not None:
             raise ReviewConflict(_completed_words(review))
@@ -503,8 +513,7 @@ def review_complete(*, review_id: int, person: User, actor: Actor) -> AccessRevi
     """Record that the review is done: every holder decided, by whom and when (the review is
     locked, so it completes once). Removals still on their way to Auth0 go on; the evidence
     shows each one's outcome."""
-    review, scope, viewer = _reviewing(review_id, person)
-    review = AccessReview.objects.select_for_update().select_related("role").get(pk=review.pk)
+    review, scope, viewer = _reviewing(review_id, person, lock=True)
     correlate(review.correlation_id)
     if review.completed_at is not None:
         raise ReviewConflict(_completed_words(review))
@@ -589,7 +598,7 @@ def _enforce(*, review_id: int, actor: Actor, now: datetime) -> int:
 def review_removals_retry(*, review_id: int, person: User, actor: Actor) -> int:
     """Send the review's failed removals to Auth0 again (its reviewers and admins); how many."""
     with transaction.atomic():
-        review, scope, viewer = _reviewing(review_id, person)
+        review, scope, viewer = _reviewing(review_id, person, lock=True)
         if not may_complete_review(viewer, scope):
             raise ReviewNotAllowed(f"Only the owners of {scope.role} and portal admins retry.")
         failed = list(

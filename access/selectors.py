@@ -138,6 +138,17 @@ def conflicts_held(*, role: str | None = None) -> list[HeldConflict]:
     return sorted(found, key=lambda c: (c.roles, c.user.email))
 
 
+def conflicting_holdings() -> dict[tuple[str, str], list[str]]:
+    """For each (holder's sub, role) held together with a role it conflicts with, those roles:
+    what the access report flags beside each holding."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for conflict in conflicts_held():
+        first, second = conflict.roles
+        found.setdefault((conflict.user.sub, first), set()).add(second)
+        found.setdefault((conflict.user.sub, second), set()).add(first)
+    return {key: sorted(roles) for key, roles in found.items()}
+
+
 def roles_with_member_counts() -> QuerySet[Role]:
     """Every mirrored role with `member_count`: the memberships in force now."""
     counted = Count("memberships", filter=in_force("memberships__"))

@@ -639,15 +639,17 @@ def review_removal_carry_out(
     item = AccessReviewItem.objects.select_related("user", "review__role").get(pk=item_id)
     review = item.review
     correlate(review.correlation_id)
-    if item.decision != AccessReviewItem.Decision.REMOVE or item.removal == (
-        AccessReviewItem.Removal.DONE
-    ):
+    if item.decision != AccessReviewItem.Decision.REMOVE or item.removal in (
+        AccessReviewItem.Removal.DONE, AccessReviewItem.Removal.SUPERSEDED,
+    ):  # fmt: skip
         return item.removal
+    role_name = review.role.name
+    if later := _approved_after(item, role_name=role_name):
+        return _removal_superseded(item_id=item.pk, later=later, actor=actor)
     AccessReviewItem.objects.filter(pk=item.pk).update(
         removal_attempts=item.removal_attempts + 1, updated_at=timezone.now()
     )
     directory = directory or shared_directory()
-    role_name = review.role.name
     directory.unassign(
         item.user.sub, [_role_id(role_name, directory)], correlation_id=review.correlation_id
     )
@@ -655,6 +657,7 @@ def review_removal_carry_out(
         item = AccessReviewItem.objects.select_for_update().select_related("user").get(pk=item_id)
         if item.removal == AccessReviewItem.Removal.DONE:
             return item.removal
+        held = RoleMembership.objects.filter(user=item.user, role__name=role_name).exists()
         grants = AccessRequest.objects.locked().filter(
             requester=item.user, role_name=role_name, state=AccessRequest.State.ACTIVE
         )
@@ -663,15 +666,56 @@ def review_removal_carry_out(
             _grant_ended(grant, actor, revoke=True, reason=f"removed in access review {review.pk}")
             revoked.append(grant.pk)
         with viewers_changed_once():
-            held = RoleMembership.objects.filter(user=item.user, role__name=role_name).delete()[0]
+            RoleMembership.objects.filter(user=item.user, role__name=role_name).delete()
         item.removal, item.removal_error = AccessReviewItem.Removal.DONE, ""
         item.removed_at = timezone.now()
         item.save(update_fields=["removal", "removal_error", "removed_at", "updated_at"])
         actor.record("review.removal_done", f"{role_name} review {review.pk} → {item.user.sub}",
                      review.correlation_id, holder=item.user.sub, source=item.source,
-                     grants_revoked=revoked, held_until_now=bool(held))  # fmt: skip
+                     grants_revoked=revoked, in_the_mirror=held)  # fmt: skip
     logger.info("review %s: %s removed from %s", review.pk, role_name, item.user.sub)
     return AccessReviewItem.Removal.DONE
+
+
+_GRANTED_OR_GRANTING = (
+    AccessRequest.State.APPROVED,
+    AccessRequest.State.PROVISIONING,
+    AccessRequest.State.ACTIVE,
+)
+
+
+def _approved_after(item: AccessReviewItem, *, role_name: str) -> int | None:
+    """A grant of the role to this holder that an owner approved after the reviewer's Remove
+    (the holder asked again while the removal waited for Auth0): its request's id, else None.
+    That later decision stands; the Remove was about the holding the snapshot saw."""
+    if item.decided_at is None:
+        return None
+    return (
+        AccessRequest.objects.filter(
+            requester_id=item.user_id, role_name=role_name, decided_at__gt=item.decided_at
+        )
+        .filter(state__in=_GRANTED_OR_GRANTING)
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def _removal_superseded(*, item_id: int, later: int, actor: Actor) -> str:
+    with transaction.atomic():
+        item = (
+            AccessReviewItem.objects.select_for_update()
+            .select_related("review__role")
+            .get(pk=item_id)
+        )
+        if item.removal != AccessReviewItem.Removal.PENDING:
+            return item.removal
+        item.removal, item.removal_error = AccessReviewItem.Removal.SUPERSEDED, ""
+        item.save(update_fields=["removal", "removal_error", "updated_at"])
+        review = item.review
+        actor.record("review.removal_superseded",
+                     f"{review.role.name} review {review.pk} → {item.sub}",
+                     review.correlation_id, holder=item.sub, later_request=later)  # fmt: skip
+    return AccessReviewItem.Removal.SUPERSEDED
 
 
 def review_removal_failing(*, item_id: int, message: str, actor: Actor, last: bool) -> None:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from access import views
+from access import review_views, views
 
 app_name = "access"
 
@@ -23,4 +23,19 @@ urlpatterns = [
     path("approvals/bulk/", views.approvals_bulk, name="approvals_bulk"),
     path("approvals/resume/", views.approvals_resume, name="approvals_resume"),
     path("approvals/<int:request_id>/", views.approval_decide, name="approval_decide"),
+    path("reviews/", review_views.reviews, name="reviews"),
+    path("reviews/evidence/", review_views.reviews_evidence, name="reviews_evidence"),
+    path("reviews/report/", review_views.access_report, name="access_report"),
+    path("reviews/<int:review_id>/", review_views.review_detail, name="review_detail"),
+    path("reviews/<int:review_id>/decide/", review_views.review_decide_one, name="review_decide"),
+    path("reviews/<int:review_id>/bulk/", review_views.review_bulk, name="review_bulk"),
+    path(
+        "reviews/<int:review_id>/complete/",
+        review_views.review_complete_view,
+        name="review_complete",
+    ),  # fmt: skip
+    path("reviews/<int:review_id>/retry/", review_views.review_retry, name="review_retry"),
+    path(
+        "reviews/<int:review_id>/evidence/", review_views.review_evidence, name="review_evidence"
+    ),  # fmt: skip
 ]

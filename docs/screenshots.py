@@ -7,7 +7,8 @@ Chromium (`apt-get install -y chromium`, or `CHROMIUM_PATH=`):
 
 It signs in as the demo's people, has Ada ask for `payments.viewer` on the Payments API (so
 that Grace has a request to decide, unless one is open already), and writes one PNG a page and
-size, named `<page>-<size>.png`.
+size, named `<page>-<size>.png`. The review page is the first review Grace's list links to
+(open one first, as the README's walk-through does); without one it is left out.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ SIZES: dict[str, ViewportSize] = {
 ASK_VIEWER = "/access/requests/new/?entity=component%3Adefault%2Fpayments-api&role=payments.viewer"
 # Ada has asked for payments.viewer (below), so the form shown is the one for the other role.
 REQUEST_FORM = "/access/requests/new/?entity=component%3Adefault%2Fpayments-api&role=payments.admin"
+# The first review linked from the reviews list, whatever its id.
+FIRST_REVIEW = "first review"
 # (who signs in, or "" for nobody; the page's name in the file; its path).
 PAGES = [
     ("", "home-signed-out", "/"),
@@ -39,6 +42,8 @@ PAGES = [
     ("ada@example.com", "my-access", "/access/"),
     ("ada@example.com", "entity-access", "/catalog/default/component/payments-api/?tab=access"),
     ("grace@example.com", "approvals", "/access/approvals/"),
+    ("grace@example.com", "reviews", "/access/reviews/"),
+    ("grace@example.com", "review", FIRST_REVIEW),
     ("linus@example.com", "roles", "/access/roles/"),
     ("linus@example.com", "audit", "/access/audit/"),
     ("linus@example.com", "admin", "/admin/"),
@@ -63,6 +68,13 @@ def main() -> None:
                 if email:
                     sign_in(page, base_url, email)
                 for _, name, path in (entry for entry in PAGES if entry[0] == email):
+                    if path == FIRST_REVIEW:
+                        page.goto(f"{base_url}/access/reviews/")
+                        first = page.locator("main table td:first-child a").first
+                        if not first.count():
+                            print(f"no open review to photograph for {name}")
+                            continue
+                        path = str(first.get_attribute("href"))
                     page.goto(f"{base_url}{path}")
                     target = args.out / f"{name}-{size}.png"
                     page.screenshot(path=str(target), full_page=True)

@@ -18,6 +18,8 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from access.api import audit_router
 from access.api import router as access_router
+from access.review_api import router as reviews_router
+from access.reviews import ReviewConflict, ReviewNotAllowed, ReviewRefused
 from access.services import AlreadyDecided, NotAllowed, RequestRefused, StepUpRequired
 from catalog.api import router as catalog_router
 from portal.apikit import ERROR_NAMES, RENDERER, authenticate, error_response
@@ -119,6 +121,9 @@ def _refused(request: HttpRequest, error: Exception | type[Exception]) -> HttpRe
     return _http_error(request, HttpError(status, str(error)))
 
 
+# And the access reviews', the same way.
+REFUSALS.update({ReviewRefused: 400, ReviewNotAllowed: 403, ReviewConflict: 409})
+
 for refusal in REFUSALS:
     api.add_exception_handler(refusal, _refused)
 
@@ -133,5 +138,6 @@ def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
 
 
 api.add_router("/access/", access_router)
+api.add_router("/access/reviews", reviews_router)
 api.add_router("/audit/", audit_router)
 api.add_router("/catalog/", catalog_router)

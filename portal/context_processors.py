@@ -5,6 +5,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from access.policy import viewer_for
+from access.review_selectors import reviews_overdue_for
 from access.selectors import blocked_sync, count_to_decide
 from catalog.templatetags.people import person_known
 from portal.navigation import nav_items
@@ -33,4 +34,6 @@ def _portal(request: HttpRequest) -> dict[str, Any]:
         "nav_items": nav_items(path=request.path, is_admin=is_admin, counts={"Approvals": waiting}),
         # Admins see, on every page, that the roles sync is stopped until someone looks.
         "blocked_sync": blocked_sync() if is_admin else None,
+        # Owners and admins see, on every page, the access reviews past their due date.
+        "overdue_reviews": reviews_overdue_for(viewer=viewer),
     }

@@ -21,6 +21,7 @@ SECTIONS = [
     ("Catalog", "catalog:entity_list"),
     ("My access", "access:overview"),
     ("Approvals", "access:approvals"),
+    ("Reviews", "access:reviews"),
 ]
 # Sections whose count a page's decision changes, and the fragment that says it again (the
 # bar keeps its element for a signed-in person even at 0, so that a count can come back).

@@ -22,3 +22,12 @@ def decided_by(request: AccessRequest, outcome: str) -> str:
     return words.names_words(
         [str(d.approver) for d in request.decisions.all() if d.outcome == outcome]
     )
+
+
+@register.filter
+def detail_words(value: object) -> str:
+    """A value of an audit record's detail as a page prints it: a list as its items, comma
+    separated (`auth0|1, auth0|2`), anything else as it is."""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(each) for each in value)
+    return str(value)

@@ -5,12 +5,15 @@ and decisions that cannot be made twice."""
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
-from django.conf import settings
+from django.conf import settings as django_settings
 from django.core import mail
 from django.db.models import Q
 from django.utils import timezone
@@ -150,7 +153,7 @@ def test_a_review_falls_due_and_beats_task_opens_it_once_with_a_snapshot_of_ever
              reviewDay=(today + timedelta(days=10)).isoformat())  # fmt: skip
     ada.last_login = timezone.now()
     ada.save()
-    beat_task = celery_app.tasks[str(settings.CELERY_BEAT_SCHEDULE["reviews-open"]["task"])]
+    beat_task = celery_app.tasks[str(django_settings.CELERY_BEAT_SCHEDULE["reviews-open"]["task"])]
 
     with django_capture_on_commit_callbacks(execute=True):
         beat_task.apply()
@@ -265,6 +268,23 @@ def test_an_owner_cannot_review_their_own_holding_nor_one_of_their_second_accoun
     assert item_of(review, grace).decided_by == alan
     assert item_of(review, other_grace).decided_by == alan
     assert item_of(review, ada).decided_by == grace
+
+
+def test_an_account_that_took_the_owners_e_mail_after_the_snapshot_is_still_theirs(
+    payments: None,
+) -> None:
+    grace, _ = grace_and_alan()
+    second = holder("old-address@example.com", sub="github|grace")
+    review = review_open(role=ROLE, kind=AccessReview.Kind.SCHEDULED, actor=SYSTEM)
+    User.objects.filter(pk=second.pk).update(email="grace@example.com")  # renamed in Auth0 since
+
+    with pytest.raises(ReviewNotAllowed, match="Nobody reviews their own holding"):
+        review_decide(review_id=review.pk, reviewer=grace, actor=Actor(grace.sub),
+                      decisions=[keep(item_of(review, second))], all_or_nothing=True)  # fmt: skip
+    AccessReviewItem.objects.filter(review=review).update(flagged=False)
+    kept = review_keep_unflagged(review_id=review.pk, reviewer=grace, actor=Actor(grace.sub))
+
+    assert kept == 0 and item_of(review, second).decision == ""
 
 
 def test_a_portal_admin_reviews_the_holding_of_a_roles_only_owner(payments: None) -> None:
@@ -405,7 +425,7 @@ def test_a_failing_auth0_leaves_a_removal_failed_and_visible_until_retried(
     review = review_open(role=ROLE, kind=AccessReview.Kind.SCHEDULED, actor=SYSTEM)
     item = item_of(review, ada)
     # The worker's client tries once a call, so the test does not wait out its backoff.
-    key = (settings.AUTH0_ISSUER, settings.AUTH0_MGMT_CLIENT_ID)
+    key = (django_settings.AUTH0_ISSUER, django_settings.AUTH0_MGMT_CLIENT_ID)
     monkeypatch.setitem(auth0._shared, key, Directory(retries=0))
     devtenant.admin("faults", {"method": "DELETE", "path": "/api/v2/users/*/roles",
                                "status": 503, "times": 100})  # fmt: skip
@@ -440,6 +460,44 @@ def test_a_failing_auth0_leaves_a_removal_failed_and_visible_until_retried(
     assert ROLE not in tenant_roles_of(devtenant, "ada@example.com")
     # Carrying it out again changes nothing and calls nobody.
     assert review_removal_carry_out(item_id=item.pk, actor=SYSTEM) == "done"
+
+
+def test_a_removal_overtaken_by_a_later_approval_leaves_the_new_grant_in_auth0_and_the_mirror(
+    devtenant: DevTenant, payments: None, eager_tasks: None,
+    django_capture_on_commit_callbacks: Any,
+) -> None:  # fmt: skip
+    grace, _ = person_of_tenant(devtenant, "grace@example.com")
+    ada, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    users, roles = tenant_ids(devtenant)
+    management(devtenant, "POST", f"users/{users['ada@example.com']}/roles",
+               {"roles": [roles[ROLE]]})  # fmt: skip
+    roles_sync()
+    review = review_open(role=ROLE, kind=AccessReview.Kind.SCHEDULED, actor=SYSTEM)
+    item = item_of(review, ada)
+    # Grace removes Ada; the removal waits for Auth0 (its task not run yet).
+    review_decide(review_id=review.pk, reviewer=grace, actor=Actor(grace.sub),
+                  decisions=[remove(item, "left the team")])  # fmt: skip
+    # Meanwhile Ada, back on the team, asks again and Grace approves: a grant, active in Auth0.
+    RoleMembership.objects.filter(user=ada, role__name=ROLE).delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        ask(as_ada)
+        access_request_decide(request_id=AccessRequest.objects.get().pk, approver=grace,
+                              outcome="approved", comment="", actor=Actor(grace.sub))  # fmt: skip
+    deletes_before = [r for r in devtenant.requests_log() if r["method"] == "DELETE"]
+
+    # The removal's task runs at last: it ends nothing the later decision gave.
+    outcome = review_removal_carry_out(item_id=item.pk, actor=SYSTEM)
+    item.refresh_from_db()
+    deletes = [r for r in devtenant.requests_log() if r["method"] == "DELETE"]
+
+    assert outcome == item.removal == "superseded"
+    assert deletes == deletes_before  # Auth0 was not asked to remove anything
+    assert ROLE in tenant_roles_of(devtenant, "ada@example.com")
+    assert AccessRequest.objects.get().state == AccessRequest.State.ACTIVE
+    assert ROLE in viewer_for(User.objects.get(pk=ada.pk)).held_roles
+    record = AuditEvent.objects.get(action="review.removal_superseded")
+    assert record.detail == {"holder": ada.sub, "later_request": AccessRequest.objects.get().pk}
+    assert review_progress(review=review).removal_superseded == 1
 
 
 # --- the removal policy ----------------------------------------------------------------------
@@ -491,7 +549,7 @@ def test_an_overdue_review_with_the_removal_policy_removes_only_what_was_not_rev
 
 
 def test_reviewers_are_reminded_once_a_slot_from_two_weeks_before_the_due_date(
-    payments: None, eager_tasks: None, django_capture_on_commit_callbacks: Any
+    payments: None, eager_tasks: None, django_capture_on_commit_callbacks: Any, settings: Any
 ) -> None:
     grace_and_alan()
     holder("ada@example.com")
@@ -511,13 +569,35 @@ def test_reviewers_are_reminded_once_a_slot_from_two_weeks_before_the_due_date(
     assert claims(now + timedelta(days=38)) == ["overdue-1w"]
     with django_capture_on_commit_callbacks(execute=True):
         sent = celery_app.tasks[
-            str(settings.CELERY_BEAT_SCHEDULE["reviews-remind"]["task"])
+            str(django_settings.CELERY_BEAT_SCHEDULE["reviews-remind"]["task"])
         ].apply()
     assert sent.result == 0  # every slot up to now was claimed above
     from access.tasks import review_notify_task
 
-    review_notify_task.apply(args=(review.pk, "reminder", "overdue-1w"))
-    assert mail.outbox[-1].subject.startswith(f"[Atrium] The review of who holds {ROLE} is overdue")
+    heard: list[dict[str, Any]] = []
+
+    class Webhook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            heard.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.SLACK_WEBHOOK_URL = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    try:
+        review_notify_task.apply(args=(review.pk, "reminder", "overdue-1w"))
+    finally:
+        server.shutdown()
+    subject = mail.outbox[-1].subject
+    assert subject.startswith(f"[Atrium] The review of who holds {ROLE} is overdue")
+    assert mail.outbox[-1].to == ["alan@example.com", "grace@example.com"]
+    assert "1 of 1 holder still to keep or remove" in mail.outbox[-1].body
+    link = f"{settings.PORTAL_BASE_URL}/access/reviews/{review.pk}/"
+    assert heard == [{"text": f"{subject} — {link}"}]
     assert AuditEvent.objects.filter(action="review.reminded").count() == 1
 
 

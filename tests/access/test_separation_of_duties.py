@@ -234,3 +234,22 @@ def test_the_roles_page_names_each_roles_policies(duties: None) -> None:
     assert "decided with MFA approved by rule break-glass" in page
     assert "conflicts with payments.auditor" in page
     assert "conflicts with payments.admin" in page
+
+
+def test_the_access_report_flags_holdings_that_conflict(duties: None) -> None:
+    import csv
+    import io
+
+    person, _ = ada()
+    for name in ("payments.admin", "payments.auditor"):
+        RoleMembershipFactory.create(user=person, role=Role.objects.get(name=name))
+    linus = signed_in("linus@example.com", "portal-admin")
+
+    report = linus.get("/access/reviews/report/")
+    rows = list(csv.DictReader(io.StringIO(b"".join(report.streaming_content).decode())))  # type: ignore[attr-defined]
+
+    flagged = {row["role"]: row["conflicts_with_held"] for row in rows
+               if row["holder_email"] == "ada@example.com"}  # fmt: skip
+    assert flagged == {"payments.admin": "payments.auditor", "payments.auditor": "payments.admin"}
+    assert all(not row["conflicts_with_held"] for row in rows
+               if row["holder_email"] != "ada@example.com")  # fmt: skip

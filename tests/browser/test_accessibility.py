@@ -36,6 +36,9 @@ PAGES = [
     pytest.param(GRACE, "/access/approvals/", id="owner-approvals"),
     # Checkout's request form, with the red break-glass form the demo opens to team-payments.
     pytest.param(GRACE, BREAK_GLASS_FORM, id="owner-break-glass-form"),
+    pytest.param(GRACE, "/access/reviews/", id="owner-reviews"),
+    pytest.param(GRACE, "/access/reviews/{review}/", id="owner-review"),
+    pytest.param(GRACE, "/access/reviews/{review}/evidence/", id="owner-review-evidence"),
     pytest.param(LINUS, "/access/roles/", id="admin-roles"),
     pytest.param(LINUS, "/access/roles/payments.viewer/", id="admin-role"),
     pytest.param(LINUS, "/access/audit/", id="admin-audit"),
@@ -57,6 +60,8 @@ def test_axe_finds_no_serious_violation_and_every_control_shows_its_focus(
     demo_seed()
     # Ada's request waits for Grace, so that the pages show one rather than an empty list.
     ada_asks_for_payments_viewer(browser, portal.url)
+    if path.startswith("/access/reviews/"):
+        path = path.format(review=a_review_with_decisions())
     if email:
         browser_sign_in(page, portal.url, email)
 
@@ -93,3 +98,34 @@ def ada_asks_for_payments_viewer(browser: Browser, base_url: str) -> None:
         duration=None,
         actor=Actor(ada.sub, via=AuditEvent.Via.WEB),
     )
+
+
+def a_review_with_decisions() -> int:
+    """An open review of payments.viewer: Ada kept, Linus removed (failed in Auth0), one more
+    undecided and flagged, so that every kind of row is on the page."""
+    from django.utils import timezone
+
+    from access.audit import SYSTEM
+    from access.models import AccessReview, AccessReviewItem, Role, RoleMembership
+    from access.reviews import review_open
+    from portal.models import User
+
+    role = Role.objects.get(name="payments.viewer")
+    ada = User.objects.get(email=ADA)
+    linus, _ = User.objects.get_or_create(
+        sub="auth0|a11y-linus", defaults={"email": LINUS, "name": "Linus Torvalds"}
+    )
+    idle, _ = User.objects.get_or_create(
+        sub="auth0|a11y-idle", defaults={"email": "idle@example.com", "name": "Idle"}
+    )
+    for user, source in ((ada, "portal_grant"), (linus, "auth0"), (idle, "sign_in")):
+        RoleMembership.objects.get_or_create(user=user, role=role, defaults={"source": source})
+    review = review_open(role=role, kind=AccessReview.Kind.SCHEDULED, actor=SYSTEM)
+    now = timezone.now()
+    AccessReviewItem.objects.filter(review=review, user=ada).update(
+        decision="keep", decided_at=now, note="on call"
+    )
+    AccessReviewItem.objects.filter(review=review, user=linus).update(
+        decision="remove", decided_at=now, removal="failed", removal_error="Auth0 answered 503"
+    )
+    return review.pk

@@ -16,7 +16,7 @@ from tests.helpers import browser_sign_in
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Linus administers the portal: his bar is the fullest.
-SECTIONS = ["Catalog", "My access", "Approvals", "Roles", "Audit"]
+SECTIONS = ["Catalog", "My access", "Approvals", "Reviews", "Roles", "Audit"]
 
 
 @pytest.mark.parametrize("width", [360, 390])
@@ -76,7 +76,8 @@ def test_every_control_of_the_bar_shows_a_focus_ring(page: Page, portal: Any) ->
         )
 
     assert [label for label, _, _ in focused] == [
-        "Skip", "Atrium", "Catalog", "My", "Approvals", "Roles", "Audit", "Linus", "Sign",
+        "Skip", "Atrium", "Catalog", "My", "Approvals", "Reviews", "Roles", "Audit", "Linus",
+        "Sign",
     ]  # fmt: skip
     assert all(style != "none" and width >= 2 for _, style, width in focused), focused
 

@@ -52,6 +52,7 @@ def test_navigation_lists_only_sections_that_exist(client: Client) -> None:
         "Catalog",
         "My access",
         "Approvals",
+        "Reviews",
     ]
 
 

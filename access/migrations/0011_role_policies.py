@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('access', '0009_access_reviews'),
+        ('access', '0010_review_removal_superseded'),
     ]
 
     operations = [
