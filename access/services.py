@@ -290,9 +290,9 @@ def access_break_glass(
 
     Only for a role an admin opened to it, only to members of its group (as the catalog says
     now), never a protected role; nothing that conflicts. The grant takes the usual way into
-    Auth0 (and ends on time); every owner and portal admin is told at once, and the use is
-    left for the owners to review. A request of theirs for the role still waiting is
-    withdrawn: the break-glass grant replaces it."""
+    Auth0 (and ends on time); every owner and portal admin is told at once, and a review of
+    the use opens for the owners once it is granted (`_grant_activate`). A request of theirs
+    for the role still waiting is withdrawn: the break-glass grant replaces it."""
     rules = role_rules(names=[role])[role]
     rule = rules.entry.break_glass
     longest = break_glass_longest(rule=rule, rules=rules) if rule else timedelta(0)
@@ -331,14 +331,6 @@ def access_break_glass(
         actor.record("request.break_glass", request_target(request), request.correlation_id,
                      reason=request.reason, duration=duration_iso(duration),
                      rule=stored)  # fmt: skip
-        # The owners confirm the use, or revoke it, in a review of it opened now (its Remove
-        # ends the grant in Auth0 as a revocation does).
-        review = review_open(
-            role=role, kind=AccessReview.Kind.USE, holders=[requester],
-            reason=f"break-glass use (request {request.pk})", request=request, actor=actor,
-        )  # fmt: skip
-        actor.record("request.review_opened", request_target(request), request.correlation_id,
-                     review=review.pk)  # fmt: skip
         _notify_after_commit(request, actor, "break_glass")
         _provision_after_commit(request, actor)
     return request
@@ -555,6 +547,15 @@ def _grant_activate(*, request_id: int, duration: timedelta, actor: Actor) -> st
         logger.info("grant %s active until %s", request.pk, request.expires_at)
         actor.record("grant.activated", request_target(request), request.correlation_id,
                      **detail)  # fmt: skip
+        if request.kind == AccessRequest.Kind.BREAK_GLASS and not request.reviews.exists():
+            # The owners confirm the use, or revoke it, in a review of it opened as it begins
+            # (its snapshot holds the grant; a Remove ends it in Auth0 as a revocation does).
+            review = review_open(
+                role=request.role_name, kind=AccessReview.Kind.USE, holders=[request.requester],
+                reason="break-glass use", request=request, actor=actor,
+            )  # fmt: skip
+            actor.record("request.review_opened", request_target(request),
+                         request.correlation_id, review=review.pk)  # fmt: skip
         _notify_after_commit(request, actor, "active")
     return request.state
 

@@ -109,7 +109,7 @@ def test_break_glass_from_start_to_end(
                and h["text"].endswith(link) for h in slack)  # fmt: skip
     assert [e.action for e in AuditEvent.objects.filter(
         correlation_id=request.correlation_id).order_by("id")] == [
-        "request.break_glass", "request.review_opened", "grant.activated",
+        "request.break_glass", "grant.activated", "request.review_opened",
     ]  # fmt: skip
 
     # A review of this use is open for the owners, Ada's holding flagged as break-glass.
@@ -118,8 +118,10 @@ def test_break_glass_from_start_to_end(
                                                                   "payments.admin")  # fmt: skip
     item = review.items.get()
     assert (item.user_id, item.flagged, item.flags) == (ada.pk, True, ["break_glass"])
-    assert "Review of the use opened" in said
-    assert f"Review {review.pk} of this use: flagged, waiting for the owners" in said
+    assert (item.source, item.request_id) == ("portal_grant", request.pk)  # held, as granted
+    again = text(as_ada.get(f"/access/requests/{request.pk}/").content)
+    assert "Review of the use opened" in again
+    assert f"Review {review.pk} of this use: flagged, waiting for the owners" in again
     told = [m for m in mail.outbox if "review" in m.subject.lower() and "BREAK" not in m.subject]
     assert told and {"alan@example.com", "grace@example.com"} <= set(told[0].to)
     # It ends on time, as any grant: in Auth0 and in the portal.
