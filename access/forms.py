@@ -212,3 +212,32 @@ class BreakGlassForm(forms.Form):
 
 
 BREAK_GLASS_OFFERED = [timedelta(minutes=30), timedelta(hours=1), timedelta(hours=4)]
+
+
+class GatewayExplainForm(forms.Form):
+    """`/authz/explain`: a token and the request a gateway would ask about. The token is never
+    rendered back into the page, nor kept."""
+
+    token = forms.CharField(
+        label="Access token",
+        max_length=16_384,
+        strip=True,
+        widget=forms.Textarea(
+            attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
+        ),
+        error_messages={"required": "Paste the access token the gateway was sent."},
+    )
+    method = forms.ChoiceField(
+        label="Method",
+        choices=[
+            (m, m) for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+        ],  # fmt: skip
+    )
+    host = forms.CharField(label="Host", max_length=253, initial="payments.internal.example")
+    path = forms.CharField(label="Path", max_length=2_000, initial="/v1/")
+
+    def clean_path(self) -> str:
+        path: str = self.cleaned_data["path"]
+        if not path.startswith("/"):
+            raise forms.ValidationError("A path starts with /, as in /v1/orders.")
+        return path

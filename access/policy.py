@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -704,3 +704,109 @@ def viewer_forget(user: User) -> None:
     """Drop the remembered answers, after this person's roles changed within the request."""
     if hasattr(user, _VIEWER_ATTRIBUTE):
         delattr(user, _VIEWER_ATTRIBUTE)
+
+
+# --- Gateways: the decision `/authz/`, `/authz/explain` and the OPA bundle's sample policy make
+
+
+@dataclass(frozen=True)
+class RouteRule:
+    """A declared gateway route as the decision reads it: its entity, the audience its tokens
+    must name and the roles the entity requires (holding any one of them passes)."""
+
+    entity_ref: str
+    route: str  # as declared, `GET,POST payments.internal.example/v1/*`
+    audience: str
+    required_roles: frozenset[str]
+    owner_ref: str = ""  # who may see the route as declared (`Viewer.may_see_restricted`)
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What the mirror says of a token's subject now: whether the portal lets them in
+    (unknown: never signed in, so no roles either) and each role held with its end."""
+
+    known: bool = False
+    active: bool = True
+    roles: Mapping[str, datetime | None] = field(default_factory=dict)
+
+    def held_now(self, now: datetime) -> frozenset[str]:
+        return frozenset(name for name, end in self.roles.items() if end is None or end > now)
+
+
+@dataclass(frozen=True)
+class GatewayDecision:
+    """What a gateway is told: 200 (with the subject and the roles that let them through), 401
+    (no usable token) or 403 (a token, and no right to pass), with a short reason."""
+
+    status: int
+    reason: str
+    subject: str = ""
+    roles: tuple[str, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return self.status == 200
+
+
+def gateway_unknown_route(*, target: str) -> GatewayDecision:
+    """A request no declared route takes: AUTHZ_UNKNOWN_ROUTES says (deny by default)."""
+    if settings.AUTHZ_UNKNOWN_ROUTES == "allow":
+        return GatewayDecision(
+            200, f"no route is declared for {target}; unknown routes are allowed"
+        )
+    return GatewayDecision(403, f"no route is declared for {target}")
+
+
+def gateway_decision(
+    *, rule: RouteRule, caller: Principal, holding: Holding, now: datetime
+) -> GatewayDecision:
+    """May this verified caller pass through this route now?
+
+    A person passes when they hold, in the mirror now, one of the roles the route's entity
+    requires (a grant revoked or ended a moment ago counts no more, whatever the token still
+    says), or any valid token when it requires none; not when the portal shut them out
+    (blocked or deleted in Auth0, deactivated by an admin). A machine client passes when its
+    token's scopes name one of those roles (the API's permissions granted to it in Auth0, named
+    after the roles), or any valid token when the entity requires none.
+    """
+    required = rule.required_roles
+    if caller.is_machine:
+        through = sorted(required & caller.scopes)
+        if required and not through:
+            return GatewayDecision(
+                403,
+                f"{rule.entity_ref} requires one of {', '.join(sorted(required))}; "
+                f"the client {caller.client_id} was granted none of them as a scope",
+                caller.sub,
+            )
+        return GatewayDecision(200, f"granted {', '.join(through) or 'no role needed'}",
+                               caller.sub, tuple(through))  # fmt: skip
+    if holding.known and not holding.active:
+        return GatewayDecision(403, "the portal has shut this account out", caller.sub)
+    through = sorted(required & holding.held_now(now))
+    if required and not through:
+        return GatewayDecision(
+            403,
+            f"{rule.entity_ref} requires one of {', '.join(sorted(required))}, "
+            "which this person does not hold now",
+            caller.sub,
+        )
+    return GatewayDecision(
+        200, f"holds {', '.join(through) or 'no role needed'}", caller.sub, tuple(through)
+    )
+
+
+def may_download_gateway_bundle(principal: Principal, user: User | None) -> bool:
+    """The OPA bundle holds every route and who holds each role they require: as a role's
+    members, it is for machines and portal admins, with `read:catalog` (the routes) and
+    `read:access` (the holders)."""
+    if "read:access" not in principal.scopes:
+        return False
+    return _admin_or_machine_with(principal, user, "read:catalog")
+
+
+def may_explain_gateway_decisions(principal: Principal) -> bool:
+    """`/authz/explain` is for people (signed in, or with their own token): it shows no more
+    than the decision endpoint answers anyone holding the token pasted."""
+    return not principal.is_machine and "read:catalog" in principal.scopes

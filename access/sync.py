@@ -329,6 +329,8 @@ def _accounts_apply(report: SyncReport) -> None:
         for sub in report.reactivated
     ]
     AuditEvent.objects.bulk_create(events)
+    if events:
+        viewers_changed()  # the gateways refuse a person shut out at once (access.gateway)
 
 
 def _tell_admins_of_blocked_sync(report: SyncReport, message: str) -> None:

@@ -128,6 +128,21 @@ def _version_start(cache: RedisCache) -> str | None:
     return version
 
 
+def viewers_version() -> str | None:
+    """The version kept answers are valid under now, for other process caches that anything
+    changing a viewer also changes (the gateways' routes and holdings, access.gateway); None
+    without Redis or when it cannot be read: keep nothing then."""
+    cache = caches["default"]
+    if not isinstance(cache, RedisCache):
+        return None
+    try:
+        version: str | None = cache.get(_VERSION_KEY)
+    except Exception as error:
+        logger.warning("viewer cache unreadable: %s", error)
+        return None
+    return version if version is not None else _version_start(cache)
+
+
 def viewers_forget_all() -> None:
     """Make every kept viewer stale now (`viewers_changed` does, within a transaction too)."""
     try:

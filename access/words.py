@@ -53,6 +53,7 @@ ACTIONS: dict[str, str] = {
     "catalog.location_registered": "Location registered",
     "catalog.location_removed": "Location removed",
     "catalog.entity_removed": "Entity removed",
+    "authz.denied": "Refused at a gateway",
 }
 
 # Through what a change came, where it is worth saying; the web, the worker and the sync are

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.contrib import admin
 
-from catalog.models import Entity, EntityRequiredRole, Location
+from catalog.models import Entity, EntityRequiredRole, GatewayRoute, Location
 from catalog.refs import parse_entity_ref
 from portal.admin import ReadOnlyAdmin, ReadOnlyInline
 
@@ -14,10 +14,15 @@ from portal.admin import ReadOnlyAdmin, ReadOnlyInline
 class LocationAdmin(ReadOnlyAdmin):
     list_display = [
         "target", "last_outcome", "last_refreshed_at", "allows_users", "allows_groups",
-        "created_at",
+        "allows_routes", "created_at",
     ]  # fmt: skip
-    list_filter = ["last_outcome", "allows_users", "allows_groups"]
+    list_filter = ["last_outcome", "allows_users", "allows_groups", "allows_routes"]
     search_fields = ["target"]
+
+
+class GatewayRouteInline(ReadOnlyInline):
+    model = GatewayRoute
+    fields = ["methods", "host", "path", "audience", "claimed_at"]
 
 
 class RequiredRoleInline(ReadOnlyInline):
@@ -33,7 +38,7 @@ class EntityAdmin(ReadOnlyAdmin):
     search_fields = ["ref", "title", "description", "owner_ref"]
     list_select_related = ["location"]
     exclude = ["search_vector"]
-    inlines = [RequiredRoleInline]
+    inlines = [RequiredRoleInline, GatewayRouteInline]
 
     def view_on_site(self, obj: Any) -> str:
         return parse_entity_ref(obj.ref).url

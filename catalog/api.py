@@ -49,6 +49,8 @@ class LocationInput(Schema):
     target: str
     # Atrium's: the kinds the location may define besides the default ones (User, Group).
     allowKinds: Values | None = None
+    # Atrium's: whether its entities may declare gateway routes (a new location may not).
+    allowRoutes: bool | None = None
 
 
 class ValidateInput(Schema):
@@ -71,7 +73,7 @@ def location_json(location: Location, *, shows_paths: bool = True) -> dict[str, 
     kind = _location_type(location.target)
     target = location.target if kind == "url" or shows_paths else HIDDEN_PATH
     return {"id": str(location.pk), "type": kind, "target": target,
-            "allowKinds": location.allow_kinds}  # fmt: skip
+            "allowKinds": location.allow_kinds, "allowRoutes": location.allows_routes}  # fmt: skip
 
 
 def _shows_paths(request: HttpRequest) -> bool:
@@ -144,7 +146,11 @@ def locations_add(
         raise HttpError(409, f"Location url:{target} already exists")
     try:
         report = location_import(
-            target=target, dry_run=dryRun, with_entities=True, allow_kinds=payload.allowKinds
+            target=target,
+            dry_run=dryRun,
+            with_entities=True,
+            allow_kinds=payload.allowKinds,
+            allow_routes=payload.allowRoutes,
         )
     except LocationRefused as error:
         raise HttpError(400, str(error)) from error

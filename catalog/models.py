@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
 from django.db import connections, models
 from django.db.models.functions import Upper
+from django.utils import timezone
 
 
 class Location(models.Model):
@@ -43,6 +44,9 @@ class Location(models.Model):
     # Users" on every database (see `trusted_q`).
     allows_users = models.BooleanField(default=False, help_text="may define User entities")
     allows_groups = models.BooleanField(default=False, help_text="may define Group entities")
+    # Gateway routes decide who reaches an API through a gateway: only a location registered
+    # allowing them may declare them (`atrium.dev/gateway-routes`, catalog.routes).
+    allows_routes = models.BooleanField(default=False, help_text="may declare gateway routes")
 
     class Meta:
         ordering = ["target"]
@@ -250,6 +254,35 @@ class EntityRequiredRole(models.Model):
 
     def __str__(self) -> str:
         return self.role_name
+
+
+class GatewayRoute(models.Model):
+    """A route the entity declared in `atrium.dev/gateway-routes` and holds: no other entity's
+    route overlaps it (catalog.routes says when two do). `claimed_at` says since when, kept
+    while the entity goes on declaring the route: the first claim keeps it, so a later
+    declaration, or the same one registered again, cannot take it."""
+
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="gateway_routes")
+    host = models.CharField(max_length=253)
+    path = models.CharField(max_length=500)
+    # Comma-separated, in HTTP's order; empty for every method.
+    methods = models.CharField(max_length=100, blank=True)
+    # The entity's `atrium.dev/audience`; empty: the portal's AUTHZ_DEFAULT_AUDIENCE.
+    audience = models.CharField(max_length=300, blank=True)
+    claimed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entity", "host", "path", "methods"], name="gateway_route_once"
+            )
+        ]
+        indexes = [models.Index(fields=["host"], name="gateway_route_host")]
+        ordering = ["host", "path", "methods"]
+
+    def __str__(self) -> str:
+        start = f"{self.methods} " if self.methods else ""
+        return f"{start}{self.host}{self.path}"
 
 
 class RelationQuerySet(models.QuerySet["Relation"]):

@@ -28,7 +28,15 @@ from django.utils import timezone
 from catalog.annotations import AccessAnnotations, access_annotations
 from catalog.bulk import analyze_after_commit, insert_entities, insert_rows
 from catalog.ingest import Emitted, Problem, ReadResult
-from catalog.models import Entity, EntityRequiredRole, Location, Relation, SearchRow
+from catalog.models import (
+    Entity,
+    EntityRequiredRole,
+    GatewayRoute,
+    Location,
+    Relation,
+    SearchRow,
+)
+from catalog.route_claims import RouteClaims, route_claims_apply, route_claims_plan
 from catalog.search import search_rows
 
 
@@ -45,6 +53,9 @@ class RefreshReport:
     # The kinds the location was allowed before `location_import` changed them; None when
     # the location is new or kept its kinds.
     allow_kinds_before: list[str] | None = None
+    # Whether it might declare gateway routes before `location_import` changed that; None
+    # when the location is new or kept it.
+    allow_routes_before: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -62,6 +73,10 @@ class RefreshReport:
         detail: dict[str, Any] = {"allow_kinds": self.location.allow_kinds}
         if self.allow_kinds_before is not None:
             detail["allow_kinds_before"] = self.allow_kinds_before
+        if self.location.allows_routes or self.allow_routes_before is not None:
+            detail["allow_routes"] = self.location.allows_routes
+        if self.allow_routes_before is not None:
+            detail["allow_routes_before"] = self.allow_routes_before
         return detail
 
 
@@ -209,6 +224,10 @@ class RefreshPlan:
     gone: list[Entity] = field(default_factory=list)
     # Rows the refresh inserted, updated or deleted, by model label (`refresh_statistics`).
     written: Counter[str] = field(default_factory=Counter)
+    # The gateway routes each entity holds after the refresh (catalog.route_claims), and the
+    # location's entities as stored before it, by ref, for their keys.
+    routes: RouteClaims = field(default_factory=RouteClaims)
+    stored: dict[str, Entity] = field(default_factory=dict)
 
 
 def _judged(
@@ -279,15 +298,28 @@ def refresh_plan(*, location: Location, result: ReadResult, report: RefreshRepor
     }
     # Atrium's annotations, read once per entity for problems, columns and required roles.
     access = {ref: access_annotations(emitted.valid.entity) for ref, emitted in accepted.items()}
-    plan = RefreshPlan(accepted=accepted, access=access)
+    plan = RefreshPlan(accepted=accepted, access=access, stored=current)
+    # Gateway routes: each refused one is its entity's problem, on its page and in the report.
+    plan.routes = route_claims_plan(location=location, accepted=accepted)
+    for ref, messages in plan.routes.problems.items():
+        emitted = accepted[ref]
+        report.problems += [
+            Problem(emitted.source, emitted.document, f"{ref}: {message}", "metadata.annotations",
+                    ref)
+            for message in messages
+        ]  # fmt: skip
     for ref, emitted in accepted.items():
         existing = current.get(ref)
         data = emitted.valid.entity
         etag = _etag(data)
         # Its annotations' problems, and for a Location the targets it could not read.
         problems = [
-            _storable(problem) for problem in [*access[ref].problems, *map(shown, emitted.problems)]
-        ]
+            _storable(problem)
+            for problem in [
+                *access[ref].problems, *plan.routes.problems.get(ref, ()),
+                *map(shown, emitted.problems),
+            ]
+        ]  # fmt: skip
         parent_ref = emitted.parent.valid.ref.key if emitted.parent else ""
         if existing is None:
             entity = Entity(ref=ref, location=location)
@@ -388,6 +420,10 @@ def refresh_rows(*, plan: RefreshPlan) -> None:
             for pk, emitted in emitted_touched
             for role in dict.fromkeys(access[emitted.valid.ref.key].required_roles)
         ),
+    )
+    plan.written[GatewayRoute._meta.label] += route_claims_apply(
+        claims=plan.routes,
+        entities={**plan.stored, **{entity.ref: entity for entity in plan.new_entities}},
     )
     plan.written[Relation._meta.label] += insert_rows(
         Relation,

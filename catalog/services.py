@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -67,37 +68,57 @@ def _allowed_columns(allow_kinds: Iterable[str]) -> dict[str, bool]:
     return {"allows_users": "User" in chosen, "allows_groups": "Group" in chosen}
 
 
+@dataclass(frozen=True)
+class Allowed:
+    """What a registration changed of what a location may define: the kinds and whether it
+    may declare gateway routes it allowed before, None for what it left as it was."""
+
+    kinds_before: list[str] | None = None
+    routes_before: bool | None = None
+
+
 @transaction.atomic
 def _location_register(
-    *, target: str, allow_kinds: Iterable[str] | None
-) -> tuple[Location, list[str] | None]:
-    """The location, and the kinds it was allowed before if this changed them."""
-    columns = None if allow_kinds is None else _allowed_columns(allow_kinds)
+    *, target: str, allow_kinds: Iterable[str] | None, allow_routes: bool | None = None
+) -> tuple[Location, Allowed]:
+    """The location, and what it was allowed before if this changed it."""
+    columns = {} if allow_kinds is None else _allowed_columns(allow_kinds)
+    if allow_routes is not None:
+        columns["allows_routes"] = allow_routes
     location, created = Location.objects.get_or_create(
-        target=normalize_target(target), defaults=columns or {}
+        target=normalize_target(target), defaults=columns
     )
-    if created or columns is None:
-        return location, None
+    if created or not columns:
+        return location, Allowed()
     location = Location.objects.select_for_update().get(pk=location.pk)
-    before = location.allow_kinds
     if all(getattr(location, name) == value for name, value in columns.items()):
-        return location, None
+        return location, Allowed()
+    kinds_before, routes_before = location.allow_kinds, location.allows_routes
     for name, value in columns.items():
         setattr(location, name, value)
     location.save(update_fields=list(columns))
-    viewers_changed()  # its Users and groups may now count, or no longer (access.viewers)
-    return location, before
+    # Its Users and groups may now count, or no longer; so may its routes (access.viewers).
+    viewers_changed()
+    return location, Allowed(
+        kinds_before=None if kinds_before == location.allow_kinds else kinds_before,
+        routes_before=None if routes_before == location.allows_routes else routes_before,
+    )
 
 
-def location_register(*, target: str, allow_kinds: Iterable[str] | None = None) -> Location:
+def location_register(
+    *, target: str, allow_kinds: Iterable[str] | None = None, allow_routes: bool | None = None
+) -> Location:
     """The location of this target, registered if new.
 
     `allow_kinds` are the kinds it may define besides `Location.DEFAULT_KINDS` (User, Group,
     in any case; LocationRefused for another): exactly these from now on. None keeps what a
     registered location has; a new one gets none. The entities of a kind no longer allowed
-    go at its next refresh.
+    go at its next refresh. `allow_routes` likewise says whether its entities may declare
+    gateway routes (`atrium.dev/gateway-routes`); a new location may not.
     """
-    location, _ = _location_register(target=target, allow_kinds=allow_kinds)
+    location, _ = _location_register(
+        target=target, allow_kinds=allow_kinds, allow_routes=allow_routes
+    )
     return location
 
 
@@ -134,17 +155,22 @@ def location_import(
     dry_run: bool = False,
     with_entities: bool = False,
     allow_kinds: Iterable[str] | None = None,
+    allow_routes: bool | None = None,
 ) -> RefreshReport:
     """Register the target if it is new and read it; a dry run rolls all of that back.
 
-    `allow_kinds` as `location_register` takes them; the report tells whether they changed
+    `allow_kinds` and `allow_routes` as `location_register` takes them; the report tells
+    whether they changed
     (`allow_kinds_detail`, for the audit record). `with_entities` keeps the location's
     entities in the report (read before any rollback), for callers that show them.
     """
     with transaction.atomic():
-        location, kinds_before = _location_register(target=target, allow_kinds=allow_kinds)
+        location, before = _location_register(
+            target=target, allow_kinds=allow_kinds, allow_routes=allow_routes
+        )
         report = location_refresh(location=location)
-        report.allow_kinds_before = kinds_before
+        report.allow_kinds_before = before.kinds_before
+        report.allow_routes_before = before.routes_before
         if with_entities:
             report.entities = list(report.location.entities.all())
         if dry_run:

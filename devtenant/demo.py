@@ -14,6 +14,12 @@ PORTAL_CLIENT_SECRET = "atrium-portal-dev-secret"
 AUTOMATION_CLIENT_ID = "atrium-automation"
 AUTOMATION_CLIENT_SECRET = "atrium-automation-dev-secret"
 PORTAL_AUDIENCE = "https://atrium.dev/api"
+# The demo's payments API, behind a gateway that asks the portal (`atrium.dev/audience` of
+# demo/catalog's payments-api); and a command-line client that gets people's tokens for it with
+# Auth0's Password grant.
+PAYMENTS_AUDIENCE = "https://payments.internal.example/api"
+CLI_CLIENT_ID = "atrium-demo-cli"
+CLI_CLIENT_SECRET = "atrium-demo-cli-secret"
 PORTAL_API_SCOPES = list(API_SCOPES)
 MANAGEMENT_SCOPES = [
     "read:users",
@@ -37,6 +43,7 @@ def demo_tenant(*, portal_base_url: str) -> dict[str, Any]:
     return {
         "apis": [
             {"identifier": PORTAL_AUDIENCE, "name": "Atrium API", "scopes": PORTAL_API_SCOPES},
+            {"identifier": PAYMENTS_AUDIENCE, "name": "Payments API", "scopes": []},
         ],
         "clients": [
             {
@@ -56,6 +63,13 @@ def demo_tenant(*, portal_base_url: str) -> dict[str, Any]:
                 "app_type": "non_interactive",
                 "grant_types": ["client_credentials"],
                 "client_grants": {PORTAL_AUDIENCE: ["read:catalog", "read:access", "read:audit"]},
+            },
+            {
+                "client_id": CLI_CLIENT_ID,
+                "client_secret": CLI_CLIENT_SECRET,
+                "name": "Atrium demo command line",
+                "app_type": "non_interactive",
+                "grant_types": ["password"],
             },
         ],
         "roles": [

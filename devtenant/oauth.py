@@ -260,6 +260,29 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         )
 
 
+class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
+    """Auth0's Password grant (`grant_type=password`), for a client allowed it: a person's
+    access token from their e-mail and password, with no browser (the demo's command line)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    server: DevTenantServer
+
+    def authenticate_user(self, username: str, password: str) -> Any:
+        user = self.server.tenant.user_by_email(username)
+        if user is None or user.blocked or not user.check_password(password):
+            return None
+        return SignedInUser(user, None)
+
+    def generate_token(self, user: Any = None, scope: str | None = None, **_: Any) -> Any:
+        client: Client = self.request.client.client
+        audience = self.request.payload.data.get("audience") or None
+        if audience is not None and audience not in self.server.tenant.data.apis:
+            raise AccessDeniedError(f"Service not enabled within domain: {audience}")
+        return self.server.user_access_token(
+            client_id=client.client_id, user=user.user, scope=scope or "", audience=audience
+        )
+
+
 class SignedInUser:
     """The resource owner as authlib sees it: the tenant's user and their SSO session."""
 
@@ -326,6 +349,7 @@ def create_server(app: Flask, tenant: Tenant, *, roles_claim: str) -> DevTenantS
         AuthorizationCodeGrant, [CodeChallenge(required=False), DevTenantOpenIDCode(server)]
     )
     server.register_grant(ClientCredentialsGrant)
+    server.register_grant(PasswordGrant)
     return server
 
 

@@ -12,6 +12,7 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.http import HttpRequest
 
+from access.viewers import viewers_changed
 from portal.models import User, WorkerHeartbeat
 
 admin.site.site_header = "Atrium administration"
@@ -73,3 +74,8 @@ class UserAdmin(admin.ModelAdmin[User]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        # The gateways keep whether a person is active with their roles (access.gateway).
+        super().save_model(request, obj, form, change)
+        viewers_changed()

@@ -18,6 +18,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from access.api import audit_router
 from access.api import router as access_router
+from access.authz_api import router as authz_router
 from access.review_api import router as reviews_router
 from access.reviews import ReviewConflict, ReviewNotAllowed, ReviewRefused
 from access.services import AlreadyDecided, NotAllowed, RequestRefused, StepUpRequired
@@ -141,3 +142,4 @@ api.add_router("/access/", access_router)
 api.add_router("/access/reviews", reviews_router)
 api.add_router("/audit/", audit_router)
 api.add_router("/catalog/", catalog_router)
+api.add_router("/authz/", authz_router)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 
@@ -50,6 +53,43 @@ def auth0_rate_limited() -> None:
         cache.incr(AUTH0_429_KEY)
     except Exception:  # a metric never fails the call it counts
         logger.warning("could not count a Management API 429", exc_info=True)
+
+
+# The gateways' decisions (`/authz/`, access.authz), by outcome: counted in the process and
+# added to the cache at most once a second, so an allowed request costs no write.
+DECISION_OUTCOMES = ("allowed", "denied", "unauthenticated")
+DECISIONS_KEY = "atrium:metrics:authz:{outcome}"
+_decisions: Counter[str] = Counter()
+_decisions_lock = threading.Lock()
+_decisions_flushed = [time.monotonic()]
+
+
+def decisions_count(outcome: str) -> None:
+    """Count one decision of `/authz/` (one of DECISION_OUTCOMES)."""
+    with _decisions_lock:
+        _decisions[outcome] += 1
+        now = time.monotonic()
+        if now - _decisions_flushed[0] < 1.0:
+            return
+        pending = dict(_decisions)
+        _decisions.clear()
+        _decisions_flushed[0] = now
+    decisions_flush(pending)
+
+
+def decisions_flush(pending: dict[str, int] | None = None) -> None:
+    """Add the counts kept in this process to the cache's (all of them when none are given)."""
+    if pending is None:
+        with _decisions_lock:
+            pending = dict(_decisions)
+            _decisions.clear()
+    for outcome, count in pending.items():
+        key = DECISIONS_KEY.format(outcome=outcome)
+        try:
+            cache.add(key, 0, timeout=None)
+            cache.incr(key, count)
+        except Exception:  # a metric never fails the decision it counts
+            logger.warning("authz: decisions not counted", exc_info=True)
 
 
 def _requests() -> Iterator[Metric]:
@@ -141,6 +181,19 @@ def _auth0() -> Iterator[Metric]:
     )
 
 
+def _gateways() -> Iterator[Metric]:
+    decisions = CounterMetricFamily(
+        "atrium_authz_decisions",
+        "The gateways' decisions (/authz/) by outcome, every process together (within a second).",
+        labels=["outcome"],
+    )
+    decisions_flush()  # this process's, up to now
+    for outcome in DECISION_OUTCOMES:
+        count = cache.get(DECISIONS_KEY.format(outcome=outcome)) or 0
+        decisions.add_metric([outcome], int(count))
+    yield decisions
+
+
 def _queue() -> Iterator[Metric]:
 
     name = settings.CELERY_TASK_DEFAULT_QUEUE
@@ -197,6 +250,7 @@ class AtriumCollector:
         "requests": _requests,
         "roles_mirror": _roles_mirror,
         "auth0": _auth0,
+        "gateways": _gateways,
         "queue": _queue,
         "catalog": _catalog,
     }

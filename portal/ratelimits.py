@@ -43,6 +43,7 @@ SIGN_IN_CALLBACK = Limit(
 BAD_TOKENS = Limit("bad-tokens", "RATE_LIMIT_BAD_TOKENS", "refused tokens from this address")
 ROLE_REFRESH = Limit("role-refresh", "RATE_LIMIT_ROLE_REFRESH", "role refreshes")
 API_CALLS = Limit("api-calls", "RATE_LIMIT_API", "API calls")
+AUTHZ_EXPLAIN = Limit("authz-explain", "RATE_LIMIT_AUTHZ_EXPLAIN", "token checks")
 
 
 class RateLimited(Exception):

@@ -240,6 +240,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # Before the rest, so that probes and /metrics are answered whatever the Host or scheme.
     "portal.middleware.HealthCheckMiddleware",
+    # The gateways' decisions (`/authz/`), likewise answered whatever the Host, before sessions.
+    "access.authz.GatewayDecisionMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Above WhiteNoise, so that static files carry the policy and Permissions-Policy too.
     "portal.middleware.PortalCSPMiddleware",
@@ -588,5 +590,20 @@ LOGGING = {
 }
 # Celery's worker keeps the root logger as configured here, so its lines are JSON too.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT == "text"
+# --- Gateways (`/authz/`, the OPA bundle) -------------------------------------------------------
+
+# A request no declared route takes: `deny` (403) or `allow` (200, nothing checked).
+AUTHZ_UNKNOWN_ROUTES = env.str("AUTHZ_UNKNOWN_ROUTES", default="deny")
+if AUTHZ_UNKNOWN_ROUTES not in {"allow", "deny"}:
+    raise ImproperlyConfigured(
+        f"AUTHZ_UNKNOWN_ROUTES={AUTHZ_UNKNOWN_ROUTES!r} must be allow or deny"
+    )
+# The `aud` tokens must name at a route whose entity names no `atrium.dev/audience`.
+AUTHZ_DEFAULT_AUDIENCE = env.str("AUTHZ_DEFAULT_AUDIENCE", default="") or AUTH0_AUDIENCE
+# A denial is written to the audit log once per subject and route in this many seconds.
+AUTHZ_DENIAL_AUDIT_SECONDS = env.int("AUTHZ_DENIAL_AUDIT_SECONDS", default=60)
+# /authz/explain per person: each checks a token against the issuer's keys.
+RATE_LIMIT_AUTHZ_EXPLAIN = _rate("RATE_LIMIT_AUTHZ_EXPLAIN", "30/m")
+
 # /metrics answers only a scrape with `Authorization: Bearer <METRICS_TOKEN>`; 404 while unset.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import include, path, re_path
 
+from access.authz_views import authz_explain
 from access.policy import is_portal_admin
 from portal import views
 from portal.api import api, not_found
@@ -50,6 +51,8 @@ urlpatterns = [
     path("auth/", include("portal.auth.urls")),
     path("catalog/", include("catalog.urls")),
     path("access/", include("access.urls")),
+    # The page; every other path under /authz/ is a gateway's decision (access.authz).
+    path("authz/explain", authz_explain, name="authz-explain"),
     path("api/", (api_patterns, api_app_name, api_namespace)),
     # Paths under /api/ that no API route takes: Backstage's JSON 404, not the HTML page.
     re_path(r"^api/(?P<path>.*)$", not_found),

@@ -15,6 +15,8 @@ from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 
+from access.authz import denials_forget
+from access.gateway import gateway_forget
 from access.viewers import viewers_forget_all
 from catalog.services import location_refresh, location_register
 from portal.celery import app as celery_app
@@ -61,6 +63,8 @@ def _viewers_forgotten() -> None:
     """Each test starts with no viewer kept by another (or by an earlier run whose database had
     the same ids): access.viewers keeps them in Redis, which outlives the test database."""
     viewers_forget_all()
+    gateway_forget()  # and the gateways' routes and holdings this process kept
+    denials_forget()
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +108,9 @@ def demo_catalog() -> None:
     from portal.management.commands.seed_demo import DEMO_CATALOG
 
     location_refresh(
-        location=location_register(target=str(DEMO_CATALOG), allow_kinds=["User", "Group"])
+        location=location_register(
+            target=str(DEMO_CATALOG), allow_kinds=["User", "Group"], allow_routes=True
+        )
     )
 
 

@@ -17,7 +17,14 @@ import requests
 from django.test import Client
 
 from access.models import AccessRequest
-from devtenant.demo import DEMO_PASSWORD, PORTAL_AUDIENCE, demo_tenant
+from devtenant.demo import (
+    CLI_CLIENT_ID,
+    CLI_CLIENT_SECRET,
+    DEMO_PASSWORD,
+    PAYMENTS_AUDIENCE,
+    PORTAL_AUDIENCE,
+    demo_tenant,
+)
 from devtenant.process import DevTenantProcess
 from portal.models import User
 from tests.factories import RoleFactory, RoleMembershipFactory, UserFactory
@@ -99,6 +106,39 @@ def writer_token(devtenant: DevTenant, scopes: list[str]) -> str:
         client_secret="s3cret",
         audience=PORTAL_AUDIENCE,
     )
+
+
+def gateway_token(devtenant: DevTenant, email: str, audience: str = PAYMENTS_AUDIENCE) -> str:
+    """A person's access token for an API behind a gateway, from the devtenant (the demo's
+    command-line client, Auth0's Password grant)."""
+    return devtenant.token(
+        grant_type="password", username=email, password=DEMO_PASSWORD, audience=audience,
+        client_id=CLI_CLIENT_ID, client_secret=CLI_CLIENT_SECRET, scope="openid",
+    )  # fmt: skip
+
+
+# The payments API with routes for the gateways (PAYMENTS's, with two annotations more).
+PAYMENTS_ROUTES = "GET,POST payments.internal.example/v1/*, payments.internal.example/admin/*"
+
+
+def payments_with_routes(folder: Path) -> None:
+    """The payments entities and people, payments-api declaring PAYMENTS_ROUTES for
+    PAYMENTS_AUDIENCE, from a location allowed people, groups and routes."""
+    from catalog.services import location_refresh, location_register
+
+    own_role("payments.viewer", "team-payments")
+    own_role("payments.admin", "team-payments")
+    routed = PAYMENTS.replace(
+        "    atrium.dev/max-access-duration: P30D\n",
+        "    atrium.dev/max-access-duration: P30D\n"
+        f'    atrium.dev/gateway-routes: "{PAYMENTS_ROUTES}"\n'
+        f"    atrium.dev/audience: {PAYMENTS_AUDIENCE}\n",
+    )
+    (folder / "payments.yaml").write_text(routed + "---\n" + ALAN)
+    location = location_register(
+        target=str(folder / "payments.yaml"), allow_kinds=["User", "Group"], allow_routes=True
+    )
+    location_refresh(location=location)
 
 
 def pkce_pair() -> tuple[str, str]:

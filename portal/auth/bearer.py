@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +91,7 @@ def _fetch_jwks() -> dict[str, Any]:
     response.raise_for_status()
     jwks: dict[str, Any] = response.json()
     cache.set(_jwks_cache_key(), jwks, JWKS_CACHE_SECONDS)
+    _kids_kept.pop(settings.AUTH0_ISSUER, None)
     return jwks
 
 
@@ -147,31 +149,57 @@ class VerifiedTokens:
     def clear(self) -> None:
         with self._lock:
             self._claims.clear()
+        _kids_kept.clear()
 
 
 verified_tokens = VerifiedTokens()
 
 
+# The published `kid`s, also kept in the process for a few seconds: a gateway's decision asks
+# for them at every request, and the shared cache keeps the keys themselves ten minutes anyway.
+KIDS_PROCESS_SECONDS = 5.0
+_kids_kept: dict[str, tuple[float, set[str | None]]] = {}
+
+
 def _published_kids() -> set[str | None]:
     """The `kid`s the issuer publishes now, as cached (fetched when the cache has none)."""
+    kept = _kids_kept.get(settings.AUTH0_ISSUER)
+    now = time.monotonic()
+    if kept is not None and kept[0] > now:
+        return kept[1]
     try:
         jwks = cache.get(_jwks_cache_key()) or _fetch_jwks()
     except (requests.RequestException, ValueError, KeyError) as error:
         logger.warning("could not fetch the issuer's signing keys: %s", error)
         raise BearerError("the issuer's signing keys could not be fetched") from error
-    return {key.get("kid") for key in jwks.get("keys", [])}
+    kids = {key.get("kid") for key in jwks.get("keys", [])}
+    _kids_kept[settings.AUTH0_ISSUER] = (now + KIDS_PROCESS_SECONDS, kids)
+    return kids
 
 
-def principal_from_token(token: str) -> Principal:
+def principal_from_token(token: str, *, audience: str | None = None) -> Principal:
+    """Who the token speaks for, once it is verified for `audience` (the portal's API's,
+    AUTH0_AUDIENCE, unless another is named: a gateway route's); BearerError otherwise."""
+    claims = verified_claims(token, audience=audience)
+    return principal_of_claims(claims)
+
+
+def verified_claims(token: str, *, audience: str | None = None) -> dict[str, Any]:
+    """The claims of a token whose signature verified and whose claims hold now."""
     digest = VerifiedTokens.digest(token)
     kept = verified_tokens.get(digest)
     if kept is not None and kept[0] in _published_kids():
         claims = kept[1]
-        _claims_check(claims)
+        _claims_check(claims, audience=audience)
     else:
         kid, claims = _signature_verified(token)
-        _claims_check(claims)
+        _claims_check(claims, audience=audience)
         verified_tokens.put(digest, kid, claims)
+    return claims
+
+
+def principal_of_claims(claims: dict[str, Any]) -> Principal:
+    """The caller of verified claims: a machine client (client credentials) or a person."""
     sub = str(claims["sub"])
     is_machine = claims.get("gty") == "client-credentials" or sub.endswith("@clients")
     client_id = str(claims.get("azp") or sub.removesuffix("@clients")) if is_machine else None
@@ -210,20 +238,111 @@ def _signature_verified(token: str) -> tuple[str | None, dict[str, Any]]:
     return kid, dict(decoded.claims)
 
 
-def _claims_check(claims: dict[str, Any]) -> None:
-    """`iss`, `aud`, `exp`, `sub` present and right, `exp` and `nbf` against the clock now."""
-    registry = jwt.JWTClaimsRegistry(
+@dataclass(frozen=True)
+class Finding:
+    """One check of a token, as `/authz/explain` shows it: what was checked, whether it
+    passed (None: not checked, since an earlier check failed), and what was found."""
+
+    check: str
+    passed: bool | None
+    detail: str
+
+
+# The order claims are checked and shown in; any other claim joserfc knows is checked after.
+CLAIM_ORDER = ("iss", "aud", "exp", "nbf", "iat", "sub")
+
+
+def _registry(audience: str | None) -> jwt.JWTClaimsRegistry:
+    return jwt.JWTClaimsRegistry(
         leeway=settings.AUTH0_LEEWAY,
         iss={"essential": True, "value": settings.AUTH0_ISSUER},
-        aud={"essential": True, "value": settings.AUTH0_AUDIENCE},
+        aud={"essential": True, "value": audience or settings.AUTH0_AUDIENCE},
         exp={"essential": True},
         sub={"essential": True},
     )
+
+
+def _seconds(value: Any, now: int) -> str:
+    """How far a NumericDate is from now, in words: `in 3,599 s` or `61 s ago`."""
     try:
-        registry.validate(claims)
-    except ExpiredTokenError as error:
-        raise BearerError("the token has expired") from error
-    except (InvalidClaimError, MissingClaimError) as error:
-        raise BearerError(f"the token's claims are not valid here: {error.description}") from error
-    except JoseError as error:
-        raise BearerError(f"the token is not valid: {error.description}") from error
+        delta = int(value) - now
+    except (TypeError, ValueError, OverflowError):
+        return "not a time"
+    return f"in {delta:,} s" if delta >= 0 else f"{-delta:,} s ago"
+
+
+def claims_findings(claims: dict[str, Any], *, audience: str | None = None) -> list[Finding]:
+    """Each claim checked for `audience`, against settings and the clock now: the checks every
+    token passes (`verified_claims`), one finding each, as `/authz/explain` shows them."""
+    registry = _registry(audience)
+    expected = {"iss": settings.AUTH0_ISSUER, "aud": audience or settings.AUTH0_AUDIENCE}
+    now = registry.now
+    findings: list[Finding] = []
+    for name in (*CLAIM_ORDER, *(key for key in claims if key not in CLAIM_ORDER)):
+        value = claims.get(name)
+        check = getattr(registry, f"validate_{name}", None)
+        if value is None:
+            if name in registry.essential_keys:
+                findings.append(Finding(name, False, f"the token has no {name} claim"))
+            continue
+        if check is None:
+            continue
+        try:
+            check(value)
+        except ExpiredTokenError:
+            ago = _seconds(value, now)
+            leeway = f"leeway {settings.AUTH0_LEEWAY} s"
+            findings.append(Finding(name, False, f"the token expired {ago} ({leeway})"))
+        except (InvalidClaimError, MissingClaimError) as error:
+            if name in expected:
+                detail = f"the token's {name} is {value!r}, where {expected[name]!r} is expected"
+            elif name == "nbf":
+                detail = f"the token is valid only from {_seconds(value, now)}"
+            else:
+                detail = f"the token's {name} is not valid: {error.description}"
+            findings.append(Finding(name, False, detail))
+        except JoseError as error:
+            findings.append(
+                Finding(name, False, f"the token's {name} is not valid: {error.description}")
+            )
+        else:
+            if name in ("exp", "nbf", "iat"):
+                findings.append(Finding(name, True, f"{value} ({_seconds(value, now)})"))
+            elif name in expected or name == "sub":
+                findings.append(Finding(name, True, str(value)))
+    return findings
+
+
+def _claims_check(claims: dict[str, Any], *, audience: str | None = None) -> None:
+    """`iss`, `aud` (AUTH0_AUDIENCE, or the audience named), `exp`, `sub` present and right,
+    `exp` and `nbf` against the clock now: the first failing finding, as a BearerError."""
+    for finding in claims_findings(claims, audience=audience):
+        if finding.passed is False:
+            raise BearerError(finding.detail)
+
+
+def signature_findings(token: str) -> tuple[list[Finding], dict[str, Any] | None]:
+    """The token's form, key id and signature checked as `verified_claims` checks them, one
+    finding each, and its claims when the signature verified (None otherwise)."""
+    try:
+        header = extract_compact(token.encode()).protected
+    except (JoseError, ValueError, UnicodeError):
+        return [
+            Finding("format", False, "the token is not a signed JWT (header.payload.signature)")
+        ], None
+    findings = [Finding("format", True, f"a JWS with alg {header.get('alg')!r}")]
+    kid = header.get("kid")
+    try:
+        known = kid in _published_kids()
+    except BearerError as error:
+        return [*findings, Finding("kid", False, error.description)], None
+    findings.append(
+        Finding(
+            "kid", known, f"{kid!r} is {'' if known else 'not '}one of the issuer's published keys"
+        )
+    )
+    try:
+        _, claims = _signature_verified(token)
+    except BearerError as error:
+        return [*findings, Finding("signature", False, error.description)], None
+    return [*findings, Finding("signature", True, "verified with the issuer's key (RS256)")], claims

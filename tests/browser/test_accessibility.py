@@ -33,6 +33,7 @@ PAGES = [
     pytest.param(ADA, ENTITY_PAGE, id="engineer-entity"),
     pytest.param(ADA, REQUEST_FORM, id="engineer-request-form"),
     pytest.param(ADA, "/access/", id="engineer-my-access"),
+    pytest.param(ADA, "/authz/explain", id="engineer-explain-gateway-decision"),
     pytest.param(GRACE, "/access/approvals/", id="owner-approvals"),
     # Checkout's request form, with the red break-glass form the demo opens to team-payments.
     pytest.param(GRACE, BREAK_GLASS_FORM, id="owner-break-glass-form"),

@@ -653,6 +653,7 @@ def test_the_location_an_entity_came_from(demo_catalog: None) -> None:
         "type": "file",
         "target": str(DEMO_CATALOG),
         "allowKinds": ["User", "Group"],
+        "allowRoutes": True,
     }
     assert missing.status_code == 404
     assert missing.json()["error"] == {

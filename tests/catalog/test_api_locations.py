@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from access.models import AuditEvent
-from catalog.models import Entity, Location
+from catalog.models import Entity, GatewayRoute, Location
 from tests.helpers import DevTenant, post_location, writer_token
 from tests.portal.auth_helpers import sign_in
 
@@ -150,7 +150,7 @@ def test_file_locations_are_listed_as_files(client: Client, devtenant: DevTenant
     # A path on the server is for those who may register locations (test_refresh_and_paths).
     assert listed == [{"data": {"id": str(location.pk), "type": "file",
                                 "target": "(a path on the Atrium server, shown to portal admins)",
-                                "allowKinds": []}}]  # fmt: skip
+                                "allowKinds": [], "allowRoutes": False}}]  # fmt: skip
     assert one.json()["type"] == "file"
 
 
@@ -263,3 +263,26 @@ def test_a_kind_that_cannot_be_allowed_is_an_input_error(
         "'Template' is not a kind a location can be allowed: only User and Group can be"
     )
     assert not Location.objects.exists() and not Entity.objects.exists()
+
+
+def test_a_location_registered_through_the_api_may_be_allowed_gateway_routes(
+    client: Client, devtenant: DevTenant, served: str, tmp_path: Path
+) -> None:
+    annotation = '{atrium.dev/gateway-routes: "GET pay.example/v1/*"}'
+    routed = DESCRIPTOR.replace(
+        "metadata: {name: payments-api}",
+        f"metadata: {{name: payments-api, annotations: {annotation}}}",
+    )
+    assert routed != DESCRIPTOR
+    (tmp_path / "routed.yaml").write_text(routed)
+    token = writer_token(devtenant, ["read:catalog", "write:catalog"])
+    body = {"type": "url", "target": f"{served}/routed.yaml", "allowRoutes": True}
+
+    created = post_location(client, body, token)
+
+    assert created.status_code == 201, created.content
+    assert created.json()["location"]["allowRoutes"] is True
+    assert created.json()["problems"] == []
+    assert [str(route) for route in GatewayRoute.objects.all()] == ["GET pay.example/v1/*"]
+    (event,) = AuditEvent.objects.filter(action="catalog.location_registered")
+    assert event.detail["allow_routes"] is True

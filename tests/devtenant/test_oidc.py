@@ -375,3 +375,25 @@ def test_without_acr_values_no_second_factor_is_asked(
 ) -> None:
     params = redirect_params(sign_in(browser, authorization, "ada@example.com"))
     assert params["code"]
+
+
+def test_the_demo_command_line_gets_a_person_s_token_with_the_password_grant(
+    tenant_app: Flask, browser: FlaskClient
+) -> None:
+    from devtenant.demo import CLI_CLIENT_ID, CLI_CLIENT_SECRET, PAYMENTS_AUDIENCE
+
+    form = {"grant_type": "password", "username": "ada@example.com", "password": "atrium-demo",
+            "audience": PAYMENTS_AUDIENCE, "client_id": CLI_CLIENT_ID,
+            "client_secret": CLI_CLIENT_SECRET, "scope": "openid"}  # fmt: skip
+
+    answer = browser.post("/oauth/token", data=form)
+    wrong = browser.post("/oauth/token", data={**form, "password": "guess"})
+    elsewhere = browser.post("/oauth/token", data={**form, "client_id": AUTOMATION_CLIENT_ID})
+
+    assert answer.status_code == 200, answer.get_json()
+    claims = claims_of(tenant_app, answer.get_json()["access_token"])
+    assert claims["aud"][0] == PAYMENTS_AUDIENCE
+    assert claims["sub"].startswith("auth0|") and "gty" not in claims
+    assert wrong.status_code >= 400
+    # Only a client allowed the grant may use it.
+    assert elsewhere.status_code >= 400

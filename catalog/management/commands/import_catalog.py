@@ -1,9 +1,11 @@
-"""`python manage.py import_catalog PATH_OR_URL... [--dry-run] [--allow-kinds User,Group]`:
+"""`python manage.py import_catalog PATH_OR_URL... [--dry-run] [--allow-kinds User,Group]
+[--allow-routes | --no-allow-routes]`:
 register and ingest descriptors."""
 
 from __future__ import annotations
 
 import getpass
+from argparse import BooleanOptionalAction
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -35,6 +37,16 @@ class Command(BaseCommand):
             ),
         )
 
+        parser.add_argument(
+            "--allow-routes",
+            action=BooleanOptionalAction,
+            help=(
+                "whether these locations' API and Component entities may declare gateway routes "
+                "(atrium.dev/gateway-routes); without it a registered location keeps its own, "
+                "a new one may not"
+            ),
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         dry_run: bool = options["dry_run"]
         raw_kinds: str | None = options["allow_kinds"]
@@ -46,7 +58,9 @@ class Command(BaseCommand):
         with transaction.atomic():
             for target in options["targets"]:
                 try:
-                    report = location_import(target=target, allow_kinds=allow_kinds)
+                    report = location_import(
+                        target=target, allow_kinds=allow_kinds, allow_routes=options["allow_routes"]
+                    )
                 except LocationRefused as error:
                     raise CommandError(str(error)) from error
                 suffix = " (dry run: nothing was changed)" if dry_run else ""

@@ -38,8 +38,10 @@ class Command(BaseCommand):
     help = "Registers the demo catalog and writes the demo people, roles and applications."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        # Its org.yaml holds the demo's people and teams.
-        report = location_import(target=str(DEMO_CATALOG), allow_kinds=["User", "Group"])
+        # Its org.yaml holds the demo's people and teams; payments-api declares gateway routes.
+        report = location_import(
+            target=str(DEMO_CATALOG), allow_kinds=["User", "Group"], allow_routes=True
+        )
         total = report.total
         self.stdout.write(f"Demo catalog: {total} entities from {DEMO_CATALOG}.")
         for problem in report.problems:
