@@ -33,6 +33,7 @@ from access.selectors import (
     roles_with_member_counts,
 )
 from access.services import (
+    access_break_glass,
     access_request_cancel,
     access_request_create,
     access_request_decide,
@@ -114,6 +115,17 @@ def roles_list(request: HttpRequest) -> RoleList:
     )
 
 
+class AutoApproveOut(Schema):
+    group: str
+    maxDuration: str
+    reasonPattern: str | None
+
+
+class BreakGlassOut(Schema):
+    group: str
+    maxDuration: str
+
+
 class RoleEntryOut(Schema):
     name: str
     description: str
@@ -122,6 +134,10 @@ class RoleEntryOut(Schema):
     requestable: bool
     maxDuration: str | None
     minApprovals: int
+    sensitive: bool
+    conflictsWith: list[str]
+    autoApprove: list[AutoApproveOut]
+    breakGlass: BreakGlassOut | None
     reviewEvery: str | None = Field(description="P1M, P3M, P6M or P1Y; null: no review")
     reviewDay: str | None = Field(description="the day reviews are anchored to (YYYY-MM-DD)")
     removeUnreviewedAfter: str | None = Field(
@@ -157,7 +173,9 @@ def roles_get(request: HttpRequest, name: str) -> RoleEntryOut:
 )
 def roles_put(request: HttpRequest, name: str, body: Body[dict[str, Any]]) -> RoleEntryOut:
     """The whole entry: a field left out is reset to having no such policy (no owners,
-    requestable, the portal's longest grant, one approval)."""
+    requestable, the portal's longest grant, one approval, not sensitive, no conflict, no
+    auto-approval, no break-glass). A conflict holds both ways: the other role's entry gains
+    (or loses) this one too."""
     principal = principal_of(request)
     principal.require_scope("admin:access")
     if not may_administer_access(principal, person_of(request)):
@@ -168,10 +186,10 @@ def roles_put(request: HttpRequest, name: str, body: Body[dict[str, Any]]) -> Ro
     if body.get("name", name) != name:
         raise HttpError(400, f"name: the body names {body['name']!r}, the path {name!r}")
     try:
-        entry = registry_entry_parse(body, allowed=READ_ONLY)
+        entry = registry_entry_parse(body, allowed=READ_ONLY, name=name)
+        role_registry_set(role=role, entry=entry, actor=api_actor(request))
     except RegistryError as error:
         raise HttpError(400, str(error)) from error
-    role_registry_set(role=role, entry=entry, actor=api_actor(request))
     role.refresh_from_db()
     return _role_entry_out(role)
 
@@ -221,6 +239,10 @@ class GrantOut(Schema):
 class RequestOut(Schema):
     id: int
     state: str
+    # How it was granted: "decided" by people, "autoApproved" by a rule, "breakGlass".
+    kind: str
+    # The registry rule that granted it at once, as it stood then; null when people decided.
+    rule: dict[str, Any] | None
     requester: PersonOut
     entityRef: str
     role: str
@@ -240,10 +262,20 @@ class RequestIn(Schema):
     role: str
     reason: str
     duration: str | None = None
+    # Break glass: grant oneself the role at once (only where the registry allows it); the
+    # duration defaults to the break-glass cap.
+    breakGlass: bool = False
 
 
 class DecisionIn(Schema):
     comment: str = ""
+
+
+KINDS: dict[str, str] = {
+    AccessRequest.Kind.DECIDED: "decided",
+    AccessRequest.Kind.AUTO_APPROVED: "autoApproved",
+    AccessRequest.Kind.BREAK_GLASS: "breakGlass",
+}
 
 
 def request_out(access_request: AccessRequest) -> RequestOut:
@@ -251,6 +283,8 @@ def request_out(access_request: AccessRequest) -> RequestOut:
     return RequestOut(
         id=access_request.pk,
         state=access_request.state,
+        kind=KINDS[access_request.kind],
+        rule=access_request.rule,
         requester=PersonOut(sub=access_request.requester.sub, email=access_request.requester.email),
         entityRef=access_request.entity_ref,
         role=access_request.role_name,
@@ -317,6 +351,12 @@ def requests_create(request: HttpRequest, body: RequestIn) -> Status[RequestOut]
         except DurationError as error:
             raise HttpError(400, f"duration: {error}") from error
     # A refusal (RequestRefused, NotAllowed, AlreadyDecided) is answered by portal.api's handlers.
+    if body.breakGlass:
+        access_request = access_break_glass(
+            requester=person, entity=entity, role=body.role, reason=body.reason,
+            duration=duration, actor=api_actor(request),
+        )  # fmt: skip
+        return Status(201, request_out(_requests().get(pk=access_request.pk)))
     access_request, created = access_request_create(
         requester=person, entity=entity, role=body.role, reason=body.reason,
         duration=duration, actor=api_actor(request),
@@ -339,13 +379,18 @@ def requests_get(request: HttpRequest, request_id: Id) -> RequestOut:
 
 
 def _decide(request: HttpRequest, request_id: Id, outcome: str, body: DecisionIn) -> RequestOut:
-    principal_of(request).require_scope("approve:access")
+    principal = principal_of(request)
+    principal.require_scope("approve:access")
     access_request = _get(request, request_id)
     person = person_of(request)
     if person is None:
+        # A machine client decides nothing (nor can it sign in with a second factor).
         raise HttpError(403, "decisions are made by people who may decide them")
+    # A sensitive role's request needs a fresh multi-factor sign-in: the session's, or the
+    # time AUTH0_MFA_CLAIM of the token says; StepUpRequired is the RFC 9470 answer.
     access_request_decide(request_id=access_request.pk, approver=person, outcome=outcome,
-                          comment=body.comment, actor=api_actor(request))  # fmt: skip
+                          comment=body.comment, actor=api_actor(request),
+                          mfa_at=principal.mfa_at)  # fmt: skip
     return request_out(_requests().get(pk=request_id))
 
 

@@ -56,6 +56,8 @@ class AccessRequestForm(forms.Form):
 FORM_FIELDS = {
     "maxDuration": "max_duration", "minApprovals": "min_approvals", "reviewEvery": "review_every",
     "reviewDay": "review_day", "removeUnreviewedAfter": "remove_unreviewed_after",
+    "conflictsWith": "conflicts_with", "autoApprove": "auto_approve",
+    "breakGlass": "break_glass_group",
 }  # fmt: skip
 
 
@@ -93,8 +95,40 @@ class RoleRegistryForm(forms.Form):
         help_text="Empty: nothing is removed without a reviewer's decision.",
     )  # fmt: skip
 
-    def __init__(self, *args: Any, entry: RegistryEntry, **kwargs: Any) -> None:
+    sensitive = forms.BooleanField(
+        label="Sensitive: approving or denying needs a fresh multi-factor sign-in",
+        required=False,
+    )
+    conflicts_with = forms.CharField(
+        label="Conflicts with", required=False, max_length=4000,
+        help_text="Roles nobody may hold together with this one, comma-separated "
+        "(payments.auditor). The other role is given the conflict too.",
+    )  # fmt: skip
+    auto_approve = forms.CharField(
+        label="Auto-approval rules", required=False, max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="One rule a line: a group, the longest grant, and optionally a pattern the "
+        "reason must match (team-checkout PT8H ^INC-[0-9]+). Its members are granted it at "
+        "once, without a decision.",
+    )  # fmt: skip
+    break_glass_group = forms.CharField(
+        label="Break-glass group", required=False, max_length=500,
+        help_text="Members of this group may grant themselves the role at once in an "
+        "emergency, saying why; empty: no break-glass.",
+    )  # fmt: skip
+    break_glass_max_duration = forms.CharField(
+        label="Break-glass longest", required=False, max_length=40,
+        help_text="ISO 8601, at most P1D (PT1H).",
+    )  # fmt: skip
+
+    def __init__(self, *args: Any, entry: RegistryEntry, name: str = "", **kwargs: Any) -> None:
         removal = entry.remove_unreviewed_after
+        rules = "\n".join(
+            " ".join(filter(None, (rule.group, duration_iso(rule.max_duration),
+                                   rule.reason_pattern)))
+            for rule in entry.auto_approve
+        )  # fmt: skip
+        glass = entry.break_glass
         kwargs.setdefault("initial", {
             "owners": "\n".join(entry.owners), "requestable": entry.requestable,
             "max_duration": duration_iso(entry.max_duration) if entry.max_duration else "",
@@ -102,14 +136,30 @@ class RoleRegistryForm(forms.Form):
             "review_every": review_every_iso(entry.review_every) or "",
             "review_day": entry.review_day,
             "remove_unreviewed_after": removal.days if removal else None,
+            "sensitive": entry.sensitive,
+            "conflicts_with": ", ".join(entry.conflicts_with), "auto_approve": rules,
+            "break_glass_group": glass.group if glass else "",
+            "break_glass_max_duration": duration_iso(glass.max_duration) if glass else "",
         })  # fmt: skip
         super().__init__(*args, **kwargs)
+        self.role_name = name
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if self.errors:
             return cleaned
         owners = [o.strip() for o in re.split(r"[,\s]+", cleaned.get("owners", "")) if o.strip()]
+        conflicts = [c.strip() for c in re.split(r"[,\s]+", cleaned.get("conflicts_with", ""))
+                     if c.strip()]  # fmt: skip
+        rules = []
+        for line in cleaned.get("auto_approve", "").splitlines():
+            group, _, rest = line.strip().partition(" ")
+            longest, _, pattern = rest.strip().partition(" ")
+            if group:
+                rules.append({"group": group, "maxDuration": longest or None,
+                              "reasonPattern": pattern.strip() or None})  # fmt: skip
+        glass_group = cleaned.get("break_glass_group", "").strip()
+        glass_longest = cleaned.get("break_glass_max_duration", "").strip()
         data = {
             "owners": owners, "requestable": cleaned.get("requestable", False),
             "maxDuration": cleaned.get("max_duration") or None,
@@ -118,14 +168,50 @@ class RoleRegistryForm(forms.Form):
             "reviewDay": day.isoformat() if (day := cleaned.get("review_day")) else None,
             "removeUnreviewedAfter": f"P{days}D" if (days := cleaned.get("remove_unreviewed_after"))
             else None,
+            "sensitive": cleaned.get("sensitive", False), "conflictsWith": conflicts,
+            "autoApprove": rules,
+            "breakGlass": {"group": glass_group, "maxDuration": glass_longest or None}
+            if glass_group or glass_longest else None,
         }  # fmt: skip
         try:
-            cleaned["entry"] = registry_entry_parse(data)
+            cleaned["entry"] = registry_entry_parse(data, name=self.role_name)
         except RegistryError as error:
-            field, _, message = str(error).partition(": ")
-            name = FORM_FIELDS.get(field, field)
-            self.add_error(name if name in self.fields else None, message or str(error))
+            self.registry_error(error)
         return cleaned
+
+    def registry_error(self, error: RegistryError) -> None:
+        """The registry's message, on the field it names."""
+        field, _, message = str(error).partition(": ")
+        name = FORM_FIELDS.get(field, field)
+        if field == "breakGlass" and message.startswith("maxDuration"):
+            name = "break_glass_max_duration"
+        self.add_error(name if name in self.fields else None, message or str(error))
+
+
+class BreakGlassForm(forms.Form):
+    """Break glass: the role at once, for a short time, saying why."""
+
+    reason = forms.CharField(
+        label="What is the emergency?", widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        error_messages={"required": "Say why you break glass: the reason is required."},
+    )  # fmt: skip
+    duration = forms.ChoiceField(label="For how long")
+
+    def __init__(self, *args: Any, longest: timedelta, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        offered = sorted({d for d in BREAK_GLASS_OFFERED if d <= longest} | {longest})
+        self.fields["duration"].choices = [  # type: ignore[attr-defined]
+            (duration_iso(d), duration_words(d)) for d in offered
+        ]
+        self.fields["duration"].initial = duration_iso(offered[0])
+        self.durations = {duration_iso(d): d for d in offered}
+
+    def clean_duration(self) -> timedelta:
+        return self.durations[self.cleaned_data["duration"]]
+
+
+BREAK_GLASS_OFFERED = [timedelta(minutes=30), timedelta(hours=1), timedelta(hours=4)]
 
 
 class GatewayExplainForm(forms.Form):

@@ -42,6 +42,14 @@ class Role(models.Model):
     review_next_due = models.DateTimeField(null=True, blank=True)
     # What is not reviewed this long after a review's due date is removed; none: nothing is.
     review_remove_after = models.DurationField(null=True, blank=True)
+    # Deciding a request for it needs a fresh multi-factor sign-in.
+    sensitive = models.BooleanField(default=False)
+    # Role names nobody may hold together with this one (kept on both roles of a conflict).
+    conflicts_with = models.JSONField(default=list, blank=True)
+    # Auto-approval rules and the break-glass rule, in the registry's JSON form
+    # (`access.registry` reads and checks them).
+    auto_approve = models.JSONField(default=list, blank=True)
+    break_glass = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -198,6 +206,14 @@ class AccessRequest(models.Model):
         LAPSED = "lapsed", "lapsed without a decision"
         FAILED = "failed", "granting failed"
 
+    class Kind(models.TextChoices):
+        """How a request came to be granted: decided by people, approved at once by one of the
+        role's auto-approval rules, or taken at once by break-glass (reviewed afterwards)."""
+
+        DECIDED = "decided", "decided by people"
+        AUTO_APPROVED = "auto_approved", "approved by rule"
+        BREAK_GLASS = "break_glass", "break-glass"
+
     # Asking again while one of these stands shows the standing one.
     OPEN_STATES = (State.PENDING, State.APPROVED, State.PROVISIONING)
     # A grant exists (or is being made) from approval on.
@@ -226,6 +242,9 @@ class AccessRequest(models.Model):
     # Why provisioning failed, or who revoked it and why.
     note = models.TextField(blank=True)
     provision_attempts = models.PositiveSmallIntegerField(default=0)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.DECIDED)
+    # The registry rule that granted it at once (auto-approval or break-glass), as it stood.
+    rule = models.JSONField(null=True, blank=True)
 
     objects = AccessRequestQuerySet.as_manager()
 

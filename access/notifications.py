@@ -26,16 +26,22 @@ SUBJECTS = {
     "expired": "Your access to {role} has ended",
     "revoked": "Your access to {role} was revoked",
     "lapsed": "Your request for {role} lapsed without a decision",
+    "auto_approved": "{requester} was given {role} at once by rule",
+    "break_glass": "BREAK-GLASS: {requester} took {role}",
 }
 
 
 def event_recipients(*, request: AccessRequest, event: str) -> list[str]:
     """A new request goes to those who decide it (the portal's admins when nobody else may);
-    everything after it to the person who asked."""
-    if event == "requested":
+    an auto-approval to the role's owners, who would have decided it; a break-glass use to
+    every owner and every portal admin at once; everything else to the person who asked."""
+    if event in ("requested", "auto_approved", "break_glass"):
         scope = decision_scope(entity_ref=request.entity_ref, role=request.role_name)
-        recipients = sorted(scope.decider_emails - {request.requester.email.lower()})
-        return recipients or portal_admin_emails()
+        owners = sorted(scope.decider_emails - {request.requester.email.lower()})
+        if event == "break_glass":
+            admins = set(portal_admin_emails()) - {request.requester.email}
+            return sorted(set(owners) | admins)
+        return owners or portal_admin_emails()
     return [request.requester.email] if request.requester.email else []
 
 

@@ -4,7 +4,8 @@ Every answer starts from a `Viewer`: a person's roles (from the mirror), the cat
 groups they are, and whether they administer the portal, read once per request (and kept
 between requests in Redis by `access.viewers` until something that decides them changes). The
 Django authentication backend in `access.backends` gives the same answers to `user.has_perm()`.
-Every rule is here, which is why this module is past 400 lines.
+Every rule is here (who sees, asks, decides, and the registry's policies: separation of duties,
+auto-approval, break-glass, step-up), which is why this module is long.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from access.models import AccessRequest, RoleMembership
-from access.registry import RegistryEntry
+from access.registry import AutoApproveRule, BreakGlassRule, RegistryEntry
 from access.viewers import ViewerParts, viewer_parts
 from catalog.models import Entity, EntityRequiredRole
 from portal.auth.bearer import Principal
+from portal.durations import duration_words
 from portal.models import User
 
 # The permissions `user.has_perm` answers from this module (see access.backends).
@@ -193,6 +195,27 @@ def role_refusal(rules: RoleRules) -> str | None:
     return None
 
 
+def registry_refusal(*, name: str, entry: RegistryEntry, known: Iterable[str]) -> str | None:
+    """Why this registry entry may not be set on the role `name`; None when it may. `known`:
+    the roles the mirror holds, which a conflict must name.
+
+    Break-glass and auto-approval never apply to a protected role (PORTAL_ADMIN_ROLE,
+    ACCESS_PROTECTED_ROLES), which Atrium never grants: refused here when they are set, and
+    again when they would be used."""
+    if name in protected_roles():
+        if entry.break_glass is not None:
+            return f"breakGlass: {name} is protected: never granted, even in an emergency"
+        if entry.auto_approve:
+            return f"autoApprove: {name} is protected: Atrium never grants it"
+    missing = sorted(set(entry.conflicts_with) - set(known))
+    if missing:
+        return (
+            f"conflictsWith: no role {', '.join(missing)} in the portal's mirror "
+            "(run `python manage.py sync_roles` first)"
+        )
+    return None
+
+
 def grant_refusal(*, role_name: str) -> str | None:
     """Why a grant of this role must not be carried into Auth0, whatever was approved."""
     if role_name in protected_roles():
@@ -343,6 +366,137 @@ def standing_of(viewer: Viewer, *, request: AccessRequest, scope: DecisionScope)
 
 
 ScopeKey = tuple[str, str]  # (entity ref, role name)
+
+
+# --- separation of duties ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What a person holds and is about to hold, read fresh under the lock on them (not from
+    the viewer kept between requests): a conflict is judged on what stands at that moment."""
+
+    held: frozenset[str] = frozenset()  # roles in force in the mirror
+    # Their requests that still stand, by role: (request id, state).
+    standing: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+
+    def granted(self) -> frozenset[str]:
+        """Held, or approved and being granted."""
+        coming = {
+            role for role, (_, state) in self.standing.items()
+            if state != AccessRequest.State.PENDING
+        }  # fmt: skip
+        return self.held | coming
+
+
+def conflict_refusal(
+    *, role: str, conflicts: Iterable[str], holdings: Holdings, asking: bool, whose: str = "You"
+) -> str | None:
+    """Why `role` may not be granted to this person: it conflicts with one they hold, one
+    approved for them and being granted, or (when `asking`: a request, an auto-approval, a
+    break-glass) one they asked for that still waits. None when nothing conflicts.
+
+    Conflicts hold both ways (`conflicts`: the roles that name `role` or that it names)."""
+    conflicting = set(conflicts)
+    clash = sorted(conflicting & holdings.granted())
+    rule = f"nobody may hold it together with {role} (separation of duties)"
+    if clash:
+        verb = "hold" if whose == "You" else "holds"
+        return f"{whose} {verb} {' and '.join(clash)} (or will, once granted): {rule}."
+    if asking:
+        waiting = sorted(conflicting & set(holdings.standing))
+        if waiting:
+            ids = ", ".join(f"{name} (request {holdings.standing[name][0]})" for name in waiting)
+            return f"{whose} asked for {ids}: {rule}. Withdraw that request first."
+    return None
+
+
+# --- auto-approval and break-glass -------------------------------------------------------------
+
+
+def auto_approval(
+    viewer: Viewer, *, rules: RoleRules, duration: timedelta, reason: str
+) -> AutoApproveRule | None:
+    """The first of the role's auto-approval rules this request meets, if any: the person is
+    in the rule's group now (as the catalog says, through a verified e-mail), asks for no
+    longer than the rule allows, with a reason that matches its pattern. The caller has
+    checked already that the person may ask at all (and for no longer than the longest grant)
+    and that nothing conflicts; a protected role is never approved by rule."""
+    if rules.name in protected_roles() or role_refusal(rules):
+        return None
+    for rule in rules.entry.auto_approve:
+        if (
+            rule.group in viewer.group_refs
+            and duration <= rule.max_duration
+            and rule.reason_matches(reason)
+        ):
+            return rule
+    return None
+
+
+def auto_approval_offered(viewer: Viewer, *, rules: RoleRules) -> list[AutoApproveRule]:
+    """The rules whose group this person is in: what the request form tells them."""
+    if rules.name in protected_roles() or role_refusal(rules):
+        return []
+    return [rule for rule in rules.entry.auto_approve if rule.group in viewer.group_refs]
+
+
+def break_glass_refusal(
+    viewer: Viewer, *, entity: Entity, rules: RoleRules, duration: timedelta, reason: str
+) -> str | None:
+    """Why this person may not break glass for this role on this entity now; None when they
+    may: the role is marked for it, not protected, known and owned (its owners review the
+    use), the entity declares it, the person is in the allowed group now, does not hold the
+    role already, says why, and asks for no longer than the break-glass cap (nor the role's
+    and the portal's longest grant). Whether they may *request* it plays no part: a role may
+    take no requests and still be open to break-glass."""
+    name = rules.name
+    rule = rules.entry.break_glass
+    if not viewer.sub:
+        return "Sign in to break glass."
+    if name in protected_roles():
+        return f"{name} is protected: Atrium never grants it, not even in an emergency."
+    if rule is None:
+        return f"{name} is not open to break-glass: a portal admin marks the roles that are."
+    if not rules.known or rules.gone:
+        return role_refusal(rules)
+    if not rules.entry.owners:
+        return f"Nobody owns {name} in Atrium, so nobody would review a break-glass use."
+    if name not in {row.role_name for row in entity.required_role_rows.all()}:
+        return f"{entity.ref} does not require {name}."
+    if rule.group not in viewer.group_refs:
+        return f"Only members of {rule.group} may break glass for {name}."
+    if name in viewer.held_roles:
+        return f"You hold {name} already."
+    if not reason.strip():
+        return "Say why you break glass: the reason is required, and the owners read it."
+    longest = break_glass_longest(rule=rule, rules=rules)
+    if duration <= timedelta(0) or duration > longest:
+        return f"Break-glass lasts at most {duration_words(longest)} for {name}."
+    return None
+
+
+def break_glass_longest(*, rule: BreakGlassRule, rules: RoleRules) -> timedelta:
+    """The longest break-glass grant: the rule's cap, within the role's and portal's longest."""
+    return min(rule.max_duration, longest_grant(rules=rules, entity_max=None))
+
+
+# --- step-up: deciding a sensitive role's request ----------------------------------------------
+
+
+def mfa_fresh(*, mfa_at: float | None, now: float) -> bool:
+    """A multi-factor sign-in at `mfa_at` (Unix time) is fresh within ACCESS_STEP_UP_MAX_AGE,
+    with the clock skew tokens are allowed (AUTH0_LEEWAY)."""
+    if mfa_at is None:
+        return False
+    max_age = settings.ACCESS_STEP_UP_MAX_AGE.total_seconds()
+    return now - max_age - settings.AUTH0_LEEWAY <= mfa_at <= now + settings.AUTH0_LEEWAY
+
+
+def step_up_needed(*, rules: RoleRules, mfa_at: float | None, now: float) -> bool:
+    """Deciding (approving or denying) a request for a sensitive role needs a fresh
+    multi-factor sign-in."""
+    return rules.entry.sensitive and not mfa_fresh(mfa_at=mfa_at, now=now)
 
 
 def visible_requests(
@@ -507,9 +661,23 @@ def viewer_for(user: User | None) -> Viewer:
     cached: Viewer | None = getattr(user, _VIEWER_ATTRIBUTE, None)
     if cached is not None:
         return cached
-    parts = viewer_parts(user, lambda: _viewer_parts_read(user))
+    viewer = _viewer_of(user, viewer_parts(user, lambda: _viewer_parts_read(user)))
+    setattr(user, _VIEWER_ATTRIBUTE, viewer)
+    return viewer
+
+
+def viewer_fresh(user: User) -> Viewer:
+    """The person as the database says now, past the viewer kept between requests: a grant
+    without a decision (auto-approval, break-glass) judges their groups and roles as they
+    stand at that moment. Not kept."""
+    if not user.is_authenticated or not user.is_active:
+        return ANONYMOUS
+    return _viewer_of(user, _viewer_parts_read(user))
+
+
+def _viewer_of(user: User, parts: ViewerParts) -> Viewer:
     held = {name for name, _, _ in parts.held}
-    viewer = Viewer(
+    return Viewer(
         sub=user.sub,
         held_roles=frozenset(held),
         user_refs=frozenset(parts.user_refs),
@@ -518,8 +686,6 @@ def viewer_for(user: User | None) -> Viewer:
         email=user.email.lower(),
         ending_roles=frozenset(name for name, ending, _ in parts.held if ending),
     )
-    setattr(user, _VIEWER_ATTRIBUTE, viewer)
-    return viewer
 
 
 def _viewer_parts_read(user: User) -> ViewerParts:

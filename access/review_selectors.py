@@ -41,6 +41,7 @@ FLAG_WORDS = {
     "stale": "no sign-in lately",
     "never": "never signed in",
     "outside": "granted outside the portal",
+    "break_glass": "took it by break-glass",
 }
 
 

@@ -66,6 +66,7 @@ from access.reviews import (
     review_keep_unflagged,
     review_removals_retry,
 )
+from access.selectors import conflicting_holdings
 from access.views import actor_of, inert_cell
 from access.words import source_words
 from catalog.templatetags.entities import prime_entities
@@ -501,18 +502,26 @@ def access_report(request: HttpRequest) -> HttpResponseBase:
     if not is_portal_admin(_person(request)):
         raise PermissionDenied("the access report is for portal admins")
     stamp = timezone.now().strftime("%Y%m%d")
+    # Separation of duties: beside each holding, the roles its holder also holds that nobody
+    # may hold together with it (the Roles page flags the same).
+    conflicting = conflicting_holdings()
+
+    def conflicts(sub: str, role: str) -> str:
+        return " ".join(conflicting.get((sub, role), ()))
+
     if request.GET.get("by") == "entity":
         rows = (
-            [ref, role, sub, email, name, source, _iso(since), _iso(until)]
+            [ref, role, sub, email, name, source, _iso(since), _iso(until), conflicts(sub, role)]
             for ref, role, sub, email, name, source, since, until in holdings_by_entity()
         )
         header = ["entity_ref", "role", "holder_sub", "holder_email", "holder_name", "source",
-                  "since", "until"]  # fmt: skip
+                  "since", "until", "conflicts_with_held"]  # fmt: skip
         return _csv_response(rows, header, f"atrium-access-by-entity-{stamp}.csv")
     by_role = (
-        [role, sub, email, name, source, _iso(since), _iso(until), str(request_id or "")]
+        [role, sub, email, name, source, _iso(since), _iso(until), str(request_id or ""),
+         conflicts(sub, role)]
         for role, sub, email, name, source, since, until, request_id in holdings_by_role()
-    )
+    )  # fmt: skip
     header = ["role", "holder_sub", "holder_email", "holder_name", "source", "since", "until",
-              "grant_request_id"]  # fmt: skip
+              "grant_request_id", "conflicts_with_held"]  # fmt: skip
     return _csv_response(by_role, header, f"atrium-access-by-role-{stamp}.csv")

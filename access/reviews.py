@@ -173,8 +173,11 @@ def _review_create(
     """In the caller's transaction: the review and its snapshot, in a few bulk statements."""
     found = holders_snapshot(role=role, users=holders)
     if request is not None:  # the request a review of one use is about, ended or not
+        # A break-glass use is flagged: confirming it is a decision of its own.
+        glass = ("break_glass",) if request.kind == AccessRequest.Kind.BREAK_GLASS else ()
         found = [
-            replace(holder, request_id=holder.request_id or request.pk)
+            replace(holder, request_id=holder.request_id or request.pk,
+                    flags=tuple(dict.fromkeys((*holder.flags, *glass))))
             if holder.user_id == request.requester_id else holder
             for holder in found
         ]  # fmt: skip

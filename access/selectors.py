@@ -18,6 +18,8 @@ from django.utils import timezone
 
 from access.models import (
     AccessRequest,
+    AccessReview,
+    AccessReviewItem,
     AuditEvent,
     Decision,
     Role,
@@ -27,19 +29,28 @@ from access.models import (
 )
 from access.policy import (
     DecisionScope,
+    Holdings,
     RoleRules,
     ScopeKey,
     Standing,
     Viewer,
     access_through,
     approvals_needed,
+    auto_approval_offered,
+    break_glass_longest,
+    break_glass_refusal,
     longest_grant,
     request_refusal,
     role_refusal,
     standing_of,
     visible_requests,
 )
-from access.registry import RegistryEntry, registry_entry_json, registry_entry_of
+from access.registry import (
+    AutoApproveRule,
+    RegistryEntry,
+    registry_entry_json,
+    registry_entry_of,
+)
 from catalog.annotations import access_annotations
 from catalog.models import Entity, EntityRequiredRole, Relation
 from catalog.refs import EntityRefError, parse_entity_ref
@@ -63,6 +74,79 @@ def rules_of(role: Role) -> RoleRules:
     return RoleRules(
         name=role.name, known=True, gone=role.gone_at is not None, entry=registry_entry_of(role)
     )
+
+
+def role_conflict_graph() -> dict[str, frozenset[str]]:
+    """For each role in a conflict, the roles nobody may hold together with it: those its entry
+    names and those whose entries name it (the registry keeps a conflict on both roles; read
+    both ways all the same, so one written half still holds). One query."""
+    graph: dict[str, set[str]] = {}
+    for name, conflicts in Role.objects.exclude(conflicts_with=[]).values_list(
+        "name", "conflicts_with"
+    ):
+        for other in conflicts:
+            graph.setdefault(name, set()).add(other)
+            graph.setdefault(other, set()).add(name)
+    return {name: frozenset(others - {name}) for name, others in graph.items()}
+
+
+def role_conflicts(*, name: str) -> frozenset[str]:
+    return role_conflict_graph().get(name, frozenset())
+
+
+def holdings_of(*, user: User) -> Holdings:
+    """What this person holds in the mirror now and the requests of theirs that stand, read
+    from the database (the caller holds the lock on the person): two queries."""
+    held = RoleMembership.objects.active().filter(user=user).values_list("role__name", flat=True)
+    standing = AccessRequest.objects.open().filter(requester=user)
+    return Holdings(
+        held=frozenset(held),
+        standing={role: (pk, state) for pk, role, state in standing.values_list(
+            "pk", "role_name", "state")},
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HeldConflict:
+    """Someone who holds two roles nobody may hold together (granted outside Atrium, or before
+    the conflict was set): the Roles page flags them, for an admin to end one."""
+
+    user: User
+    roles: tuple[str, str]
+
+
+def conflicts_held(*, role: str | None = None) -> list[HeldConflict]:
+    """Every pair of conflicting roles someone holds now (of `role` alone, when given), by
+    person; two queries."""
+    graph = role_conflict_graph()
+    names = set(graph) if role is None else ({role} | graph.get(role, frozenset()))
+    if not names:
+        return []
+    held: dict[int, set[str]] = {}
+    people: dict[int, User] = {}
+    for membership in (
+        RoleMembership.objects.active().filter(role__name__in=names).select_related("user", "role")
+    ):
+        held.setdefault(membership.user_id, set()).add(membership.role.name)
+        people[membership.user_id] = membership.user
+    found = []
+    for user_id, roles in held.items():
+        for first in sorted(roles):
+            for second in sorted(roles & graph.get(first, frozenset())):
+                if first < second and (role is None or role in (first, second)):
+                    found.append(HeldConflict(people[user_id], (first, second)))
+    return sorted(found, key=lambda c: (c.roles, c.user.email))
+
+
+def conflicting_holdings() -> dict[tuple[str, str], list[str]]:
+    """For each (holder's sub, role) held together with a role it conflicts with, those roles:
+    what the access report flags beside each holding."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for conflict in conflicts_held():
+        first, second = conflict.roles
+        found.setdefault((conflict.user.sub, first), set()).add(second)
+        found.setdefault((conflict.user.sub, second), set()).add(first)
+    return {key: sorted(roles) for key, roles in found.items()}
 
 
 def roles_with_member_counts() -> QuerySet[Role]:
@@ -307,12 +391,14 @@ class WaitingRequest:
     entity_url: str  # "" once the catalog lost it
     teams: list[Team]
     roles: list[str]
+    sensitive: bool = False  # deciding it needs a fresh multi-factor sign-in
 
 
 def waiting_details(*, requests: Iterable[AccessRequest]) -> list[WaitingRequest]:
-    """The page's requests with their entities, the requesters' teams and roles: four queries
-    for the page however many rows it holds (entities and groups, the requesters' catalog
-    Users, their memberships, their roles)."""
+    """The page's requests with their entities, the requesters' teams and roles, and whether
+    deciding each needs a second factor: five queries for the page however many rows it holds
+    (entities and groups, the requesters' catalog Users, their memberships, their roles, the
+    roles' registry entries)."""
     requests = list(requests)
     requesters = {r.requester_id: r.requester for r in requests}
     # Teams as the policy counts them (`person_refs`): only through an e-mail Auth0 verified.
@@ -343,6 +429,8 @@ def waiting_details(*, requests: Iterable[AccessRequest]) -> list[WaitingRequest
     ):
         held.setdefault(user_id, []).append(role_name)
 
+    rules = role_rules(names={r.role_name for r in requests})
+
     def team(ref: str) -> Team:
         entity = entities.get(ref)
         return Team(ref, entity.display_name if entity else ref, _page_of(ref))
@@ -361,6 +449,7 @@ def waiting_details(*, requests: Iterable[AccessRequest]) -> list[WaitingRequest
                 entity_url=_page_of(r.entity_ref) if entity else "",
                 teams=teams,
                 roles=sorted(set(held.get(r.requester_id, []))),
+                sensitive=rules[r.role_name].entry.sensitive,
             )
         )
     return rows
@@ -371,6 +460,18 @@ def _page_of(ref: str) -> str:
         return parse_entity_ref(ref).url
     except EntityRefError:
         return ""
+
+
+def use_reviews_of(*, request: AccessRequest) -> list[AccessReviewItem]:
+    """The reviews of this request's use (a break-glass grant's), each as its one holder's row:
+    waiting for the owners, kept, or removed."""
+    return list(
+        AccessReviewItem.objects.filter(
+            review__request=request, review__kind=AccessReview.Kind.USE, user=request.requester
+        )
+        .select_related("review", "decided_by")
+        .order_by("review__opened_at", "pk")
+    )
 
 
 def request_timeline(*, request: AccessRequest) -> QuerySet[AuditEvent]:
@@ -510,11 +611,24 @@ def role_registry_changes(*, role: Role, entry: RegistryEntry) -> dict[str, dict
 
 @dataclass(frozen=True)
 class RoleChoice:
-    """A role the entity requires, with who decides it or the rule that stops a request."""
+    """A role the entity requires, with who decides it or the rule that stops a request, and
+    what asking for it will do: approved at once by a rule (and on what terms), how many
+    approvals it needs, whether the approver confirms with a second factor."""
 
     name: str
     owners: tuple[str, ...]
     refusal: str | None
+    auto_rules: tuple[AutoApproveRule, ...] = ()
+    approvals: int = 1
+    sensitive: bool = False
+
+
+@dataclass(frozen=True)
+class BreakGlassChoice:
+    """A role this person may break glass for on this entity, and for how long at most."""
+
+    name: str
+    longest: timedelta
 
 
 @dataclass(frozen=True)
@@ -530,6 +644,7 @@ class Asking:
     held: list[str]
     ending: frozenset[str]
     extending: AccessRequest | None  # the grant a reminder's link asks to extend
+    break_glass: list[BreakGlassChoice]
 
 
 def asking(
@@ -543,10 +658,21 @@ def asking(
         for r in AccessRequest.objects.open().filter(requester=user, role_name__in=required)
     }
     scopes = decision_scopes(pairs=[(entity.ref, role) for role in required])
+    rules = role_rules(names=required)
     choices = [
         RoleChoice(role, scopes[entity.ref, role].owners,
-                   request_refusal(viewer, entity, role, scopes[entity.ref, role]))
+                   request_refusal(viewer, entity, role, scopes[entity.ref, role]),
+                   auto_rules=tuple(auto_approval_offered(viewer, rules=rules[role])),
+                   approvals=scopes[entity.ref, role].approvals_required,
+                   sensitive=rules[role].entry.sensitive)
         for role in required if role not in open_requests
+    ]  # fmt: skip
+    glass = [
+        BreakGlassChoice(role, break_glass_longest(rule=rule, rules=rules[role]))
+        for role in required
+        if (rule := rules[role].entry.break_glass) is not None
+        and not break_glass_refusal(viewer, entity=entity, rules=rules[role],
+                                    duration=timedelta(minutes=1), reason="asked")
     ]  # fmt: skip
     askable = [choice.name for choice in choices if not choice.refusal]
     chosen = wanted if wanted in askable else (askable[0] if askable else "")
@@ -562,7 +688,7 @@ def asking(
         deciders=scopes[entity.ref, chosen].owners if chosen else (),
         longest=access_request_longest(entity=entity, role=chosen) if chosen else None,
         held=[role for role in required if role in viewer.held_roles],
-        ending=viewer.ending_roles & set(required), extending=extending,
+        ending=viewer.ending_roles & set(required), extending=extending, break_glass=glass,
     )  # fmt: skip
 
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -16,27 +17,44 @@ from django.utils import timezone
 
 from access.audit import SYSTEM, Actor, request_target
 from access.auth0 import Auth0Error, Directory, shared_directory
-from access.models import AccessRequest, AccessReviewItem, Decision, Role, RoleMembership
+from access.models import (
+    AccessRequest,
+    AccessReview,
+    AccessReviewItem,
+    Decision,
+    Role,
+    RoleMembership,
+)
 from access.policy import (
     DecisionScope,
     Viewer,
+    auto_approval,
+    break_glass_longest,
+    break_glass_refusal,
+    conflict_refusal,
     distinct_people,
     grant_refusal,
     longest_grant,
+    registry_refusal,
     request_refusal,
+    step_up_needed,
     viewer_for,
+    viewer_fresh,
 )
-from access.registry import RegistryEntry
-from access.reviews import REVIEW_SCHEDULE_FIELDS, review_schedule_apply
+from access.registry import RegistryEntry, RegistryError, registry_entry_json
+from access.reviews import REVIEW_SCHEDULE_FIELDS, review_open, review_schedule_apply
 from access.selectors import (
     access_request_longest,
     already_decided_message,
     decision_scope,
+    holdings_of,
     may_decide,
+    role_conflicts,
     role_registry_changes,
     role_rules,
 )
 from access.viewers import viewers_changed_once
+from access.words import rule_words
 from catalog.models import Entity
 from portal.durations import duration_iso, duration_words
 from portal.logs import correlate
@@ -48,20 +66,59 @@ logger = logging.getLogger(__name__)
 # --- the role registry -----------------------------------------------------------------------
 
 
+REGISTRY_COLUMNS = [
+    "owners", "requestable", "max_duration", "min_approvals", "sensitive", "conflicts_with",
+    "auto_approve", "break_glass",
+]  # fmt: skip
+
+
+def role_registry_check(*, name: str, entry: RegistryEntry) -> None:
+    """RegistryError when the policy refuses this entry for this role (break-glass on a
+    protected role, a conflict with a role the mirror lacks)."""
+    known = Role.objects.filter(name__in=entry.conflicts_with).values_list("name", flat=True)
+    refusal = registry_refusal(name=name, entry=entry, known=known)
+    if refusal:
+        raise RegistryError(refusal)
+
+
 def role_registry_set(*, role: Role, entry: RegistryEntry, actor: Actor) -> dict[str, Any]:
-    """Set a role's registry entry; the changes, each recorded in the audit log."""
-    changes = role_registry_changes(role=role, entry=entry)
-    if not changes:
-        return changes
+    """Set a role's registry entry; the changes, each recorded in the audit log.
+
+    A conflict holds both ways: a role this entry adds to `conflictsWith` gets this role in
+    its own, and one it drops loses it, each change recorded on that role too."""
+    role_registry_check(name=role.name, entry=entry)
     with transaction.atomic():
+        # Read under the lock: an import setting both roles of a conflict has changed this
+        # one's conflicts since the caller read it.
         role = Role.objects.select_for_update().get(pk=role.pk)
-        role.owners, role.requestable = list(entry.owners), entry.requestable
-        role.max_duration, role.min_approvals = entry.max_duration, entry.min_approvals
-        review_schedule_apply(role=role, entry=entry)
-        role.save(update_fields=["owners", "requestable", "max_duration", "min_approvals",
-                                 *REVIEW_SCHEDULE_FIELDS])  # fmt: skip
+        changes = role_registry_changes(role=role, entry=entry)
+        if not changes:
+            return changes
+        before = set(role.conflicts_with)
+        _role_entry_write(role, entry)
         actor.record("role.registry_changed", role.name, changes=changes)
+        after = set(entry.conflicts_with)
+        for other in Role.objects.select_for_update().filter(name__in=before ^ after):
+            theirs = set(other.conflicts_with)
+            theirs = theirs | {role.name} if other.name in after else theirs - {role.name}
+            changed = sorted(theirs)
+            if changed != sorted(other.conflicts_with):
+                was = list(other.conflicts_with)
+                other.conflicts_with = changed
+                other.save(update_fields=["conflicts_with"])
+                actor.record("role.registry_changed", other.name, because=role.name,
+                             changes={"conflictsWith": {"from": was, "to": changed}})  # fmt: skip
     return changes
+
+
+def _role_entry_write(role: Role, entry: RegistryEntry) -> None:
+    stored = registry_entry_json(entry)
+    role.owners, role.requestable = list(entry.owners), entry.requestable
+    role.max_duration, role.min_approvals = entry.max_duration, entry.min_approvals
+    role.sensitive, role.conflicts_with = entry.sensitive, list(entry.conflicts_with)
+    role.auto_approve, role.break_glass = stored["autoApprove"], stored["breakGlass"]
+    review_schedule_apply(role=role, entry=entry)
+    role.save(update_fields=[*REGISTRY_COLUMNS, *REVIEW_SCHEDULE_FIELDS])
 
 
 @transaction.atomic
@@ -78,6 +135,11 @@ def roles_registry_import(
             + ", ".join(missing)
             + " (run `python manage.py sync_roles` first)"
         )
+    for name, entry in entries:
+        try:
+            role_registry_check(name=name, entry=entry)
+        except RegistryError as error:
+            raise RequestRefused(f"{name}: {error}") from error
     changed = []
     for name, entry in entries:
         if dry_run:
@@ -102,6 +164,18 @@ class AlreadyDecided(Exception):
 
 class NotAllowed(Exception):
     """The person may not do this; the message says why."""
+
+
+class StepUpRequired(Exception):
+    """Deciding this request needs a fresh multi-factor sign-in, which the decider lacks: the
+    page sends them through one and the decision proceeds; the API answers as RFC 9470 says."""
+
+
+def _person_locked(user: User) -> None:
+    """Lock the person's row until the transaction ends. Every path that may give someone a
+    role (asking, approving, auto-approval, break-glass) takes it before judging what they
+    hold, so two at once for conflicting roles are judged one after the other."""
+    User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).first()
 
 
 # Queuing after commit. The tasks call these services (a worker provisions a grant through
@@ -160,10 +234,22 @@ def access_request_create(
             f"The duration must be longer than zero and at most {duration_words(longest)}."
         )
     open_request = AccessRequest.objects.open().filter(requester=requester, role_name=role)
+    rules = role_rules(names=[role])[role]
+    conflicts = role_conflicts(name=role)
     with transaction.atomic():
+        _person_locked(requester)
         existing = open_request.first()
         if existing:
             return existing, False
+        refusal = conflict_refusal(
+            role=role, conflicts=conflicts, holdings=holdings_of(user=requester), asking=True
+        )
+        if refusal:
+            raise RequestRefused(refusal)
+        # Granted at once when one of the role's rules says so, the person's groups read now.
+        rule = auto_approval(
+            viewer_fresh(requester), rules=rules, duration=duration, reason=reason.strip()
+        )
         try:
             with transaction.atomic():
                 request = AccessRequest.objects.create(
@@ -175,8 +261,79 @@ def access_request_create(
             return open_request.get(), False
         actor.record("request.created", request_target(request), request.correlation_id,
                      reason=request.reason, duration=duration_iso(duration))  # fmt: skip
-        _notify_after_commit(request, actor, "requested")
+        if rule is None:
+            _notify_after_commit(request, actor, "requested")
+            return request, True
+        stored = registry_entry_json(RegistryEntry(auto_approve=(rule,)))["autoApprove"][0]
+        request.state, request.decided_at = AccessRequest.State.APPROVED, timezone.now()
+        request.kind, request.rule = AccessRequest.Kind.AUTO_APPROVED, stored
+        request.save()
+        logger.info("request %s: approved by rule %s", request.pk, stored)
+        actor.record("request.auto_approved", request_target(request), request.correlation_id,
+                     rule=stored, words=rule_words(rule))  # fmt: skip
+        _notify_after_commit(request, actor, "auto_approved")
+        _notify_after_commit(request, actor, "approved")
+        _provision_after_commit(request, actor)
     return request, True
+
+
+def access_break_glass(
+    *,
+    requester: User,
+    entity: Entity,
+    role: str,
+    reason: str,
+    duration: timedelta | None,
+    actor: Actor,
+) -> AccessRequest:
+    """Break glass: grant oneself a role at once, for a short time, saying why.
+
+    Only for a role an admin opened to it, only to members of its group (as the catalog says
+    now), never a protected role; nothing that conflicts. The grant takes the usual way into
+    Auth0 (and ends on time); every owner and portal admin is told at once, and a review of
+    the use opens for the owners once it is granted (`_grant_activate`). A request of theirs
+    for the role still waiting is withdrawn: the break-glass grant replaces it."""
+    rules = role_rules(names=[role])[role]
+    rule = rules.entry.break_glass
+    longest = break_glass_longest(rule=rule, rules=rules) if rule else timedelta(0)
+    duration = duration or longest
+    conflicts = role_conflicts(name=role)
+    with transaction.atomic():
+        _person_locked(requester)
+        viewer = viewer_fresh(requester)
+        refusal = break_glass_refusal(
+            viewer, entity=entity, rules=rules, duration=duration, reason=reason
+        ) or conflict_refusal(
+            role=role, conflicts=conflicts, holdings=holdings_of(user=requester), asking=True
+        )
+        if refusal or rule is None:
+            raise RequestRefused(refusal or f"{role} is not open to break-glass.")
+        for standing in (
+            AccessRequest.objects.open().locked().filter(requester=requester, role_name=role)
+        ):
+            if standing.state != AccessRequest.State.PENDING:
+                raise RequestRefused(
+                    f"Your request {standing.pk} for {role} is {standing.get_state_display()}"
+                    " already."
+                )
+            standing.state, standing.decided_at = AccessRequest.State.CANCELLED, timezone.now()
+            standing.note = "withdrawn: replaced by a break-glass grant"
+            standing.save()
+            actor.record("request.cancelled", request_target(standing),
+                         standing.correlation_id, reason="replaced by break-glass")  # fmt: skip
+        stored = registry_entry_json(RegistryEntry(break_glass=rule))["breakGlass"]
+        request = AccessRequest.objects.create(
+            requester=requester, entity_ref=entity.ref, role_name=role, reason=reason.strip(),
+            duration=duration, state=AccessRequest.State.APPROVED, decided_at=timezone.now(),
+            kind=AccessRequest.Kind.BREAK_GLASS, rule=stored,
+        )  # fmt: skip
+        logger.warning("request %s: break-glass into %s by %s", request.pk, role, actor.id)
+        actor.record("request.break_glass", request_target(request), request.correlation_id,
+                     reason=request.reason, duration=duration_iso(duration),
+                     rule=stored)  # fmt: skip
+        _notify_after_commit(request, actor, "break_glass")
+        _provision_after_commit(request, actor)
+    return request
 
 
 def access_request_decide(
@@ -187,9 +344,15 @@ def access_request_decide(
     comment: str,
     actor: Actor,
     scopes: dict[tuple[str, str], DecisionScope] | None = None,
+    mfa_at: float | None = None,
 ) -> AccessRequest:
     """Approve or deny. The row is locked and state and eligibility are checked again under the
     lock, so of two decisions at the same moment one wins and the other is told who decided.
+
+    An approval that would give the requester two conflicting roles is refused (they may have
+    gained the other since asking), judged under the lock on them. Deciding a sensitive role's
+    request needs a multi-factor sign-in at `mfa_at` (Unix time) fresh enough
+    (StepUpRequired otherwise).
 
     `scopes`: who decides each (entity, role), read once for a bulk decision of many requests.
     """
@@ -212,6 +375,22 @@ def access_request_decide(
             raise AlreadyDecided("You decided this request already, from another account.")
         if not may_decide(viewer=viewer, request=request, scope=scope):
             raise NotAllowed(_why_not_decider(viewer, request, scope))
+        if outcome == Decision.Outcome.APPROVED:
+            _person_locked(request.requester)
+            refusal = conflict_refusal(
+                role=request.role_name, conflicts=role_conflicts(name=request.role_name),
+                holdings=holdings_of(user=request.requester), asking=False,
+                whose=request.requester.name or request.requester.email or "The requester",
+            )  # fmt: skip
+            if refusal:
+                raise NotAllowed(f"This approval is refused: {refusal}")
+        rules = role_rules(names=[request.role_name])[request.role_name]
+        if step_up_needed(rules=rules, mfa_at=mfa_at, now=time.time()):
+            raise StepUpRequired(
+                f"{request.role_name} is sensitive: deciding a request for it needs a "
+                "multi-factor sign-in within the last "
+                f"{duration_words(settings.ACCESS_STEP_UP_MAX_AGE)}."
+            )
         Decision.objects.create(
             request=request, approver=approver, outcome=outcome, comment=comment.strip()
         )
@@ -289,6 +468,14 @@ def grant_provision(*, request_id: int, actor: Actor, directory: Directory | Non
         if request.state not in (AccessRequest.State.APPROVED, AccessRequest.State.PROVISIONING):
             return request.state
         refusal = grant_refusal(role_name=request.role_name)
+        if not refusal:
+            # The worker asks too: nothing granted may make a conflict, however it was approved.
+            _person_locked(request.requester)
+            refusal = conflict_refusal(
+                role=request.role_name, conflicts=role_conflicts(name=request.role_name),
+                holdings=holdings_of(user=request.requester), asking=False,
+                whose=request.requester.name or request.requester.email or "The requester",
+            )  # fmt: skip
         if refusal:
             request.state, request.note = AccessRequest.State.FAILED, refusal
             request.save()
@@ -360,6 +547,15 @@ def _grant_activate(*, request_id: int, duration: timedelta, actor: Actor) -> st
         logger.info("grant %s active until %s", request.pk, request.expires_at)
         actor.record("grant.activated", request_target(request), request.correlation_id,
                      **detail)  # fmt: skip
+        if request.kind == AccessRequest.Kind.BREAK_GLASS and not request.reviews.exists():
+            # The owners confirm the use, or revoke it, in a review of it opened as it begins
+            # (its snapshot holds the grant; a Remove ends it in Auth0 as a revocation does).
+            review = review_open(
+                role=request.role_name, kind=AccessReview.Kind.USE, holders=[request.requester],
+                reason="break-glass use", request=request, actor=actor,
+            )  # fmt: skip
+            actor.record("request.review_opened", request_target(request),
+                         request.correlation_id, review=review.pk)  # fmt: skip
         _notify_after_commit(request, actor, "active")
     return request.state
 

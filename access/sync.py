@@ -23,7 +23,7 @@ from access.auth0 import (
     DirectoryUser,
 )
 from access.models import AccessRequest, AuditEvent, Role, RoleMembership, RoleSyncRun
-from access.selectors import accounts_to_check, portal_admin_emails
+from access.selectors import accounts_to_check, conflicts_held, portal_admin_emails
 from access.viewers import viewers_changed, viewers_changed_once
 from portal.locks import lock_held
 from portal.logs import correlate
@@ -131,12 +131,26 @@ def _roles_sync(*, dry_run: bool, force: bool, directory: Directory | None) -> S
             stopped = _accounts_plan_and_apply(report, accounts, dry_run=dry_run, force=force)
             if stopped and outcome == RoleSyncRun.Outcome.OK:
                 outcome = RoleSyncRun.Outcome.BLOCKED
-            message = " ".join(part for part in (message, stopped) if part)
+            message = " ".join(part for part in (message, stopped, _conflicts_flagged()) if part)
         _finish(report, directory, started, outcome, message)
         return report
     finally:
         if owned:
             directory.close()
+
+
+def _conflicts_flagged() -> str:
+    """What the mirror now holds against separation of duties, for the run's notes (the Roles
+    page lists the people)."""
+    held = conflicts_held()
+    if not held:
+        return ""
+    pairs = sorted({" and ".join(conflict.roles) for conflict in held})
+    people = len({conflict.user.pk for conflict in held})
+    return (
+        f"Separation of duties: {people} {'person holds' if people == 1 else 'people hold'} "
+        f"conflicting roles ({'; '.join(pairs)})."
+    )
 
 
 def _finish(

@@ -27,6 +27,7 @@ class RoleTable(tables.Table):
     declared_by = tables.Column(verbose_name="Declared by entities")
     owners = tables.Column(verbose_name="Owners (decide requests)", orderable=False)
     requestable = tables.Column(verbose_name="Requestable", orderable=False, empty_values=())
+    policies = tables.Column(verbose_name="Policies", orderable=False, empty_values=())
 
     noun = "roles"
 
@@ -46,6 +47,22 @@ class RoleTable(tables.Table):
 
     def render_owners(self, value: list[str]) -> Any:
         return format_html_join(", ", "<code>{}</code>", ((owner,) for owner in value))
+
+    def render_policies(self, record: Role) -> Any:
+        """The registry's policies at a glance, in words (the role's page says them in full)."""
+        tags = [
+            label
+            for label, set_ in (
+                ("decided with MFA", record.sensitive),
+                ("approved by rule", bool(record.auto_approve)),
+                ("break-glass", bool(record.break_glass)),
+                ("conflicts with " + ", ".join(record.conflicts_with), bool(record.conflicts_with)),
+            )
+            if set_
+        ]
+        if not tags:
+            return "—"
+        return format_html_join(" ", '<span class="tag">{}</span>', ((tag,) for tag in tags))
 
     def render_requestable(self, record: Role) -> str:
         """Whether people may ask for it, or the rule that says they may not."""

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
+import requests
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -21,24 +24,27 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 from django_tables2 import RequestConfig
 
 from access.audit import Actor, actors_named
 from access.auth0 import Auth0Error
 from access.filters import ApprovalsFilter, AuditFilter
-from access.forms import AccessRequestForm, RoleRegistryForm
+from access.forms import AccessRequestForm, BreakGlassForm, RoleRegistryForm
 from access.models import AccessRequest, AuditEvent, Decision, Role
 from access.policy import (
     DecisionScope,
+    break_glass_longest,
     is_portal_admin,
     role_refusal,
     viewer_for,
     viewer_forget,
 )
-from access.registry import registry_entry_of
+from access.registry import RegistryEntry, RegistryError, registry_entry_of
 from access.selectors import (
     Standing,
     asking,
+    conflicts_held,
     count_to_decide,
     decided_by,
     decision_scopes,
@@ -51,15 +57,19 @@ from access.selectors import (
     requests_waiting_for,
     role_members,
     role_memberships_of,
+    role_rules,
     roles_page,
     rules_of,
     sync_history,
+    use_reviews_of,
     waiting_details,
 )
 from access.services import (
     AlreadyDecided,
     NotAllowed,
     RequestRefused,
+    StepUpRequired,
+    access_break_glass,
     access_request_cancel,
     access_request_create,
     access_request_decide,
@@ -69,16 +79,20 @@ from access.services import (
 )
 from access.sync import role_memberships_refresh_from_auth0
 from access.tables import AuditTable, MemberTable, RoleTable
+from access.words import registry_words
 from catalog.refs import parse_entity_ref
-from catalog.selectors import entity_by_ref, entity_labels
+from catalog.selectors import EntityLabel, entity_by_ref, entity_labels
 from catalog.templatetags.entities import prime_entities
 from catalog.templatetags.people import prime_people
 from portal.auth.drafts import DRAFT_FIELD, draft_take, draft_token
+from portal.auth.mfa import session_mfa_at
+from portal.auth.stepup import PendingDecision, step_up_begin, step_up_take
 from portal.bounds import MAX_ID, whole_number
 from portal.durations import duration_words
 from portal.models import User
 from portal.ratelimits import ROLE_REFRESH, person_key, rate_limited
 
+logger = logging.getLogger(__name__)
 MEMBERS_PER_PAGE = 50
 
 
@@ -132,8 +146,11 @@ def roles(request: HttpRequest) -> HttpResponse:
     _require_admin(request)
     table = RoleTable(roles_page())
     RequestConfig(request, paginate=False).configure(table)
+    conflicts = conflicts_held()
+    prime_people(request, [conflict.user.email for conflict in conflicts])
     context = {
         "table": table,
+        "conflicts": conflicts,
         "mirror": mirror_state(),
         "history": sync_history(),
         "sync_interval": settings.ROLE_SYNC_INTERVAL,
@@ -147,27 +164,55 @@ def role_detail(request: HttpRequest, name: str) -> HttpResponse:
     entry (who owns it and how it may be granted), which they change here."""
     _require_admin(request)
     role = get_object_or_404(Role, name=name)
-    registry_form = RoleRegistryForm(request.POST or None, entry=registry_entry_of(role))
+    entry = registry_entry_of(role)
+    registry_form = RoleRegistryForm(request.POST or None, entry=entry, name=role.name)
     if request.method == "POST" and registry_form.is_valid():
-        changes = role_registry_set(
-            role=role, entry=registry_form.cleaned_data["entry"], actor=actor_of(request)
-        )
-        if changes:
-            messages.success(request, f"{role.name}: changed " + ", ".join(changes) + ".")
+        try:
+            changes = role_registry_set(
+                role=role, entry=registry_form.cleaned_data["entry"], actor=actor_of(request)
+            )
+        except RegistryError as error:
+            registry_form.registry_error(error)
         else:
-            messages.info(request, f"{role.name}: nothing changed.")
-        return redirect("access:role_detail", role.name)
+            if changes:
+                messages.success(request, f"{role.name}: changed " + ", ".join(changes) + ".")
+            else:
+                messages.info(request, f"{role.name}: nothing changed.")
+            return redirect("access:role_detail", role.name)
     table = MemberTable(role_members(role=role))
     RequestConfig(request, paginate={"per_page": MEMBERS_PER_PAGE}).configure(table)
     declaring = [
         {"ref": ref, "name": entity_name, "url": parse_entity_ref(ref).url}
         for ref, entity_name in entities_declaring(role_name=role.name)
     ]
+    labels = prime_entities(request, _groups_named(entry))
     context = {
         "role": role, "table": table, "declaring": declaring, "registry_form": registry_form,
         "refusal": role_refusal(rules_of(role)),
+        "policies": registry_words(entry, name=role.name, group=_group_title(labels)),
+        "conflicts": conflicts_held(role=role.name),
     }  # fmt: skip
     return render(request, "access/role_detail.html", context)
+
+
+def _groups_named(entry: RegistryEntry) -> list[str]:
+    """The groups a registry entry names, for their titles in one lookup."""
+    rules = [rule.group for rule in entry.auto_approve]
+    glass = [entry.break_glass.group] if entry.break_glass else []
+    return [*entry.owners, *rules, *glass]
+
+
+def _group_title(labels: dict[str, EntityLabel]) -> Callable[[str], str]:
+    """A group ref as a sentence names it ("Payments team"): its title when the catalog holds
+    it, else the ref."""
+
+    def title(ref: str) -> str:
+        label = labels.get(ref.lower())
+        if label is None:
+            return ref
+        return f"{label.title} {label.noun}" if label.noun not in ("", "user") else label.title
+
+    return title
 
 
 # --- access requests -------------------------------------------------------------------------
@@ -231,15 +276,64 @@ def request_new(request: HttpRequest) -> HttpResponse:
             if created:
                 messages.success(request, "Your request was sent to the people who decide it.")
             return redirect("access:request_detail", access_request.pk)
-    # The deciders' and owners' titles, for the page, in one lookup.
-    prime_entities(request, [*ask.deciders, *(ref for c in ask.choices for ref in c.owners)])
+    # The deciders', owners' and rules' groups' titles, for the page, in one lookup.
+    prime_entities(
+        request,
+        [
+            *ask.deciders,
+            *(ref for c in ask.choices for ref in c.owners),
+            *(rule.group for c in ask.choices for rule in c.auto_rules),
+        ],
+    )
+    glass = [
+        (choice, BreakGlassForm(longest=choice.longest, auto_id=f"glass-{n}-%s"))
+        for n, choice in enumerate(ask.break_glass)
+    ]
     context = {
         "entity": entity, "form": form, "choices": ask.choices, "chosen": ask.chosen,
+        "break_glass": glass,
         "held": ask.held, "ending": ask.ending, "open_requests": list(ask.open_requests.values()),
         "deciders": ask.deciders, "longest": duration_words(longest) if longest else "",
         "draft_field": DRAFT_FIELD, "draft": draft_token(request, fields=DRAFT_FIELDS),
     }  # fmt: skip
     return render(request, "access/request_new.html", context)
+
+
+@require_POST
+def request_break_glass(request: HttpRequest) -> HttpResponse:
+    """Break glass: the role at once, for a short time, saying why; the owners and admins are
+    told and review the use."""
+    person = _person(request)
+    ref, role = request.POST.get("entity", ""), request.POST.get("role", "")
+    entity = entity_by_ref(ref=ref) if ref else None
+    if entity is None:
+        raise Http404(f"No entity {ref!r} in the catalog")
+    back = reverse("access:request_new") + "?" + urlencode({"entity": entity.ref, "role": role})
+    rules = role_rules(names=[role])[role]
+    rule = rules.entry.break_glass
+    if rule is None:
+        messages.error(request, f"{role} is not open to break-glass.")
+        return redirect(back)
+    form = BreakGlassForm(request.POST, longest=break_glass_longest(rule=rule, rules=rules))
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, f"Break-glass: {errors[0]}")
+        return redirect(back)
+    try:
+        granted = access_break_glass(
+            requester=person, entity=entity, role=role, reason=form.cleaned_data["reason"],
+            duration=form.cleaned_data["duration"], actor=actor_of(request),
+        )  # fmt: skip
+    except RequestRefused as refused:
+        messages.error(request, f"Break-glass refused: {refused}")
+        return redirect(back)
+    messages.warning(
+        request,
+        f"Break-glass: {role} is being granted to you now, for "
+        f"{duration_words(granted.duration)}. Its owners and the portal's admins have been "
+        "told, and the owners will review this use.",
+    )
+    return redirect("access:request_detail", granted.pk)
 
 
 # What the request form keeps when the session ends before it arrives (portal.auth.drafts).
@@ -270,6 +364,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
             access_request.entity_ref.lower()
         ),
         "timeline": timeline,
+        "use_reviews": use_reviews_of(request=access_request),
         "may_decide": standing.offers_decision,
         "may_cancel": standing.offers_cancel,
         "may_retry": standing.offers_retry,
@@ -373,21 +468,26 @@ def approvals_count(request: HttpRequest) -> HttpResponse:
     return render(request, "components/approvals_count.html", context)
 
 
+Problem = AlreadyDecided | NotAllowed | StepUpRequired | AccessRequest.DoesNotExist
+
+
 def _decide(
     request: HttpRequest,
     request_id: int,
     outcome: str,
     comment: str,
     scopes: dict[tuple[str, str], DecisionScope] | None = None,
-) -> AlreadyDecided | NotAllowed | AccessRequest.DoesNotExist | None:
+) -> Problem | None:
     """Decide one request; None when it went through, else the refusal (its kind says how
-    the page answers: a decision that came too late is a conflict)."""
+    the page answers: a decision that came too late is a conflict; one that needs a fresh
+    multi-factor sign-in goes through one first)."""
     try:
         access_request_decide(
             request_id=request_id, approver=_person(request), outcome=outcome,
             comment=comment, actor=actor_of(request), scopes=scopes,
+            mfa_at=session_mfa_at(request),
         )  # fmt: skip
-    except (AlreadyDecided, NotAllowed) as error:
+    except (AlreadyDecided, NotAllowed, StepUpRequired) as error:
         return error
     except AccessRequest.DoesNotExist:
         return AccessRequest.DoesNotExist(NO_SUCH_REQUEST)
@@ -409,6 +509,8 @@ def approval_decide(request: HttpRequest, request_id: int) -> HttpResponse:
     problem = _decide(request, request_id, outcome, comment)
     if isinstance(problem, AccessRequest.DoesNotExist):
         raise Http404(NO_SUCH_REQUEST)
+    if isinstance(problem, StepUpRequired):
+        return _step_up(request, [request_id], outcome, comment, back=_approvals_back(request))
     if request.htmx:  # type: ignore[attr-defined]
         access_request = AccessRequest.objects.select_related("requester").get(pk=request_id)
         context = {"r": access_request, "problem": problem and str(problem), "outcome": outcome}
@@ -442,6 +544,14 @@ def approvals_bulk(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"Nothing was {verb}: tick the requests to decide first.")
         return redirect(back)
     comment = request.POST.get("comment", "")[:2000]
+    return _decide_many(request, ids, outcome, comment, back=back)
+
+
+def _decide_many(
+    request: HttpRequest, ids: list[int], outcome: str, comment: str, *, back: str
+) -> HttpResponse:
+    """Decide these requests the same way and say what came of it. Those that need a fresh
+    multi-factor sign-in wait for it: the person goes through one, and they proceed after."""
     # Who decides on each entity is read once for the lot, not once per request.
     pairs = AccessRequest.objects.filter(pk__in=ids).values_list("entity_ref", "role_name")
     scopes = decision_scopes(pairs=set(pairs))
@@ -450,20 +560,70 @@ def approvals_bulk(request: HttpRequest) -> HttpResponse:
         for request_id in ids
         if (problem := _decide(request, request_id, outcome, comment, scopes)) is not None
     }
+    stepping_up = [i for i, problem in problems.items() if isinstance(problem, StepUpRequired)]
+    problems = {i: problem for i, problem in problems.items() if i not in stepping_up}
     late = [request_id for request_id, problem in problems.items()
             if isinstance(problem, AlreadyDecided)]  # fmt: skip
-    said = bulk_outcome_words(
-        outcome=outcome, done=len(ids) - len(problems),
-        late=decided_by(request_ids=late, person=_person(request)),
-    )  # fmt: skip
-    if len(problems) < len(ids):
-        messages.success(request, said)
-    else:
-        messages.warning(request, said)
+    done = len(ids) - len(problems) - len(stepping_up)
+    if done or problems or not stepping_up:
+        said = bulk_outcome_words(
+            outcome=outcome, done=done,
+            late=decided_by(request_ids=late, person=_person(request)),
+        )  # fmt: skip
+        if done:
+            messages.success(request, said)
+        else:
+            messages.warning(request, said)
     for request_id, problem in problems.items():
         if not isinstance(problem, AlreadyDecided):
             messages.error(request, f"Request {request_id}: {problem}")
+    if stepping_up:
+        return _step_up(request, stepping_up, outcome, comment, back=back)
     return redirect(back)
+
+
+def _approvals_back(request: HttpRequest) -> str:
+    """The approvals page a decision was made on, filters and page kept (htmx says which)."""
+    current = urlsplit(request.headers.get("HX-Current-URL", ""))
+    if current.path == reverse("access:approvals"):
+        return current.path + (f"?{current.query}" if current.query else "")
+    return reverse("access:approvals")
+
+
+def _step_up(
+    request: HttpRequest, ids: list[int], outcome: str, comment: str, *, back: str
+) -> HttpResponse:
+    """Keep the decision and send the person to the issuer for a multi-factor sign-in; the
+    decision proceeds when they come back (`approvals_resume`)."""
+    pending = PendingDecision(sub=_person(request).sub, request_ids=tuple(ids),
+                              outcome=outcome, comment=comment, back=back)  # fmt: skip
+    try:
+        url = step_up_begin(request, pending=pending)
+    except (requests.RequestException, ValueError) as error:
+        logger.warning("step-up could not start: %s", error)
+        messages.error(
+            request,
+            "Nothing was decided: deciding needs a multi-factor sign-in, "
+            "and the sign-in service could not be reached. Try again in a moment.",
+        )
+        url = back
+    if request.htmx:  # type: ignore[attr-defined]
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+@require_GET
+def approvals_resume(request: HttpRequest) -> HttpResponse:
+    """Back from the multi-factor sign-in a decision waited for: it proceeds, once. Only a
+    decision the person asked for (a POST with its CSRF token) and whose step-up the callback
+    has just checked is kept for here, so reaching this page by a link decides nothing else."""
+    pending = step_up_take(request)
+    if pending is None or pending.outcome not in Decision.Outcome.values:
+        messages.error(request, "There was no decision waiting for your multi-factor sign-in.")
+        return redirect("access:approvals")
+    return _decide_many(
+        request, list(pending.request_ids), pending.outcome, pending.comment, back=pending.back
+    )
 
 
 def bulk_outcome_words(*, outcome: str, done: int, late: dict[str, int]) -> str:

@@ -16,12 +16,15 @@ from joserfc.jws import extract_compact
 from werkzeug.wrappers import Response as BaseResponse
 
 from devtenant import admin, management, tokens
+from devtenant.demo import DEMO_MFA_CODE
 from devtenant.forgery import forge
-from devtenant.oauth import SignedInUser, SignIn, auth0_token_error, create_server
+from devtenant.oauth import MFA_ACR, SignedInUser, SignIn, auth0_token_error, create_server
 from devtenant.store import Tenant
 
 SESSION_COOKIE = "devtenant_session"
 DEFAULT_ROLES_CLAIM = "https://atrium.dev/roles"
+# The one second-factor code every person's "authenticator" shows on this tenant.
+MFA_DEMO_CODE = DEMO_MFA_CODE
 
 
 def create_app(*, state_path: Path, issuer: str, roles_claim: str = DEFAULT_ROLES_CLAIM) -> Flask:
@@ -108,7 +111,10 @@ def create_app(*, state_path: Path, issuer: str, roles_claim: str = DEFAULT_ROLE
             )
         person = signed_in()
         prompt = request.values.get("prompt", "")
-        wants_login = "login" in prompt.split()
+        # As Auth0: a session older than `max_age` signs in again; `acr_values` naming a
+        # multi-factor sign-in asks for the second factor (what the README's Action does).
+        wants_login = "login" in prompt.split() or too_old(person)
+        wants_mfa = MFA_ACR in request.values.get("acr_values", "").split()
         try:
             grant = server.get_consent_grant(end_user=None if wants_login else person)
         except OAuth2Error as error:
@@ -117,10 +123,21 @@ def create_app(*, state_path: Path, issuer: str, roles_claim: str = DEFAULT_ROLE
             return error_page(400, "Invalid request", f"{error.error}: {error.description}")
         if request.method == "GET":
             if person is not None and not wants_login:
+                if wants_mfa and "mfa" not in (person.sign_in.amr if person.sign_in else []):
+                    return second_factor_page(person)
                 return server.create_authorization_response(grant=grant, grant_user=person)
             return render_template("login.html", client=client, error=None, email="")
         if request.form.get("action") == "cancel":
             return server.create_authorization_response(grant=grant, grant_user=None)
+        if request.form.get("action") == "mfa":
+            if person is None or person.sign_in is None:
+                return render_template("login.html", client=client, error=None, email=""), 401
+            if not secrets.compare_digest(request.form.get("code", "").strip(), MFA_DEMO_CODE):
+                return second_factor_page(person, error="That code is not right.", status=401)
+            now = int(time.time())
+            person.sign_in.amr = ["pwd", "mfa"]
+            person.sign_in.auth_time = person.sign_in.mfa_at = now
+            return server.create_authorization_response(grant=grant, grant_user=person)
         email = request.form.get("email", "")
         user = tenant.user_by_email(email)
         if user is None or not user.check_password(request.form.get("password", "")):
@@ -133,11 +150,27 @@ def create_app(*, state_path: Path, issuer: str, roles_claim: str = DEFAULT_ROLE
         sign_in = SignIn(sid=secrets.token_urlsafe(24), user_id=user.user_id,
                          auth_time=int(time.time()))  # fmt: skip
         server.sign_ins[sign_in.sid] = sign_in
-        response = server.create_authorization_response(
-            grant=grant, grant_user=SignedInUser(user, sign_in)
-        )
+        person = SignedInUser(user, sign_in)
+        if wants_mfa:
+            response = second_factor_page(person)
+        else:
+            response = server.create_authorization_response(grant=grant, grant_user=person)
         response.set_cookie(SESSION_COOKIE, sign_in.sid, httponly=True, samesite="Lax")
         return response
+
+    def too_old(person: SignedInUser | None) -> bool:
+        """The session signed in longer ago than the client's `max_age` allows."""
+        raw = request.values.get("max_age", "")
+        if person is None or person.sign_in is None or not raw.isdigit():
+            return False
+        return time.time() - person.sign_in.auth_time > int(raw)
+
+    def second_factor_page(
+        person: SignedInUser, *, error: str | None = None, status: int = 200
+    ) -> Response:
+        page = render_template("mfa.html", email=person.user.email, error=error,
+                               code=MFA_DEMO_CODE)  # fmt: skip
+        return Response(page, status=status)
 
     @app.post("/oauth/token")
     def token() -> Response:

@@ -7,6 +7,8 @@ from typing import Any
 from portal.scopes import API_SCOPES
 
 DEMO_PASSWORD = "atrium-demo"
+# What every demo person's authenticator shows, when a sign-in asks for a second factor.
+DEMO_MFA_CODE = "246810"
 PORTAL_CLIENT_ID = "atrium-portal"
 PORTAL_CLIENT_SECRET = "atrium-portal-dev-secret"
 AUTOMATION_CLIENT_ID = "atrium-automation"

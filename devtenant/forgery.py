@@ -19,7 +19,11 @@ from joserfc.jwk import RSAKey
 from devtenant import tokens
 from devtenant.store import Tenant
 
-FORGERIES = ("tampered", "expired", "wrong_aud", "wrong_iss", "wrong_nonce", "alg_none", "hs256")
+FORGERIES = (
+    "tampered", "expired", "wrong_aud", "wrong_iss", "wrong_nonce", "alg_none", "hs256",
+    # Signed as the tenant signs, saying less of how the person signed in than they did.
+    "no_mfa", "stale_auth_time", "no_auth_time",
+)  # fmt: skip
 
 
 def _b64(data: bytes) -> str:
@@ -45,6 +49,14 @@ def forge(tenant: Tenant, token: str, how: str) -> str:
         return tokens.sign(tenant, {**claims, "iss": "https://evil.example/"})
     if how == "wrong_nonce":
         return tokens.sign(tenant, {**claims, "nonce": "not-the-nonce"})
+    if how == "no_mfa":
+        return tokens.sign(
+            tenant, {k: v for k, v in claims.items() if k != "acr"} | {"amr": ["pwd"]}
+        )
+    if how == "stale_auth_time":
+        return tokens.sign(tenant, {**claims, "auth_time": now - 7200})
+    if how == "no_auth_time":
+        return tokens.sign(tenant, {k: v for k, v in claims.items() if k != "auth_time"})
     if how == "alg_none":
         return _unsigned({"alg": "none", "typ": "JWT"}, claims) + "."
     if how == "hs256":

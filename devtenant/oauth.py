@@ -23,6 +23,12 @@ from devtenant.store import Client, Tenant, User
 MANAGEMENT_GRANT = "@management"
 ID_TOKEN_LIFETIME = 36_000  # Auth0's default: ten hours
 ACCESS_TOKEN_LIFETIME = 86_400
+# What a client asks for in `acr_values` to have the person use a second factor (Auth0's name
+# for it), and the `acr` the ID token then carries.
+MFA_ACR = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+# The claim the post-login Action of the README puts in access tokens: when the person last
+# completed a second factor (Auth0 keeps `amr` and `auth_time` out of access tokens).
+MFA_TIME_CLAIM = "https://atrium.dev/mfa_time"
 
 
 class OAuthClient(ClientMixin):
@@ -69,6 +75,8 @@ class AuthorizationCode(AuthorizationCodeMixin):
     code_challenge: str | None = None
     code_challenge_method: str | None = None
     amr: list[str] = field(default_factory=lambda: ["pwd"])
+    acr: str = ""
+    mfa_at: int | None = None
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -83,7 +91,7 @@ class AuthorizationCode(AuthorizationCodeMixin):
         return self.auth_time
 
     def get_acr(self) -> str:
-        return ""
+        return self.acr
 
     def get_amr(self) -> list[str]:
         return self.amr
@@ -99,6 +107,9 @@ class SignIn:
     sid: str
     user_id: str
     auth_time: int
+    # How the person signed in; "mfa" is added once they enter the second factor.
+    amr: list[str] = field(default_factory=lambda: ["pwd"])
+    mfa_at: int | None = None
 
 
 class DevTenantServer(AuthorizationServer):
@@ -121,7 +132,13 @@ class DevTenantServer(AuthorizationServer):
         return {self.roles_claim: sorted(role.name for role in self.tenant.roles_of(user.user_id))}
 
     def user_access_token(
-        self, *, client_id: str, user: User, scope: str, audience: str | None
+        self,
+        *,
+        client_id: str,
+        user: User,
+        scope: str,
+        audience: str | None,
+        mfa_at: int | None = None,
     ) -> dict[str, Any]:
         now = int(time.time())
         issuer = self.tenant.issuer
@@ -135,6 +152,8 @@ class DevTenantServer(AuthorizationServer):
             "azp": client_id,
             **self.user_claims(user),
         }
+        if mfa_at is not None:
+            claims[MFA_TIME_CLAIM] = mfa_at
         api = self.tenant.data.apis.get(audience or "")
         if api is not None:
             audiences.insert(0, api.identifier)
@@ -175,6 +194,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def save_authorization_code(self, code: str, request: Any) -> None:
         data = request.payload.data
         sign_in: SignIn = request.user.sign_in
+        asked_mfa = MFA_ACR in str(data.get("acr_values") or "").split()
         self.server.codes[code] = AuthorizationCode(
             code=code,
             client_id=request.client.get_client_id(),
@@ -188,6 +208,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             audience=data.get("audience"),
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
+            amr=list(sign_in.amr),
+            # As Auth0: the `acr` of a multi-factor sign-in when the client asked for one.
+            acr=MFA_ACR if asked_mfa and "mfa" in sign_in.amr else "",
+            mfa_at=sign_in.mfa_at,
         )
 
     def query_authorization_code(self, code: str, client: OAuthClient) -> AuthorizationCode | None:
@@ -206,8 +230,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def generate_token(self, user: Any = None, scope: str | None = None, **_: Any) -> Any:
         code: AuthorizationCode = self.request.authorization_code
         return self.server.user_access_token(
-            client_id=code.client_id, user=user.user, scope=scope or "", audience=code.audience
-        )
+            client_id=code.client_id, user=user.user, scope=scope or "", audience=code.audience,
+            mfa_at=code.mfa_at,
+        )  # fmt: skip
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):

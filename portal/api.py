@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
 from django.db import DataError
@@ -20,10 +21,11 @@ from access.api import router as access_router
 from access.authz_api import router as authz_router
 from access.review_api import router as reviews_router
 from access.reviews import ReviewConflict, ReviewNotAllowed, ReviewRefused
-from access.services import AlreadyDecided, NotAllowed, RequestRefused
+from access.services import AlreadyDecided, NotAllowed, RequestRefused, StepUpRequired
 from catalog.api import router as catalog_router
 from portal.apikit import ERROR_NAMES, RENDERER, authenticate, error_response
 from portal.auth.bearer import BearerError
+from portal.auth.mfa import MFA_ACR
 from portal.bounds import BodyRefused, JsonBody, body_limit_message, data_error
 from portal.ratelimits import RateLimited
 
@@ -49,6 +51,21 @@ def _bearer_error(request: HttpRequest, error: BearerError) -> HttpResponse:
         name,
         error.description,
         {"WWW-Authenticate": error.www_authenticate},
+    )
+
+
+@api.exception_handler(StepUpRequired)
+def _step_up_required(request: HttpRequest, error: StepUpRequired) -> HttpResponse:
+    """RFC 9470's answer: sign in again with a second factor (`acr_values`), at most
+    `max_age` seconds before deciding. A browser's own pages do that round trip themselves."""
+    max_age = int(settings.ACCESS_STEP_UP_MAX_AGE.total_seconds())
+    challenge = (
+        'Bearer error="insufficient_user_authentication", '
+        f'error_description="{str(error).replace(chr(34), chr(39))}", '
+        f'acr_values="{MFA_ACR}", max_age={max_age}'
+    )
+    return error_response(
+        request, 401, "StepUpRequired", str(error), {"WWW-Authenticate": challenge}
     )
 
 

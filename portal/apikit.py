@@ -14,6 +14,7 @@ from ninja.errors import HttpError
 from ninja.renderers import JSONRenderer
 
 from portal.auth.bearer import BearerError, Principal, principal_from_token
+from portal.auth.mfa import session_mfa_at
 from portal.models import User
 from portal.ratelimits import (
     API_CALLS,
@@ -55,7 +56,10 @@ def authenticate(request: HttpRequest) -> Principal | None:
         if request.method not in SAFE_METHODS and _csrf_failure(request) is not None:
             raise HttpError(403, "CSRF check failed: send the X-CSRFToken header")
         # A person in the browser may use the whole API; the policy decides what they may do.
-        principal = Principal(sub=request.user.sub, via="session", scopes=frozenset(API_SCOPES))
+        principal = Principal(
+            sub=request.user.sub, via="session", scopes=frozenset(API_SCOPES),
+            mfa_at=session_mfa_at(request),
+        )  # fmt: skip
     else:
         limit_hit(API_CALLS, request=request, key=f"address:{client_address(request)}")
         return None

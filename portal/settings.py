@@ -143,6 +143,10 @@ AUTH0_AUDIENCE = env.str("AUTH0_AUDIENCE", default="https://atrium.dev/api")
 AUTH0_MGMT_CLIENT_ID = env.str("AUTH0_MGMT_CLIENT_ID", default="") or AUTH0_CLIENT_ID
 AUTH0_MGMT_CLIENT_SECRET = env.str("AUTH0_MGMT_CLIENT_SECRET", default="") or AUTH0_CLIENT_SECRET
 AUTH0_ROLES_CLAIM = env.str("AUTH0_ROLES_CLAIM", default="https://atrium.dev/roles")
+# Namespaced claim of an access token: when its holder last completed a multi-factor sign-in
+# (Unix time), set by the post-login Action (Auth0 keeps `amr` and `auth_time` out of access
+# tokens). Without it, a bearer token cannot decide a sensitive role's request.
+AUTH0_MFA_CLAIM = env.str("AUTH0_MFA_CLAIM", default="https://atrium.dev/mfa_time")
 PORTAL_ADMIN_ROLE = env.str("PORTAL_ADMIN_ROLE", default="portal-admin")
 # Roles never requested nor granted through Atrium, whatever a descriptor or the registry says
 # (PORTAL_ADMIN_ROLE is always one of them).
@@ -180,6 +184,9 @@ if ACCESS_MAX_DURATION > LONGEST_GRANT:
 ACCESS_REQUEST_LAPSE = _duration("ACCESS_REQUEST_LAPSE", "P7D")
 ACCESS_REMINDER_BEFORE = _duration("ACCESS_REMINDER_BEFORE", "P3D")
 ACCESS_RECONCILE_AFTER = timedelta(seconds=env.int("ACCESS_RECONCILE_AFTER", default=120))
+# Deciding a request for a sensitive role needs a multi-factor sign-in at most this old
+# (sent to the issuer as `max_age`).
+ACCESS_STEP_UP_MAX_AGE = _duration("ACCESS_STEP_UP_MAX_AGE", "PT10M")
 # Access reviews (access/reviews.py): a scheduled review opens this long before it is due (a
 # review of one use is due this long after it opens); a holder who has not signed in for this
 # long is flagged in a review's snapshot.

@@ -308,6 +308,45 @@ spec:
 """
 
 
+# team-checkout with Ada in it, the payments ledger (payments.admin) and the payments audit
+# (payments.auditor): what the registry's policies are tried on, beside PAYMENTS.
+CHECKOUT = """\
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: {name: team-checkout}
+spec: {type: team, children: []}
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata: {name: ada}
+spec: {profile: {email: ada@example.com}, memberOf: [team-checkout]}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: payments-ledger
+  annotations: {atrium.dev/required-roles: payments.admin}
+spec: {type: service, lifecycle: production, owner: team-payments}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: payments-audit
+  annotations: {atrium.dev/required-roles: payments.auditor}
+spec: {type: service, lifecycle: production, owner: team-payments}
+"""
+LEDGER = "component:default/payments-ledger"
+AUDIT = "component:default/payments-audit"
+
+
+def catalog_add(path: Path, text: str) -> None:
+    """Register and read a descriptor file that may define people and groups."""
+    from catalog.services import location_refresh, location_register
+
+    path.write_text(text)
+    location_refresh(location=location_register(target=str(path), allow_kinds=["User", "Group"]))
+
+
 # --- Settings in a fresh interpreter ----------------------------------------------------------
 
 CONFIG_VARIABLES = {

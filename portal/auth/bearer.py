@@ -54,6 +54,9 @@ class Principal:
     via: str  # "session" or "bearer"
     client_id: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
+    # When the person last completed a multi-factor sign-in (Unix time), as their session or
+    # their token says (AUTH0_MFA_CLAIM); None when it says nothing of one.
+    mfa_at: float | None = None
 
     @property
     def is_machine(self) -> bool:
@@ -205,12 +208,22 @@ def principal_of_claims(claims: dict[str, Any]) -> Principal:
     sub = str(claims["sub"])
     is_machine = claims.get("gty") == "client-credentials" and sub.endswith("@clients")
     client_id = str(claims.get("azp") or sub.removesuffix("@clients")) if is_machine else None
+    mfa_claim = claims.get(settings.AUTH0_MFA_CLAIM)
     return Principal(
         sub=sub,
         via="bearer",
         client_id=client_id,
         scopes=frozenset(str(claims.get("scope", "")).split()),
+        # A machine never signs in with a second factor, whatever its token carries.
+        mfa_at=None if is_machine else _time_of(mfa_claim),
     )
+
+
+def _time_of(value: Any) -> float | None:
+    """A Unix time a claim holds, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return float(value)
 
 
 def _signature_verified(token: str) -> tuple[str | None, dict[str, Any]]:

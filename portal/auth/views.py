@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 import requests
 from authlib.integrations.base_client.errors import MismatchingStateError, OAuthError
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.decorators import login_not_required
@@ -20,10 +23,19 @@ from django.views.decorators.http import require_GET, require_http_methods
 from joserfc.errors import JoseError
 
 from access.audit import Actor
+from access.policy import mfa_fresh
 from access.sync import role_memberships_record_from_token
 from portal.auth.drafts import draft_forget_unless
+from portal.auth.mfa import mfa_time_of, session_mfa_record
 from portal.auth.oidc import id_token_claims_options, oidc_client
 from portal.auth.redirects import safe_next_path
+from portal.auth.stepup import (
+    callback_url,
+    step_up_abandon,
+    step_up_answered,
+    step_up_back,
+    step_up_confirmed,
+)
 from portal.durations import duration_words
 from portal.middleware import session_start
 from portal.models import User
@@ -51,10 +63,6 @@ PROVIDER_ERRORS = {
         "Your session at Auth0 has ended.",
     ),
 }
-
-
-def callback_url() -> str:
-    return settings.PORTAL_BASE_URL + reverse("auth:callback")
 
 
 def sign_in_failed(
@@ -95,6 +103,11 @@ def login(request: HttpRequest) -> HttpResponse:
 @rate_limited(SIGN_IN_CALLBACK, client_address)
 def callback(request: HttpRequest) -> HttpResponse:
     provider_error = request.GET.get("error")
+    stepping_up = step_up_answered(request)
+    if provider_error and stepping_up:
+        return _step_up_refused(
+            request, "the sign-in with a second factor was cancelled or refused at the issuer."
+        )
     if provider_error:
         title, detail = PROVIDER_ERRORS.get(
             provider_error,
@@ -154,6 +167,8 @@ def callback(request: HttpRequest) -> HttpResponse:
             status=400,
             reason="no ID token",
         )
+    if stepping_up:
+        return _step_up_finish(request, claims, id_token=token.get("id_token", ""))
     next_path = safe_next_path(request.session.pop(NEXT_SESSION_KEY, None))
     user = user_sign_in_record(
         sub=claims["sub"],
@@ -177,8 +192,48 @@ def callback(request: HttpRequest) -> HttpResponse:
     draft_forget_unless(request, sub=user.sub)
     request.session[ID_TOKEN_SESSION_KEY] = token.get("id_token", "")
     session_start(request)
+    # A tenant that asks every sign-in for a second factor spares the first decisions a step-up.
+    signed_in_with_mfa = mfa_time_of(claims)
+    if signed_in_with_mfa is not None and mfa_fresh(mfa_at=signed_in_with_mfa, now=time.time()):
+        session_mfa_record(request, at=signed_in_with_mfa)
     Actor.of_request(request, user, "web").record("auth.signed_in", user.sub, roles=held)
     return HttpResponseRedirect(next_path)
+
+
+def _step_up_finish(request: HttpRequest, claims: dict[str, Any], *, id_token: str) -> HttpResponse:
+    """The issuer's answer to a step-up, its ID token verified as any sign-in's: accepted only
+    for the person signed in here, with "mfa" in `amr` and an `auth_time` (required when
+    `max_age` was sent, OIDC Core 3.1.2.1) within ACCESS_STEP_UP_MAX_AGE. Then the kept
+    decision proceeds (access's resume page takes it)."""
+    person = request.user
+    if not person.is_authenticated or claims.get("sub") != getattr(person, "sub", None):
+        return _step_up_refused(
+            request, "the second factor was entered for another account than the one signed in."
+        )
+    if "auth_time" not in claims:
+        return _step_up_refused(request, "the issuer did not say when you signed in (auth_time).")
+    mfa_at = mfa_time_of(claims)
+    if mfa_at is None:
+        return _step_up_refused(request, "the sign-in did not use a second factor.")
+    if not mfa_fresh(mfa_at=mfa_at, now=time.time()):
+        return _step_up_refused(request, "the multi-factor sign-in is too old.")
+    session_mfa_record(request, at=mfa_at)
+    request.session[ID_TOKEN_SESSION_KEY] = id_token
+    step_up_confirmed(request)
+    Actor.of_request(request, person, "web").record(
+        "auth.stepped_up", person.sub, acr=str(claims.get("acr", "")), amr=claims.get("amr")
+    )
+    return HttpResponseRedirect(reverse("access:approvals_resume"))
+
+
+def _step_up_refused(request: HttpRequest, why: str) -> HttpResponse:
+    logger.warning("step-up refused: %s", why)
+    back = step_up_back(request)
+    step_up_abandon(request)
+    if not request.user.is_authenticated:
+        return HttpResponseRedirect(reverse("auth:login") + "?" + urlencode({"next": back}))
+    messages.error(request, f"Nothing was decided: {why} Decide again to try once more.")
+    return HttpResponseRedirect(back)
 
 
 def _inactive_refusal(user: User) -> dict[str, str]:

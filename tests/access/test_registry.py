@@ -72,7 +72,7 @@ def test_platform_teams_keep_the_registry_as_code_through_the_api(
     # What a GET gave can be PUT back as it is.
     again = client.put("/api/access/roles/payments.viewer", got,
                        content_type="application/json", headers=machine)  # fmt: skip
-    later = client.put("/api/access/roles/payments.viewer", {**entry, "sensitive": True},
+    later = client.put("/api/access/roles/payments.viewer", {**entry, "sensitive": "yes"},
                        content_type="application/json", headers=machine)  # fmt: skip
     typo = client.put("/api/access/roles/payments.viewer", {"owner": ["team-payments"]},
                       content_type="application/json", headers=machine)  # fmt: skip
@@ -89,11 +89,12 @@ def test_platform_teams_keep_the_registry_as_code_through_the_api(
                    "memberCount": 0, "owners": ["group:default/team-payments"],
                    "requestable": True, "maxDuration": "P30D", "minApprovals": 1,
                    "reviewEvery": None, "reviewDay": None, "removeUnreviewedAfter": None,
-                   "nextReviewDue": None}  # fmt: skip
+                   "nextReviewDue": None, "sensitive": False, "conflictsWith": [],
+                   "autoApprove": [], "breakGlass": None}  # fmt: skip
     assert again.status_code == 200
     assert (later.status_code, later.json()["error"]["message"]) == (
         400,
-        "sensitive: not supported by this version of Atrium yet",
+        "sensitive: 'yes' is not true or false",
     )
     assert typo.json()["error"]["message"].startswith("owner: unknown field")
     assert unknown.status_code == 404

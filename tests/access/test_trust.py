@@ -100,7 +100,10 @@ def test_a_team_declaring_another_teams_role_gets_it_only_from_that_teams_owners
     waiting_for_bob = as_bob.get("/access/approvals/").content.decode()
     by_owner = api(as_grace, f"requests/{asked['id']}/approve", {"comment": "ok"})
 
-    assert 'decided by <a href="/catalog/default/group/team-payments/"' in form.content.decode()
+    assert (
+        'needs an approval from <a href="/catalog/default/group/team-payments/"'
+        in form.content.decode()
+    )
     # He may not even see it: it is not his to decide.
     assert by_teammate.status_code == 404
     assert "checkout-tools" not in waiting_for_bob

@@ -21,6 +21,8 @@ REQUEST_FORM = (
     "/access/requests/new/?entity=component%3Adefault%2Fpayments-api&role=payments.viewer"
 )
 
+BREAK_GLASS_FORM = "/access/requests/new/?entity=component%3Adefault%2Fcart-service"
+
 VIEWPORTS: list[ViewportSize] = [{"width": 1280, "height": 800}, {"width": 390, "height": 844}]
 # (who signs in, or "" for nobody; the page), one test each, so that CI names every page that
 # fails rather than the first.
@@ -33,6 +35,8 @@ PAGES = [
     pytest.param(ADA, "/access/", id="engineer-my-access"),
     pytest.param(ADA, "/authz/explain", id="engineer-explain-gateway-decision"),
     pytest.param(GRACE, "/access/approvals/", id="owner-approvals"),
+    # Checkout's request form, with the red break-glass form the demo opens to team-payments.
+    pytest.param(GRACE, BREAK_GLASS_FORM, id="owner-break-glass-form"),
     pytest.param(GRACE, "/access/reviews/", id="owner-reviews"),
     pytest.param(GRACE, "/access/reviews/{review}/", id="owner-review"),
     pytest.param(GRACE, "/access/reviews/{review}/evidence/", id="owner-review-evidence"),

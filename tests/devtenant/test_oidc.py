@@ -326,6 +326,57 @@ def test_the_rotate_key_command_adds_a_key_and_keeps_the_old_one(tmp_path: Path)
     assert len({key["kid"] for key in keys}) == 3
 
 
+# --- A second factor, when the client asks for one (acr_values), and max_age ------------------
+
+MFA = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+
+
+def test_acr_values_asking_for_mfa_brings_the_second_factor_page_and_its_claims(
+    tenant_app: Flask, browser: FlaskClient, authorization: Authorization
+) -> None:
+    from devtenant.app import MFA_DEMO_CODE
+
+    sign_in(browser, authorization, "grace@example.com")  # a session at the tenant, no MFA
+    stepping_up = new_authorization()
+    query = stepping_up.query(acr_values=MFA, max_age="600", audience=PORTAL_AUDIENCE)
+
+    page = browser.get(f"/authorize?{query}")
+    wrong = browser.post(f"/authorize?{query}", data={"code": "000000", "action": "mfa"})
+    right = browser.post(f"/authorize?{query}", data={"code": MFA_DEMO_CODE, "action": "mfa"})
+    body = exchange(browser, redirect_params(right)["code"], stepping_up.verifier).get_json()
+
+    assert page.status_code == 200 and "Verify your identity" in page.get_data(as_text=True)
+    assert wrong.status_code == 401 and "That code is not right." in wrong.get_data(as_text=True)
+    id_token = claims_of(tenant_app, body["id_token"])
+    assert id_token["amr"] == ["pwd", "mfa"]
+    assert id_token["acr"] == MFA
+    assert abs(id_token["auth_time"] - time.time()) < 5
+    access = claims_of(tenant_app, body["access_token"])
+    assert access["https://atrium.dev/mfa_time"] == id_token["auth_time"]
+
+
+def test_max_age_signs_an_older_session_in_again(
+    tenant_app: Flask, browser: FlaskClient, authorization: Authorization
+) -> None:
+    sign_in(browser, authorization, "grace@example.com")
+    server = tenant_app.extensions["devtenant.server"]
+    for session in server.sign_ins.values():
+        session.auth_time -= 900  # signed in a quarter of an hour ago
+
+    older = browser.get(f"/authorize?{new_authorization().query(max_age='600')}")
+    recent_enough = browser.get(f"/authorize?{new_authorization().query(max_age='3600')}")
+
+    assert older.status_code == 200 and "Log in to Atrium" in older.get_data(as_text=True)
+    assert recent_enough.status_code == 302
+
+
+def test_without_acr_values_no_second_factor_is_asked(
+    browser: FlaskClient, authorization: Authorization
+) -> None:
+    params = redirect_params(sign_in(browser, authorization, "ada@example.com"))
+    assert params["code"]
+
+
 def test_the_demo_command_line_gets_a_person_s_token_with_the_password_grant(
     tenant_app: Flask, browser: FlaskClient
 ) -> None:

@@ -13,7 +13,7 @@ from access.registry import registry_file_read
 from access.services import roles_registry_import
 from catalog.services import location_import
 from devtenant.admin import seed_tenant
-from devtenant.demo import DEMO_PASSWORD, DEMO_PEOPLE, demo_tenant
+from devtenant.demo import DEMO_MFA_CODE, DEMO_PASSWORD, DEMO_PEOPLE, demo_tenant
 from devtenant.store import Tenant
 
 DEMO_CATALOG = settings.BASE_DIR / "demo" / "catalog" / "catalog-info.yaml"
@@ -60,3 +60,6 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo tenant written for {settings.PORTAL_BASE_URL}. Sign in as:")
         for email, _, who in DEMO_PEOPLE:
             self.stdout.write(f"  {email:<20} password {DEMO_PASSWORD}   ({who})")
+        self.stdout.write(
+            f"  When a decision asks for a second factor, the devtenant's code is {DEMO_MFA_CODE}."
+        )
