@@ -686,14 +686,18 @@ _GRANTED_OR_GRANTING = (
 
 
 def _approved_after(item: AccessReviewItem, *, role_name: str) -> int | None:
-    """A grant of the role to this holder that an owner approved after the reviewer's Remove
-    (the holder asked again while the removal waited for Auth0): its request's id, else None.
-    That later decision stands; the Remove was about the holding the snapshot saw."""
-    if item.decided_at is None:
+    """A grant of the role to this holder that an owner approved after the Remove was decided:
+    after the reviewer's decision (the holder asked again while the removal waited for Auth0),
+    or, for the removal policy, which decides for nobody, after the snapshot was taken (an
+    owner who approved the holder since has looked at them more lately than the review). Its
+    request's id, else None: that later decision stands; the Remove was about the holding the
+    snapshot saw."""
+    since = item.decided_at if item.decided_by_id is not None else item.review.opened_at
+    if since is None:
         return None
     return (
         AccessRequest.objects.filter(
-            requester_id=item.user_id, role_name=role_name, decided_at__gt=item.decided_at
+            requester_id=item.user_id, role_name=role_name, decided_at__gt=since
         )
         .filter(state__in=_GRANTED_OR_GRANTING)
         .values_list("pk", flat=True)

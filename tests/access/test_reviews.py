@@ -545,6 +545,36 @@ def test_an_overdue_review_with_the_removal_policy_removes_only_what_was_not_rev
     assert "Nobody reviewed 1 holder of payments.viewer within 7 days" in mail.outbox[-1].body
 
 
+def test_the_removal_policy_leaves_a_holder_an_owner_approved_again_after_the_snapshot(
+    devtenant: DevTenant, payments: None, eager_tasks: None,
+    django_capture_on_commit_callbacks: Any,
+) -> None:  # fmt: skip
+    grace, _ = person_of_tenant(devtenant, "grace@example.com")
+    ada, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    users, roles = tenant_ids(devtenant)
+    management(devtenant, "POST", f"users/{users['ada@example.com']}/roles",
+               {"roles": [roles[ROLE]]})  # fmt: skip
+    roles_sync()
+    own_role(ROLE, "team-payments", reviewEvery="P1M", removeUnreviewedAfter="P7D")
+    review = review_open(role=ROLE, kind=AccessReview.Kind.SCHEDULED, actor=SYSTEM,
+                         due_at=timezone.now() - timedelta(days=8))  # fmt: skip
+    # Nobody reviews Ada, but Grace approves her new request after the snapshot.
+    RoleMembership.objects.filter(user=ada, role__name=ROLE).delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        ask(as_ada)
+        access_request_decide(request_id=AccessRequest.objects.get().pk, approver=grace,
+                              outcome="approved", comment="", actor=Actor(grace.sub))  # fmt: skip
+
+    with django_capture_on_commit_callbacks(execute=True):
+        enforced = reviews_enforce()
+
+    item = item_of(review, ada)
+    assert enforced == {review.pk: 1}
+    assert (item.decision, item.decided_by, item.removal) == ("remove", None, "superseded")
+    assert ROLE in tenant_roles_of(devtenant, "ada@example.com")
+    assert AccessRequest.objects.get().state == AccessRequest.State.ACTIVE
+
+
 # --- reminders -------------------------------------------------------------------------------
 
 
