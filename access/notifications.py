@@ -92,12 +92,20 @@ REVIEW_SUBJECTS = {
 
 def review_recipients(*, review: AccessReview) -> list[str]:
     """The role's owners, who review it (without the holder a review of one use is about);
-    the portal's admins when no owner can."""
+    the portal's admins too when a holding is one no owner but its holder could review, and
+    alone when no owner can review anything."""
     scope = review_scope(role_name=review.role.name)
     about = set(review.items.exclude(email="").values_list("email", flat=True)[:2])
     own = about if review.kind == AccessReview.Kind.USE and len(about) == 1 else set()
-    recipients = sorted(scope.reviewer_emails - own)
-    return recipients or portal_admin_emails()
+    recipients = set(scope.reviewer_emails - own)
+    # An owner's own holding that no other owner may review waits for the portal's admins
+    # (policy.may_review): they hear of the review too.
+    owners_holding = review.items.filter(decision="", email__in=scope.reviewer_emails)
+    stand_in = any(not scope.others_than(email) for email in owners_holding.values_list(
+        "email", flat=True))  # fmt: skip
+    if not recipients or stand_in:
+        recipients |= set(portal_admin_emails())
+    return sorted(recipients)
 
 
 def review_event_notify(*, review_id: int, event: str, slot: str = "") -> int:

@@ -29,6 +29,7 @@ from access.models import (
     Role,
     RoleMembership,
 )
+from access.notifications import review_recipients
 from access.policy import viewer_for
 from access.review_selectors import review_progress
 from access.reviews import (
@@ -299,6 +300,8 @@ def test_a_portal_admin_reviews_the_holding_of_a_roles_only_owner(payments: None
 
     Entity.objects.filter(ref="user:default/alan").delete()
     review = review_open(role=ROLE, kind=AccessReview.Kind.SCHEDULED, actor=SYSTEM)
+    # Grace's own holding waits for an admin: the admins hear of the review beside her.
+    told = review_recipients(review=review)
 
     done = review_decide(
         review_id=review.pk, reviewer=linus, actor=Actor(linus.sub),
@@ -308,6 +311,8 @@ def test_a_portal_admin_reviews_the_holding_of_a_roles_only_owner(payments: None
     assert done.done == 1 and item_of(review, grace).decided_by == linus
     assert item_of(review, ada).decision == ""  # Grace reviews Ada herself
     assert viewer_for(linus).is_admin
+    assert told == ["grace@example.com", "linus@example.com"]
+    assert review_recipients(review=review) == ["grace@example.com"]  # nothing waits for them
 
 
 def test_a_stale_tab_cannot_decide_twice(payments: None) -> None:
