@@ -36,7 +36,9 @@ class PolicyBackend(BaseBackend):
             return True
         if perm == policy.SEE_RESTRICTED and obj is not None:
             roles = [row.role_name for row in obj.required_role_rows.all()]
-            return viewer.may_see_restricted(required_roles=roles, owner_ref=obj.owner_ref)
+            return viewer.may_see_restricted(
+                restricted=obj.restricted, required_roles=roles, owner_ref=obj.owner_ref
+            )
         return False
 
     def has_module_perms(self, user_obj: Any, app_label: str) -> bool:

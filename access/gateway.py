@@ -87,7 +87,14 @@ def route_table_read() -> RouteTable:
     """Every claimed route with its entity's audience and required roles: two queries."""
     rows = list(
         GatewayRoute.objects.order_by("host", "path", "methods").values_list(
-            "host", "path", "methods", "audience", "entity_id", "entity__ref", "entity__owner_ref"
+            "host",
+            "path",
+            "methods",
+            "audience",
+            "entity_id",
+            "entity__ref",
+            "entity__owner_ref",
+            "entity__restricted",
         )
     )
     required: dict[int, set[str]] = defaultdict(set)
@@ -96,13 +103,14 @@ def route_table_read() -> RouteTable:
     ).values_list("entity_id", "role_name"):
         required[entity_id].add(role)
     table = RouteTable()
-    for host, path, methods, audience, entity_id, ref, owner_ref in rows:
+    for host, path, methods, audience, entity_id, ref, owner_ref, restricted in rows:
         route = Route(host=host, path=path, methods=tuple(methods.split(",")) if methods else ())
         rule = RouteRule(
             entity_ref=ref,
             route=str(route),
             audience=audience or settings.AUTHZ_DEFAULT_AUDIENCE,
             required_roles=frozenset(required[entity_id]),
+            restricted=restricted,
             owner_ref=owner_ref,
         )
         table.rules.append((route, rule))
@@ -235,6 +243,8 @@ def bundle_data() -> tuple[
             "entity": rule.entity_ref,
             "audience": rule.audience,
             "roles": sorted(rule.required_roles),
+            # Restricted with no valid role: the sample policy lets nobody through.
+            "restricted": rule.restricted,
         }
         for route, rule in table.rules
     ]
@@ -412,10 +422,13 @@ def gateway_explain(*, target: Target, token: str, viewer: Viewer) -> Explanatio
     elif rule is None:
         steps.append(Finding("route", False, f"no route is declared for {target}"))
     else:
-        shown = viewer.may_see_restricted(required_roles=rule.required_roles,
+        shown = viewer.may_see_restricted(restricted=rule.restricted,
+                                          required_roles=rule.required_roles,
                                           owner_ref=rule.owner_ref)  # fmt: skip
         declared = f" as {rule.route}" if shown else ""
-        roles = ", ".join(sorted(rule.required_roles)) or "no role"
+        roles = ", ".join(sorted(rule.required_roles)) or (
+            "a role its annotation fails to name" if rule.restricted else "no role"
+        )
         steps.append(Finding("route", True, f"declared by {rule.entity_ref}{declared}; "
                              f"audience {rule.audience}; requires {roles}"))  # fmt: skip
     found, claims = signature_findings(token)

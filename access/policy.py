@@ -56,12 +56,17 @@ class Viewer:
         or the catalog User that is them (Backstage allows either as owner)."""
         return self.user_refs | self.group_refs
 
-    def may_see_restricted(self, *, required_roles: Iterable[str], owner_ref: str) -> bool:
+    def may_see_restricted(
+        self, *, restricted: bool, required_roles: Iterable[str], owner_ref: str
+    ) -> bool:
         """Links, annotations, spec details and definitions of an entity: for holders of a
         required role, its owners and portal admins. An entity that requires no role is open.
+
+        `restricted` is the entity's own flag, not "it lists a role": an annotation whose
+        every role was malformed names none, and the entity stays closed (owners and admins)
+        as the `may_see_restricted_q` filter keeps it.
         """
-        required = set(required_roles)
-        if not required or required & self.held_roles or self.is_admin:
+        if not restricted or self.is_admin or set(required_roles) & self.held_roles:
             return True
         return bool(owner_ref) and owner_ref in self.owner_refs
 
@@ -718,6 +723,9 @@ class RouteRule:
     route: str  # as declared, `GET,POST payments.internal.example/v1/*`
     audience: str
     required_roles: frozenset[str]
+    # The entity is restricted (`Entity.restricted`): with no valid role left to require,
+    # its routes let nobody through rather than everyone.
+    restricted: bool
     owner_ref: str = ""  # who may see the route as declared (`Viewer.may_see_restricted`)
 
 
@@ -771,6 +779,13 @@ def gateway_decision(
     after the roles), or any valid token when the entity requires none.
     """
     required = rule.required_roles
+    if rule.restricted and not required:
+        return GatewayDecision(
+            403,
+            f"{rule.entity_ref} is restricted, but its annotation names no valid role; "
+            "nobody passes until its owners fix it",
+            caller.sub,
+        )
     if caller.is_machine:
         through = sorted(required & caller.scopes)
         if required and not through:

@@ -35,10 +35,9 @@ class AccessAnnotations:
     approvals_required: int = 1
     problems: tuple[str, ...] = field(default=())
     decisions_blocked: bool = False
-
-    @property
-    def restricted(self) -> bool:
-        return bool(self.required_roles)
+    # The annotation named a role. Stays true when every role it named was left out as
+    # malformed: a typo in the annotation must not open what its author meant to close.
+    restricted: bool = False
 
 
 def _split(value: str) -> list[str]:
@@ -59,10 +58,19 @@ def access_annotations(entity: dict[str, Any]) -> AccessAnnotations:
     blocked = False
 
     roles = tuple(dict.fromkeys(_split(annotations.get(REQUIRED_ROLES, ""))))
+    restricted = bool(roles)
     if any(len(role) > MAX_ROLE_NAME for role in roles):
         # Longer than any Auth0 role name, and than the column that stores it: left out.
-        problems.append(f"{REQUIRED_ROLES}: a role name may be at most {MAX_ROLE_NAME} characters")
         roles = tuple(role for role in roles if len(role) <= MAX_ROLE_NAME)
+        problems.append(
+            f"{REQUIRED_ROLES}: a role name may be at most {MAX_ROLE_NAME} characters"
+            + (
+                ""
+                if roles
+                else "; until it is fixed only the owner and portal admins see the "
+                "entity's details, and its gateway routes let nobody through"
+            )
+        )
     if len(roles) > MAX_REQUIRED_ROLES:
         # The first ones still restrict the entity: fewer roles only ever show less.
         problems.append(
@@ -115,4 +123,5 @@ def access_annotations(entity: dict[str, Any]) -> AccessAnnotations:
         approvals_required=approvals,
         problems=tuple(problems),
         decisions_blocked=blocked,
+        restricted=restricted,
     )

@@ -124,7 +124,9 @@ def entities_json(
     result = []
     for entity in entities:
         roles = required.get(entity.pk, [])
-        if viewer.may_see_restricted(required_roles=roles, owner_ref=entity.owner_ref):
+        if viewer.may_see_restricted(
+            restricted=entity.restricted, required_roles=roles, owner_ref=entity.owner_ref
+        ):
             body = {**entity.descriptor, "relations": relations[entity.ref]}
         else:
             body = {
@@ -159,17 +161,19 @@ def entities_json_texts(
         read = read.annotate(required=ArraySubquery(roles))
     else:
         read = read.annotate(required=Value(None))
-    rows = list(read.values_list("pk", "ref", "owner_ref", "descriptor_text", "required"))
+    rows = list(
+        read.values_list("pk", "ref", "owner_ref", "restricted", "descriptor_text", "required")
+    )
     if not rows:
         return []
     relations = _relations([row[1] for row in rows], viewer)
     if not postgres and not viewer.is_admin:
         required = _required_roles([row[0] for row in rows])
-        rows = [(*row[:4], required.get(row[0], [])) for row in rows]
+        rows = [(*row[:5], required.get(row[0], [])) for row in rows]
     texts = []
-    for _, ref, owner_ref, descriptor_text, required_roles in rows:
+    for _, ref, owner_ref, restricted, descriptor_text, required_roles in rows:
         seen_whole = viewer.may_see_restricted(
-            required_roles=required_roles or [], owner_ref=owner_ref
+            restricted=restricted, required_roles=required_roles or [], owner_ref=owner_ref
         )
         descriptor_text = descriptor_text.strip()
         # A descriptor the refresh stored never holds relations (they are derived apart), so

@@ -64,7 +64,9 @@ class EntityTable(tables.Table):
 
     def _may_see(self, record: Entity) -> bool:
         required = [row.role_name for row in record.required_role_rows.all()]
-        return self.viewer.may_see_restricted(required_roles=required, owner_ref=record.owner_ref)
+        return self.viewer.may_see_restricted(
+            restricted=record.restricted, required_roles=required, owner_ref=record.owner_ref
+        )
 
     def render_spec_type(self, record: Entity, value: str) -> str:
         return value if self._may_see(record) else "—"

@@ -384,7 +384,9 @@ def entity_detail(request: HttpRequest, namespace: str, kind: str, name: str) ->
     person = request.user
     viewer = viewer_for(person)  # type: ignore[arg-type]
     required = [row.role_name for row in entity.required_role_rows.all()]
-    may_see = viewer.may_see_restricted(required_roles=required, owner_ref=entity.owner_ref)
+    may_see = viewer.may_see_restricted(
+        restricted=entity.restricted, required_roles=required, owner_ref=entity.owner_ref
+    )
     is_api = entity.kind.lower() == "api"
     tab = request.GET.get("tab", "")
     tab = tab if tab in TABS and (tab != "definition" or is_api) else "overview"

@@ -96,10 +96,12 @@ allow if {
 	role in split(payload.scope, " ")
 }
 
-# An entity that requires no role lets any valid token through.
+# An entity that requires no role lets any valid token through; a restricted one whose
+# annotation names no valid role lets nobody through.
 allow if {
 	some route in routes
 	count(route.roles) == 0
+	not route.restricted
 	claims(route).sub
 }
 

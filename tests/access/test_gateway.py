@@ -242,6 +242,34 @@ def test_a_path_an_upstream_reads_as_another_route_s_is_refused_not_matched_to_a
     assert "not in normal form" in reason(response)
 
 
+def test_a_route_whose_entity_names_only_malformed_roles_lets_nobody_through(
+    routes: None, devtenant: DevTenant, tmp_path: Path
+) -> None:
+    """The role name is too long to store and is left out: the route must not become open."""
+    from catalog.services import location_refresh, location_register
+
+    closed = OPEN_SITE.replace(
+        "    atrium.dev/audience:",
+        f"    atrium.dev/required-roles: {'r' * 300}\n    atrium.dev/audience:",
+    )
+    (tmp_path / "docs.yaml").write_text(closed)
+    location_refresh(
+        location=location_register(target=str(tmp_path / "docs.yaml"), allow_routes=True)
+    )
+    ada, _ = person_of_tenant(devtenant, "ada@example.com")
+    grant(ada)
+    token = gateway_token(devtenant, "ada@example.com")
+    assert ask(token, uri="/v1/orders").status_code == 200  # her token and grant are good
+
+    response = ask(token, uri="/docs/guide")
+
+    assert response.status_code == 403
+    assert reason(response) == (
+        "component:default/payments-docs is restricted, but its annotation names no valid "
+        "role; nobody passes until its owners fix it"
+    )
+
+
 @pytest.mark.parametrize("missing", ["X-Forwarded-Uri", "X-Forwarded-Method", "X-Forwarded-Host"])
 def test_a_forward_auth_call_missing_part_of_its_target_is_refused_naming_what_is_missing(
     routes: None, devtenant: DevTenant, tmp_path: Path, missing: str

@@ -55,7 +55,7 @@ def test_a_machine_gets_routes_and_holders_and_a_304_while_nothing_changed(
         "host": "payments.internal.example", "path": "/admin/*", "prefix": "/admin/",
         "methods": [], "entity": "component:default/payments-api",
         "audience": "https://payments.internal.example/api",
-        "roles": ["payments.admin", "payments.viewer"],
+        "roles": ["payments.admin", "payments.viewer"], "restricted": True,
     }  # fmt: skip
     # Only the roles some route requires: Ada's checkout.viewer is none of the gateways' business.
     assert files["atrium/holders/data.json"] == {ada.sub: {"payments.viewer": None}}

@@ -74,3 +74,12 @@ def test_a_role_name_too_long_to_store_is_left_out_with_a_problem() -> None:
     assert access.problems == (
         "atrium.dev/required-roles: a role name may be at most 255 characters",
     )
+
+
+def test_an_annotation_whose_every_role_is_left_out_still_restricts() -> None:
+    access = access_annotations(entity(required_roles="r" * 256 + ", " + "s" * 300))
+
+    assert access.required_roles == ()
+    assert access.restricted
+    assert "its gateway routes let nobody through" in access.problems[0]
+    assert not access_annotations(entity(required_roles=" , ")).restricted

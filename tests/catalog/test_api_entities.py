@@ -218,6 +218,38 @@ def test_restricted_details_are_withheld_from_those_without_access(demo_catalog:
     assert holder["spec"]["dependsOn"] == ["resource:payments-db", "resource:kafka-cluster"]
 
 
+def test_an_entity_whose_every_required_role_is_malformed_stays_closed(
+    demo_catalog: None, tmp_path: Path
+) -> None:
+    """A role name too long to store is left out; the entity it was meant to close must not
+    open for everyone because nothing valid was left. Its owners and admins still see it."""
+    (tmp_path / "vault.yaml").write_text(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: vault\n"
+        f"  annotations: {{atrium.dev/required-roles: {'r' * 300}}}\n"
+        "  links: [{url: 'https://runbooks.example.com/vault'}]\n"
+        "spec: {type: service, lifecycle: production, owner: team-payments, "
+        "dependsOn: ['resource:payments-db']}\n"
+    )
+    location_refresh(location=location_register(target=str(tmp_path / "vault.yaml")))
+    vault = Entity.objects.get(name="vault")
+    assert vault.restricted
+    assert "until it is fixed only the owner and portal admins" in vault.problems[0]
+    by_name = "/api/catalog/entities/by-name/component/default/vault"
+    listed = "/api/catalog/entities?filter=metadata.name=vault"
+    page = "/catalog/default/component/vault/"
+    outsider = signed_in("ada@example.com", "payments.viewer")
+    owner = signed_in("grace@example.com")
+
+    for answer in [outsider.get(by_name).json(), outsider.get(listed).json()[0]]:
+        assert "links" not in answer["metadata"]
+        assert answer["spec"] == {"owner": "team-payments"}
+    assert "runbooks.example.com/vault" not in outsider.get(page).content.decode()
+    for answer in [owner.get(by_name).json(), owner.get(listed).json()[0]]:
+        assert answer["metadata"]["links"][0]["url"] == "https://runbooks.example.com/vault"
+        assert answer["spec"]["dependsOn"] == ["resource:payments-db"]
+    assert "runbooks.example.com/vault" in owner.get(page).content.decode()
+
+
 def test_a_bad_filter_or_order_is_a_clear_400(demo_catalog: None) -> None:
     client = signed_in("ada@example.com")
 
