@@ -66,18 +66,25 @@ def request_event_notify(*, request_id: int, event: str) -> int:
         requester=request.requester, role=request.role_name,
         ends=exact_time(request.expires_at) or "soon",
     )  # fmt: skip
+    _send(subject=subject, template="access/mail/event", context=context,
+          recipients=recipients, url=context["request_url"])  # fmt: skip
+    return len(recipients)
+
+
+def _send(
+    *, subject: str, template: str, context: dict[str, Any], recipients: list[str], url: str
+) -> None:
+    """The mail (`template`.txt and .html) to the recipients, if any, and the subject with its
+    link to Slack, if configured; a failure of either raises for the caller to try again."""
     if recipients:
         mail = EmailMultiAlternatives(
-            subject=subject,
-            body=render_to_string("access/mail/event.txt", context),
-            to=recipients,
+            subject=subject, body=render_to_string(f"{template}.txt", context), to=recipients
         )
-        mail.attach_alternative(render_to_string("access/mail/event.html", context), "text/html")
+        mail.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
         mail.send()
     if settings.SLACK_WEBHOOK_URL:
-        text = f"{subject} — {context['request_url']}"
+        text = f"{subject} — {url}"
         httpx.post(settings.SLACK_WEBHOOK_URL, json={"text": text}, timeout=10).raise_for_status()
-    return len(recipients)
 
 
 # --- access reviews --------------------------------------------------------------------------
@@ -131,17 +138,8 @@ def review_event_notify(*, review_id: int, event: str, slot: str = "") -> int:
     subject = "[Atrium] " + REVIEW_SUBJECTS[event].format(
         role=review.role.name, due=exact_time(review.due_at), count=by_policy
     )
-    if recipients:
-        mail = EmailMultiAlternatives(
-            subject=subject,
-            body=render_to_string("access/mail/review.txt", context),
-            to=recipients,
-        )
-        mail.attach_alternative(render_to_string("access/mail/review.html", context), "text/html")
-        mail.send()
-    if settings.SLACK_WEBHOOK_URL:
-        text = f"{subject} — {context['review_url']}"
-        httpx.post(settings.SLACK_WEBHOOK_URL, json={"text": text}, timeout=10).raise_for_status()
+    _send(subject=subject, template="access/mail/review", context=context,
+          recipients=recipients, url=context["review_url"])  # fmt: skip
     detail: dict[str, Any] = {"event": event, "recipients": len(recipients)}
     if slot:
         detail["slot"] = slot

@@ -178,6 +178,17 @@ def _person_locked(user: User) -> None:
     User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).first()
 
 
+def _grant_conflict(request: AccessRequest) -> str | None:
+    """Why giving the request's role to its requester now would make a conflict the registry
+    forbids (None when it would not), judged with the requester's row locked."""
+    _person_locked(request.requester)
+    return conflict_refusal(
+        role=request.role_name, conflicts=role_conflicts(name=request.role_name),
+        holdings=holdings_of(user=request.requester), asking=False,
+        whose=request.requester.name or request.requester.email or "The requester",
+    )  # fmt: skip
+
+
 # Queuing after commit. The tasks call these services (a worker provisions a grant through
 # `grant_provision`), and these services queue the tasks, by reference, once their transaction
 # commits: a real two-way dependency between this module and access.tasks. The direction kept
@@ -376,12 +387,7 @@ def access_request_decide(
         if not may_decide(viewer=viewer, request=request, scope=scope):
             raise NotAllowed(_why_not_decider(viewer, request, scope))
         if outcome == Decision.Outcome.APPROVED:
-            _person_locked(request.requester)
-            refusal = conflict_refusal(
-                role=request.role_name, conflicts=role_conflicts(name=request.role_name),
-                holdings=holdings_of(user=request.requester), asking=False,
-                whose=request.requester.name or request.requester.email or "The requester",
-            )  # fmt: skip
+            refusal = _grant_conflict(request)
             if refusal:
                 raise NotAllowed(f"This approval is refused: {refusal}")
         rules = role_rules(names=[request.role_name])[request.role_name]
@@ -470,12 +476,7 @@ def grant_provision(*, request_id: int, actor: Actor, directory: Directory | Non
         refusal = grant_refusal(role_name=request.role_name)
         if not refusal:
             # The worker asks too: nothing granted may make a conflict, however it was approved.
-            _person_locked(request.requester)
-            refusal = conflict_refusal(
-                role=request.role_name, conflicts=role_conflicts(name=request.role_name),
-                holdings=holdings_of(user=request.requester), asking=False,
-                whose=request.requester.name or request.requester.email or "The requester",
-            )  # fmt: skip
+            refusal = _grant_conflict(request)
         if refusal:
             request.state, request.note = AccessRequest.State.FAILED, refusal
             request.save()

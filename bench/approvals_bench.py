@@ -149,6 +149,22 @@ class Worker:
             self.process.wait()
 
 
+def worker_start(*, portal_env: dict[str, str], state_dir: Path) -> Worker:
+    """A worker with the portal's settings and the client the devtenant seeded, ready, with the
+    portal's access tasks routed to its queue."""
+    from django.conf import settings
+
+    worker = Worker(
+        env={**portal_env, "AUTH0_CLIENT_ID": settings.AUTH0_CLIENT_ID,
+             "AUTH0_CLIENT_SECRET": settings.AUTH0_CLIENT_SECRET,
+             "AUTH0_AUDIENCE": settings.AUTH0_AUDIENCE, "ATRIUM_VAR_DIR": str(state_dir)},
+        state_dir=state_dir,
+    )  # fmt: skip
+    worker.wait_until_ready()
+    route_access_tasks(worker.queue)
+    return worker
+
+
 def route_access_tasks(queue: str | None) -> None:
     """The portal's access tasks go to the bench worker's queue (None: back to the default)."""
     from portal.celery import app as celery_app
@@ -594,14 +610,7 @@ def main() -> None:
         # A token another run left in Redis for an issuer on this port would be refused.
         cache.delete(f"atrium:auth0-management-token:{issuer}:{settings.AUTH0_MGMT_CLIENT_ID}")
 
-        worker = Worker(
-            env={**portal_env, "AUTH0_CLIENT_ID": settings.AUTH0_CLIENT_ID,
-                 "AUTH0_CLIENT_SECRET": settings.AUTH0_CLIENT_SECRET,
-                 "AUTH0_AUDIENCE": settings.AUTH0_AUDIENCE, "ATRIUM_VAR_DIR": str(state_dir)},
-            state_dir=state_dir,
-        )  # fmt: skip
-        worker.wait_until_ready()
-        route_access_tasks(worker.queue)
+        worker = worker_start(portal_env=portal_env, state_dir=state_dir)
         print(f"worker {worker.name}: --pool=solo, queue {worker.queue}")
         print(f"logs: {state_dir}")
 

@@ -205,12 +205,12 @@ def main() -> None:
     from access.models import AccessReview, AccessReviewItem, AuditEvent, RoleMembership
     from access.reviews import reviews_open_due
     from bench.approvals_bench import (
-        Worker,
         queue_delete,
         queue_length,
         quiet,
         route_access_tasks,
         token_requests,
+        worker_start,
     )
 
     call_command("migrate", verbosity=0)
@@ -227,14 +227,7 @@ def main() -> None:
               f"portal grants, {args.outside:,} granted in Auth0, {args.removals:,} idle for 200 "
               f"days); set up in {time.perf_counter() - started:.1f} s")  # fmt: skip
         cache.delete(f"atrium:auth0-management-token:{issuer}:{settings.AUTH0_MGMT_CLIENT_ID}")
-        worker = Worker(
-            env={**portal_env, "AUTH0_CLIENT_ID": settings.AUTH0_CLIENT_ID,
-                 "AUTH0_CLIENT_SECRET": settings.AUTH0_CLIENT_SECRET,
-                 "AUTH0_AUDIENCE": settings.AUTH0_AUDIENCE, "ATRIUM_VAR_DIR": str(state_dir)},
-            state_dir=state_dir,
-        )  # fmt: skip
-        worker.wait_until_ready()
-        route_access_tasks(worker.queue)
+        worker = worker_start(portal_env=portal_env, state_dir=state_dir)
         print(f"worker {worker.name}: --pool=solo, queue {worker.queue}; logs: {state_dir}")
         client = Client(HTTP_HOST="127.0.0.1")
         client.force_login(owner)

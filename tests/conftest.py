@@ -4,7 +4,10 @@ one way a test reaches ../shared."""
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -134,3 +137,24 @@ def payments(tmp_path: Path) -> None:
             target=str(tmp_path / "payments.yaml"), allow_kinds=["User", "Group"]
         )
     )
+
+
+@pytest.fixture
+def slack(settings: Any) -> Iterator[list[dict[str, Any]]]:
+    """A Slack incoming webhook on loopback, set as SLACK_WEBHOOK_URL: what it heard."""
+    heard: list[dict[str, Any]] = []
+
+    class Webhook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            heard.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.SLACK_WEBHOOK_URL = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    yield heard
+    server.shutdown()

@@ -4,10 +4,6 @@ it in red and in words; never a protected role, never an outsider."""
 
 from __future__ import annotations
 
-import http.server
-import json
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,26 +39,6 @@ def glass(payments: None, tmp_path: Path) -> None:
     own_role("payments.admin", "team-payments", breakGlass=GLASS)
     linus = UserFactory.create(email="linus@example.com", name="Linus Torvalds")
     RoleMembershipFactory.create(user=linus, role=RoleFactory.create(name="portal-admin"))
-
-
-@pytest.fixture
-def slack(settings: Any) -> Iterator[list[dict[str, Any]]]:
-    heard: list[dict[str, Any]] = []
-
-    class Webhook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            heard.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings.SLACK_WEBHOOK_URL = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    yield heard
-    server.shutdown()
 
 
 def break_glass(client: Client, **extra: str) -> Any:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import json
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -419,33 +417,15 @@ def test_owners_revoke_a_grant_early_and_undecided_requests_lapse(
 
 def test_slack_hears_of_each_step(
     devtenant: DevTenant, payments: None, eager_tasks: None,
-    django_capture_on_commit_callbacks: Any, settings: Any,
+    django_capture_on_commit_callbacks: Any, settings: Any, slack: list[dict[str, Any]],
 ) -> None:  # fmt: skip
-    heard: list[dict[str, Any]] = []
-
-    class Webhook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            length = int(self.headers["Content-Length"])
-            heard.append(json.loads(self.rfile.read(length)))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings.SLACK_WEBHOOK_URL = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    try:
-        _, as_ada = person_of_tenant(devtenant, "ada@example.com")
-        with django_capture_on_commit_callbacks(execute=True):
-            ask(as_ada)
-    finally:
-        server.shutdown()
+    _, as_ada = person_of_tenant(devtenant, "ada@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        ask(as_ada)
 
     request = AccessRequest.objects.get()
     link = f"{settings.PORTAL_BASE_URL}/access/requests/{request.pk}/"
-    assert heard == [{"text": f"[Atrium] Ada asks for payments.viewer — {link}"}]
+    assert slack == [{"text": f"[Atrium] Ada asks for payments.viewer — {link}"}]
 
 
 def test_two_approvals_required_need_two_people_and_ada_decides_nothing_she_does_not_own(
