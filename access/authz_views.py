@@ -23,7 +23,11 @@ def authz_explain(request: HttpRequest) -> HttpResponse:
     """The form, and after a POST the steps the decision took, ending in its answer. The
     token is checked and forgotten: the page never renders it back."""
     if request.method != "POST":
-        return render(request, "access/authz_explain.html", {"form": GatewayExplainForm()})
+        # An entity page links here with its route filled in; never a token from a URL.
+        given = {key: request.GET[key][:2_000] for key in ("method", "host", "path")
+                 if request.GET.get(key)}  # fmt: skip
+        form = GatewayExplainForm(initial=given) if given else GatewayExplainForm()
+        return render(request, "access/authz_explain.html", {"form": form})
     form = GatewayExplainForm(request.POST)
     explanation = None
     if form.is_valid():

@@ -445,8 +445,24 @@ def entity_detail(request: HttpRequest, namespace: str, kind: str, name: str) ->
         "system": _linked(labels[entity.system_ref]) if entity.system_ref in labels else None,
         "definition": spec.get("definition") if is_api else None,
         "max_duration": duration_words(d) if (d := annotations.max_access_duration) else "",
+        "gateway_routes": _explainable_routes(entity) if may_see else [],
     }
     return render(request, "catalog/entity_detail.html", context)
+
+
+def _explainable_routes(entity: Entity) -> list[dict[str, str]]:
+    """The gateway routes the entity holds, each with a link to `/authz/explain` filled in
+    with a request it takes (a prefix's own path, the first method named)."""
+    routes = []
+    for route in entity.gateway_routes.all():
+        query = urlencode({
+            "method": route.methods.split(",")[0] if route.methods else "GET",
+            "host": route.host,
+            "path": route.path.removesuffix("*"),
+        })  # fmt: skip
+        routes.append({"route": str(route), "audience": route.audience,
+                       "explain_url": f"{reverse('authz-explain')}?{query}"})  # fmt: skip
+    return routes
 
 
 @require_http_methods(["GET", "POST"])

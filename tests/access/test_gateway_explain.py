@@ -146,3 +146,24 @@ def test_a_machine_client_may_not_use_it(routes: None, devtenant: DevTenant) -> 
         content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}",
     )  # fmt: skip
     assert response.status_code == 403
+
+
+def test_an_entity_page_links_each_route_it_holds_to_the_check_filled_in(
+    routes: None, devtenant: DevTenant
+) -> None:
+    _, as_grace = person_of_tenant(devtenant, "grace@example.com")  # an owner of payments-api
+    _, as_ada = person_of_tenant(devtenant, "ada@example.com")  # no role: routes are a detail
+    entity_page = "/catalog/default/component/payments-api/"
+
+    page = as_grace.get(entity_page).content.decode()
+
+    assert "Gateway routes" in page
+    assert "<code>GET,POST payments.internal.example/v1/*</code>" in page
+    link = "/authz/explain?method=GET&amp;host=payments.internal.example&amp;path=%2Fv1%2F"
+    assert link in page
+    form = as_grace.get(html.unescape(link) + "&token=pasted-in-a-url").content.decode()
+    assert 'value="payments.internal.example"' in form
+    assert 'value="/v1/"' in form
+    assert '<option value="GET" selected>' in form
+    assert "pasted-in-a-url" not in form  # a token never comes from a URL
+    assert "Gateway routes" not in as_ada.get(entity_page).content.decode()
