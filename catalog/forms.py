@@ -31,6 +31,15 @@ class LocationForm(forms.Form):
         ),
     )
 
+    declares_routes = forms.BooleanField(
+        label="Its entities may declare gateway routes (atrium.dev/gateway-routes)",
+        required=False,
+        help_text=(
+            "A declared route is what gateways ask the portal about: allow it only where the "
+            "teams whose services those routes reach keep their descriptors."
+        ),
+    )
+
     def clean_target(self) -> str:
         target: str = self.cleaned_data["target"]
         if not target.startswith(("http://", "https://")):

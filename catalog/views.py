@@ -479,9 +479,9 @@ def location_register_page(request: HttpRequest) -> HttpResponse:
         # A registered location is previewed under the kinds it has: this page registers,
         # `import_catalog --allow-kinds` changes them.
         allow_kinds = None if existed else form.allow_kinds
-        report = location_import(
-            target=target, dry_run=not register, with_entities=True, allow_kinds=allow_kinds
-        )
+        allow_routes = None if existed else form.cleaned_data["declares_routes"]
+        report = location_import(target=target, dry_run=not register, with_entities=True,
+                                 allow_kinds=allow_kinds, allow_routes=allow_routes)  # fmt: skip
         entities = report.entities
         if register:
             who = request.user  # signed in: the page is for people who are
@@ -500,6 +500,7 @@ def location_register_page(request: HttpRequest) -> HttpResponse:
             "problems": report.problems,
             "exists": existed,
             "allow_kinds": report.location.allow_kinds,
+            "allows_routes": report.location.allows_routes,
         }
     locations = Location.objects.order_by("target")
     context = {"form": form, "preview": preview, "locations": locations}

@@ -109,3 +109,45 @@ def test_people_and_groups_are_refused_unless_the_box_is_ticked(
     assert Entity.objects.filter(ref="user:default/grace").exists()
     assert Location.objects.get().allow_kinds == ["User", "Group"]
     assert AuditEvent.objects.get().detail["allow_kinds"] == ["User", "Group"]
+
+
+ROUTED = """\
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: payments-api
+  annotations:
+    atrium.dev/gateway-routes: GET payments.internal.example/v1/*
+spec: {type: service, lifecycle: production, owner: team-payments}
+"""
+
+
+def test_gateway_routes_are_refused_unless_their_box_is_ticked(served: str, tmp_path: Path) -> None:
+    (tmp_path / "routed.yaml").write_text(ROUTED)
+    admin = signed_in("linus@example.com", "portal-admin")
+    target = f"{served}/routed.yaml"
+
+    unticked = admin.post("/catalog/locations/", {"target": target, "action": "preview"})
+    ticked = admin.post(
+        "/catalog/locations/", {"target": target, "declares_routes": "on", "action": "preview"}
+    )
+
+    page = unticked.content.decode()
+    assert "Its entities may declare gateway routes (atrium.dev/gateway-routes)" in page
+    assert "Gateway routes its entities declare are refused." in page
+    assert "1 entity would be in the catalog, with 1 problem." in page
+    page = ticked.content.decode()
+    assert "Its entities may declare gateway routes." in page
+    assert "1 entity would be in the catalog." in page
+    assert re.search(r'<input type="checkbox" name="declares_routes"[^>]* checked>', page)
+
+    registered = admin.post(
+        "/catalog/locations/",
+        {"target": target, "declares_routes": "on", "action": "register"},
+        follow=True,
+    )
+
+    assert "<td>allowed</td>" in registered.content.decode()
+    assert Location.objects.get().allows_routes
+    assert str(Entity.objects.get().gateway_routes.get()) == "GET payments.internal.example/v1/*"
+    assert AuditEvent.objects.get().detail["allow_routes"] is True
