@@ -572,6 +572,18 @@ def may_review_holding(
     return viewer.is_admin and any(not scope.others_than(email) for email in emails)
 
 
+def admins_left_refusal(*, role: str, left: int) -> str | None:
+    """Why a review may not remove these holders: they are the last of the portal's admins.
+    With nobody holding PORTAL_ADMIN_ROLE nobody could administer the portal, stand in for a
+    role without owners, or undo the removal from here. Other roles may lose every holder."""
+    if role != settings.PORTAL_ADMIN_ROLE or left > 0:
+        return None
+    return (
+        f"Removing them would leave nobody holding {role}, and the portal without an admin: "
+        "keep at least one, or give the role to someone else in Auth0 first."
+    )
+
+
 def may_see_review(viewer: Viewer, scope: ReviewScope) -> bool:
     """A review, its holders and its evidence: the role's owners and the portal's admins."""
     return bool(viewer.sub) and (is_reviewer(viewer, scope) or viewer.is_admin)

@@ -30,10 +30,18 @@ from django.db.models import Q
 from django.utils import timezone
 
 from access.audit import SYSTEM, Actor
-from access.models import AccessRequest, AccessReview, AccessReviewItem, AccessReviewReminder, Role
+from access.models import (
+    AccessRequest,
+    AccessReview,
+    AccessReviewItem,
+    AccessReviewReminder,
+    Role,
+    RoleMembership,
+)
 from access.policy import (
     ReviewScope,
     Viewer,
+    admins_left_refusal,
     may_complete_review,
     may_review_holding,
     may_see_review,
@@ -393,6 +401,12 @@ def review_decide(
                 outcome.refused.append(refusal)
             else:
                 chosen.append((item, wanted))
+        removing = {item.user_id for item, wanted in chosen if wanted.decision == "remove"}
+        if last_admins := _last_admins_refusal(review, removing):
+            if all_or_nothing:
+                raise ReviewRefused(last_admins)
+            outcome.refused.append(last_admins)
+            chosen = [(item, wanted) for item, wanted in chosen if wanted.decision != "remove"]
         now = timezone.now()
         groups: dict[tuple[str, str], list[AccessReviewItem]] = {}
         for item, wanted in chosen:
@@ -427,6 +441,25 @@ def _decided(
                  review.correlation_id, holders=subs, count=len(subs), note=note)  # fmt: skip
     if removing:
         _removals_after_commit([item.pk for item in items], actor)
+
+
+def _last_admins_refusal(review: AccessReview, going: set[int]) -> str | None:
+    """`admins_left_refusal` for removing these people (user ids) from the review's role, on
+    top of the removals of it still on their way to Auth0 (from any review of it). Asked with
+    the review's row locked, so two removals of the last two admins are judged in turn."""
+    if not going or review.role.name != settings.PORTAL_ADMIN_ROLE:
+        return None
+    holders = set(
+        RoleMembership.objects.active()
+        .filter(role=review.role, user__is_active=True)
+        .values_list("user_id", flat=True)
+    )
+    on_their_way = AccessReviewItem.objects.filter(
+        review__role=review.role, decision=AccessReviewItem.Decision.REMOVE,
+        removal=AccessReviewItem.Removal.PENDING,
+    ).values_list("user_id", flat=True)  # fmt: skip
+    left = len(holders - set(on_their_way) - going)
+    return admins_left_refusal(role=review.role.name, left=left)
 
 
 def _why_not_reviewer(viewer: Viewer, item: AccessReviewItem, scope: ReviewScope) -> str:
@@ -475,9 +508,11 @@ def review_decide_matching(
         now = timezone.now()
         removing = decision == AccessReviewItem.Decision.REMOVE
         if removing:
-            ids = list(
-                undecided.select_for_update(of=("self",)).order_by("pk").values_list("pk", "sub")
-            )
+            rows = undecided.select_for_update(of=("self",)).order_by("pk")
+            ids = list(rows.values_list("pk", "sub"))
+            going = set(rows.values_list("user_id", flat=True))
+            if refusal := _last_admins_refusal(review, going):
+                raise ReviewRefused(refusal)
             count = AccessReviewItem.objects.filter(pk__in=[pk for pk, _ in ids]).update(
                 decision=decision, decided_by=reviewer, decided_at=now, note=note,
                 removal=AccessReviewItem.Removal.PENDING, updated_at=now,
@@ -558,7 +593,9 @@ def reviews_enforce(*, actor: Actor = SYSTEM, now: datetime | None = None) -> di
     now = now or timezone.now()
     enforced = {}
     candidates = (
-        reviews_open().filter(role__review_remove_after__isnull=False).select_related("role")
+        reviews_open()
+        .filter(role__review_remove_after__isnull=False, policy_applied_at__isnull=True)
+        .select_related("role")
     )
     for review in candidates:
         after = review.role.review_remove_after
@@ -581,6 +618,14 @@ def _enforce(*, review_id: int, actor: Actor, now: datetime) -> int:
             .values_list("pk", "sub")
         )
         days = after.days
+        going = set(review.items.filter(decision="").values_list("user_id", flat=True))
+        if refusal := _last_admins_refusal(review, going):
+            # Not applied, once: the review stays open, overdue, for a person to decide.
+            review.policy_applied_at = now
+            review.save(update_fields=["policy_applied_at"])
+            actor.record("review.policy_withheld", review_target(review), review.correlation_id,
+                         count=len(undecided), reason=refusal)  # fmt: skip
+            return 0
         note = f"not reviewed within {days} day{'s' if days != 1 else ''} of the due date"
         AccessReviewItem.objects.filter(pk__in=[pk for pk, _ in undecided]).update(
             decision=AccessReviewItem.Decision.REMOVE, decided_by=None, decided_at=now,

@@ -43,6 +43,7 @@ ACTIONS: dict[str, str] = {
     "review.removal_superseded": "Removal after a review overtaken by a later approval",
     "review.removal_retried": "Removal after a review retried",
     "review.policy_removed": "Removed as not reviewed in time",
+    "review.policy_withheld": "Last admins left by the removal policy",
     "review.completed": "Access review completed",
     "review.reminded": "Reviewers told",
     "user.deactivated": "Account deactivated",

@@ -547,6 +547,54 @@ def test_an_overdue_review_with_the_removal_policy_removes_only_what_was_not_rev
     assert "Nobody reviewed 1 holder of payments.viewer within 7 days" in mail.outbox[-1].body
 
 
+def test_a_review_never_removes_the_portal_s_last_admin(payments: None) -> None:
+    """Neither removal by removal nor all at once: with nobody holding portal-admin, nobody
+    could administer the portal, nor undo the removal from it. The one before it goes."""
+    linus, margaret = (UserFactory.create(email=e) for e in ("linus@example.com",
+                                                            "margaret@example.com"))  # fmt: skip
+    for admin in (linus, margaret):
+        RoleMembershipFactory.create(user=admin, role=RoleFactory.create(name="portal-admin"))
+    review = review_open(role="portal-admin", kind=AccessReview.Kind.SCHEDULED, actor=SYSTEM)
+
+    first = review_decide(review_id=review.pk, reviewer=linus, actor=Actor(linus.sub),
+                          decisions=[remove(item_of(review, margaret))])  # fmt: skip
+    # Margaret is still in the mirror while the worker removes her in Auth0: she counts as gone.
+    assert first.done == 1 and viewer_for(margaret).is_admin
+    last = review_decide(review_id=review.pk, reviewer=margaret, actor=Actor(margaret.sub),
+                         decisions=[remove(item_of(review, linus))])  # fmt: skip
+    with pytest.raises(ReviewRefused, match="the portal without an admin"):
+        review_decide(review_id=review.pk, reviewer=margaret, actor=Actor(margaret.sub),
+                      decisions=[remove(item_of(review, linus))], all_or_nothing=True)  # fmt: skip
+    with pytest.raises(ReviewRefused, match="keep at least one"):
+        review_decide_matching(review_id=review.pk, reviewer=margaret, decision="remove",
+                               matching=Q(), actor=Actor(margaret.sub))  # fmt: skip
+
+    assert last.done == 0
+    assert last.refused == [
+        "Removing them would leave nobody holding portal-admin, and the portal without an "
+        "admin: keep at least one, or give the role to someone else in Auth0 first."
+    ]
+    assert item_of(review, linus).decision == ""
+    assert AuditEvent.objects.filter(action="review.removed").count() == 1
+
+
+def test_the_removal_policy_leaves_the_last_admins_and_says_so_once(payments: None) -> None:
+    linus = UserFactory.create(email="linus@example.com")
+    RoleMembershipFactory.create(user=linus, role=RoleFactory.create(name="portal-admin"))
+    own_role("portal-admin", reviewEvery="P1M", removeUnreviewedAfter="P7D")
+    review = review_open(role="portal-admin", kind=AccessReview.Kind.SCHEDULED, actor=SYSTEM,
+                         due_at=timezone.now() - timedelta(days=8))  # fmt: skip
+
+    assert reviews_enforce() == {review.pk: 0}
+    assert reviews_enforce() == {}  # withheld once, not every beat
+
+    review.refresh_from_db()
+    assert review.completed_at is None and item_of(review, linus).decision == ""
+    withheld = AuditEvent.objects.get(action="review.policy_withheld")
+    assert "the portal without an admin" in withheld.detail["reason"]
+    assert not AuditEvent.objects.filter(action="review.policy_removed").exists()
+
+
 def test_the_removal_policy_leaves_a_holder_an_owner_approved_again_after_the_snapshot(
     devtenant: DevTenant, payments: None, eager_tasks: None,
     django_capture_on_commit_callbacks: Any,
