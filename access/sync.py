@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -22,7 +23,14 @@ from access.auth0 import (
     DirectoryRole,
     DirectoryUser,
 )
-from access.models import AccessRequest, AuditEvent, Role, RoleMembership, RoleSyncRun
+from access.models import (
+    AccessRequest,
+    AccessReviewItem,
+    AuditEvent,
+    Role,
+    RoleMembership,
+    RoleSyncRun,
+)
 from access.selectors import accounts_to_check, conflicts_held, portal_admin_emails
 from access.viewers import viewers_changed, viewers_changed_once
 from portal.locks import lock_held
@@ -119,6 +127,7 @@ def _roles_sync(*, dry_run: bool, force: bool, directory: Directory | None) -> S
     report = SyncReport(run=run)
     owned = directory is None
     directory = directory or Directory()
+    read_from = timezone.now()
     try:
         try:
             roles = directory.roles()
@@ -127,7 +136,8 @@ def _roles_sync(*, dry_run: bool, force: bool, directory: Directory | None) -> S
         except Auth0Error as error:
             outcome, message = RoleSyncRun.Outcome.FAILED, str(error)
         else:
-            outcome, message = _plan_and_apply(report, roles, members, dry_run=dry_run, force=force)
+            outcome, message = _plan_and_apply(report, roles, members, dry_run=dry_run,
+                                               force=force, read_from=read_from)  # fmt: skip
             stopped = _accounts_plan_and_apply(report, accounts, dry_run=dry_run, force=force)
             if stopped and outcome == RoleSyncRun.Outcome.OK:
                 outcome = RoleSyncRun.Outcome.BLOCKED
@@ -173,8 +183,14 @@ def _plan_and_apply(
     *,
     dry_run: bool,
     force: bool,
+    read_from: datetime,
 ) -> tuple[RoleSyncRun.Outcome, str]:
-    """Work out the difference and apply it; the run's outcome and, if it stopped, why."""
+    """Work out the difference and apply it; the run's outcome and, if it stopped, why.
+
+    What the portal changed itself since Auth0 began to be read (`read_from`) is left for the
+    next run, which reads Auth0 after it: a grant revoked, ended or removed by a review meanwhile
+    is not brought back from a read older than its removal, nor is a membership made meanwhile
+    (a grant that became active, a sign-in) taken away."""
     report.roles = len(roles)
     wanted = {(user.user_id, role.name) for role in roles for user in members[role.id]}
     people = {user.user_id: user for role in roles for user in members[role.id]}
@@ -183,8 +199,11 @@ def _plan_and_apply(
     current = {
         (m.user.sub, m.role.name): m for m in RoleMembership.objects.select_related("user", "role")
     }
-    report.added = sorted(pair for pair in wanted if pair not in current)
-    report.removed = sorted(pair for pair in current if pair not in wanted)
+    ended = ended_by_the_portal_since(read_from)
+    report.added = sorted(pair for pair in wanted if pair not in current and pair not in ended)
+    report.removed = sorted(
+        pair for pair in current if pair not in wanted and current[pair].created_at < read_from
+    )
     known_names = {role.name for role in roles}
     report.gone_roles = sorted(
         Role.objects.filter(gone_at__isnull=True)
@@ -204,6 +223,21 @@ def _plan_and_apply(
         return RoleSyncRun.Outcome.DRY_RUN, ""
     _apply(report, roles, people, current)
     return RoleSyncRun.Outcome.OK, ""
+
+
+def ended_by_the_portal_since(
+    moment: datetime, *, user: User | None = None
+) -> set[tuple[str, str]]:
+    """(sub, role) of the holdings the portal itself ended since `moment`: grants revoked or
+    expired, and removals carried out after an access review. Each told Auth0 before it was
+    recorded, so a read of Auth0 begun before `moment` may still show them."""
+    grants = AccessRequest.objects.filter(ended_at__gte=moment)
+    removals = AccessReviewItem.objects.filter(removed_at__gte=moment)
+    if user is not None:
+        grants, removals = grants.filter(requester=user), removals.filter(user=user)
+    return set(grants.values_list("requester__sub", "role_name")) | set(
+        removals.values_list("user__sub", "review__role__name")
+    )
 
 
 @transaction.atomic
@@ -367,11 +401,14 @@ def role_memberships_refresh_from_auth0(
     """
     owned = directory is None
     directory = directory or Directory()
+    read_from = timezone.now()
     try:
         in_auth0 = directory.user_roles(user.sub)
     finally:
         if owned:
             directory.close()
+    # As the sync: what the portal changed since the read began is the next read's to judge.
+    ended = {role for _, role in ended_by_the_portal_since(read_from, user=user)}
     wanted = {role.name: role for role in in_auth0}
     # The row lock keeps a concurrent refresh or sync from adding the same rows twice.
     current = {
@@ -380,8 +417,9 @@ def role_memberships_refresh_from_auth0(
         .filter(user=user)
         .select_related("user", "role")
     }
-    added = sorted(name for name in wanted if name not in current)
-    removed = [current[name] for name in sorted(current) if name not in wanted]
+    added = sorted(name for name in wanted if name not in current and name not in ended)
+    removed = [current[name] for name in sorted(current)
+               if name not in wanted and current[name].created_at < read_from]  # fmt: skip
 
     known = {role.name: role for role in Role.objects.filter(name__in=wanted)}
     Role.objects.bulk_create(

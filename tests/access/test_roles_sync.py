@@ -223,3 +223,110 @@ def test_the_command_reports_a_dry_run_and_changes_nothing(
     assert "+ portal-admin → " in out
     assert "dry run: nothing applied" in out and "API calls" in out
     assert not RoleMembership.objects.exists()
+
+
+class ReadBeforeThePortalActed(Directory):
+    """Auth0 as it was when the sync began to read it: every role's members are read first,
+    then the portal acts (`meanwhile`), then the sync gets the older answers."""
+
+    def __init__(self, meanwhile: Any) -> None:
+        super().__init__()
+        self.meanwhile = meanwhile
+        self.read: dict[str, Any] = {}
+
+    def roles(self) -> list[DirectoryRole]:
+        roles = super().roles()
+        self.read = {role.id: super(ReadBeforeThePortalActed, self).role_members(role.id)
+                     for role in roles}  # fmt: skip
+        self.meanwhile()
+        return roles
+
+    def role_members(self, role_id: str) -> Any:
+        return self.read[role_id]
+
+
+def active_grant(devtenant: DevTenant, email: str, role: str) -> AccessRequest:
+    """A portal grant as the worker leaves it: assigned in Auth0, in the mirror, active."""
+    users, roles = tenant_ids(devtenant)
+    management(devtenant, "POST", f"users/{users[email]}/roles", {"roles": [roles[role]]})
+    person, _ = User.objects.get_or_create(sub=users[email], defaults={"email": email})
+    RoleMembership.objects.update_or_create(
+        user=person, role=Role.objects.get(name=role),
+        defaults={"source": RoleMembership.Source.PORTAL_GRANT, "expires_at": None},
+    )  # fmt: skip
+    grant: AccessRequest = AccessRequest.objects.create(
+        requester=person, entity_ref="component:default/payments-api", role_name=role,
+        reason="on call", duration=timedelta(days=7), state="active",
+    )  # fmt: skip
+    return grant
+
+
+def test_a_grant_revoked_while_the_sync_reads_auth0_is_not_brought_back(
+    devtenant: DevTenant,
+) -> None:
+    from access.audit import SYSTEM
+    from access.services import grant_end
+
+    roles_sync()
+    grant = active_grant(devtenant, "ada@example.com", "payments.viewer")
+    roles_sync()  # the grant is in Auth0 and in the mirror: nothing to change
+    assert "ada@example.com" in held("payments.viewer")
+    directory = ReadBeforeThePortalActed(
+        lambda: grant_end(request_id=grant.pk, actor=SYSTEM, revoke=True)
+    )
+
+    report = roles_sync(directory=directory)
+    directory.close()
+
+    assert report.outcome == RoleSyncRun.Outcome.OK
+    assert report.added == []
+    assert "ada@example.com" not in held("payments.viewer")
+    assert "payments.viewer" not in {
+        r["name"] for r in management(devtenant, "GET", f"users/{grant.requester.sub}/roles")
+    }
+
+
+def test_a_grant_made_active_while_the_sync_reads_auth0_is_not_taken_away(
+    devtenant: DevTenant,
+) -> None:
+    roles_sync()
+    made: list[AccessRequest] = []
+    directory = ReadBeforeThePortalActed(
+        lambda: made.append(active_grant(devtenant, "ada@example.com", "payments.viewer"))
+    )
+
+    report = roles_sync(directory=directory)
+    directory.close()
+
+    assert report.removed == []
+    assert "ada@example.com" in held("payments.viewer")
+    made[0].refresh_from_db()
+    assert made[0].state == "active"
+    # The next read sees Auth0 as it is now, and agrees.
+    assert roles_sync().removed == []
+
+
+def test_a_person_s_refresh_does_not_bring_back_a_grant_revoked_while_it_read(
+    devtenant: DevTenant,
+) -> None:
+    from access.audit import SYSTEM
+    from access.services import grant_end
+    from access.sync import role_memberships_refresh_from_auth0
+
+    roles_sync()
+    grant = active_grant(devtenant, "ada@example.com", "payments.viewer")
+
+    class ReadBeforeTheRevocation(Directory):
+        def user_roles(self, user_id: str) -> list[DirectoryRole]:
+            roles = super().user_roles(user_id)
+            grant_end(request_id=grant.pk, actor=SYSTEM, revoke=True)
+            return roles
+
+    directory = ReadBeforeTheRevocation()
+    outcome = role_memberships_refresh_from_auth0(
+        user=grant.requester, actor=SYSTEM, directory=directory
+    )
+    directory.close()
+
+    assert outcome.added == []
+    assert "ada@example.com" not in held("payments.viewer")
