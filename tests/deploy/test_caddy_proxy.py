@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import http.client
 import os
-import signal
 import socket
 import ssl
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +17,7 @@ import pytest
 
 from devtenant.process import free_port
 from tests.deploy.compose import ROOT, compose
+from tests.deploy.processes import processes_start, processes_stop, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -58,26 +56,6 @@ def request(
     return response
 
 
-def wait_for(what: str, check: object, processes: dict[str, subprocess.Popen[bytes]],
-             logs: Path, timeout: float = 60) -> None:  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while True:
-        for name, process in processes.items():
-            if process.poll() is not None:
-                pytest.fail(f"{name} exited:\n{(logs / f'{name}.log').read_text()}")
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except (OSError, ssl.SSLError, http.client.HTTPException):
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"{what} within {timeout}s:\n"
-                + "\n".join((logs / f"{name}.log").read_text() for name in processes)
-            )
-        time.sleep(0.3)
-
-
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     https_port, http_port, admin_port, web_port = (free_port() for _ in range(4))
@@ -111,7 +89,6 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         "CADDY_HTTP_PORT": str(http_port),
         "CADDY_ADMIN": f"127.0.0.1:{admin_port}",
     }
-    processes: dict[str, subprocess.Popen[bytes]] = {}
     commands = {
         "web": (web_command, web_env),
         "caddy": (
@@ -119,11 +96,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             caddy_env,
         ),
     }
-    for name, (command, env) in commands.items():
-        processes[name] = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=(tmp_path / f"{name}.log").open("wb"),
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    processes = processes_start(commands, tmp_path)
     ca_root = tmp_path / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
     up = Stack(https_port, http_port, admin_port, web_port, ca_root)
     try:
@@ -139,15 +112,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         )  # fmt: skip
         yield up
     finally:
-        for process in processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        processes_stop(processes)
 
 
 def test_https_answers_with_a_certificate_from_caddys_local_ca(stack: Stack) -> None:

@@ -8,8 +8,6 @@ import http.client
 import http.server
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -24,6 +22,7 @@ from django.conf import settings as django_settings
 from access.models import AccessRequest
 from devtenant.process import free_port
 from tests.deploy.compose import ROOT
+from tests.deploy.processes import processes_start, processes_stop, wait_for
 from tests.helpers import DevTenant, ask, gateway_token, payments_with_routes, person_of_tenant
 from tests.worker import auth0_env, database_url
 
@@ -97,21 +96,6 @@ def _upstream() -> tuple[Upstream, http.server.ThreadingHTTPServer]:
     return upstream, server
 
 
-def _wait(what: str, check: Any, processes: dict[str, subprocess.Popen[bytes]], logs: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for name, process in processes.items():
-            if process.poll() is not None:
-                pytest.fail(f"{name} exited:\n{(logs / f'{name}.log').read_text()}")
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"{what}:\n" + "\n".join((logs / f"{n}.log").read_text() for n in processes))
-
-
 @pytest.fixture
 def edge(tmp_path: Path, devtenant: DevTenant, settings: Any) -> Iterator[Edge]:
     if shutil.which("nginx") is None:
@@ -154,27 +138,14 @@ def edge(tmp_path: Path, devtenant: DevTenant, settings: Any) -> Iterator[Edge]:
             {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/bin")},
         ),  # fmt: skip
     }
-    processes: dict[str, subprocess.Popen[bytes]] = {}
-    for name, (command, env) in commands.items():
-        processes[name] = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=(tmp_path / f"{name}.log").open("wb"),
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    processes = processes_start(commands, tmp_path)
     up = Edge(nginx_port, upstream)
     try:
-        _wait("the portal and NGINX did not answer", lambda: up.get("/v1/orders").status == 401,
+        wait_for("the portal and NGINX did not answer", lambda: up.get("/v1/orders").status == 401,
               processes, tmp_path)  # fmt: skip
         yield up
     finally:
-        for process in processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        processes_stop(processes)
         upstream_server.shutdown()
 
 
