@@ -99,16 +99,23 @@ def _relation_rows(refs: list[str], viewer: Viewer, alias: str) -> Iterable[tupl
     return rows
 
 
+@lru_cache(maxsize=16_384)
+def _relation_text(relation_type: str, target_ref: str) -> str:
+    """`json.dumps` of one relation as Backstage shows it: the same few thousand (type, target)
+    pairs come back call after call, so each is parsed and encoded once a process."""
+    parsed = parse_entity_ref(target_ref)
+    target = {"kind": parsed.kind, "namespace": parsed.namespace, "name": parsed.name}
+    return json.dumps({"type": relation_type, "targetRef": target_ref, "target": target})
+
+
 class Relations:
     """The relations of some entities the viewer may see, by source, each (type, target) once,
-    ordered by type then target: as Backstage's dicts, or as their JSON text. A page's relations
-    name the same few groups and systems again and again, so each target is parsed, and each
-    (type, target) encoded, once."""
+    ordered by type then target: as Backstage's dicts, or as their JSON text."""
 
     def __init__(self, pairs: dict[str, list[tuple[str, str]]]) -> None:
         self.pairs = pairs
+        # A page's relations name the same few groups and systems again and again.
         self._targets: dict[str, dict[str, str]] = {}
-        self._texts: dict[tuple[str, str], str] = {}
 
     def _target(self, target_ref: str) -> dict[str, str]:
         target = self._targets.get(target_ref)
@@ -126,16 +133,7 @@ class Relations:
 
     def text_of(self, ref: str) -> str:
         """`json.dumps(self.of(ref))`, from each relation's text."""
-        texts = []
-        for pair in self.pairs.get(ref, ()):
-            text = self._texts.get(pair)
-            if text is None:
-                relation_type, target_ref = pair
-                text = self._texts[pair] = json.dumps(
-                    {"type": relation_type, "targetRef": target_ref,
-                     "target": self._target(target_ref)}
-                )  # fmt: skip
-            texts.append(text)
+        texts = [_relation_text(*pair) for pair in self.pairs.get(ref, ())]
         return f"[{', '.join(texts)}]"
 
 
