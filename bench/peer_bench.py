@@ -411,6 +411,29 @@ def peer_settle(
         time.sleep(2)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time the process has used so far (user and system), from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peer_quiet(pid: int, *, timeout: float, share: float = 0.35) -> float:
+    """Wait until the peer uses less than `share` of a core over five seconds, so that its
+    processing loop (which reads every entity again when it starts over kept databases) does
+    not take the CPU from either side while they are timed; the seconds waited."""
+    began = deadline = time.monotonic()
+    deadline += timeout
+    while time.monotonic() < deadline:
+        used = cpu_seconds(pid)
+        time.sleep(5)
+        busy = (cpu_seconds(pid) - used) / 5
+        if busy < share:
+            break
+        log(f"  peer: still busy ({busy:.0%} of a core)")
+    return time.monotonic() - began
+
+
 # --- timing --------------------------------------------------------------------------------------
 
 
@@ -650,6 +673,8 @@ def run(
         )
         if args.reuse_peer:
             made_from.write_text(recipe)
+        waited = peer_quiet(peer_process.pid, timeout=settle_timeout)
+        log(f"peer: quiet after {waited:.0f} s more")
 
         log(f"Atrium: gunicorn, one sync worker, on port {atrium_port}")
         gunicorn = [
