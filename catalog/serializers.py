@@ -8,12 +8,12 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from django.contrib.postgres.expressions import ArraySubquery
+from django.contrib.postgres.fields import ArrayField
 from django.db import connections
 from django.db.models import (
     BooleanField,
+    CharField,
     ExpressionWrapper,
-    OuterRef,
     QuerySet,
     TextField,
     Value,
@@ -195,14 +195,28 @@ def entities_json_texts(
         listed = list(entities)
         bodies = entities_json(listed, viewer=viewer, fields=fields)
         return [(entity.ref, _encoded(body)) for entity, body in zip(listed, bodies, strict=True)]
-    read = entities.annotate(descriptor_text=Cast("descriptor", TextField()))
-    postgres = connections[entities.db].vendor == "postgresql"
+    connection = connections[entities.db]
+    postgres = connection.vendor == "postgresql"
     if postgres:
-        # The entity's required roles in its own row, rather than one more query.
-        roles = EntityRequiredRole.objects.filter(entity_id=OuterRef("pk")).values("role_name")
-        read = read.annotate(required=ArraySubquery(roles))
+        # The entity's required roles in its own row, rather than one more query. Written as
+        # SQL: Django took longer to resolve and compile the same Cast and ArraySubquery than
+        # PostgreSQL took to answer a by-name call's read.
+        quote = connection.ops.quote_name
+        entity = quote(Entity._meta.db_table)
+        roles = quote(EntityRequiredRole._meta.db_table)
+        read = entities.annotate(
+            descriptor_text=RawSQL(f"{entity}.{quote('descriptor')}::text", (), TextField()),
+            required=RawSQL(
+                f"ARRAY(SELECT {quote('role_name')} FROM {roles} WHERE {quote('entity_id')}"
+                f" = {entity}.{quote('id')} ORDER BY 1)",
+                (),
+                ArrayField(CharField()),
+            ),
+        )
     else:
-        read = read.annotate(required=Value(None))
+        read = entities.annotate(
+            descriptor_text=Cast("descriptor", TextField()), required=Value(None)
+        )
     rows = list(read.values_list("pk", "ref", "owner_ref", "descriptor_text", "required"))
     if not rows:
         return []
