@@ -70,7 +70,7 @@ def _relations_statement(viewer: Viewer, alias: str) -> tuple[str, tuple[Any, ..
     query = (
         Relation.objects.using(alias)
         .filter(ExpressionWrapper(among, output_field=BooleanField()))
-        .filter(viewer.may_see_relation_q())
+        .filter(viewer.may_see_relation_q(probing_origins=True))
         .order_by("type", "target_ref")
         .values_list("source_ref", "type", "target_ref")
     )
@@ -88,7 +88,7 @@ def _relation_rows(refs: list[str], viewer: Viewer, alias: str) -> Iterable[tupl
         return (
             Relation.objects.using(alias)
             .filter(source_ref__in=refs)
-            .filter(viewer.may_see_relation_q())
+            .filter(viewer.may_see_relation_q(probing_origins=True))
             .order_by("type", "target_ref")
             .values_list("source_ref", "type", "target_ref")
         )
