@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.backends import BaseBackend
+from django.db import connections, router
 
 from access import policy
 from access.selectors import decision_scopes
@@ -20,7 +21,28 @@ class PolicyBackend(BaseBackend):
         return None
 
     def get_user(self, user_id: int) -> User | None:
-        return User.objects.filter(pk=user_id, is_active=True).first()
+        """The person a session names while the portal lets them in (active), read afresh at
+        every request, so that a person made inactive is refused at their next one. On
+        PostgreSQL by one SQL statement of its own: the ORM took longer to build this query
+        than PostgreSQL took to answer it, and its columns need no conversion there."""
+        alias = router.db_for_read(User)
+        connection = connections[alias]
+        if connection.vendor != "postgresql":
+            return User.objects.filter(pk=user_id, is_active=True).first()
+        fields = User._meta.concrete_fields
+        quote = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {', '.join(quote(field.column) for field in fields)} "
+                f"FROM {quote(User._meta.db_table)} WHERE {quote('id')} = %s AND "
+                f"{quote('is_active')}",
+                [User._meta.pk.get_db_prep_value(user_id, connection)],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        user: User = User.from_db(alias, [field.attname for field in fields], row)
+        return user
 
     def has_perm(self, user_obj: Any, perm: str, obj: Any = None) -> bool:
         viewer = policy.viewer_for(user_obj)

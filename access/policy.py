@@ -90,14 +90,37 @@ class Viewer:
         ).values("entity_id")
         return Q(pk__in=holds_a_required_role) | Q(owner_ref__in=self.owner_refs)
 
-    def may_see_relation_q(self) -> Q:
+    def may_see_relation_q(self, *, probing_origins: bool = False) -> Q:
         """The relations (catalog.Relation) this person may see, on any page or in the API:
         ownership, and those declared by an entity whose details they may see, by the rule
         of `may_see_restricted_q` asked of the relation's origin. `kafka-cluster dependencyOf
-        payments-api` comes from payments-api's `dependsOn`, a detail of payments-api."""
+        payments-api` comes from payments-api's `dependsOn`, a detail of payments-api.
+
+        The same rule comes in two shapes for PostgreSQL's planner. By default the origin is
+        joined: right for counting or filtering over many relations. `probing_origins` is for
+        the relations of a few given entities (a page, an API answer): ownership needs no
+        look-up, and any other relation's origin is looked up by primary key inside an OR,
+        which PostgreSQL keeps as a probe per relation instead of reading the whole entity
+        table into a hash (the relations of a page of 50 APIs: 4.9 to 2.2 ms at 10,000
+        entities, 5.8 to 2.8 ms at 100,000). The join shape priced those probes for every
+        relation of a type (a facet over 100,000 took half a second instead of a quarter)."""
 
         if self.is_admin:
             return Q()
+        if probing_origins:
+            opened = Q(restricted=False)
+            if self.held_roles:
+                opened |= Q(
+                    Exists(
+                        EntityRequiredRole.objects.filter(
+                            entity_id=OuterRef("pk"), role_name__in=self.held_roles
+                        )
+                    )
+                )
+            if self.owner_refs:
+                opened |= Q(owner_ref__in=self.owner_refs)
+            origin_opened = Entity.objects.filter(opened, pk=OuterRef("origin_id"))
+            return Q(type__in=PUBLIC_RELATIONS) | Q(Exists(origin_opened))
         visible = Q(type__in=PUBLIC_RELATIONS) | Q(origin__restricted=False)
         if self.held_roles:
             # Asked per relation through the index on (entity, role): a page's relations are

@@ -411,6 +411,29 @@ def peer_settle(
         time.sleep(2)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time the process has used so far (user and system), from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peer_quiet(pid: int, *, timeout: float, share: float = 0.35) -> float:
+    """Wait until the peer uses less than `share` of a core over five seconds, so that its
+    processing loop (which reads every entity again when it starts over kept databases) does
+    not take the CPU from either side while they are timed; the seconds waited."""
+    began = deadline = time.monotonic()
+    deadline += timeout
+    while time.monotonic() < deadline:
+        used = cpu_seconds(pid)
+        time.sleep(5)
+        busy = (cpu_seconds(pid) - used) / 5
+        if busy < share:
+            break
+        log(f"  peer: still busy ({busy:.0%} of a core)")
+    return time.monotonic() - began
+
+
 # --- timing --------------------------------------------------------------------------------------
 
 
@@ -545,10 +568,20 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--peer-dir", type=Path, default=PEER_DIR, help="where run.sh is")
     parser.add_argument("--keep", action="store_true", help="keep the corpus and the servers' logs")
+    parser.add_argument(
+        "--reuse-peer", type=Path, metavar="DIR", default=None,
+        help="work in DIR and keep the corpus and the peer's databases there for the next run "
+        "with the same DIR, --entities and --per-file, which then skips the peer's slow ingest "
+        "(Atrium's database is still made anew)",
+    )  # fmt: skip
     args = parser.parse_args()
     settle_timeout = args.settle_timeout or 120 + args.entities / 10
 
-    work = Path(tempfile.mkdtemp(prefix="atrium-peer-bench-"))
+    if args.reuse_peer:
+        work = args.reuse_peer.resolve()
+        work.mkdir(parents=True, exist_ok=True)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="atrium-peer-bench-"))
     atrium_port, peer_port = free_port(), free_port()
     environment(args, work, atrium_port)
     from bench.common import databases_drop
@@ -556,9 +589,12 @@ def main() -> None:
     try:
         run(args, work, atrium_port, peer_port, settle_timeout)
     finally:
-        dropped = databases_drop(args.database_url, args.peer_prefix)
-        log(f"dropped the peer's databases {dropped}")
-        if args.keep:
+        if args.reuse_peer:
+            log(f"kept {work} and the peer's databases ({args.peer_prefix}*) for --reuse-peer")
+        else:
+            dropped = databases_drop(args.database_url, args.peer_prefix)
+            log(f"dropped the peer's databases {dropped}")
+        if args.keep or args.reuse_peer:
             log(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
@@ -569,7 +605,16 @@ def run(
 ) -> None:
     from bench.common import child_pids, databases_drop, fresh_database, peak_rss_mib
 
-    databases_drop(args.database_url, args.peer_prefix)
+    folder = work / "corpus"
+    # What the kept corpus and the peer's databases were made from: reused only when the same.
+    made_from = work / "corpus.made-from"
+    recipe = f"entities={args.entities} per-file={args.per_file}"
+    reused = bool(args.reuse_peer) and made_from.exists() and made_from.read_text() == recipe
+    if not reused:
+        databases_drop(args.database_url, args.peer_prefix)
+        made_from.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(work / "generated", ignore_errors=True)
     fresh_database(args.database_url)
     import django
 
@@ -580,9 +625,13 @@ def run(
     log("collecting static files, as production serves them")
     call_command("collectstatic", interactive=False, verbosity=0)
 
-    folder = work / "corpus"
-    written, files = corpus_write(folder, args.entities, args.per_file)
-    log(f"corpus: {written:,} entities in {files} files under {folder}")
+    if reused:
+        files = len(list(folder.glob("*.yaml")))
+        written = sum(path.read_text().count("\nmetadata:\n") for path in folder.glob("*.yaml"))
+        log(f"corpus: reusing {written:,} entities in {files} files under {folder}")
+    else:
+        written, files = corpus_write(folder, args.entities, args.per_file)
+        log(f"corpus: {written:,} entities in {files} files under {folder}")
 
     log("Atrium: ingesting the folder as one location")
     ingest = atrium_ingest(folder, written, args.in_process_repeat)
@@ -620,7 +669,12 @@ def run(
         log(
             f"peer ingest: {peer_seconds:.1f} s from its start = "
             f"{written / peer_seconds:,.1f} entities/s"
+            + (" (its databases reused: not an ingest rate)" if reused else "")
         )
+        if args.reuse_peer:
+            made_from.write_text(recipe)
+        waited = peer_quiet(peer_process.pid, timeout=settle_timeout)
+        log(f"peer: quiet after {waited:.0f} s more")
 
         log(f"Atrium: gunicorn, one sync worker, on port {atrium_port}")
         gunicorn = [

@@ -392,3 +392,25 @@ def test_with_redis_unreachable_requests_go_on_uncounted(client: Client, setting
     answers = [client.get("/api/access/me").status_code for _ in range(3)]
 
     assert answers == [401, 401, 401]  # answered, not 500 nor 429
+
+
+def test_a_call_counted_in_one_round_trip_is_what_django_ratelimit_reads(
+    clock: Clock, settings: Any
+) -> None:
+    from portal.ratelimits import API_CALLS, RateLimited, limit_check, limit_hit
+
+    settings.RATE_LIMIT_API = "3/m"
+    request = RequestFactory().get("/api/catalog/entities")
+    for _ in range(3):
+        limit_hit(API_CALLS, request=request, key="caller:counted")
+    usage = django_ratelimit.core.get_usage(
+        request, group=API_CALLS.group, key=lambda _group, _request: "caller:counted", rate="3/m"
+    )
+
+    assert usage["count"] == 3
+    with pytest.raises(RateLimited) as refused:
+        limit_check(API_CALLS, request=request, key="caller:counted")
+    assert 1 <= refused.value.retry_after <= 61
+    with pytest.raises(RateLimited):
+        limit_hit(API_CALLS, request=request, key="caller:counted")
+    limit_hit(API_CALLS, request=request, key="caller:another")  # everyone else is spared

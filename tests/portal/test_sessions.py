@@ -379,3 +379,38 @@ def test_a_forged_or_foreign_draft_is_not_kept(ada: Client, payments: None) -> N
     Session.objects.all().delete()
     ada.post(FORM_PAGE, {**form, DRAFT_FIELD: form[DRAFT_FIELD] + "x"})
     assert SESSION_KEY not in ada.session
+
+
+def test_sessions_are_read_by_their_own_statement_with_djangos_answers(settings: Any) -> None:
+    """portal.sessions reads the row itself: a live session is the person's, an expired or
+    signed-out one is nobody's, and a person made inactive is refused at the next request."""
+    assert settings.SESSION_ENGINE == "portal.sessions"
+    person = User.objects.create_user("auth0|sessions", "sessions@example.com")
+    client = Client()
+    client.force_login(person)
+    assert client.get("/api/catalog/entities?limit=1").status_code == 200
+
+    key = client.session.session_key
+    ended = timezone.now() - timedelta(seconds=1)
+    Session.objects.filter(session_key=key).update(expire_date=ended)
+    assert client.get("/api/catalog/entities?limit=1").status_code == 401
+
+    client.force_login(person)
+    User.objects.filter(pk=person.pk).update(is_active=False)
+    refused = client.get("/api/catalog/entities?limit=1")
+    assert refused.status_code == 401
+    assert "no longer active" in refused.json()["error"]["message"]
+
+    User.objects.filter(pk=person.pk).update(is_active=True)
+    client.force_login(person)
+    signed_out = str(client.session.session_key)
+    client.post("/auth/logout/")
+    assert not Session.objects.filter(session_key=signed_out).exists()
+    client.cookies[settings.SESSION_COOKIE_NAME] = signed_out
+    assert client.get("/api/catalog/entities?limit=1").status_code == 401
+
+
+def test_a_malformed_session_key_is_nobodys() -> None:
+    client = Client()
+    client.cookies["sessionid"] = "'; DROP TABLE django_session; --"
+    assert client.get("/api/catalog/entities?limit=1").status_code == 401
