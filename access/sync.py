@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -36,6 +36,11 @@ from access.viewers import viewers_changed, viewers_changed_once
 from portal.locks import lock_held
 from portal.logs import correlate
 from portal.models import User
+
+# How far back an end the portal recorded counts as "while Auth0 was read": the portal's machines
+# (web, workers) keep their own clocks, and a revocation one of them stamps a little early must
+# not come back. Erring early only leaves a re-grant made in Auth0 meanwhile to the next sync.
+ENDED_CLOCKS_MARGIN = timedelta(minutes=1)
 
 
 @transaction.atomic
@@ -230,9 +235,11 @@ def ended_by_the_portal_since(
 ) -> set[tuple[str, str]]:
     """(sub, role) of the holdings the portal itself ended since `moment`: grants revoked or
     expired, and removals carried out after an access review. Each told Auth0 before it was
-    recorded, so a read of Auth0 begun before `moment` may still show them."""
-    grants = AccessRequest.objects.filter(ended_at__gte=moment)
-    removals = AccessReviewItem.objects.filter(removed_at__gte=moment)
+    recorded, so a read of Auth0 begun before `moment` may still show them (a minute earlier,
+    for the clocks of other machines)."""
+    since = moment - ENDED_CLOCKS_MARGIN
+    grants = AccessRequest.objects.filter(ended_at__gte=since)
+    removals = AccessReviewItem.objects.filter(removed_at__gte=since)
     if user is not None:
         grants, removals = grants.filter(requester=user), removals.filter(user=user)
     return set(grants.values_list("requester__sub", "role_name")) | set(
