@@ -508,11 +508,14 @@ def review_decide_matching(
         now = timezone.now()
         removing = decision == AccessReviewItem.Decision.REMOVE
         if removing:
-            rows = undecided.select_for_update(of=("self",)).order_by("pk")
-            ids = list(rows.values_list("pk", "sub"))
-            going = set(rows.values_list("user_id", flat=True))
-            if refusal := _last_admins_refusal(review, going):
+            rows = list(
+                undecided.select_for_update(of=("self",))
+                .order_by("pk")
+                .values_list("pk", "sub", "user_id")
+            )
+            if refusal := _last_admins_refusal(review, {user_id for _, _, user_id in rows}):
                 raise ReviewRefused(refusal)
+            ids = [(pk, sub) for pk, sub, _ in rows]
             count = AccessReviewItem.objects.filter(pk__in=[pk for pk, _ in ids]).update(
                 decision=decision, decided_by=reviewer, decided_at=now, note=note,
                 removal=AccessReviewItem.Removal.PENDING, updated_at=now,
@@ -611,15 +614,15 @@ def _enforce(*, review_id: int, actor: Actor, now: datetime) -> int:
         if review.completed_at is not None or after is None or review.due_at + after > now:
             return 0
         correlate(review.correlation_id)
-        undecided = list(
+        rows = list(
             review.items.filter(decision="")
             .select_for_update(of=("self",))
             .order_by("pk")
-            .values_list("pk", "sub")
+            .values_list("pk", "sub", "user_id")
         )
+        undecided = [(pk, sub) for pk, sub, _ in rows]
         days = after.days
-        going = set(review.items.filter(decision="").values_list("user_id", flat=True))
-        if refusal := _last_admins_refusal(review, going):
+        if refusal := _last_admins_refusal(review, {user_id for _, _, user_id in rows}):
             # Not applied, once: the review stays open, overdue, for a person to decide.
             review.policy_applied_at = now
             review.save(update_fields=["policy_applied_at"])
