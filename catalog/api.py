@@ -29,7 +29,7 @@ from catalog.fetch import url_refusal
 from catalog.models import Entity, Location
 from catalog.refs import EntityRefError, parse_entity_ref
 from catalog.search import FilterError, Predicate, filters_q, parse_filters
-from catalog.serializers import entities_json, entities_json_texts
+from catalog.serializers import entities_json, entities_json_texts, entity_texts_by_refs
 from catalog.services import (
     LocationRefused,
     entity_delete,
@@ -323,8 +323,7 @@ def _json_list(texts: list[tuple[str, str]]) -> str:
 @router.get("/entities/by-name/{kind}/{namespace}/{name}", summary="One entity by its name")
 def entity_by_name(request: HttpRequest, kind: str, namespace: str, name: str) -> HttpResponse:
     viewer = _viewer(request)
-    found = selectors.entity_named(ref=f"{kind}:{namespace}/{name}".lower())
-    texts = entities_json_texts(found, viewer=viewer)
+    texts = entity_texts_by_refs([f"{kind}:{namespace}/{name}".lower()], viewer=viewer)
     if not texts:
         raise HttpError(
             404, f"No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
@@ -398,8 +397,11 @@ def entities_by_refs(
         except EntityRefError as error:
             raise HttpError(400, str(error)) from error
     conditions = _conditions(filter, payload.query, viewer=viewer)
-    found = selectors.entities_by_refs(keys=keys, conditions=conditions)
-    texts = dict(entities_json_texts(found, viewer=viewer, fields=projection))
+    if conditions is None and not projection:
+        texts = dict(entity_texts_by_refs(list(dict.fromkeys(keys)), viewer=viewer))
+    else:
+        found = selectors.entities_by_refs(keys=keys, conditions=conditions)
+        texts = dict(entities_json_texts(found, viewer=viewer, fields=projection))
     items = ", ".join(texts.get(key, "null") for key in keys)
     return json_text_response(f'{{"items": [{items}]}}')
 

@@ -587,11 +587,6 @@ def location_exists(*, target: str) -> bool:
     return Location.objects.filter(target=target).exists()
 
 
-def entity_named(*, ref: str) -> QuerySet[Entity]:
-    """The entity of a lower-cased ref (none or one), to be read as the API answers it."""
-    return Entity.objects.filter(ref=ref)
-
-
 def entity_of_uid(*, uid: str) -> QuerySet[Entity]:
     """The entity of a uid (none or one, none for a uid that is no UUID), to be read as the
     API answers it."""

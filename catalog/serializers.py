@@ -9,14 +9,16 @@ from functools import lru_cache
 from typing import Any
 
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import (
     BooleanField,
     CharField,
     ExpressionWrapper,
+    F,
+    Func,
     QuerySet,
     TextField,
-    Value,
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
@@ -77,6 +79,30 @@ def _relations_statement(viewer: Viewer, alias: str) -> tuple[str, tuple[Any, ..
     sql, params = query.query.sql_with_params()
     (index,) = [place for place, param in enumerate(params) if param is sources]
     return sql, tuple(params), index
+
+
+@lru_cache(maxsize=512)
+def _relations_column(viewer: Viewer, alias: str) -> tuple[str, tuple[Any, ...]]:
+    """The SQL and parameters of a column of the entity's own row: the relations the viewer may
+    see of that entity, as [type, target] pairs ordered by type then target. Read with the
+    entity, in its statement, rather than by a second query after it: a by-name call is a
+    handful of round trips to PostgreSQL, each a share of its time. The text depends only on
+    the viewer, so it is made once a process (as `_relations_statement`)."""
+    quote = connections[alias].ops.quote_name
+    outer = f"{quote(Entity._meta.db_table)}.{quote('ref')}"  # the entity's row it is read in
+    among = RawSQL(f"{quote(Relation._meta.db_table)}.{quote('source_ref')} = {outer}", ())
+    pair = Func(F("type"), F("target_ref"), template="ARRAY[%(expressions)s]",
+                output_field=ArrayField(CharField()))  # fmt: skip
+    query = (
+        Relation.objects.using(alias)
+        .filter(ExpressionWrapper(among, output_field=BooleanField()))
+        .filter(viewer.may_see_relation_q(probing_origins=True))
+        .annotate(pair=pair)
+        .order_by("type", "target_ref")
+        .values_list("pair")
+    )
+    sql, params = query.query.sql_with_params()
+    return f"ARRAY({sql})", tuple(params)
 
 
 def _relation_rows(refs: list[str], viewer: Viewer, alias: str) -> Iterable[tuple[str, str, str]]:
@@ -186,6 +212,64 @@ def _encoded(body: Any) -> str:
     return json.dumps(body)
 
 
+@lru_cache(maxsize=512)
+def _rows_statement(viewer: Viewer, alias: str) -> tuple[str, tuple[Any, ...]]:
+    """The SQL reading entities' rows as `entities_json_texts` needs them, with `{rows}` where
+    their source goes (something naming `page.id` or `page.ref`, and `page.n`, the order), and
+    its parameters. Each row holds its required roles and the relations the viewer may see,
+    so one statement answers; it is written once a process per viewer, as Django took longer
+    to build and compile it than PostgreSQL took to answer a by-name call with it."""
+    quote = connections[alias].ops.quote_name
+    entity = quote(Entity._meta.db_table)
+    roles = quote(EntityRequiredRole._meta.db_table)
+    relations_sql, relations_params = _relations_column(viewer, alias)
+    sql = (
+        f"SELECT {entity}.{quote('id')}, {entity}.{quote('ref')}, {entity}.{quote('owner_ref')}, "
+        f"{entity}.{quote('restricted')}, {entity}.{quote('descriptor')}::text, "
+        f"ARRAY(SELECT {quote('role_name')} FROM {roles} WHERE {quote('entity_id')} = "
+        f"{entity}.{quote('id')} ORDER BY 1), {relations_sql} "
+        f"FROM {{rows}} ORDER BY page.n"
+    )
+    return sql, relations_params
+
+
+# An entity's row as `_texts` reads it: id, ref, owner, restricted, the descriptor's text, the
+# required roles, the relations the viewer may see as [type, target] (None: read apart).
+Row = tuple[int, str, str, bool, str, list[str], list[list[str]] | None]
+
+
+def _rows_read(viewer: Viewer, alias: str, rows: str, params: list[Any]) -> list[Row]:
+    """Run `_rows_statement` over `rows` (its `{entity}` the entity table) and its `params`."""
+    sql, relations_params = _rows_statement(viewer, alias)
+    entity = connections[alias].ops.quote_name(Entity._meta.db_table)
+    statement = sql.replace("{rows}", rows.replace("{entity}", entity))
+    # The columns' placeholders come before the row source's in the text.
+    with connections[alias].cursor() as cursor:
+        cursor.execute(statement, [*relations_params, *params])
+        found: list[Row] = cursor.fetchall()
+    return found
+
+
+def entity_texts_by_refs(
+    keys: list[str], *, viewer: Viewer, alias: str = "default"
+) -> list[tuple[str, str]]:
+    """`entities_json_texts` of the entities of these lower-cased refs, in their order, those
+    that exist: by-name's and by-refs' read, without the ORM."""
+    if connections[alias].vendor != "postgresql":
+        return entities_json_texts(
+            Entity.objects.using(alias).filter(ref__in=keys).order_by("ref"), viewer=viewer
+        )
+    if not keys:
+        return []
+    rows = _rows_read(
+        viewer, alias,
+        "unnest(%s::varchar[]) WITH ORDINALITY AS page(ref, n) "
+        "JOIN {entity} ON {entity}.ref = page.ref",
+        [keys],
+    )  # fmt: skip
+    return _texts(rows, viewer)
+
+
 def entities_json_texts(
     entities: QuerySet[Entity], *, viewer: Viewer, fields: list[str] | None = None
 ) -> list[tuple[str, str]]:
@@ -198,38 +282,48 @@ def entities_json_texts(
         bodies = entities_json(listed, viewer=viewer, fields=fields)
         return [(entity.ref, _encoded(body)) for entity, body in zip(listed, bodies, strict=True)]
     connection = connections[entities.db]
-    postgres = connection.vendor == "postgresql"
-    if postgres:
-        # The entity's required roles in its own row, rather than one more query. Written as
-        # SQL: Django took longer to resolve and compile the same Cast and ArraySubquery than
-        # PostgreSQL took to answer a by-name call's read.
-        quote = connection.ops.quote_name
-        entity = quote(Entity._meta.db_table)
-        roles = quote(EntityRequiredRole._meta.db_table)
-        read = entities.annotate(
-            descriptor_text=RawSQL(f"{entity}.{quote('descriptor')}::text", (), TextField()),
-            required=RawSQL(
-                f"ARRAY(SELECT {quote('role_name')} FROM {roles} WHERE {quote('entity_id')}"
-                f" = {entity}.{quote('id')} ORDER BY 1)",
-                (),
-                ArrayField(CharField()),
-            ),
-        )
-    else:
-        read = entities.annotate(
-            descriptor_text=Cast("descriptor", TextField()), required=Value(None)
-        )
-    rows = list(
-        read.values_list("pk", "ref", "owner_ref", "restricted", "descriptor_text", "required")
+    if connection.vendor == "postgresql":
+        # Only which entities and in what order is the ORM's to compile (their ids, in an
+        # array that keeps the order); the columns are `_rows_statement`'s.
+        try:
+            inner, params = entities.values_list("pk").query.sql_with_params()
+        except EmptyResultSet:  # `.none()`, or a filter Django knows matches nothing
+            return []
+        rows = _rows_read(
+            viewer, entities.db,
+            f"unnest(ARRAY({inner})) WITH ORDINALITY AS page(id, n) "
+            "JOIN {entity} ON {entity}.id = page.id",
+            list(params),
+        )  # fmt: skip
+        return _texts(rows, viewer)
+    read = entities.annotate(descriptor_text=Cast("descriptor", TextField())).values_list(
+        "pk", "ref", "owner_ref", "restricted", "descriptor_text"
     )
-    if not rows:
+    found = [(pk, ref, owner, restricted, text) for pk, ref, owner, restricted, text in read]
+    if not found:
         return []
-    relations = _relations([row[1] for row in rows], viewer, entities.db)
-    if not postgres and not viewer.is_admin:
-        required = _required_roles([row[0] for row in rows])
-        rows = [(*row[:5], required.get(row[0], [])) for row in rows]
+    relations = _relations([row[1] for row in found], viewer, entities.db)
+    required = _required_roles([row[0] for row in found])
+    return _texts(
+        [(*row, required.get(row[0], []), None) for row in found], viewer, relations=relations
+    )
+
+
+def _texts(
+    rows: list[Row],
+    viewer: Viewer,
+    *,
+    relations: Relations | None = None,
+) -> list[tuple[str, str]]:
+    """The JSON texts of entities' rows, their relations from the rows unless given."""
+    if relations is None:
+        # A relation stated twice (by both ends' documents) is shown once.
+        relations = Relations(
+            {row[1]: list(dict.fromkeys((kind, target) for kind, target in row[6] or ()))
+             for row in rows}
+        )  # fmt: skip
     texts = []
-    for _, ref, owner_ref, restricted, descriptor_text, required_roles in rows:
+    for _, ref, owner_ref, restricted, descriptor_text, required_roles, _ in rows:
         seen_whole = viewer.may_see_restricted(
             restricted=restricted, required_roles=required_roles or [], owner_ref=owner_ref
         )
