@@ -9,6 +9,7 @@ Nothing here writes; `catalog.services` applies what a read produced.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import math
 import os
@@ -21,6 +22,7 @@ import yaml
 
 from catalog.descriptors import DescriptorError, ValidEntity, validate_entity
 from catalog.fetch import FetchError, FetchRefused, UrlScope, fetch_url
+from catalog.routes import AUDIENCE, GATEWAY_ROUTES
 from catalog.yamlfiles import MAX_DEPTH, MAX_FILE_BYTES, DescriptorFileError, load_documents
 
 DESCRIPTOR_SUFFIXES = (".yaml", ".yml")
@@ -58,10 +60,25 @@ class ReadResult:
     problems: list[Problem] = field(default_factory=list)
     # Files that could not be read at all: their entities must not be treated as gone.
     unreadable: set[str] = field(default_factory=set)
+    # Files skipped as unchanged (`known`): their stored entities stand as they are.
+    kept: set[str] = field(default_factory=set)
+    # Files read whole that could be skipped next time while unchanged: their digest and how
+    # many entities they gave (see `_Reader.read_file` for which qualify).
+    digests: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+def file_digest(salt: str, parent_ref: str, raw: bytes) -> str:
+    """What a file's entities are made from, besides the file: `salt` (the location's rules and
+    the reading code, catalog.services), and the Location entity it was read through."""
+    digest = hashlib.sha256(f"{salt}\0{parent_ref}\0".encode())
+    digest.update(raw)
+    return digest.hexdigest()
 
 
 class _Reader:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, known: dict[str, str] | None = None, salt: str = "") -> None:
+        # Files whose digest, if it is still this, lets them be skipped (`read_file`).
+        self.known, self.salt = known or {}, salt
         self.is_url = urlsplit(root).scheme in {"http", "https"}
         self.root = root if self.is_url else os.path.realpath(root)
         # What the location may read: under the folder of its URL, or inside its folder (the
@@ -178,6 +195,10 @@ class _Reader:
             return
         try:
             raw = self._fetch(source)
+            digest = file_digest(self.salt, parent.valid.ref.key if parent else "", raw)
+            if self.known.get(source) == digest:
+                self.result.kept.add(source)
+                return
             documents = load_documents(raw, source=source, per_document_errors=True)
         except DescriptorFileError as error:
             self.result.unreadable.add(source)
@@ -202,6 +223,7 @@ class _Reader:
         placeholders = b"$" in raw
         # Nor, without one of these, a NUL character (PostgreSQL stores none in text or JSON).
         may_hold_nul = any(mark in raw for mark in NUL_MARKS)
+        problems, emitted = len(self.result.problems), len(self.result.entities)
         for document in documents:
             if document.error is not None:
                 # One document is refused, its neighbours still read; the entity it held before
@@ -213,6 +235,19 @@ class _Reader:
                 source, document.number, document.data, parent=parent,
                 placeholders=placeholders, may_hold_nul=may_hold_nul,
             )  # fmt: skip
+        entities = self.result.entities[emitted:]
+        # Skippable next time while unchanged: a file whose entities come from its own bytes
+        # alone. Not one with placeholders (other files), a Location entity (its targets are
+        # read again), gateway routes (judged against other entities') or a problem (it may
+        # hang on what else the catalog holds); catalog.refresh also drops one whose entities
+        # the refresh refused.
+        if (
+            not placeholders
+            and len(self.result.problems) == problems
+            and source not in self.result.unreadable
+            and not any(_depends_on_more(entity) for entity in entities)
+        ):
+            self.result.digests[source] = (digest, len(entities))
 
     def _document(
         self,
@@ -397,12 +432,24 @@ def _ref_of(data: Any) -> str | None:
     return f"{kind}:{namespace}/{name}".lower()
 
 
+def _depends_on_more(emitted: Emitted) -> bool:
+    """Whether what is stored of this entity depends on more than its document."""
+    if emitted.valid.kind == "Location":
+        return True
+    annotations = emitted.valid.entity["metadata"].get("annotations") or {}
+    return GATEWAY_ROUTES in annotations or AUDIENCE in annotations
+
+
 def _is_within(path: str, folder: str) -> bool:
     """Whether a resolved path is the folder or under it (by parts: /a/bc is not in /a/b)."""
     return os.path.commonpath([path, folder]) == folder
 
 
-def read_location(target: str) -> ReadResult:
-    reader = _Reader(target)
+def read_location(
+    target: str, *, known: dict[str, str] | None = None, salt: str = ""
+) -> ReadResult:
+    """Read every descriptor of the location. A file of `known` whose `file_digest` (with
+    `salt`) is still the one given is not parsed: it lands in the result's `kept`."""
+    reader = _Reader(target, known=known, salt=salt)
     reader.read(reader.root)
     return reader.result

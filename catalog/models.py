@@ -47,6 +47,10 @@ class Location(models.Model):
     # Gateway routes decide who reaches an API through a gateway: only a location registered
     # allowing them may declare them (`atrium.dev/gateway-routes`, catalog.routes).
     allows_routes = models.BooleanField(default=False, help_text="may declare gateway routes")
+    # The files the last refresh read whole and found nothing wrong with, by path: the digest
+    # of what was read (catalog.ingest.file_digest) and how many entities the file gave. A
+    # refresh skips such a file while both still hold (catalog.services.location_refresh).
+    file_digests = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["target"]

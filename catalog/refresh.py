@@ -211,6 +211,49 @@ def _problem_shown(location: Location, others: Iterable[str]) -> Callable[[Probl
     return shown
 
 
+@functools.cache
+def _code_digest() -> str:
+    """The catalog code's own digest: another version of Atrium may read a file differently,
+    so after an upgrade every file is read again once."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def reading_salt(location: Location) -> str:
+    """What, besides a file and its parent Location entity, decides what the location's
+    entities become (catalog.ingest.file_digest): its rules on kinds and routes, and the code."""
+    rules = [location.target, ",".join(location.allow_kinds), str(location.allows_routes)]
+    return "\0".join([_code_digest(), *rules])
+
+
+def unchanged_candidates(location: Location) -> dict[str, str]:
+    """The digests of the location's files that a refresh may skip if unchanged: those the
+    last refresh recorded (`Location.file_digests`) whose entities are all still stored (one
+    removed by hand through the API comes back from its file, as Backstage's do)."""
+    recorded: dict[str, list[Any]] = location.file_digests or {}
+    if not recorded:
+        return {}
+    counts = dict(
+        Entity.objects.filter(location=location)
+        .values("source")
+        .annotate(total=models.Count("id"))
+        .values_list("source", "total")
+    )
+    return {
+        path: digest for path, (digest, total) in recorded.items() if counts.get(path, 0) == total
+    }
+
+
+def kept_collides(location: Location, result: ReadResult) -> bool:
+    """Whether an entity read now is one a skipped file of the location holds."""
+    if not result.kept or not result.entities:
+        return False
+    refs = [emitted.valid.ref.key for emitted in result.entities]
+    return Entity.objects.filter(location=location, source__in=result.kept, ref__in=refs).exists()
+
+
 @dataclass
 class RefreshPlan:
     """What a refresh read, judged against what the catalog holds of the location, and the
@@ -275,6 +318,17 @@ def _judged(
     return accepted, elsewhere, may_define
 
 
+def _stored_entities(location: Location, *, needed: set[str], held: int) -> dict[str, Entity]:
+    """The location's stored entities of these refs, by ref, without their descriptors (the
+    etag stands for them). All of them at once when most are needed."""
+    entities = Entity.objects.filter(location=location).defer("descriptor", "search_vector")
+    if not needed:
+        return {}
+    if len(needed) * 2 < held:
+        entities = entities.filter(ref__in=needed)
+    return {entity.ref: entity for entity in entities if entity.ref in needed}
+
+
 def refresh_plan(*, location: Location, result: ReadResult, report: RefreshReport) -> RefreshPlan:
     """Judge what the location emitted and compare it with its stored entities: which are new,
     which changed, which go. Writes nothing; fills the report's problems, added, updated,
@@ -291,27 +345,37 @@ def refresh_plan(*, location: Location, result: ReadResult, report: RefreshRepor
         if problem.ref:
             problems_by_ref.setdefault(problem.ref, []).append(_storable(shown(problem)))
 
-    # The descriptors are not needed to compare: the etag stands for them.
-    current = {
-        entity.ref: entity
-        for entity in Entity.objects.filter(location=location).defer("descriptor", "search_vector")
+    # Which entities the location holds, and from where: enough to tell what goes and what
+    # stands; whole rows only for those read now or going (a refresh that skipped every file
+    # builds none of them).
+    held = {
+        ref: (kind, source)
+        for ref, kind, source in Entity.objects.filter(location=location)
+        .order_by()
+        .values_list("ref", "kind", "source")
     }
-    # Atrium's annotations, read once per entity for problems, columns and required roles.
-    access = {ref: access_annotations(emitted.valid.entity) for ref, emitted in accepted.items()}
-    plan = RefreshPlan(accepted=accepted, access=access, stored=current)
     # Whatever its file holds now, an entity of a kind the location may not define (one read
     # before the rule, or before an admin took the permission away) is not kept.
-    refused = {ref for ref, entity in current.items() if not may_define(entity.kind)}
+    refused = {ref for ref, (kind, _) in held.items() if not may_define(kind)}
+    # The entities of files skipped as unchanged stand as they are stored.
+    kept = {ref for ref, (_, source) in held.items() if source in result.kept}
+    report.unchanged += len(kept - refused)
     gone = {
         ref
-        for ref, entity in current.items()
+        for ref, (_, source) in held.items()
         if ref in refused
         or (
             ref not in accepted
+            and ref not in kept
             and ref not in problems_by_ref
-            and entity.source not in result.unreadable
+            and source not in result.unreadable
         )
     }
+    current = _stored_entities(location, needed=(accepted.keys() | problems_by_ref.keys() | gone)
+                               & held.keys(), held=len(held))  # fmt: skip
+    # Atrium's annotations, read once per entity for problems, columns and required roles.
+    access = {ref: access_annotations(emitted.valid.entity) for ref, emitted in accepted.items()}
+    plan = RefreshPlan(accepted=accepted, access=access, stored=current)
     # Gateway routes: each refused one is its entity's problem, on its page and in the report.
     # The routes of entities this refresh removes go with them: an entity renamed keeps its.
     plan.routes = route_claims_plan(location=location, accepted=accepted, leaving=gone)
@@ -453,7 +517,7 @@ def refresh_outcome_record(
     """Store on the location when it was read, how that went and how long it took (`started`
     is the refresh's `time.monotonic()` when it began)."""
     location.last_refreshed_at = timezone.now()
-    if result.unreadable and not result.entities:
+    if result.unreadable and not result.entities and not result.kept:
         location.last_outcome = Location.Outcome.FAILED
     elif report.problems:
         location.last_outcome = Location.Outcome.PROBLEMS
@@ -461,6 +525,14 @@ def refresh_outcome_record(
         location.last_outcome = Location.Outcome.OK
     location.last_problems = [_storable(str(problem)) for problem in report.problems]
     location.last_refresh_seconds = time.monotonic() - started
+    # Files to skip next time while unchanged: those skipped now, and those read whole now
+    # with no problem, this refresh's own (a conflict, a kind refused) included.
+    troubled = {problem.source for problem in report.problems}
+    location.file_digests = {
+        **{path: location.file_digests[path] for path in result.kept},
+        **{path: list(digest) for path, digest in result.digests.items() if path not in troubled},
+    }
     location.save(
-        update_fields=["last_refreshed_at", "last_outcome", "last_problems", "last_refresh_seconds"]
-    )
+        update_fields=["last_refreshed_at", "last_outcome", "last_problems",
+                       "last_refresh_seconds", "file_digests"]
+    )  # fmt: skip

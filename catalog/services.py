@@ -21,11 +21,14 @@ from catalog.models import (
 from catalog.refresh import (
     RefreshReport,
     cyclic_gc_paused,
+    kept_collides,
+    reading_salt,
     refresh_apply,
     refresh_outcome_record,
     refresh_plan,
     refresh_rows,
     refresh_statistics,
+    unchanged_candidates,
 )
 from catalog.selectors import facet_count_rows
 
@@ -137,7 +140,12 @@ def location_refresh(*, location: Location) -> RefreshReport:
     """
     started = time.monotonic()
     location = Location.objects.select_for_update().get(pk=location.pk)
-    result = read_location(location.target)
+    salt = reading_salt(location)
+    result = read_location(location.target, known=unchanged_candidates(location), salt=salt)
+    if kept_collides(location, result):
+        # A file read now emits an entity a skipped one holds: which of them keeps it is the
+        # order of reading's to decide, so everything is read again.
+        result = read_location(location.target, salt=salt)
     report = RefreshReport(location=location, problems=list(result.problems))
     plan = refresh_plan(location=location, result=result, report=report)
     refresh_apply(plan=plan, location=location)
