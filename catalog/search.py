@@ -20,7 +20,8 @@ from django.db.models import (
     When,
 )
 from django.db.models.expressions import BaseExpression
-from django.db.models.functions import NullIf
+from django.db.models.functions import Length, Lower, NullIf
+from django.db.models.lookups import Contains, LessThanOrEqual
 
 from access.policy import Viewer
 from catalog.descriptors import KINDS
@@ -221,6 +222,8 @@ ORDER_COLUMNS = {
 }
 # Columns every entity has a value in: ordered as they are, so the indexes serve the order.
 ALWAYS_SET_COLUMNS = {"name", "namespace", "kind"}
+# Public keys whose value is also the entity's column, searched there (`text_fields_q`).
+TEXT_COLUMNS = {"metadata.name": "name", "metadata.description": "description"}
 # How deep a predicate may nest, and how many conditions it may hold, before it is refused.
 MAX_PREDICATE_DEPTH = 32
 MAX_PREDICATE_TERMS = 500
@@ -347,13 +350,21 @@ def text_fields_q(term: str, fields: list[str], *, details_q: Q) -> Q:
     """Backstage's `fullTextFilterFields`: the term anywhere in the value of one of the fields."""
     needle = term.lower()
     keys = list(dict.fromkeys(field.lower() for field in fields))
-    # The public keys in one subquery: PostgreSQL then joins its rows (found through each
+    either = Q()
+    # The name and description from the entity's own columns (trigram indexes, migration 0017),
+    # as the search rows hold them: lower-cased, and a value over 200 characters not at all.
+    for key, column in TEXT_COLUMNS.items():
+        if key in keys:
+            keys.remove(key)
+            either |= Q(Contains(Lower(column), needle)) & Q(
+                LessThanOrEqual(Length(column), MAX_VALUE_LENGTH)
+            )
+    # The other public keys in one subquery: PostgreSQL then joins its rows (found through each
     # key's trigram index, migration 0014) instead of testing every entity against each key's.
     in_public = Q()
     for key in keys:
         if key in PUBLIC_KEYS:
             in_public |= Q(key=key, value__contains=needle)
-    either = Q()
     if in_public:
         either |= Q(pk__in=SearchRow.objects.filter(in_public).values("entity_id"))
     for key in keys:

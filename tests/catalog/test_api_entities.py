@@ -531,6 +531,42 @@ def test_full_text_fields_match_the_term_in_those_fields_values(demo_catalog: No
     assert in_title == ["payments"]
 
 
+def test_full_text_on_name_and_description_finds_what_backstages_search_table_holds(
+    tmp_path: Path,
+) -> None:
+    """Case-insensitive, the term's `%` and `_` as themselves, and a value over 200 characters
+    not searched (Backstage's search table keeps none)."""
+    described = {
+        "loud": "The LEDGER of record",
+        "long": "ledger " + "x" * 200,
+        "odd": "100%_ledger",
+        "plain": "a queue",
+    }
+    (tmp_path / "catalog-info.yaml").write_text(
+        "---\n".join(
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\n"
+            f"metadata: {{name: {name}, description: '{text}'}}\n"
+            "spec: {type: service, lifecycle: production, owner: team-a}\n"
+            for name, text in described.items()
+        )
+        + "---\napiVersion: backstage.io/v1alpha1\nkind: Component\n"
+        "metadata: {name: Ledger-Service}\nspec: {type: service, lifecycle: production, owner: a}\n"
+    )
+    location_refresh(location=location_register(target=str(tmp_path)))
+    client = signed_in("ada@example.com")
+
+    def found(term: str) -> list[str]:
+        path = (
+            f"/api/catalog/entities/by-query?limit=100&fullTextFilterTerm={term}"
+            "&fullTextFilterFields=metadata.name,metadata.description"
+        )
+        return sorted(names(client.get(path).json()["items"]))
+
+    assert found("Ledger") == ["Ledger-Service", "loud", "odd"]
+    assert found("0%25_l") == ["odd"]
+    assert found("0_") == []
+
+
 def test_full_text_fields_on_details_match_only_for_those_who_may_see_them(
     demo_catalog: None,
 ) -> None:
