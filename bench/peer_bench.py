@@ -731,10 +731,14 @@ def run(
         f"the peer used {peer_busy:.0%} of a core when timing began (its refresh loop; at most "
         f"{args.quiet_timeout:.0f} s were waited for it to rest)"
     )
+    peer_rate = (
+        "its databases reused (the run that made them printed its rate)"
+        if reused
+        else f"{written / peer_seconds:,.1f} entities/s ({peer_seconds:.0f} s from its start)"
+    )
     print(
-        f"ingest: peer {written / peer_seconds:,.1f} entities/s ({peer_seconds:.0f} s from its "
-        f"start), Atrium {rate:,.0f} entities/s ({ingest.seconds:.1f} s + ANALYZE "
-        f"{ingest.analyze_seconds:.2f} s of {', '.join(ingest.analysed) or 'no table'})"
+        f"ingest: peer {peer_rate}, Atrium {rate:,.0f} entities/s ({ingest.seconds:.1f} s "
+        f"+ ANALYZE {ingest.analyze_seconds:.2f} s of {', '.join(ingest.analysed) or 'no table'})"
     )
     print(
         f"refresh with nothing changed: {ingest.unchanged_seconds:.2f} s "
