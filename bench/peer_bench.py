@@ -345,19 +345,10 @@ def atrium_ingest(folder: Path, written: int, repeat: int) -> AtriumIngest:
 
 
 def bench_person() -> Any:
-    """A person with two roles and a catalog identity (user-1 of the corpus), not an admin."""
-    from access.models import Role, RoleMembership
-    from portal.models import User
+    """A person with two roles and a catalog identity, not an admin (catalog_bench's reader)."""
+    from bench.catalog_bench import reader
 
-    user, _ = User.objects.get_or_create(
-        sub="bench|reader", defaults={"email": "user-1@example.com", "email_verified": True}
-    )
-    for name in ("payments.viewer", "data.reader"):
-        role, _ = Role.objects.get_or_create(name=name)
-        RoleMembership.objects.get_or_create(
-            user=user, role=role, defaults={"source": RoleMembership.Source.SIGN_IN}
-        )
-    return user
+    return reader()
 
 
 def session_headers() -> dict[str, str]:
