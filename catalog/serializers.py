@@ -17,6 +17,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     Func,
+    Q,
     QuerySet,
     TextField,
 )
@@ -60,6 +61,19 @@ def _project(entity: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     return projected
 
 
+def _visible_relations(viewer: Viewer, alias: str, among: Q) -> QuerySet[Relation]:
+    """The relations `among` selects that the viewer may see, ordered by type then target: the
+    one shape every read of an answer's relations takes. The policy asks its rule of each
+    relation's origin by primary key, so this reads through the index on the source whatever
+    the catalog's size (access.policy.Viewer.may_see_relation_q)."""
+    return (
+        Relation.objects.using(alias)
+        .filter(among)
+        .filter(viewer.may_see_relation_q(probing_origins=True))
+        .order_by("type", "target_ref")
+    )
+
+
 @lru_cache(maxsize=512)
 def _relations_statement(viewer: Viewer, alias: str) -> tuple[str, tuple[Any, ...], int]:
     """The SQL of the relations query for this viewer, its parameters, and where among them the
@@ -69,13 +83,9 @@ def _relations_statement(viewer: Viewer, alias: str) -> tuple[str, tuple[Any, ..
     sources: list[str] = []  # a stand-in, found again among the parameters by identity
     table = connections[alias].ops.quote_name(Relation._meta.db_table)
     among = RawSQL(f"{table}.source_ref = ANY(%s)", (sources,))
-    query = (
-        Relation.objects.using(alias)
-        .filter(ExpressionWrapper(among, output_field=BooleanField()))
-        .filter(viewer.may_see_relation_q(probing_origins=True))
-        .order_by("type", "target_ref")
-        .values_list("source_ref", "type", "target_ref")
-    )
+    query = _visible_relations(
+        viewer, alias, Q(ExpressionWrapper(among, output_field=BooleanField()))
+    ).values_list("source_ref", "type", "target_ref")
     sql, params = query.query.sql_with_params()
     (index,) = [place for place, param in enumerate(params) if param is sources]
     return sql, tuple(params), index
@@ -94,11 +104,8 @@ def _relations_column(viewer: Viewer, alias: str) -> tuple[str, tuple[Any, ...]]
     pair = Func(F("type"), F("target_ref"), template="ARRAY[%(expressions)s]",
                 output_field=ArrayField(CharField()))  # fmt: skip
     query = (
-        Relation.objects.using(alias)
-        .filter(ExpressionWrapper(among, output_field=BooleanField()))
-        .filter(viewer.may_see_relation_q(probing_origins=True))
+        _visible_relations(viewer, alias, Q(ExpressionWrapper(among, output_field=BooleanField())))
         .annotate(pair=pair)
-        .order_by("type", "target_ref")
         .values_list("pair")
     )
     sql, params = query.query.sql_with_params()
@@ -107,16 +114,10 @@ def _relations_column(viewer: Viewer, alias: str) -> tuple[str, tuple[Any, ...]]
 
 def _relation_rows(refs: list[str], viewer: Viewer, alias: str) -> Iterable[tuple[str, str, str]]:
     """(source, type, target) of the relations of these entities the viewer may see, ordered by
-    type then target. The policy asks its rule of each relation's origin by primary key, so
-    this reads through the index on the source whatever the catalog's size
-    (access.policy.Viewer.may_see_relation_q)."""
+    type then target (`_visible_relations`)."""
     if connections[alias].vendor != "postgresql":
-        return (
-            Relation.objects.using(alias)
-            .filter(source_ref__in=refs)
-            .filter(viewer.may_see_relation_q(probing_origins=True))
-            .order_by("type", "target_ref")
-            .values_list("source_ref", "type", "target_ref")
+        return _visible_relations(viewer, alias, Q(source_ref__in=refs)).values_list(
+            "source_ref", "type", "target_ref"
         )
     sql, params, index = _relations_statement(viewer, alias)
     with connections[alias].cursor() as cursor:
