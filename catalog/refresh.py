@@ -228,19 +228,23 @@ def reading_salt(location: Location) -> str:
     return "\0".join([_code_digest(), *rules])
 
 
-def unchanged_candidates(location: Location) -> dict[str, str]:
+def stored_sources(location: Location) -> dict[str, tuple[str, str]]:
+    """The location's entities as stored: ref -> (kind, source file). Read once per refresh, for
+    which files it may skip and then what goes and what stands."""
+    return {
+        ref: (kind, source)
+        for ref, kind, source in Entity.objects.filter(location=location)
+        .order_by()
+        .values_list("ref", "kind", "source")
+    }
+
+
+def unchanged_candidates(location: Location, held: dict[str, tuple[str, str]]) -> dict[str, str]:
     """The digests of the location's files that a refresh may skip if unchanged: those the
-    last refresh recorded (`Location.file_digests`) whose entities are all still stored (one
-    removed by hand through the API comes back from its file, as Backstage's do)."""
+    last refresh recorded (`Location.file_digests`) whose entities are all still stored (`held`;
+    one removed by hand through the API comes back from its file, as Backstage's do)."""
     recorded: dict[str, list[Any]] = location.file_digests or {}
-    if not recorded:
-        return {}
-    counts = dict(
-        Entity.objects.filter(location=location)
-        .values("source")
-        .annotate(total=models.Count("id"))
-        .values_list("source", "total")
-    )
+    counts = Counter(source for _, source in held.values())
     return {
         path: digest for path, (digest, total) in recorded.items() if counts.get(path, 0) == total
     }
@@ -329,10 +333,16 @@ def _stored_entities(location: Location, *, needed: set[str], held: int) -> dict
     return {entity.ref: entity for entity in entities if entity.ref in needed}
 
 
-def refresh_plan(*, location: Location, result: ReadResult, report: RefreshReport) -> RefreshPlan:
-    """Judge what the location emitted and compare it with its stored entities: which are new,
-    which changed, which go. Writes nothing; fills the report's problems, added, updated,
-    unchanged and removed.
+def refresh_plan(
+    *,
+    location: Location,
+    result: ReadResult,
+    report: RefreshReport,
+    held: dict[str, tuple[str, str]],
+) -> RefreshPlan:
+    """Judge what the location emitted and compare it with its stored entities (`held`, as
+    `stored_sources` read them): which are new, which changed, which go. Writes nothing;
+    fills the report's problems, added, updated, unchanged and removed.
 
     An entity whose document is now invalid keeps its last good version, with the problem
     beside it; an entity no longer emitted goes, unless its file could not be read at all;
@@ -345,15 +355,9 @@ def refresh_plan(*, location: Location, result: ReadResult, report: RefreshRepor
         if problem.ref:
             problems_by_ref.setdefault(problem.ref, []).append(_storable(shown(problem)))
 
-    # Which entities the location holds, and from where: enough to tell what goes and what
-    # stands; whole rows only for those read now or going (a refresh that skipped every file
-    # builds none of them).
-    held = {
-        ref: (kind, source)
-        for ref, kind, source in Entity.objects.filter(location=location)
-        .order_by()
-        .values_list("ref", "kind", "source")
-    }
+    # Which entities the location holds, and from where (`held`, `stored_sources`): enough to
+    # tell what goes and what stands; whole rows only for those read now or going (a refresh
+    # that skipped every file builds none of them).
     # Whatever its file holds now, an entity of a kind the location may not define (one read
     # before the rule, or before an admin took the permission away) is not kept.
     refused = {ref for ref, (kind, _) in held.items() if not may_define(kind)}

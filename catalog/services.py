@@ -28,6 +28,7 @@ from catalog.refresh import (
     refresh_plan,
     refresh_rows,
     refresh_statistics,
+    stored_sources,
     unchanged_candidates,
 )
 from catalog.selectors import facet_count_rows
@@ -140,14 +141,14 @@ def location_refresh(*, location: Location) -> RefreshReport:
     """
     started = time.monotonic()
     location = Location.objects.select_for_update().get(pk=location.pk)
-    salt = reading_salt(location)
-    result = read_location(location.target, known=unchanged_candidates(location), salt=salt)
+    salt, held = reading_salt(location), stored_sources(location)
+    result = read_location(location.target, known=unchanged_candidates(location, held), salt=salt)
     if kept_collides(location, result):
         # A file read now emits an entity a skipped one holds: which of them keeps it is the
         # order of reading's to decide, so everything is read again.
         result = read_location(location.target, salt=salt)
     report = RefreshReport(location=location, problems=list(result.problems))
-    plan = refresh_plan(location=location, result=result, report=report)
+    plan = refresh_plan(location=location, result=result, report=report, held=held)
     refresh_apply(plan=plan, location=location)
     refresh_rows(plan=plan)
     refresh_statistics(plan=plan)
